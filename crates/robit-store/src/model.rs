@@ -1,0 +1,130 @@
+//! Rows the store reads and writes, in the store's own vocabulary.
+
+use robit_types::{ConversationKey, EventId, Platform, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationId(pub i64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub key: ConversationKey,
+    /// The model chosen with `/model`, if any.
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageRole {
+    User,
+    Assistant,
+    Tool,
+}
+
+impl MessageRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageRole::User => "user",
+            MessageRole::Assistant => "assistant",
+            MessageRole::Tool => "tool",
+        }
+    }
+}
+
+/// Whether an assistant message is the whole answer or what was shown before a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    Complete,
+    /// The provider failed or the turn was cut off after this text was shown to the user.
+    Interrupted,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Complete => "complete",
+            MessageStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub role: MessageRole,
+    pub content: String,
+    /// JSON array of tool calls made by an assistant message.
+    pub tool_calls: Option<String>,
+    /// For a tool message: the id of the call it answers.
+    pub tool_call_id: Option<String>,
+    pub status: MessageStatus,
+    pub author: Option<UserId>,
+}
+
+impl NewMessage {
+    pub fn user(author: UserId, content: impl Into<String>) -> Self {
+        Self {
+            role: MessageRole::User,
+            content: content.into(),
+            tool_calls: None,
+            tool_call_id: None,
+            status: MessageStatus::Complete,
+            author: Some(author),
+        }
+    }
+
+    pub fn assistant(content: impl Into<String>, status: MessageStatus) -> Self {
+        Self {
+            role: MessageRole::Assistant,
+            content: content.into(),
+            tool_calls: None,
+            tool_call_id: None,
+            status,
+            author: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub role: MessageRole,
+    pub content: String,
+    pub tool_calls: Option<String>,
+    pub tool_call_id: Option<String>,
+    pub status: MessageStatus,
+    pub author: Option<UserId>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// An inbound event to persist before it is acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub platform: Platform,
+    pub event_id: EventId,
+    pub key: ConversationKey,
+    /// The user's message, for chat turns; `None` for commands that add nothing to history.
+    pub message: Option<NewMessage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    New {
+        conversation: Conversation,
+        /// The stored user message's id, when the event carried one.
+        message_id: Option<i64>,
+    },
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    pub conversation: ConversationId,
+    pub key: ConversationKey,
+    pub user: Option<UserId>,
+    pub provider: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// True when the provider sent no usage and the numbers are our estimate.
+    pub estimated: bool,
+}

@@ -1,0 +1,81 @@
+//! What an adapter hands the engine: one platform event in the common shape.
+
+use crate::command::Command;
+use crate::ids::{ConversationKey, EventId, UserId};
+use serde::{Deserialize, Serialize};
+use std::time::SystemTime;
+
+/// Who sent an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub id: UserId,
+    pub name: String,
+    /// Adapters drop bot messages before they reach the engine; the engine checks again so a
+    /// misbehaving adapter cannot start a bot-to-bot loop.
+    pub is_bot: bool,
+}
+
+/// A file attached to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: Option<String>,
+    pub size: u64,
+    pub url: Option<String>,
+}
+
+/// The two shapes an event takes once an adapter has understood it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InboundKind {
+    /// Free text addressed to the bot (a mention, a DM, a reply in the bot's thread).
+    Message {
+        text: String,
+        attachments: Vec<Attachment>,
+        mentions_bot: bool,
+    },
+    /// A slash command, already parsed by the adapter.
+    Command(Command),
+}
+
+/// One platform event in the common model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbound {
+    pub event_id: EventId,
+    pub key: ConversationKey,
+    pub author: Author,
+    pub kind: InboundKind,
+    pub received_at: SystemTime,
+}
+
+impl Inbound {
+    /// A plain text message. Text that starts with a known `/command` is still a message here:
+    /// the engine decides (see [`Command::parse_text`]).
+    pub fn message(event_id: EventId, key: ConversationKey, author: Author, text: String) -> Self {
+        Self {
+            event_id,
+            key,
+            author,
+            kind: InboundKind::Message {
+                text,
+                attachments: Vec::new(),
+                mentions_bot: true,
+            },
+            received_at: SystemTime::now(),
+        }
+    }
+
+    pub fn command(
+        event_id: EventId,
+        key: ConversationKey,
+        author: Author,
+        command: Command,
+    ) -> Self {
+        Self {
+            event_id,
+            key,
+            author,
+            kind: InboundKind::Command(command),
+            received_at: SystemTime::now(),
+        }
+    }
+}

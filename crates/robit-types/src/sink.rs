@@ -1,0 +1,76 @@
+//! The port adapters implement so the engine can answer in a thread without naming a platform.
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// What a platform allows; the engine's renderer paces and splits by these numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Longest message text, in Unicode scalar values (Discord counts these; 2,000).
+    pub max_message_len: usize,
+    /// Minimum time between two edits of one message.
+    pub min_edit_interval: Duration,
+    /// The platform streams natively (Slack `chat.appendStream`): edits are cheap.
+    pub native_streaming: bool,
+    /// Largest file the platform takes; `None` when uploads are not supported.
+    pub max_upload_bytes: Option<u64>,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            max_message_len: 2000,
+            min_edit_interval: Duration::from_secs(1),
+            native_streaming: false,
+            max_upload_bytes: None,
+        }
+    }
+}
+
+/// A message the sink posted, so it can be edited later. Opaque to the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MessageRef(pub String);
+
+/// A failure talking to the platform.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The platform asked us to slow down; the sink could not absorb it itself.
+    #[error("rate limited by the platform, retry after {0:?}")]
+    RateLimited(Duration),
+    #[error("the platform rejected the request: {0}")]
+    Rejected(String),
+    #[error("the platform could not be reached: {0}")]
+    Unavailable(String),
+    #[error("not supported by this platform: {0}")]
+    Unsupported(&'static str),
+}
+
+/// Where the engine's replies go: one thread (or DM, or console) of one platform.
+///
+/// Implementations do the platform call and nothing else: pacing, splitting and mention
+/// neutralising are the engine's job, so every platform gets the same behaviour.
+#[async_trait]
+pub trait ReplySink: Send + Sync {
+    fn capabilities(&self) -> Capabilities;
+
+    /// Posts a new message in the thread.
+    async fn post(&self, text: &str) -> Result<MessageRef, SinkError>;
+
+    /// Replaces the text of a message this sink posted.
+    async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError>;
+
+    /// Uploads a file to the thread with an optional comment.
+    async fn upload(
+        &self,
+        _file_name: &str,
+        _bytes: &[u8],
+        _comment: &str,
+    ) -> Result<MessageRef, SinkError> {
+        Err(SinkError::Unsupported("file upload"))
+    }
+
+    /// Shows that the bot is working (typing indicator, status line). Best effort.
+    async fn typing(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
