@@ -4,20 +4,92 @@
 //! (production, several replicas), chosen by the database URL. The engine holds it as
 //! `Arc<dyn Store>`. This crate knows nothing about chat platforms' wire formats or LLM
 //! providers: it stores what the engine gives it, and never reads the environment.
+//!
+//! Start with [`connect`], then [`Store::migrate`]. The SQL schema lives in `migrations/` at
+//! the workspace root and is compiled in (see `migrations.rs`).
 
+pub mod bench;
 mod error;
+mod migrations;
 mod model;
+mod postgres;
+mod rows;
+mod sqlite;
 
 pub use error::StoreError;
 pub use model::{
-    Accepted, Conversation, ConversationId, MessageRole, MessageStatus, NewEvent, NewMessage,
-    StoredMessage, UsageRecord,
+    Accepted, Conversation, ConversationId, MessageRole, MessageStatus, MigrationStatus, NewEvent,
+    NewMessage, StoredMessage, UsageRecord,
 };
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use robit_types::ConversationKey;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How many connections a store keeps and how long a caller waits for one. Configuration,
+/// not constants: the binary maps its config onto this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Upper bound on open connections. On SQLite writers still take turns; extra
+    /// connections serve concurrent reads.
+    pub max_connections: u32,
+    /// How long to wait for a free connection before failing with a pool timeout.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Opens the store a URL names: `sqlite:` for [`SqliteStore`] (the file is created if
+/// missing), `postgres:` or `postgresql:` for [`PostgresStore`]. Does not migrate; call
+/// [`Store::migrate`] next.
+pub async fn connect(url: &str, options: PoolOptions) -> Result<Arc<dyn Store>> {
+    let scheme = url
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("sqlite") => Ok(Arc::new(SqliteStore::connect_url(url, options).await?)),
+        Some("postgres" | "postgresql") => {
+            Ok(Arc::new(PostgresStore::connect(url, options).await?))
+        }
+        _ => Err(StoreError::UnsupportedUrl(redact_password(url))),
+    }
+}
+
+/// Opens (creating if missing) the SQLite file at `path` with default pool options.
+pub async fn connect_sqlite(path: impl AsRef<Path>) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(
+        SqliteStore::connect(path, PoolOptions::default()).await?,
+    ))
+}
+
+/// The URL with any password replaced, because error messages end up in logs.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
 
 /// The engine's port to durable state. Object safe; held as `Arc<dyn Store>`.
 #[async_trait]
@@ -38,8 +110,11 @@ pub trait Store: Send + Sync {
     async fn conversation(&self, key: &ConversationKey) -> Result<Conversation>;
 
     /// Appends a message to a conversation; returns its id.
-    async fn append_message(&self, conversation: ConversationId, message: NewMessage)
-        -> Result<i64>;
+    async fn append_message(
+        &self,
+        conversation: ConversationId,
+        message: NewMessage,
+    ) -> Result<i64>;
 
     /// The conversation's messages since its last reset, oldest first; at most the newest
     /// `limit` of them.
@@ -54,4 +129,52 @@ pub trait Store: Send + Sync {
 
     /// Records token usage for one turn.
     async fn record_usage(&self, usage: UsageRecord) -> Result<()>;
+
+    /// Takes the conversation's lease for `holder` until `ttl` from now, atomically: succeeds
+    /// when no one holds it, when it has expired, or when `holder` already holds it (then it
+    /// is renewed). Returns `false` when another holder's lease is still live. With several
+    /// replicas, only the lease holder runs the conversation's turns. Expiry is judged by the
+    /// database clock on PostgreSQL and by this process's clock on SQLite.
+    async fn try_lease(
+        &self,
+        conversation: ConversationId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool>;
+
+    /// Gives up `holder`'s lease so another holder need not wait for it to expire. Does
+    /// nothing when the lease is someone else's or there is none.
+    async fn release_lease(&self, conversation: ConversationId, holder: &str) -> Result<()>;
+
+    /// Which migrations are applied and pending, and the server version, for `robit doctor`.
+    /// Reads only: it works on a database that was never migrated.
+    async fn migration_status(&self) -> Result<MigrationStatus>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_password("mysql://robit:hunter2@db:3306/robit"),
+            "mysql://robit:***@db:3306/robit"
+        );
+        assert_eq!(redact_password("mysql://db/robit"), "mysql://db/robit");
+        assert_eq!(redact_password("robit.db"), "robit.db");
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_schemes() {
+        for url in ["mysql://db/robit", "robit.db", "http://x"] {
+            assert!(
+                matches!(
+                    connect(url, PoolOptions::default()).await,
+                    Err(StoreError::UnsupportedUrl(_))
+                ),
+                "{url}"
+            );
+        }
+    }
 }

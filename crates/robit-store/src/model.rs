@@ -28,6 +28,16 @@ impl MessageRole {
             MessageRole::Tool => "tool",
         }
     }
+
+    /// The inverse of [`MessageRole::as_str`]; `None` for a value this version does not know.
+    pub fn parse(s: &str) -> Option<MessageRole> {
+        match s {
+            "user" => Some(MessageRole::User),
+            "assistant" => Some(MessageRole::Assistant),
+            "tool" => Some(MessageRole::Tool),
+            _ => None,
+        }
+    }
 }
 
 /// Whether an assistant message is the whole answer or what was shown before a failure.
@@ -43,6 +53,15 @@ impl MessageStatus {
         match self {
             MessageStatus::Complete => "complete",
             MessageStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The inverse of [`MessageStatus::as_str`]; `None` for a value this version does not know.
+    pub fn parse(s: &str) -> Option<MessageStatus> {
+        match s {
+            "complete" => Some(MessageStatus::Complete),
+            "interrupted" => Some(MessageStatus::Interrupted),
+            _ => None,
         }
     }
 }
@@ -127,4 +146,15 @@ pub struct UsageRecord {
     pub completion_tokens: u64,
     /// True when the provider sent no usage and the numbers are our estimate.
     pub estimated: bool,
+}
+
+/// Which schema migrations a database has, for `robit doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Versions recorded as successfully applied, ascending.
+    pub applied: Vec<i64>,
+    /// Versions this binary embeds that the database has not applied yet, ascending.
+    pub pending: Vec<i64>,
+    /// The database server's own version string, e.g. `SQLite 3.46.0` or `PostgreSQL 15.8`.
+    pub server_version: String,
 }

@@ -1,0 +1,99 @@
+//! The schema migrations, compiled into the binary so that `robit` migrates its database
+//! from whatever directory it is started in.
+//!
+//! The SQL lives in `migrations/sqlite/` and `migrations/postgres/` at the workspace root,
+//! named as `sqlx migrate add` names them, so sqlx-cli and this crate agree on versions and
+//! checksums. This module only lists those files; it must not hold SQL of its own.
+
+use crate::model::MigrationStatus;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::SqlSafeStr;
+use std::sync::LazyLock;
+
+/// One embedded migration: version, description, SQL.
+type Embedded = (i64, &'static str, &'static str);
+
+const SQLITE: &[Embedded] = &[(
+    1,
+    "init",
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+)];
+
+const POSTGRES: &[Embedded] = &[(
+    1,
+    "init",
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+)];
+
+pub(crate) static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| migrator(SQLITE));
+pub(crate) static POSTGRES_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| migrator(POSTGRES));
+
+fn migrator(embedded: &[Embedded]) -> Migrator {
+    Migrator::with_migrations(
+        embedded
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Builds the status from the versions a database reports as applied.
+pub(crate) fn status(
+    migrator: &Migrator,
+    applied: Vec<i64>,
+    server_version: String,
+) -> MigrationStatus {
+    let pending = migrator
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    MigrationStatus {
+        applied,
+        pending,
+        server_version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A migration file added to the folder but not to the list above would silently never
+    /// run; this catches it.
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+        for (dialect, embedded) in [("sqlite", SQLITE), ("postgres", POSTGRES)] {
+            let mut files: Vec<String> = std::fs::read_dir(root.join(dialect))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".sql"))
+                .collect();
+            files.sort();
+            let listed: Vec<String> = embedded
+                .iter()
+                .map(|(v, d, _)| format!("{v:04}_{}.sql", d.replace(' ', "_")))
+                .collect();
+            assert_eq!(
+                files, listed,
+                "migrations/{dialect} and migrations.rs disagree"
+            );
+        }
+    }
+
+    #[test]
+    fn dialects_have_the_same_versions() {
+        let versions = |e: &[Embedded]| e.iter().map(|m| m.0).collect::<Vec<_>>();
+        assert_eq!(versions(SQLITE), versions(POSTGRES));
+    }
+}
