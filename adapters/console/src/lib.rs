@@ -1,1 +1,200 @@
-//! placeholder
+//! The terminal adapter: each line typed is a message in one conversation, and replies stream
+//! to the terminal as they arrive.
+//!
+//! It exists so robit can be tried, and its engine exercised, without any chat platform. Like
+//! every adapter it only converts input to [`Inbound`] values and implements [`ReplySink`]; it
+//! must not touch the store or the provider directly.
+
+use async_trait::async_trait;
+use robit_core::{Engine, EngineError, Submission};
+use robit_types::{
+    Author, Capabilities, ConversationKey, EventId, Inbound, MessageRef, Platform, ReplySink,
+    SinkError, UserId,
+};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+/// Writes replies to a terminal (or any writer, for tests).
+///
+/// A terminal cannot edit what it printed, so an edit that extends a message prints only the
+/// new text (the common case while streaming); any other edit prints the message again.
+pub struct ConsoleSink {
+    state: Mutex<SinkState>,
+}
+
+struct SinkState {
+    out: Box<dyn Write + Send>,
+    /// Text printed so far for each message, by id.
+    printed: Vec<String>,
+    at_line_start: bool,
+}
+
+impl ConsoleSink {
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            state: Mutex::new(SinkState {
+                out,
+                printed: Vec::new(),
+                at_line_start: true,
+            }),
+        }
+    }
+
+    fn write(state: &mut SinkState, text: &str) -> Result<(), SinkError> {
+        state
+            .out
+            .write_all(text.as_bytes())
+            .and_then(|_| state.out.flush())
+            .map_err(|e| SinkError::Unavailable(e.to_string()))?;
+        if !text.is_empty() {
+            state.at_line_start = text.ends_with('\n');
+        }
+        Ok(())
+    }
+
+    /// Ends the current line, if any, so a prompt starts on its own line.
+    pub fn end_line(&self) {
+        let mut s = self.state.lock().expect("console sink poisoned");
+        if !s.at_line_start {
+            let _ = Self::write(&mut s, "\n");
+        }
+    }
+}
+
+#[async_trait]
+impl ReplySink for ConsoleSink {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            // Terminals take any length; a long limit keeps replies in one piece.
+            max_message_len: 100_000,
+            min_edit_interval: Duration::from_millis(30),
+            native_streaming: true,
+            max_upload_bytes: None,
+        }
+    }
+
+    async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+        let mut s = self.state.lock().expect("console sink poisoned");
+        if !s.at_line_start {
+            Self::write(&mut s, "\n")?;
+        }
+        Self::write(&mut s, text)?;
+        s.printed.push(text.to_string());
+        Ok(MessageRef((s.printed.len() - 1).to_string()))
+    }
+
+    async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+        let mut s = self.state.lock().expect("console sink poisoned");
+        let idx: usize = message
+            .0
+            .parse()
+            .map_err(|_| SinkError::Rejected(format!("unknown message {}", message.0)))?;
+        let before = s
+            .printed
+            .get(idx)
+            .cloned()
+            .ok_or_else(|| SinkError::Rejected(format!("unknown message {idx}")))?;
+        let is_last = idx + 1 == s.printed.len();
+        match text.strip_prefix(before.as_str()) {
+            Some(delta) if is_last => Self::write(&mut s, delta)?,
+            _ => {
+                if !s.at_line_start {
+                    Self::write(&mut s, "\n")?;
+                }
+                Self::write(&mut s, text)?;
+            }
+        }
+        s.printed[idx] = text.to_string();
+        Ok(())
+    }
+}
+
+/// The console's identity and conversation.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    /// Names the conversation, so `robit chat` picks up where it left off.
+    pub conversation: String,
+    pub user: String,
+}
+
+impl Default for ConsoleOptions {
+    fn default() -> Self {
+        Self {
+            conversation: "default".into(),
+            user: "local".into(),
+        }
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh event id: time plus a counter, unique across restarts of one machine.
+fn next_event_id() -> EventId {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    EventId(format!(
+        "console-{nanos}-{}",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// The inbound event for one typed line.
+pub fn line_to_inbound(options: &ConsoleOptions, line: &str) -> Inbound {
+    Inbound::message(
+        next_event_id(),
+        ConversationKey::new(Platform::Console, "local", options.conversation.clone(), None),
+        Author {
+            id: UserId(options.user.clone()),
+            name: options.user.clone(),
+            is_bot: false,
+        },
+        line.to_string(),
+    )
+}
+
+/// Reads lines until end of input, answering each before reading the next.
+pub async fn run<R: AsyncBufRead + Unpin>(
+    engine: &Engine,
+    options: &ConsoleOptions,
+    input: R,
+    sink: Arc<ConsoleSink>,
+    prompt: bool,
+) -> Result<(), EngineError> {
+    let mut lines = input.lines();
+    loop {
+        if prompt {
+            sink.end_line();
+            let mut s = sink.state.lock().expect("console sink poisoned");
+            let _ = ConsoleSink::write(&mut s, "> ");
+        }
+        let line = match lines.next_line().await {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the terminal failed");
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        if prompt {
+            // The typed line ended with Enter.
+            sink.state.lock().expect("console sink poisoned").at_line_start = true;
+        }
+        let inbound = line_to_inbound(options, line.trim_end());
+        match engine.submit(inbound, sink.clone()).await? {
+            Submission::Queued(h) => {
+                h.wait().await;
+            }
+            Submission::Duplicate | Submission::Ignored => {}
+        }
+    }
+    sink.end_line();
+    Ok(())
+}

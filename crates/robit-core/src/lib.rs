@@ -1,1 +1,22 @@
-//! placeholder
+//! The engine: everything robit does with a message once an adapter has understood it.
+//!
+//! It dedups events, keeps one turn at a time per conversation (in arrival order) while
+//! conversations run in parallel up to a configured limit, loads history from the store,
+//! calls the provider, runs code in the sandbox, and renders streamed replies through the
+//! adapter's [`robit_types::ReplySink`]. It must never name a platform type (no serenity, no
+//! slack-morphism) and never read configuration files or the environment: the binary hands
+//! it typed values.
+
+mod commands;
+mod config;
+mod engine;
+mod error;
+mod format;
+pub mod render;
+mod tokens;
+mod turn;
+
+pub use config::EngineConfig;
+pub use engine::{Engine, Submission, TurnHandle, TurnOutcome};
+pub use error::EngineError;
+pub use tokens::estimate_tokens;

@@ -113,7 +113,7 @@ impl Command {
 /// `python print(1)`, `js console.log(1)`, or a fenced block (```python … ```), optionally after
 /// the language name.
 fn parse_run(args: &str) -> Result<Command, CommandParseError> {
-    if let Some((lang, code)) = fenced_block(args) {
+    if let Some((lang, code)) = fenced_block(args).filter(|_| args.starts_with("```")) {
         let language = match lang {
             Some(l) => Language::parse(l).ok_or_else(|| CommandParseError::UnknownLanguage(l.into()))?,
             None => return Err(CommandParseError::MissingCode),

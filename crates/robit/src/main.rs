@@ -1,1 +1,41 @@
-fn main() {}
+//! The `robit` binary: command line, configuration, wiring of adapters, engine, provider,
+//! sandbox and store. This is the only crate that reads configuration or the environment and
+//! the only one that installs a tracing subscriber.
+
+mod app;
+mod bench;
+mod cli;
+mod config;
+mod doctor;
+
+use clap::Parser;
+use cli::{Cli, Cmd};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            // The whole chain: the top says what robit was doing, the rest says why.
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let loaded = config::load(cli.config.as_deref(), &cli.overrides())?;
+    app::init_tracing(&loaded.config, cli.log_format, matches!(cli.command, Cmd::Chat));
+    match cli.command {
+        Cmd::Serve => app::serve(loaded).await,
+        Cmd::Chat => app::chat(loaded).await,
+        Cmd::Migrate => app::migrate(loaded).await,
+        Cmd::Doctor => doctor::run(loaded).await,
+        Cmd::Run(args) => app::run_code(loaded, args).await,
+        Cmd::Bench(args) => bench::run(loaded, args).await,
+    }
+}

@@ -1,0 +1,253 @@
+//! Intake and scheduling: dedup, persist, then one queue per conversation.
+//!
+//! `submit` persists the event (dedup + user message, one transaction) before it returns, so
+//! an adapter that acknowledges after `submit` never loses a message. Each conversation with
+//! pending work has one worker task draining its queue in order; a global semaphore bounds
+//! how many turns run at once. Workers exit when their queue is empty, so idle conversations
+//! cost nothing.
+
+use crate::config::EngineConfig;
+use crate::error::EngineError;
+use crate::turn;
+use robit_llm::Provider;
+use robit_sandbox::CodeRunner;
+use robit_store::{Accepted, Conversation, NewEvent, NewMessage, Store};
+use robit_types::{Command, ConversationKey, Inbound, InboundKind, ReplySink};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How a turn ended, for adapters that want to know and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnOutcome {
+    /// The model's answer was streamed and stored.
+    Replied,
+    /// A command was answered.
+    Command,
+    /// No provider is configured; the user was told how to configure one.
+    NoProvider,
+    /// The turn failed; the user was shown `0` (a short message).
+    Failed(String),
+    /// The event was not for the engine (a bot's message).
+    Ignored,
+    /// The engine shut down before the turn ended.
+    Cancelled,
+}
+
+/// What `submit` did with an event.
+#[derive(Debug)]
+pub enum Submission {
+    /// Persisted and queued; the handle resolves when its turn ends.
+    Queued(TurnHandle),
+    /// The event id was seen before; nothing was done.
+    Duplicate,
+    /// Not for the engine (bot author).
+    Ignored,
+}
+
+impl Submission {
+    /// Waits for the turn if one was queued.
+    pub async fn wait(self) -> TurnOutcome {
+        match self {
+            Submission::Queued(h) => h.wait().await,
+            Submission::Duplicate | Submission::Ignored => TurnOutcome::Ignored,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TurnHandle(oneshot::Receiver<TurnOutcome>);
+
+impl TurnHandle {
+    pub async fn wait(self) -> TurnOutcome {
+        self.0.await.unwrap_or(TurnOutcome::Cancelled)
+    }
+}
+
+/// What a queued job asks the worker to do.
+pub(crate) enum Work {
+    Chat { text: String },
+    Command(Command),
+    /// A command that could not be parsed; the message says why.
+    BadCommand(String),
+}
+
+pub(crate) struct Job {
+    pub inbound: Inbound,
+    pub work: Work,
+    pub conversation: Conversation,
+    pub sink: Arc<dyn ReplySink>,
+    pub done: oneshot::Sender<TurnOutcome>,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub provider: Option<Arc<dyn Provider>>,
+    pub sandbox: Option<Arc<dyn CodeRunner>>,
+    pub config: EngineConfig,
+    queues: Mutex<HashMap<ConversationKey, mpsc::UnboundedSender<Job>>>,
+    permits: Semaphore,
+    tracker: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+/// The engine. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    pub fn new(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        provider: Option<Arc<dyn Provider>>,
+        sandbox: Option<Arc<dyn CodeRunner>>,
+    ) -> Self {
+        let permits = Semaphore::new(config.max_concurrent_turns.max(1));
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                provider,
+                sandbox,
+                config,
+                queues: Mutex::new(HashMap::new()),
+                permits,
+                tracker: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Accepts one inbound event: dedups and persists it, then queues its turn on its
+    /// conversation. Returns once the event is durable; the turn runs in the background.
+    pub async fn submit(
+        &self,
+        inbound: Inbound,
+        sink: Arc<dyn ReplySink>,
+    ) -> Result<Submission, EngineError> {
+        if self.inner.tracker.is_closed() {
+            return Err(EngineError::ShuttingDown);
+        }
+        // The second guard against bot loops: adapters filter bots, but the engine never
+        // answers one whatever an adapter does.
+        if inbound.author.is_bot {
+            return Ok(Submission::Ignored);
+        }
+        let work = match &inbound.kind {
+            InboundKind::Command(c) => Work::Command(c.clone()),
+            InboundKind::Message { text, .. } => match Command::parse_text(text) {
+                Some(Ok(c)) => Work::Command(c),
+                Some(Err(e)) => Work::BadCommand(e.to_string()),
+                None => Work::Chat { text: text.clone() },
+            },
+        };
+        let work = match work {
+            Work::Command(Command::Ask { prompt }) => Work::Chat { text: prompt },
+            w => w,
+        };
+        let message = match &work {
+            Work::Chat { text } => Some(NewMessage::user(inbound.author.id.clone(), text.clone())),
+            _ => None,
+        };
+        let accepted = self
+            .inner
+            .store
+            .accept(NewEvent {
+                platform: inbound.key.platform,
+                event_id: inbound.event_id.clone(),
+                key: inbound.key.clone(),
+                message,
+            })
+            .await?;
+        let conversation = match accepted {
+            Accepted::Duplicate => {
+                tracing::debug!(event_id = %inbound.event_id, "duplicate event");
+                return Ok(Submission::Duplicate);
+            }
+            Accepted::New { conversation, .. } => conversation,
+        };
+        let (done, rx) = oneshot::channel();
+        self.enqueue(Job {
+            inbound,
+            work,
+            conversation,
+            sink,
+            done,
+        });
+        Ok(Submission::Queued(TurnHandle(rx)))
+    }
+
+    fn enqueue(&self, job: Job) {
+        let key = job.inbound.key.clone();
+        let mut queues = self.inner.queues.lock().expect("queue map poisoned");
+        let job = match queues.get(&key) {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(job);
+        queues.insert(key.clone(), tx);
+        drop(queues);
+        let inner = self.inner.clone();
+        self.inner.tracker.spawn(worker(inner, key, rx));
+    }
+
+    /// Conversations with queued or running turns.
+    pub fn active_conversations(&self) -> usize {
+        self.inner.queues.lock().expect("queue map poisoned").len()
+    }
+
+    /// Stops taking events and waits up to `grace` for running turns; turns still running
+    /// then are cancelled (they tell their thread they were cut off) and awaited.
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.inner.tracker.close();
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over, cutting off running turns");
+            self.inner.shutdown.cancel();
+            self.inner.tracker.wait().await;
+        }
+        self.inner.shutdown.cancel();
+    }
+}
+
+async fn worker(
+    inner: Arc<Inner>,
+    key: ConversationKey,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
+    loop {
+        let job = match rx.try_recv() {
+            Ok(job) => job,
+            Err(_) => {
+                // Senders only send while holding the map lock, so checking again under the
+                // lock cannot miss a job: either we see it, or the sender finds no entry and
+                // starts a new worker.
+                let mut queues = inner.queues.lock().expect("queue map poisoned");
+                match rx.try_recv() {
+                    Ok(job) => job,
+                    Err(_) => {
+                        queues.remove(&key);
+                        return;
+                    }
+                }
+            }
+        };
+        let Ok(_permit) = inner.permits.acquire().await else {
+            return;
+        };
+        turn::run_job(&inner, job).await;
+    }
+}

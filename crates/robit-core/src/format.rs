@@ -1,0 +1,124 @@
+//! Running code for `/run` and the `run_code` tool, and showing the result in the thread.
+
+use crate::commands::say;
+use crate::engine::Inner;
+use robit_sandbox::{Outcome, RunOutput};
+use robit_types::{Language, ReplySink};
+use std::sync::Arc;
+
+/// Most output characters fed back to the model from one run.
+const TOOL_RESULT_MAX: usize = 8_000;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunError {
+    #[error("the sandbox is not available: the guest interpreters are missing or failed to load (run `scripts/fetch-guests`, then `robit doctor`)")]
+    NoSandbox,
+    #[error("the sandbox failed: {0}")]
+    Sandbox(String),
+}
+
+/// Runs `code`, posting the code first when `show_code` (tool calls: the user should see what
+/// the model runs) and then the output.
+pub(crate) async fn run_and_post(
+    inner: &Arc<Inner>,
+    sink: &Arc<dyn ReplySink>,
+    language: Language,
+    code: &str,
+    show_code: bool,
+) -> Result<RunOutput, RunError> {
+    let sandbox = inner.sandbox.clone().ok_or(RunError::NoSandbox)?;
+    if show_code {
+        say(sink, &format!("Running {language}:\n```{}\n{}\n```", fence_tag(language), escape_fences(code))).await;
+    }
+    let _ = sink.typing().await;
+    let output = sandbox
+        .run(language, code, b"", inner.config.sandbox_limits)
+        .await
+        .map_err(|e| RunError::Sandbox(e.to_string()))?;
+    post_output(sink, language, &output).await;
+    Ok(output)
+}
+
+fn fence_tag(language: Language) -> &'static str {
+    match language {
+        Language::Python => "python",
+        Language::JavaScript => "js",
+    }
+}
+
+/// Keeps output from closing our code fence early.
+fn escape_fences(s: &str) -> String {
+    s.replace("```", "`\u{200B}``")
+}
+
+pub(crate) fn status_line(output: &RunOutput) -> String {
+    let exit = match output.exit_code {
+        Some(c) => format!("exit {c}"),
+        None => "no exit code".to_string(),
+    };
+    let outcome = match &output.outcome {
+        Outcome::Finished => String::new(),
+        Outcome::TimedOut => " · ⏱️ timed out".to_string(),
+        Outcome::OutOfMemory => " · 💥 out of memory".to_string(),
+        Outcome::OutputTruncated => " · ✂️ output truncated".to_string(),
+        Outcome::Trapped(why) => format!(" · 💥 crashed: {why}"),
+    };
+    format!("`{exit} · {} ms`{outcome}", output.duration.as_millis())
+}
+
+fn combined(output: &RunOutput) -> String {
+    let mut s = output.stdout.clone();
+    if !output.stderr.is_empty() {
+        if !s.is_empty() && !s.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str(&output.stderr);
+    }
+    s
+}
+
+async fn post_output(sink: &Arc<dyn ReplySink>, _language: Language, output: &RunOutput) {
+    let caps = sink.capabilities();
+    let status = status_line(output);
+    let body = combined(output);
+    let inline = if body.is_empty() {
+        format!("(no output)\n{status}")
+    } else {
+        format!("```\n{}\n```\n{status}", escape_fences(body.trim_end_matches('\n')))
+    };
+    if inline.chars().count() <= caps.max_message_len {
+        say(sink, &inline).await;
+        return;
+    }
+    if let Some(limit) = caps.max_upload_bytes {
+        if body.len() as u64 <= limit {
+            match sink.upload("output.txt", body.as_bytes(), &format!("Output attached. {status}")).await {
+                Ok(_) => return,
+                Err(e) => tracing::warn!(error = %e, "uploading output failed, truncating instead"),
+            }
+        }
+    }
+    // Fit the head of the output in one message, with a note saying how much was left out.
+    let note_room = status.chars().count() + 80;
+    let keep = caps.max_message_len.saturating_sub(note_room);
+    let head: String = body.chars().take(keep).collect();
+    let left = body.chars().count() - head.chars().count();
+    say(
+        sink,
+        &format!("```\n{}\n```\n… {left} more characters not shown. {status}", escape_fences(head.trim_end_matches('\n'))),
+    )
+    .await;
+}
+
+/// What the model sees of a run.
+pub(crate) fn tool_result(output: &RunOutput) -> String {
+    let mut s = format!("{}\n", status_line(output).replace('`', ""));
+    let body = combined(output);
+    if body.chars().count() > TOOL_RESULT_MAX {
+        s.extend(body.chars().take(TOOL_RESULT_MAX));
+        s.push_str("\n[output cut]");
+    } else {
+        s.push_str(&body);
+    }
+    s
+}

@@ -1,0 +1,157 @@
+//! The streaming renderer: turns a growing reply into posts and edits on a [`ReplySink`].
+//!
+//! It owns the policy every platform shares: the first text is posted at once (time to first
+//! reply matters most), later text is coalesced into edits no faster than the platform's
+//! minimum edit interval, a reply longer than a message continues in new messages without
+//! breaking code fences, and mentions are made inert. It must not know which platform it
+//! writes to; everything it needs is in [`Capabilities`].
+
+mod sanitize;
+mod split;
+
+pub use sanitize::neutralize_mentions;
+pub use split::{is_fence_line, split, split_message, Chunk, MIN_LIMIT};
+
+use robit_types::{Capabilities, MessageRef, ReplySink, SinkError};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// How many times one flush retries a rate-limited call before giving up on the reply.
+const MAX_RATE_LIMIT_WAITS: u32 = 8;
+
+pub struct StreamRenderer {
+    sink: Arc<dyn ReplySink>,
+    caps: Capabilities,
+    text: String,
+    /// Messages posted so far, with the text each one shows now.
+    posted: Vec<(MessageRef, String)>,
+    last_flush: Option<Instant>,
+    dirty: bool,
+}
+
+impl StreamRenderer {
+    pub fn new(sink: Arc<dyn ReplySink>) -> Self {
+        let caps = sink.capabilities();
+        Self {
+            sink,
+            caps,
+            text: String::new(),
+            posted: Vec::new(),
+            last_flush: None,
+            dirty: false,
+        }
+    }
+
+    /// Adds text to the reply; nothing is sent until a flush.
+    pub fn push(&mut self, delta: &str) {
+        if !delta.is_empty() {
+            self.text.push_str(delta);
+            self.dirty = true;
+        }
+    }
+
+    /// The reply's text so far, as the model wrote it.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether anything has been shown to the user.
+    pub fn has_posted(&self) -> bool {
+        !self.posted.is_empty()
+    }
+
+    /// When the next flush may happen, if there is something to flush. `None`: nothing pending.
+    pub fn next_flush_at(&self) -> Option<Instant> {
+        if !self.dirty {
+            return None;
+        }
+        Some(match self.last_flush {
+            // Nothing posted yet: show the first text at once.
+            None => Instant::now(),
+            Some(t) => t + self.caps.min_edit_interval,
+        })
+    }
+
+    /// Flushes if the pacing allows it now.
+    pub async fn flush_if_due(&mut self) -> Result<(), SinkError> {
+        match self.next_flush_at() {
+            Some(at) if at <= Instant::now() => self.flush().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends what is pending once the pacing allows, and returns when the user sees the whole
+    /// text. `note` is appended (as its own paragraph) first, for error and status notes.
+    pub async fn finish(&mut self, note: Option<&str>) -> Result<(), SinkError> {
+        if let Some(note) = note {
+            if !self.text.is_empty() && !self.text.ends_with('\n') {
+                self.text.push('\n');
+            }
+            if !self.text.is_empty() {
+                self.text.push('\n');
+            }
+            self.text.push_str(note);
+            self.dirty = true;
+        }
+        if let Some(at) = self.next_flush_at() {
+            tokio::time::sleep_until(at).await;
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Brings the platform's messages in line with the text: edits messages whose text
+    /// changed and posts new ones past the length limit.
+    pub async fn flush(&mut self) -> Result<(), SinkError> {
+        let shown = neutralize_mentions(&self.text);
+        let parts = if shown.trim().is_empty() {
+            // Platforms refuse empty messages; a placeholder keeps the reply editable.
+            vec!["…".to_string()]
+        } else {
+            split_message(&shown, self.caps.max_message_len)
+        };
+        for (i, part) in parts.into_iter().enumerate() {
+            if let Some((msg, current)) = self.posted.get(i) {
+                if *current != part {
+                    let msg = msg.clone();
+                    self.call(|sink| {
+                        let (msg, part) = (msg.clone(), part.clone());
+                        async move { sink.edit(&msg, &part).await }
+                    })
+                    .await?;
+                    self.posted[i].1 = part;
+                }
+            } else {
+                let msg = self
+                    .call(|sink| {
+                        let part = part.clone();
+                        async move { sink.post(&part).await }
+                    })
+                    .await?;
+                self.posted.push((msg, part));
+            }
+        }
+        self.last_flush = Some(Instant::now());
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// One sink call, waiting out rate limits the sink could not absorb itself.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, SinkError>
+    where
+        F: Fn(Arc<dyn ReplySink>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SinkError>>,
+    {
+        let mut waits = 0;
+        loop {
+            match f(self.sink.clone()).await {
+                Err(SinkError::RateLimited(after)) if waits < MAX_RATE_LIMIT_WAITS => {
+                    waits += 1;
+                    tracing::debug!(?after, "platform rate limit, waiting");
+                    tokio::time::sleep(after).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! One turn: a chat exchange with the model (with tool rounds) or a command.
+
+use crate::commands;
+use crate::engine::{Inner, Job, TurnOutcome, Work};
+use crate::format;
+use crate::render::StreamRenderer;
+use crate::tokens::estimate_tokens;
+use futures::StreamExt;
+use robit_llm::{ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall, ToolSpec};
+use robit_store::{Conversation, MessageRole, MessageStatus, NewMessage, StoredMessage, UsageRecord};
+use robit_types::{Inbound, Language, ReplySink};
+use std::sync::Arc;
+use tracing::Instrument;
+
+pub(crate) const RUN_CODE_TOOL: &str = "run_code";
+
+pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
+    let Job {
+        inbound,
+        work,
+        conversation,
+        sink,
+        done,
+    } = job;
+    let span = tracing::info_span!(
+        "turn",
+        platform = %inbound.key.platform,
+        workspace = %inbound.key.workspace,
+        channel = %inbound.key.channel,
+        conversation = conversation.id.0,
+        event_id = %inbound.event_id,
+    );
+    let outcome = async {
+        match work {
+            Work::Chat { .. } => chat(inner, &inbound, &conversation, &sink).await,
+            Work::Command(cmd) => commands::run(inner, &inbound, &conversation, &sink, cmd).await,
+            Work::BadCommand(msg) => {
+                commands::say(&sink, &format!("⚠️ {msg}")).await;
+                TurnOutcome::Command
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    let _ = done.send(outcome);
+}
+
+/// A chat turn: history → model → streamed reply, with up to `max_tool_rounds` tool rounds.
+async fn chat(
+    inner: &Arc<Inner>,
+    inbound: &Inbound,
+    conversation: &Conversation,
+    sink: &Arc<dyn ReplySink>,
+) -> TurnOutcome {
+    let Some(provider) = inner.provider.clone() else {
+        commands::say(sink, &inner.config.no_provider_hint).await;
+        return TurnOutcome::NoProvider;
+    };
+    let _ = sink.typing().await;
+    let history = match inner
+        .store
+        .history(conversation.id, inner.config.history_limit)
+        .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "loading history failed");
+            commands::say(sink, "⚠️ I couldn't load this conversation's history; please try again.")
+                .await;
+            return TurnOutcome::Failed("history unavailable".into());
+        }
+    };
+    let model = conversation
+        .model
+        .clone()
+        .unwrap_or_else(|| inner.config.default_model.clone());
+    let mut messages = vec![ChatMessage::new(Role::System, inner.config.system_prompt.clone())];
+    messages.extend(history.iter().map(to_chat_message));
+    let tools = if inner.sandbox.is_some() && inner.config.run_code_tool {
+        vec![run_code_spec()]
+    } else {
+        Vec::new()
+    };
+
+    for round in 0..=inner.config.max_tool_rounds {
+        let request = ChatRequest {
+            model: model.clone(),
+            messages: messages.clone(),
+            tools: if round < inner.config.max_tool_rounds {
+                tools.clone()
+            } else {
+                // Last round: no tools, so the model has to answer in words.
+                Vec::new()
+            },
+            max_tokens: None,
+        };
+        let prompt_estimate: u64 = request
+            .messages
+            .iter()
+            .map(|m| estimate_tokens(&m.content))
+            .sum();
+        let round_result = stream_round(inner, provider.as_ref(), request, sink).await;
+        record_usage(inner, inbound, conversation, provider.name(), &model, &round_result, prompt_estimate).await;
+        match round_result.end {
+            RoundEnd::Answered => {
+                persist(inner, conversation, NewMessage::assistant(round_result.text, MessageStatus::Complete)).await;
+                return TurnOutcome::Replied;
+            }
+            RoundEnd::Failed(short) => {
+                if !round_result.text.is_empty() {
+                    persist(inner, conversation, NewMessage::assistant(round_result.text, MessageStatus::Interrupted)).await;
+                }
+                return TurnOutcome::Failed(short);
+            }
+            RoundEnd::Cancelled => {
+                if !round_result.text.is_empty() {
+                    persist(inner, conversation, NewMessage::assistant(round_result.text, MessageStatus::Interrupted)).await;
+                }
+                return TurnOutcome::Cancelled;
+            }
+            RoundEnd::ToolCalls(calls) => {
+                let calls_json = serde_json::to_string(&calls).expect("tool calls serialize");
+                let mut assistant = NewMessage::assistant(round_result.text.clone(), MessageStatus::Complete);
+                assistant.tool_calls = Some(calls_json);
+                persist(inner, conversation, assistant).await;
+                let mut msg = ChatMessage::new(Role::Assistant, round_result.text);
+                msg.tool_calls = calls.clone();
+                messages.push(msg);
+                for call in calls {
+                    let result = run_tool(inner, sink, &call).await;
+                    persist(
+                        inner,
+                        conversation,
+                        NewMessage {
+                            role: MessageRole::Tool,
+                            content: result.clone(),
+                            tool_calls: None,
+                            tool_call_id: Some(call.id.clone()),
+                            status: MessageStatus::Complete,
+                            author: None,
+                        },
+                    )
+                    .await;
+                    let mut tool_msg = ChatMessage::new(Role::Tool, result);
+                    tool_msg.tool_call_id = Some(call.id);
+                    messages.push(tool_msg);
+                }
+            }
+        }
+    }
+    let note = format!(
+        "⚠️ I stopped after {} tool rounds without a final answer.",
+        inner.config.max_tool_rounds
+    );
+    commands::say(sink, &note).await;
+    TurnOutcome::Failed("tool round limit".into())
+}
+
+enum RoundEnd {
+    Answered,
+    ToolCalls(Vec<ToolCall>),
+    /// The provider or platform failed; the user was told. The string is a short reason.
+    Failed(String),
+    Cancelled,
+}
+
+struct RoundResult {
+    text: String,
+    usage: Option<robit_llm::Usage>,
+    end: RoundEnd,
+}
+
+/// Streams one model response into the thread.
+async fn stream_round(
+    inner: &Arc<Inner>,
+    provider: &dyn Provider,
+    request: ChatRequest,
+    sink: &Arc<dyn ReplySink>,
+) -> RoundResult {
+    let mut renderer = StreamRenderer::new(sink.clone());
+    let mut calls = Vec::new();
+    let mut usage = None;
+    let cancel = inner.shutdown.child_token();
+    let stream = provider.stream(request, cancel.clone()).await;
+    let mut stream = match stream {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "provider request failed");
+            commands::say(sink, &provider_failure_note(&e, false)).await;
+            return RoundResult { text: String::new(), usage, end: RoundEnd::Failed(e.to_string()) };
+        }
+    };
+    let end = loop {
+        let flush_at = renderer.next_flush_at();
+        tokio::select! {
+            biased;
+            _ = async { tokio::time::sleep_until(flush_at.expect("guarded")).await }, if flush_at.is_some() => {
+                if let Err(e) = renderer.flush().await {
+                    tracing::warn!(error = %e, "posting the reply failed");
+                    break RoundEnd::Failed(format!("platform: {e}"));
+                }
+            }
+            event = stream.next() => match event {
+                Some(Ok(StreamEvent::TextDelta(t))) => renderer.push(&t),
+                Some(Ok(StreamEvent::ToolCall(c))) => calls.push(c),
+                Some(Ok(StreamEvent::Usage(u))) => usage = Some(u),
+                Some(Ok(StreamEvent::Done { .. })) | None => {
+                    break if calls.is_empty() { RoundEnd::Answered } else { RoundEnd::ToolCalls(std::mem::take(&mut calls)) };
+                }
+                Some(Err(LlmError::Cancelled)) => {
+                    let _ = renderer.finish(Some("⚠️ robit is restarting; this answer was cut off. Ask again in a moment.")).await;
+                    break RoundEnd::Cancelled;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "provider stream failed");
+                    let shown = renderer.has_posted() || !renderer.text().is_empty();
+                    let note = provider_failure_note(&e, shown);
+                    if let Err(se) = renderer.finish(Some(&note)).await {
+                        tracing::warn!(error = %se, "posting the error note failed");
+                    }
+                    let text = strip_note(renderer.text(), &note);
+                    return RoundResult { text, usage, end: RoundEnd::Failed(e.to_string()) };
+                }
+            }
+        }
+    };
+    if matches!(end, RoundEnd::Answered | RoundEnd::ToolCalls(_)) {
+        if let Err(e) = renderer.finish(None).await {
+            tracing::warn!(error = %e, "posting the reply failed");
+            return RoundResult {
+                text: renderer.text().to_string(),
+                usage,
+                end: RoundEnd::Failed(format!("platform: {e}")),
+            };
+        }
+    }
+    RoundResult { text: renderer.text().to_string(), usage, end }
+}
+
+/// The renderer holds text + note; history keeps only what the model said.
+fn strip_note(text: &str, note: &str) -> String {
+    text.strip_suffix(note)
+        .unwrap_or(text)
+        .trim_end()
+        .to_string()
+}
+
+fn provider_failure_note(e: &LlmError, after_text: bool) -> String {
+    let what = match e {
+        LlmError::Connect(_) => "I couldn't reach the model provider".to_string(),
+        LlmError::Auth { .. } => "the model provider rejected robit's API key".to_string(),
+        LlmError::RateLimited { .. } => "the model provider is rate limiting robit".to_string(),
+        LlmError::Timeout(what) => format!("the model provider timed out ({what})"),
+        LlmError::Status { status, .. } => format!("the model provider failed (HTTP {status})"),
+        LlmError::Stream(_) | LlmError::Protocol(_) => "the model provider's answer broke off".to_string(),
+        LlmError::Cancelled => "the answer was cancelled".to_string(),
+    };
+    if after_text {
+        format!("⚠️ The answer was cut off: {what}. Ask again to retry.")
+    } else {
+        format!("⚠️ Sorry, {what}. Please try again in a moment.")
+    }
+}
+
+async fn persist(inner: &Arc<Inner>, conversation: &Conversation, message: NewMessage) {
+    if let Err(e) = inner.store.append_message(conversation.id, message).await {
+        tracing::error!(error = %e, "storing a message failed");
+    }
+}
+
+async fn record_usage(
+    inner: &Arc<Inner>,
+    inbound: &Inbound,
+    conversation: &Conversation,
+    provider: &str,
+    model: &str,
+    round: &RoundResult,
+    prompt_estimate: u64,
+) {
+    let (prompt_tokens, completion_tokens, estimated) = match round.usage {
+        Some(u) => (u.prompt_tokens, u.completion_tokens, false),
+        None if round.text.is_empty() && matches!(round.end, RoundEnd::Failed(_)) => return,
+        None => (prompt_estimate, estimate_tokens(&round.text), true),
+    };
+    let record = UsageRecord {
+        conversation: conversation.id,
+        key: inbound.key.clone(),
+        user: Some(inbound.author.id.clone()),
+        provider: provider.to_string(),
+        model: model.to_string(),
+        prompt_tokens,
+        completion_tokens,
+        estimated,
+    };
+    if let Err(e) = inner.store.record_usage(record).await {
+        tracing::error!(error = %e, "recording usage failed");
+    }
+}
+
+fn to_chat_message(m: &StoredMessage) -> ChatMessage {
+    let role = match m.role {
+        MessageRole::User => Role::User,
+        MessageRole::Assistant => Role::Assistant,
+        MessageRole::Tool => Role::Tool,
+    };
+    let mut msg = ChatMessage::new(role, m.content.clone());
+    if let Some(calls) = &m.tool_calls {
+        msg.tool_calls = serde_json::from_str(calls).unwrap_or_default();
+    }
+    msg.tool_call_id = m.tool_call_id.clone();
+    msg
+}
+
+fn run_code_spec() -> ToolSpec {
+    ToolSpec {
+        name: RUN_CODE_TOOL.to_string(),
+        description: "Run a short Python or JavaScript program in a sandbox (no network, no \
+                      files but a scratch directory) and get its stdout, stderr and exit code. \
+                      The code and its output are shown to the user."
+            .to_string(),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {
+                "language": {"type": "string", "enum": ["python", "javascript"]},
+                "code": {"type": "string", "description": "the program to run"}
+            },
+            "required": ["language", "code"]
+        }),
+    }
+}
+
+/// Runs one tool call; returns the text fed back to the model.
+async fn run_tool(inner: &Arc<Inner>, sink: &Arc<dyn ReplySink>, call: &ToolCall) -> String {
+    if call.name != RUN_CODE_TOOL {
+        return format!("error: unknown tool `{}`", call.name);
+    }
+    #[derive(serde::Deserialize)]
+    struct Args {
+        language: String,
+        code: String,
+    }
+    let args: Args = match serde_json::from_str(&call.arguments) {
+        Ok(a) => a,
+        Err(e) => return format!("error: invalid arguments for run_code: {e}"),
+    };
+    let Some(language) = Language::parse(&args.language) else {
+        return format!("error: unsupported language `{}`; use python or javascript", args.language);
+    };
+    match format::run_and_post(inner, sink, language, &args.code, true).await {
+        Ok(output) => format::tool_result(&output),
+        Err(e) => format!("error: the sandbox failed: {e}"),
+    }
+}

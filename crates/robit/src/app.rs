@@ -1,0 +1,243 @@
+//! Wiring: builds the store, provider, sandbox and engine from the configuration and runs the
+//! adapters.
+
+use crate::cli::RunArgs;
+use crate::config::{Config, LogFormat, Loaded};
+use anyhow::Context;
+use robit_core::{Engine, EngineConfig};
+use robit_llm::{OpenAiCompatible, OpenAiConfig, Provider};
+use robit_sandbox::{CodeRunner, Limits, Sandbox, SandboxConfig};
+use robit_store::Store;
+use robit_types::Language;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+pub fn init_tracing(config: &Config, flag: Option<LogFormat>, interactive: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| {
+        if interactive {
+            // The terminal is the chat; keep logs to warnings unless asked.
+            "warn".to_string()
+        } else {
+            config.log.filter.clone()
+        }
+    });
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match flag.unwrap_or(config.log.format) {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let options = robit_store::PoolOptions {
+        max_connections: config.database.max_connections,
+        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+    };
+    let store = robit_store::connect(&config.database.url, options)
+        .await
+        .with_context(|| format!("opening the database {}", redact_url(&config.database.url)))?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    Ok(store)
+}
+
+/// Hides a password in a database URL before it is printed.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub fn provider(config: &Config) -> anyhow::Result<Option<Arc<OpenAiCompatible>>> {
+    let Some(base_url) = &config.llm.base_url else {
+        return Ok(None);
+    };
+    let client = OpenAiCompatible::new(OpenAiConfig {
+        name: "openai-compatible".into(),
+        base_url: base_url.clone(),
+        api_key: config.llm.api_key.clone(),
+        connect_timeout: Duration::from_millis(config.llm.connect_timeout_ms),
+        first_token_timeout: Duration::from_millis(config.llm.first_token_timeout_ms),
+        idle_timeout: Duration::from_millis(config.llm.idle_timeout_ms),
+        extra_headers: Vec::new(),
+    })
+    .context("setting up the LLM client (llm.base_url)")?;
+    Ok(Some(Arc::new(client)))
+}
+
+pub fn sandbox_config(config: &Config) -> SandboxConfig {
+    let s = &config.sandbox;
+    SandboxConfig {
+        python_wasm: s.python_wasm.clone(),
+        quickjs_wasm: s.quickjs_wasm.clone(),
+        cache_dir: s.cache_dir.clone(),
+        max_concurrent: if s.max_concurrent == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            s.max_concurrent
+        },
+        python_pool_size: s.python_pool_size,
+        max_limits: limits(config),
+    }
+}
+
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        wall_time: Duration::from_millis(config.sandbox.wall_time_ms),
+        memory_bytes: config.sandbox.memory_mb * 1024 * 1024,
+        output_bytes: config.sandbox.output_kb * 1024,
+    }
+}
+
+/// The sandbox, or `None` (with a warning) when it is disabled or its guests are missing:
+/// robit still chats without it, and `/run` says what to do.
+pub async fn sandbox(config: &Config) -> Option<Arc<dyn CodeRunner>> {
+    if !config.sandbox.enabled {
+        return None;
+    }
+    match Sandbox::new(sandbox_config(config)).await {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::warn!(error = %e, "sandbox unavailable; /run and run_code are off (run scripts/fetch-guests, then robit doctor)");
+            None
+        }
+    }
+}
+
+pub fn engine_config(config: &Config) -> EngineConfig {
+    EngineConfig {
+        max_concurrent_turns: config.engine.max_concurrent_turns,
+        system_prompt: config.engine.system_prompt.clone(),
+        default_model: config.llm.model.clone(),
+        models: config.llm.models.clone(),
+        history_limit: config.engine.history_limit,
+        max_tool_rounds: config.engine.max_tool_rounds,
+        run_code_tool: config.engine.run_code_tool,
+        sandbox_limits: limits(config),
+        ..EngineConfig::default()
+    }
+}
+
+pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
+    let store = open_store(config).await?;
+    let provider = provider(config)?.map(|p| p as Arc<dyn Provider>);
+    if provider.is_none() {
+        tracing::warn!("no LLM provider configured (llm.base_url); chat messages will get a setup hint");
+    }
+    let sandbox = sandbox(config).await;
+    Ok(Engine::new(engine_config(config), store, provider, sandbox))
+}
+
+pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
+    let engine = build_engine(&loaded.config).await?;
+    // Discord and Slack adapters plug in here as their credentials appear in the config.
+    tracing::info!("no Discord or Slack credentials configured: running the console adapter");
+    eprintln!("robit: no Discord or Slack credentials configured, so this is the console adapter. Type a message.");
+    run_console(&engine, &loaded.config).await?;
+    engine.shutdown(Duration::from_secs(10)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn chat(loaded: Loaded) -> anyhow::Result<ExitCode> {
+    let engine = build_engine(&loaded.config).await?;
+    run_console(&engine, &loaded.config).await?;
+    engine.shutdown(Duration::from_secs(10)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_console(engine: &Engine, config: &Config) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let options = robit_console::ConsoleOptions {
+        conversation: config.console.conversation.clone(),
+        user: config.console.user.clone(),
+    };
+    let sink = Arc::new(robit_console::ConsoleSink::new(Box::new(std::io::stdout())));
+    let input = tokio::io::BufReader::new(tokio::io::stdin());
+    let prompt = std::io::stdin().is_terminal();
+    tokio::select! {
+        r = robit_console::run(engine, &options, input, sink, prompt) => r.context("console")?,
+        _ = shutdown_signal() => tracing::info!("stopping"),
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub async fn migrate(loaded: Loaded) -> anyhow::Result<ExitCode> {
+    open_store(&loaded.config).await?;
+    println!(
+        "migrations applied to {}",
+        redact_url(&loaded.config.database.url)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_code(loaded: Loaded, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let language = Language::parse(&args.language)
+        .with_context(|| format!("unknown language `{}`: use python or js", args.language))?;
+    let code = match (&args.code, &args.file) {
+        (Some(c), _) => c.clone(),
+        (None, Some(p)) if p.as_os_str() == "-" => {
+            let mut s = String::new();
+            tokio::io::stdin().read_to_string(&mut s).await?;
+            s
+        }
+        (None, Some(p)) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading {}", p.display()))?,
+        (None, None) => anyhow::bail!("give the program with -c CODE or a file path"),
+    };
+    let mut stdin = Vec::new();
+    if args.stdin {
+        tokio::io::stdin().read_to_end(&mut stdin).await?;
+    }
+    let sandbox = Sandbox::new(sandbox_config(&loaded.config))
+        .await
+        .context("starting the sandbox (run scripts/fetch-guests if the guests are missing)")?;
+    let out = sandbox
+        .run(language, &code, &stdin, limits(&loaded.config))
+        .await
+        .context("running the program")?;
+    print!("{}", out.stdout);
+    eprint!("{}", out.stderr);
+    eprintln!(
+        "[{:?} · exit {} · {} ms]",
+        out.outcome,
+        out.exit_code.map_or("-".to_string(), |c| c.to_string()),
+        out.duration.as_millis()
+    );
+    Ok(match out.exit_code {
+        Some(0) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}

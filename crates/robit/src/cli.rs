@@ -1,0 +1,92 @@
+//! Command-line flags and subcommands.
+
+use crate::config::{parse_override, LogFormat};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "robit", version, about = "A chat bot for Discord and Slack that runs code")]
+pub struct Cli {
+    /// Configuration file (default: ./robit.toml if it exists).
+    #[arg(long, short, global = true, env = "ROBIT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL (`sqlite://robit.db`, `postgres://…`); overrides database.url.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Log format; overrides log.format.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Any setting as key=value (for example `--set llm.model=gpt-4o`); wins over file and env.
+    #[arg(long = "set", global = true, value_parser = parse_override)]
+    pub set: Vec<(String, String)>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+impl Cli {
+    /// Flags that override configuration keys, in order of application.
+    pub fn overrides(&self) -> Vec<(String, String)> {
+        let mut o = Vec::new();
+        if let Some(url) = &self.database_url {
+            o.push(("database.url".to_string(), url.clone()));
+        }
+        if let Some(f) = self.log_format {
+            let v = match f {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            };
+            o.push(("log.format".to_string(), v.to_string()));
+        }
+        o.extend(self.set.iter().cloned());
+        o
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the service: every adapter whose credentials are configured (the console if none).
+    Serve,
+    /// Chat in the terminal (the console adapter); the conversation persists across runs.
+    Chat,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Check configuration, database, provider and sandbox guests, and say how to fix problems.
+    Doctor,
+    /// Run code in the sandbox: `robit run python -c 'print(1)'`, `robit run js file.js`.
+    Run(RunArgs),
+    /// Print performance figures.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// python or js.
+    pub language: String,
+    /// A file to run (`-` reads the program from stdin).
+    pub file: Option<PathBuf>,
+    /// The program text.
+    #[arg(short = 'c', long = "code", conflicts_with = "file")]
+    pub code: Option<String>,
+    /// Pass this process's stdin to the program.
+    #[arg(long)]
+    pub stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(value_enum)]
+    pub what: BenchWhat,
+    /// Iterations per measurement.
+    #[arg(long, default_value_t = 200)]
+    pub iterations: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BenchWhat {
+    /// Engine latency from inbound to first reply with an instant provider.
+    Engine,
+    /// Sandbox start-up and run latency against a native python3 spawn.
+    Sandbox,
+    /// Persisted messages per second on SQLite and PostgreSQL.
+    Store,
+}

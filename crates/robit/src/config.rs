@@ -1,0 +1,253 @@
+//! The one typed configuration, loaded from defaults < `robit.toml` < `ROBIT_*` environment
+//! variables < command-line flags. Only the binary reads configuration; library crates get
+//! typed values built from this.
+
+use anyhow::Context;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Environment variables: `ROBIT_` + the key path joined with `__`, for example
+/// `ROBIT_LLM__BASE_URL` or `ROBIT_DATABASE__URL`.
+pub const ENV_PREFIX: &str = "ROBIT";
+pub const ENV_SEPARATOR: &str = "__";
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub llm: LlmConfig,
+    pub engine: EngineSection,
+    pub sandbox: SandboxSection,
+    pub console: ConsoleSection,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://robit.db` (created if missing) or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://robit.db".into(),
+            max_connections: 8,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    /// Base URL of an OpenAI-compatible API (`https://api.openai.com/v1`,
+    /// `http://127.0.0.1:11434/v1` for Ollama). Unset: no provider.
+    pub base_url: Option<String>,
+    /// The API key. Set it through `ROBIT_LLM__API_KEY` or `api_key_file`, not in the file.
+    pub api_key: Option<SecretString>,
+    /// A file holding the API key (for example a mounted secret).
+    pub api_key_file: Option<PathBuf>,
+    /// The default model.
+    pub model: String,
+    /// Models `/model` may switch to; empty accepts any name.
+    pub models: Vec<String>,
+    pub connect_timeout_ms: u64,
+    pub first_token_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            api_key: None,
+            api_key_file: None,
+            model: "gpt-4o-mini".into(),
+            models: Vec::new(),
+            connect_timeout_ms: 10_000,
+            first_token_timeout_ms: 60_000,
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    pub max_concurrent_turns: usize,
+    pub system_prompt: String,
+    pub history_limit: u32,
+    pub max_tool_rounds: u32,
+    pub run_code_tool: bool,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        let d = robit_core::EngineConfig::default();
+        Self {
+            max_concurrent_turns: d.max_concurrent_turns,
+            system_prompt: d.system_prompt,
+            history_limit: d.history_limit,
+            max_tool_rounds: d.max_tool_rounds,
+            run_code_tool: d.run_code_tool,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    pub enabled: bool,
+    pub python_wasm: PathBuf,
+    pub quickjs_wasm: PathBuf,
+    /// Where compiled guests are cached between runs.
+    pub cache_dir: PathBuf,
+    /// Runs at once; 0 means one per CPU core.
+    pub max_concurrent: usize,
+    /// Pre-started Python instances kept ready.
+    pub python_pool_size: usize,
+    pub wall_time_ms: u64,
+    pub memory_mb: u64,
+    pub output_kb: usize,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            python_wasm: "data/guests/python.wasm".into(),
+            quickjs_wasm: "data/guests/quickjs.wasm".into(),
+            cache_dir: "data/cache".into(),
+            max_concurrent: 0,
+            python_pool_size: 2,
+            wall_time_ms: 10_000,
+            memory_mb: 256,
+            output_kb: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSection {
+    /// The conversation `robit chat` continues.
+    pub conversation: String,
+    pub user: String,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        Self {
+            conversation: "default".into(),
+            user: "local".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (human readable) or `json`.
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where a configuration came from, for error messages and `robit doctor`.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Loads the configuration. `file`: an explicit `--config` path (must exist); otherwise
+/// `robit.toml` in the working directory if present. `overrides`: `key=value` pairs from the
+/// command line, applied last.
+pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> anyhow::Result<Loaded> {
+    load_with_env(file, overrides, std::env::vars())
+}
+
+/// [`load`] with the environment given explicitly (tests).
+pub fn load_with_env(
+    file: Option<&Path>,
+    overrides: &[(String, String)],
+    env: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<Loaded> {
+    let file = match file {
+        Some(f) => {
+            anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
+            Some(f.to_path_buf())
+        }
+        None => Some(PathBuf::from("robit.toml")).filter(|p| p.exists()),
+    };
+    let env: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")))
+        .collect();
+    let mut builder = config::Config::builder();
+    if let Some(f) = &file {
+        builder = builder.add_source(config::File::from(f.as_path()).format(config::FileFormat::Toml));
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator(ENV_SEPARATOR)
+            .list_separator(",")
+            .with_list_parse_key("llm.models")
+            .try_parsing(true)
+            .source(Some(env)),
+    );
+    for (k, v) in overrides {
+        builder = builder
+            .set_override(k.as_str(), v.as_str())
+            .with_context(|| format!("bad command-line setting `{k}`"))?;
+    }
+    let where_ = match &file {
+        Some(f) => format!("{} (or a ROBIT_* variable / --set flag)", f.display()),
+        None => "ROBIT_* environment variables or --set flags (no robit.toml found)".to_string(),
+    };
+    let raw = builder
+        .build()
+        .with_context(|| format!("could not read the configuration from {where_}"))?;
+    let mut config: Config = raw
+        .try_deserialize()
+        .map_err(|e| anyhow::anyhow!("invalid configuration in {where_}: {e}"))?;
+    if config.llm.api_key.is_none() {
+        if let Some(path) = &config.llm.api_key_file {
+            let key = std::fs::read_to_string(path)
+                .with_context(|| format!("llm.api_key_file: cannot read {}", path.display()))?;
+            config.llm.api_key = Some(SecretString::from(key.trim().to_string()));
+        }
+    }
+    Ok(Loaded { config, file })
+}
+
+/// Parses a `key=value` command-line setting.
+pub fn parse_override(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not key=value (for example llm.model=gpt-4o)"))?;
+    Ok((k.trim().to_string(), v.to_string()))
+}

@@ -1,0 +1,83 @@
+//! `robit doctor`: checks each part of the setup and says how to fix what is wrong.
+
+use crate::app;
+use crate::config::Loaded;
+use robit_sandbox::Sandbox;
+use std::process::ExitCode;
+
+pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
+    let config = &loaded.config;
+    let mut problems = 0;
+    match &loaded.file {
+        Some(f) => println!("ok    configuration: {}", f.display()),
+        None => println!("ok    configuration: defaults and ROBIT_* variables (no robit.toml here; see robit.example.toml)"),
+    }
+
+    let url = app::redact_url(&config.database.url);
+    match app::open_store(config).await {
+        Ok(store) => match store.migration_status().await {
+            Ok(status) => println!(
+                "ok    database {url}: {}, migrations applied {:?}, pending {:?}",
+                status.server_version, status.applied, status.pending
+            ),
+            Err(e) => {
+                problems += 1;
+                println!("FAIL  database {url}: {e}");
+            }
+        },
+        Err(e) => {
+            problems += 1;
+            println!("FAIL  database {url}: {e:#}");
+            println!("      fix: check database.url (ROBIT_DATABASE__URL); for PostgreSQL make sure the server runs and the database exists");
+        }
+    }
+
+    match app::provider(config) {
+        Ok(None) => {
+            problems += 1;
+            println!("FAIL  LLM provider: none configured");
+            println!("      fix: set llm.base_url (for example https://api.openai.com/v1, or http://127.0.0.1:11434/v1 for Ollama) and ROBIT_LLM__API_KEY");
+        }
+        Ok(Some(p)) => match p.probe().await {
+            Ok(models) => println!(
+                "ok    LLM provider {}: reachable, {} models listed",
+                config.llm.base_url.as_deref().unwrap_or_default(),
+                models.len()
+            ),
+            Err(e) => {
+                problems += 1;
+                println!(
+                    "FAIL  LLM provider {}: {e}",
+                    config.llm.base_url.as_deref().unwrap_or_default()
+                );
+                println!("      fix: check llm.base_url and the API key (ROBIT_LLM__API_KEY or llm.api_key_file)");
+            }
+        },
+        Err(e) => {
+            problems += 1;
+            println!("FAIL  LLM provider: {e:#}");
+        }
+    }
+
+    if config.sandbox.enabled {
+        for guest in Sandbox::guest_status(&app::sandbox_config(config)) {
+            if guest.ok() {
+                println!("ok    sandbox guest {}", guest.path.display());
+            } else {
+                problems += 1;
+                println!("FAIL  sandbox guest {}: {}", guest.path.display(), guest.problem());
+                println!("      fix: {}", guest.fix_hint);
+            }
+        }
+    } else {
+        println!("ok    sandbox: disabled (sandbox.enabled = false)");
+    }
+
+    if problems == 0 {
+        println!("\nall checks passed");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("\n{problems} problem(s) found");
+        Ok(ExitCode::FAILURE)
+    }
+}
