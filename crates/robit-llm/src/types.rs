@@ -69,7 +69,9 @@ impl ChatMessage {
 }
 
 /// A tool the model may call; `parameters` is a JSON Schema object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Eq` is derived because `ChatRequest` derives it (a JSON value compares exactly).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolSpec {
     pub name: String,
     pub description: String,

@@ -1,0 +1,339 @@
+//! The OpenAI chat-completions wire format: the request body we send and the stream chunks we
+//! read back.
+//!
+//! Only the fields robit uses are modelled; unknown fields are ignored so that compatible
+//! servers (Ollama, vLLM, llama.cpp, LiteLLM, …) that add their own keep working. This module
+//! must not do I/O: it is pure translation, tested without a server.
+
+use crate::types::{ChatMessage, ChatRequest, Role, ToolCall, ToolSpec};
+use serde::{Deserialize, Serialize};
+
+/// The body of `POST /chat/completions`.
+#[derive(Debug, Serialize)]
+pub(crate) struct RequestBody<'a> {
+    pub model: &'a str,
+    pub messages: Vec<WireMessage<'a>>,
+    pub stream: bool,
+    pub stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct StreamOptions {
+    /// Without this the API never reports token usage for a streamed answer.
+    pub include_usage: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct WireMessage<'a> {
+    pub role: &'static str,
+    /// `None` serializes as `null`: an assistant message that only calls tools has no text,
+    /// and some servers reject an empty string there while all accept `null`.
+    pub content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct WireToolCall<'a> {
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: WireFunctionCall<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct WireFunctionCall<'a> {
+    pub name: &'a str,
+    pub arguments: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct WireTool<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: WireFunction<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct WireFunction<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub parameters: &'a serde_json::Value,
+}
+
+impl<'a> RequestBody<'a> {
+    pub fn new(request: &'a ChatRequest) -> Self {
+        RequestBody {
+            model: &request.model,
+            messages: request.messages.iter().map(WireMessage::from).collect(),
+            stream: true,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
+            tools: request.tools.iter().map(WireTool::from).collect(),
+            max_tokens: request.max_tokens,
+        }
+    }
+}
+
+impl<'a> From<&'a ChatMessage> for WireMessage<'a> {
+    fn from(message: &'a ChatMessage) -> Self {
+        let tool_calls: Vec<WireToolCall<'a>> = match message.role {
+            Role::Assistant => message.tool_calls.iter().map(WireToolCall::from).collect(),
+            // Only assistant messages may carry tool calls on this API; anything else
+            // would be rejected, so it is dropped rather than sent.
+            _ => Vec::new(),
+        };
+        let content = if message.content.is_empty() && !tool_calls.is_empty() {
+            None
+        } else {
+            Some(message.content.as_str())
+        };
+        let tool_call_id = match message.role {
+            Role::Tool => Some(message.tool_call_id.as_deref().unwrap_or_default()),
+            _ => None,
+        };
+        WireMessage {
+            role: message.role.as_str(),
+            content,
+            tool_calls,
+            tool_call_id,
+        }
+    }
+}
+
+impl<'a> From<&'a ToolCall> for WireToolCall<'a> {
+    fn from(call: &'a ToolCall) -> Self {
+        WireToolCall {
+            id: &call.id,
+            kind: "function",
+            function: WireFunctionCall {
+                name: &call.name,
+                arguments: &call.arguments,
+            },
+        }
+    }
+}
+
+impl<'a> From<&'a ToolSpec> for WireTool<'a> {
+    fn from(tool: &'a ToolSpec) -> Self {
+        WireTool {
+            kind: "function",
+            function: WireFunction {
+                name: &tool.name,
+                description: &tool.description,
+                parameters: &tool.parameters,
+            },
+        }
+    }
+}
+
+/// One `data:` payload of the stream. Either a chunk or, when the provider fails mid-answer,
+/// an `error` object.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Chunk {
+    #[serde(default)]
+    pub choices: Vec<Choice>,
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
+    #[serde(default)]
+    pub error: Option<WireError>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Choice {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default)]
+    pub delta: Delta,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Delta {
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCallDelta>,
+}
+
+/// A piece of a tool call. The first piece of a call carries `id` and `function.name`; later
+/// pieces with the same `index` append to `function.arguments`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ToolCallDelta {
+    #[serde(default)]
+    pub index: Option<u32>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub function: Option<FunctionDelta>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct FunctionDelta {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arguments: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub(crate) struct WireUsage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+/// An error object, in an error response body or as a stream chunk. Compatible servers differ:
+/// OpenAI sends `{"error": {"message": …}}`, some send `{"error": "text"}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum WireError {
+    Object {
+        #[serde(default)]
+        message: Option<String>,
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
+        #[serde(default)]
+        code: Option<serde_json::Value>,
+    },
+    Text(String),
+}
+
+impl WireError {
+    /// The most useful human text the error carries.
+    pub fn message(&self) -> String {
+        match self {
+            WireError::Text(text) => text.clone(),
+            WireError::Object {
+                message: Some(message),
+                ..
+            } if !message.is_empty() => message.clone(),
+            WireError::Object { kind, code, .. } => {
+                let code = code.as_ref().map(|c| match c {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+                kind.clone()
+                    .or(code)
+                    .unwrap_or_else(|| "unknown error".to_string())
+            }
+        }
+    }
+}
+
+/// The body of an error response (`{"error": …}`), or of `{"message": …}` as some
+/// compatible servers send.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(default)]
+    pub error: Option<WireError>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The body of `GET /models`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ModelList {
+    #[serde(default)]
+    pub data: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ModelEntry {
+    pub id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(request: &ChatRequest) -> serde_json::Value {
+        serde_json::to_value(RequestBody::new(request)).unwrap()
+    }
+
+    #[test]
+    fn request_body_maps_every_role() {
+        let mut assistant = ChatMessage::new(Role::Assistant, "");
+        assistant.tool_calls.push(ToolCall {
+            id: "call_1".into(),
+            name: "run_code".into(),
+            arguments: r#"{"code":"1+1"}"#.into(),
+        });
+        let mut tool = ChatMessage::new(Role::Tool, "2");
+        tool.tool_call_id = Some("call_1".into());
+        let request = ChatRequest {
+            model: "m".into(),
+            messages: vec![
+                ChatMessage::new(Role::System, "be brief"),
+                ChatMessage::new(Role::User, "what is 1+1?"),
+                assistant,
+                tool,
+                ChatMessage::new(Role::Assistant, "2"),
+            ],
+            tools: vec![ToolSpec {
+                name: "run_code".into(),
+                description: "runs code".into(),
+                parameters: json!({"type": "object"}),
+            }],
+            max_tokens: Some(100),
+        };
+        assert_eq!(
+            body(&request),
+            json!({
+                "model": "m",
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "max_tokens": 100,
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "what is 1+1?"},
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "call_1", "type": "function",
+                         "function": {"name": "run_code", "arguments": "{\"code\":\"1+1\"}"}}
+                    ]},
+                    {"role": "tool", "content": "2", "tool_call_id": "call_1"},
+                    {"role": "assistant", "content": "2"},
+                ],
+                "tools": [{"type": "function", "function": {
+                    "name": "run_code", "description": "runs code",
+                    "parameters": {"type": "object"}}}],
+            })
+        );
+    }
+
+    #[test]
+    fn request_body_omits_empty_tools_and_max_tokens() {
+        let request = ChatRequest {
+            model: "m".into(),
+            messages: vec![ChatMessage::new(Role::User, "")],
+            tools: Vec::new(),
+            max_tokens: None,
+        };
+        let body = body(&request);
+        assert!(body.get("tools").is_none());
+        assert!(body.get("max_tokens").is_none());
+        // A user message with empty text still sends a string, never null.
+        assert_eq!(body["messages"][0]["content"], json!(""));
+    }
+
+    #[test]
+    fn error_message_prefers_the_message_field() {
+        let e: ErrorBody =
+            serde_json::from_str(r#"{"error":{"message":"bad key","type":"x"}}"#).unwrap();
+        assert_eq!(e.error.unwrap().message(), "bad key");
+        let e: ErrorBody = serde_json::from_str(r#"{"error":"model not found"}"#).unwrap();
+        assert_eq!(e.error.unwrap().message(), "model not found");
+        let e: ErrorBody = serde_json::from_str(r#"{"error":{"code":"overloaded"}}"#).unwrap();
+        assert_eq!(e.error.unwrap().message(), "overloaded");
+    }
+}
