@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Environment variables: `ROBIT_` + the key path joined with `__`, for example
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub const ENV_PREFIX: &str = "ROBIT";
 pub const ENV_SEPARATOR: &str = "__";
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub database: DatabaseConfig,
@@ -23,7 +23,7 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `sqlite://robit.db` (created if missing) or `postgres://user@host/db`.
@@ -42,13 +42,14 @@ impl Default for DatabaseConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlmConfig {
     /// Base URL of an OpenAI-compatible API (`https://api.openai.com/v1`,
     /// `http://127.0.0.1:11434/v1` for Ollama). Unset: no provider.
     pub base_url: Option<String>,
     /// The API key. Set it through `ROBIT_LLM__API_KEY` or `api_key_file`, not in the file.
+    #[serde(skip_serializing)]
     pub api_key: Option<SecretString>,
     /// A file holding the API key (for example a mounted secret).
     pub api_key_file: Option<PathBuf>,
@@ -76,7 +77,7 @@ impl Default for LlmConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
     pub max_concurrent_turns: usize,
@@ -99,7 +100,7 @@ impl Default for EngineSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxSection {
     pub enabled: bool,
@@ -132,7 +133,7 @@ impl Default for SandboxSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleSection {
     /// The conversation `robit chat` continues.
@@ -149,7 +150,7 @@ impl Default for ConsoleSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` (human readable) or `json`.
@@ -167,7 +168,7 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -250,4 +251,99 @@ pub fn parse_override(s: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not key=value (for example llm.model=gpt-4o)"))?;
     Ok((k.trim().to_string(), v.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn keys(prefix: &str, v: &toml::Value, out: &mut BTreeSet<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                if v.is_table() {
+                    keys(&path, v, out);
+                } else {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+
+    fn example_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../robit.example.toml")
+    }
+
+    #[test]
+    fn example_config_parses_and_covers_every_key() {
+        let loaded = load_with_env(Some(&example_path()), &[], Vec::new()).unwrap();
+        assert_eq!(loaded.config.llm.base_url.as_deref(), Some("https://api.openai.com/v1"));
+        let example: toml::Value =
+            toml::from_str(&std::fs::read_to_string(example_path()).unwrap()).unwrap();
+        let mut in_example = BTreeSet::new();
+        keys("", &example, &mut in_example);
+        let mut full = Config::default();
+        full.llm.base_url = Some("x".into());
+        full.llm.api_key_file = Some("x".into());
+        let mut in_struct = BTreeSet::new();
+        keys("", &toml::Value::try_from(&full).unwrap(), &mut in_struct);
+        let missing: Vec<_> = in_struct.difference(&in_example).collect();
+        assert!(missing.is_empty(), "robit.example.toml lacks {missing:?}");
+        let unknown: Vec<_> = in_example.difference(&in_struct).collect();
+        assert!(unknown.is_empty(), "robit.example.toml has unknown keys {unknown:?}");
+    }
+
+    #[test]
+    fn precedence_is_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("robit.toml");
+        std::fs::write(&file, "[llm]\nmodel = \"from-file\"\nidle_timeout_ms = 5\n[engine]\nhistory_limit = 7\n").unwrap();
+        let env = vec![
+            ("ROBIT_LLM__MODEL".to_string(), "from-env".to_string()),
+            ("ROBIT_ENGINE__HISTORY_LIMIT".to_string(), "9".to_string()),
+            ("ROBIT_LLM__MODELS".to_string(), "a,b".to_string()),
+            ("OTHER".to_string(), "ignored".to_string()),
+        ];
+        let overrides = vec![("llm.model".to_string(), "from-flag".to_string())];
+        let c = load_with_env(Some(&file), &overrides, env).unwrap().config;
+        assert_eq!(c.llm.model, "from-flag");
+        assert_eq!(c.engine.history_limit, 9);
+        assert_eq!(c.llm.idle_timeout_ms, 5);
+        assert_eq!(c.llm.models, vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn a_config_error_names_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("robit.toml");
+        std::fs::write(&file, "[engine]\nhistory_limit = \"lots\"\n").unwrap();
+        let err = format!("{:#}", load_with_env(Some(&file), &[], Vec::new()).unwrap_err());
+        assert!(err.contains("history_limit"), "{err}");
+        assert!(err.contains(&file.display().to_string()), "{err}");
+
+        std::fs::write(&file, "[llm]\nbase_urll = \"http://x\"\n").unwrap();
+        let err = format!("{:#}", load_with_env(Some(&file), &[], Vec::new()).unwrap_err());
+        assert!(err.contains("base_urll"), "{err}");
+        assert!(err.contains(&file.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn the_api_key_is_never_printed() {
+        let env = vec![("ROBIT_LLM__API_KEY".to_string(), "sk-very-secret".to_string())];
+        let c = load_with_env(None, &[], env).unwrap().config;
+        assert!(c.llm.api_key.is_some());
+        assert!(!format!("{c:?}").contains("sk-very-secret"));
+    }
+
+    #[test]
+    fn the_api_key_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "sk-from-file\n").unwrap();
+        let overrides = vec![("llm.api_key_file".to_string(), key.display().to_string())];
+        let c = load_with_env(None, &overrides, Vec::new()).unwrap().config;
+        use secrecy::ExposeSecret;
+        assert_eq!(c.llm.api_key.unwrap().expose_secret(), "sk-from-file");
+    }
 }
