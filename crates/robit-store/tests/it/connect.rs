@@ -57,3 +57,18 @@ async fn other_urls_are_refused_without_leaking_passwords() {
     assert!(matches!(err, StoreError::UnsupportedUrl(_)));
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+#[tokio::test]
+async fn sqlite_memory_url_works_for_throwaway_stores() {
+    let store = connect("sqlite::memory:", PoolOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let key = crate::support::key(None);
+    let conversation = store.conversation(&key).await.unwrap();
+    store
+        .accept(crate::support::event("Ev1", &key, "hi"))
+        .await
+        .unwrap();
+    assert_eq!(store.history(conversation.id, 10).await.unwrap().len(), 1);
+}
