@@ -1,0 +1,100 @@
+//! Typed configuration for the sandbox: where the guests are, where compiled
+//! artifacts are cached, how many runs may execute at once, and the ceiling on
+//! per-run limits.
+//!
+//! This module must not read the environment or any file: the binary builds a
+//! `SandboxConfig` from its own configuration and hands it over.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything [`Sandbox::new`](crate::Sandbox::new) needs.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// CPython WASI build (a WASI preview 1 command module).
+    pub python_wasm: PathBuf,
+    /// QuickJS-ng WASI build (a WASI preview 1 command module).
+    pub quickjs_wasm: PathBuf,
+    /// Directory for compiled guest artifacts (`*.cwasm`), so a restarted process
+    /// does not pay the multi-second compile of `python.wasm` again.
+    pub cache_dir: PathBuf,
+    /// How many runs may execute at the same time; further runs wait.
+    pub max_concurrent: usize,
+    /// How many pre-initialized, never-used Python instances to keep ready.
+    /// `0` disables the pool: every Python run then starts the interpreter cold.
+    pub python_pool_size: usize,
+    /// The most any single run may ask for; limits passed to `run` are clamped to these.
+    pub max_limits: Limits,
+}
+
+impl SandboxConfig {
+    /// A configuration with the default concurrency, pool and limits, for guests
+    /// named `python.wasm` and `quickjs.wasm` in `guests_dir`.
+    pub fn new(guests_dir: impl AsRef<Path>, cache_dir: impl Into<PathBuf>) -> SandboxConfig {
+        let guests_dir = guests_dir.as_ref();
+        SandboxConfig {
+            python_wasm: guests_dir.join("python.wasm"),
+            quickjs_wasm: guests_dir.join("quickjs.wasm"),
+            cache_dir: cache_dir.into(),
+            max_concurrent: default_concurrency(),
+            python_pool_size: 2,
+            max_limits: Limits::default(),
+        }
+    }
+}
+
+/// The number of cores, which is where CPU-bound guests stop gaining from more parallelism.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Resource limits for one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time from the moment the code is handed to the guest.
+    pub wall_time: Duration,
+    /// Linear memory of the guest instance.
+    pub memory_bytes: u64,
+    /// Bytes kept of stdout, and separately of stderr; the rest is counted and dropped.
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            wall_time: Duration::from_secs(10),
+            memory_bytes: 256 * 1024 * 1024,
+            output_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Each field is the smaller of `self` and `max`, so a caller can only tighten.
+    pub fn clamp_to(self, max: &Limits) -> Limits {
+        Limits {
+            wall_time: self.wall_time.min(max.wall_time),
+            memory_bytes: self.memory_bytes.min(max.memory_bytes),
+            output_bytes: self.output_bytes.min(max.output_bytes),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamp_only_tightens() {
+        let max = Limits::default();
+        let asked = Limits {
+            wall_time: Duration::from_secs(60),
+            memory_bytes: 1024,
+            output_bytes: usize::MAX,
+        };
+        let got = asked.clamp_to(&max);
+        assert_eq!(got.wall_time, max.wall_time);
+        assert_eq!(got.memory_bytes, 1024);
+        assert_eq!(got.output_bytes, max.output_bytes);
+    }
+}

@@ -1,0 +1,381 @@
+//! One guest instance, from creation to its classified result.
+//!
+//! [`Prepared::spawn`] builds a fresh store (its own WASI context, scratch
+//! directory, pipes and limiter) and starts the guest's `_start` on the sandbox
+//! runtime right away; the guest runs until it needs stdin. [`Prepared::run`]
+//! then arms the limits, delivers stdin (for Python: the framed user code plus
+//! the user's stdin), and waits for the guest to end or for its time to run out.
+//! An instance is used for exactly one run and then dropped with its store and
+//! scratch directory, so nothing carries over between runs.
+//!
+//! Nothing here may block a thread: the guest runs as an async wasmtime call
+//! that yields on every epoch tick and whenever it waits on a host operation.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use robit_types::Language;
+use tempfile::TempDir;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+use wasmtime::{Engine, InstancePre, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use crate::config::Limits;
+use crate::engine::chain;
+use crate::error::SandboxError;
+use crate::output::{render, Outcome, RunOutput};
+use crate::pipes::{CappedPipe, StdinFeed};
+
+/// Where the scratch directory appears inside the guest. It is mounted as the
+/// root, so relative paths (resolved against the guest's cwd `/`) land in it,
+/// and absolute host paths such as `/etc/passwd` simply do not exist.
+pub(crate) const GUEST_ROOT: &str = "/";
+
+/// Slack on top of the wall-time limit before the host gives up on the guest
+/// task. A guest burning CPU is stopped by the epoch callback at the deadline;
+/// this only fires for a guest parked in a host wait (e.g. `time.sleep`).
+const HARD_STOP_SLACK: Duration = Duration::from_millis(20);
+
+/// Table elements a guest may grow to; CPython's function table is far smaller.
+const MAX_TABLE_ELEMENTS: usize = 64 * 1024;
+
+/// Store data: the WASI context and the limiter.
+pub(crate) struct GuestState {
+    pub(crate) wasi: WasiP1Ctx,
+    limiter: GuestLimiter,
+}
+
+/// Limits and verdicts shared between the host side of a run and the guest's
+/// store, so they can be changed after the guest started (a pooled instance gets
+/// its real limits only when its job arrives).
+struct RunControl {
+    base: Instant,
+    /// Deadline in nanoseconds after `base`.
+    deadline_ns: AtomicU64,
+    memory_cap: AtomicU64,
+    memory_denied: AtomicBool,
+    timed_out: AtomicBool,
+}
+
+impl RunControl {
+    fn new(deadline: Duration, memory_cap: u64) -> RunControl {
+        let control = RunControl {
+            base: Instant::now(),
+            deadline_ns: AtomicU64::new(0),
+            memory_cap: AtomicU64::new(memory_cap),
+            memory_denied: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
+        };
+        control.set_deadline(Instant::now() + deadline);
+        control
+    }
+
+    fn set_deadline(&self, at: Instant) {
+        let ns = at.saturating_duration_since(self.base).as_nanos();
+        self.deadline_ns
+            .store(u64::try_from(ns).unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    fn expired(&self) -> bool {
+        let now = self.base.elapsed().as_nanos();
+        now >= u128::from(self.deadline_ns.load(Ordering::SeqCst))
+    }
+
+    /// Called by wasmtime on every epoch tick while the guest runs.
+    fn on_tick(&self) -> wasmtime::Result<UpdateDeadline> {
+        if self.expired() {
+            self.timed_out.store(true, Ordering::SeqCst);
+            return Err(wasmtime::Error::new(DeadlineReached));
+        }
+        // Yield so other guests and tasks on the same worker get their turn.
+        Ok(UpdateDeadline::Yield(1))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("wall-time limit reached")]
+struct DeadlineReached;
+
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit reached")]
+struct MemoryLimitReached;
+
+/// Refuses memory growth past the run's cap by trapping, and records that it
+/// did, so the run is classified as out of memory even if the trap surfaces
+/// through some other error path.
+struct GuestLimiter(Arc<RunControl>);
+
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.0.memory_cap.load(Ordering::SeqCst) {
+            self.0.memory_denied.store(true, Ordering::SeqCst);
+            // Trapping (rather than failing the grow) ends the run at once with a
+            // clear verdict; a failed grow would let CPython limp on with a
+            // MemoryError that user code may swallow.
+            return Err(wasmtime::Error::new(MemoryLimitReached));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        4
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+/// How the guest task ended, before classification.
+enum GuestEnd {
+    Instantiate(wasmtime::Error),
+    Returned(wasmtime::Result<()>),
+}
+
+/// What a guest gets besides its stdin.
+pub(crate) struct Launch<'a> {
+    pub(crate) language: Language,
+    pub(crate) args: &'a [String],
+    pub(crate) env: &'a [(&'a str, &'a str)],
+    /// A host directory to show read-only at a guest path (QuickJS's prelude).
+    pub(crate) read_only_dir: Option<(&'a Path, &'a str)>,
+    /// Limits while the guest starts, before [`Prepared::run`] arms the real ones.
+    pub(crate) startup: Limits,
+}
+
+/// A started guest waiting for (or already consuming) its stdin.
+pub(crate) struct Prepared {
+    language: Language,
+    control: Arc<RunControl>,
+    stdin: StdinFeed,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+    task: Option<JoinHandle<GuestEnd>>,
+    /// Deleted on drop, after the run.
+    _scratch: TempDir,
+}
+
+impl Prepared {
+    pub(crate) fn spawn(
+        rt: &Handle,
+        engine: &Engine,
+        pre: &InstancePre<GuestState>,
+        launch: Launch<'_>,
+    ) -> Result<Prepared, SandboxError> {
+        let scratch = tempfile::Builder::new()
+            .prefix("robit-run-")
+            .tempdir()
+            .map_err(SandboxError::Scratch)?;
+        let stdin = StdinFeed::new();
+        let stdout = CappedPipe::new(launch.startup.output_bytes);
+        let stderr = CappedPipe::new(launch.startup.output_bytes);
+
+        // Deny-by-default: no inherited env, args, stdio or network; the only
+        // file system is the empty scratch directory.
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.args(launch.args)
+            .stdin(stdin.clone())
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for (k, v) in launch.env {
+            wasi.env(k, v);
+        }
+        let preopen_failed =
+            |e: wasmtime::Error| SandboxError::Scratch(std::io::Error::other(chain(&e)));
+        wasi.preopened_dir(scratch.path(), GUEST_ROOT, FsPerms::ReadWrite)
+            .map_err(preopen_failed)?;
+        if let Some((host, guest)) = launch.read_only_dir {
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(preopen_failed)?;
+        }
+
+        let control = Arc::new(RunControl::new(
+            launch.startup.wall_time,
+            launch.startup.memory_bytes,
+        ));
+        let mut store = Store::new(
+            engine,
+            GuestState {
+                wasi: wasi.build_p1(),
+                limiter: GuestLimiter(control.clone()),
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        let ticks = control.clone();
+        store.epoch_deadline_callback(move |_| ticks.on_tick());
+
+        let pre = pre.clone();
+        let task = rt.spawn(async move {
+            let instance = match pre.instantiate_async(&mut store).await {
+                Ok(i) => i,
+                Err(e) => return GuestEnd::Instantiate(e),
+            };
+            let start = match instance.get_typed_func::<(), ()>(&mut store, "_start") {
+                Ok(f) => f,
+                Err(e) => return GuestEnd::Instantiate(e),
+            };
+            GuestEnd::Returned(start.call_async(&mut store, ()).await)
+        });
+
+        Ok(Prepared {
+            language: launch.language,
+            control,
+            stdin,
+            stdout,
+            stderr,
+            task: Some(task),
+            _scratch: scratch,
+        })
+    }
+
+    /// Resolves once the guest is blocked reading stdin, i.e. done starting up.
+    /// Errors if the guest ended (or failed to instantiate) before that.
+    pub(crate) async fn until_waiting(&mut self) -> Result<(), SandboxError> {
+        let Some(task) = self.task.as_mut() else {
+            return Err(SandboxError::Internal("guest task already taken".into()));
+        };
+        tokio::select! {
+            () = self.stdin.reader_waiting() => Ok(()),
+            end = task => {
+                self.task = None;
+                let why = match end {
+                    Ok(GuestEnd::Instantiate(e)) => chain(&e),
+                    Ok(GuestEnd::Returned(Ok(()))) => "exited during start-up".into(),
+                    Ok(GuestEnd::Returned(Err(e))) => chain(&e),
+                    Err(e) => e.to_string(),
+                };
+                Err(SandboxError::Instantiate { language: self.language, message: why })
+            }
+        }
+    }
+
+    /// Arms `limits`, hands the guest `input` as its whole stdin, and waits for
+    /// the result. Must be awaited on a runtime with a time driver.
+    pub(crate) async fn run(
+        mut self,
+        input: Vec<u8>,
+        limits: Limits,
+    ) -> Result<RunOutput, SandboxError> {
+        let Some(mut task) = self.task.take() else {
+            return Err(SandboxError::Internal("guest task already taken".into()));
+        };
+        self.stdout.reset(limits.output_bytes);
+        self.stderr.reset(limits.output_bytes);
+        let started = Instant::now();
+        self.control.set_deadline(started + limits.wall_time);
+        self.control
+            .memory_cap
+            .store(limits.memory_bytes, Ordering::SeqCst);
+        self.stdin.deliver(input);
+
+        let hard_stop = tokio::time::sleep(limits.wall_time + HARD_STOP_SLACK);
+        let end = tokio::select! {
+            end = &mut task => end,
+            () = hard_stop => {
+                // Parked in a host wait: dropping the task drops the guest's
+                // fiber and its store.
+                self.control.timed_out.store(true, Ordering::SeqCst);
+                task.abort();
+                task.await
+            }
+        };
+        let duration = started.elapsed();
+
+        let (exit_code, outcome) = match end {
+            Ok(GuestEnd::Returned(result)) => self.classify(result),
+            Ok(GuestEnd::Instantiate(e)) => {
+                if self.control.memory_denied.load(Ordering::SeqCst) {
+                    (None, Outcome::OutOfMemory)
+                } else {
+                    return Err(SandboxError::Instantiate {
+                        language: self.language,
+                        message: chain(&e),
+                    });
+                }
+            }
+            Err(e) if e.is_cancelled() => (None, Outcome::TimedOut),
+            Err(e) => {
+                return Err(SandboxError::Internal(format!(
+                    "{} guest task failed: {e}",
+                    self.language
+                )))
+            }
+        };
+
+        let (out, out_dropped) = self.stdout.take();
+        let (err, err_dropped) = self.stderr.take();
+        let outcome = if outcome == Outcome::Finished && (out_dropped > 0 || err_dropped > 0) {
+            Outcome::OutputTruncated
+        } else {
+            outcome
+        };
+        Ok(RunOutput {
+            stdout: render(out, out_dropped),
+            stderr: render(err, err_dropped),
+            exit_code,
+            duration,
+            outcome,
+            files: Vec::new(),
+        })
+    }
+
+    fn classify(&self, result: wasmtime::Result<()>) -> (Option<i32>, Outcome) {
+        let e = match result {
+            Ok(()) => return (Some(0), Outcome::Finished),
+            Err(e) => e,
+        };
+        if let Some(exit) = e.downcast_ref::<I32Exit>() {
+            return (Some(exit.0), Outcome::Finished);
+        }
+        if self.control.timed_out.load(Ordering::SeqCst)
+            || e.is::<DeadlineReached>()
+            || e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
+        {
+            return (None, Outcome::TimedOut);
+        }
+        if self.control.memory_denied.load(Ordering::SeqCst) || e.is::<MemoryLimitReached>() {
+            return (None, Outcome::OutOfMemory);
+        }
+        let why = match e.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => e.root_cause().to_string(),
+        };
+        (None, Outcome::Trapped(why))
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // An instance dropped unused (pool shutdown, a cancelled run) must not
+        // keep running or waiting on the runtime.
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
