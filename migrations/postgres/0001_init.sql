@@ -27,6 +27,9 @@ CREATE TABLE messages (
     tool_call_id    TEXT,
     status          TEXT   NOT NULL,
     author          TEXT,
+    -- The user message that started this message's turn (NULL: it starts its own turn);
+    -- history is ordered by COALESCE(turn_id, id). See ../sqlite/0001_init.sql.
+    turn_id         BIGINT,
     created_at      BIGINT NOT NULL
 );
 

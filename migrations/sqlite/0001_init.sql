@@ -28,6 +28,10 @@ CREATE TABLE messages (
     tool_call_id    TEXT,
     status          TEXT    NOT NULL,
     author          TEXT,
+    -- The user message that started the turn this message belongs to (NULL: the message
+    -- starts its own turn). History is ordered by COALESCE(turn_id, id), so a reply sorts
+    -- right after its question even when later questions were stored while it streamed.
+    turn_id         INTEGER,
     created_at      INTEGER NOT NULL
 );
 

@@ -24,14 +24,7 @@ pub(crate) async fn run(
 ) -> TurnOutcome {
     match command {
         Command::Help => say(sink, HELP).await,
-        Command::Reset => match inner.store.reset(conversation.id).await {
-            Ok(()) => say(sink, "🧹 Done: I've forgotten this conversation.").await,
-            Err(e) => {
-                tracing::error!(error = %e, "reset failed");
-                say(sink, "⚠️ I couldn't reset this conversation; please try again.").await;
-                return TurnOutcome::Failed("reset failed".into());
-            }
-        },
+        Command::Reset => unreachable!("the engine applies /reset at submit time"),
         Command::Model { name: None } => {
             let current = conversation
                 .model

@@ -68,16 +68,24 @@ impl TurnHandle {
 
 /// What a queued job asks the worker to do.
 pub(crate) enum Work {
-    Chat { text: String },
+    Chat {
+        text: String,
+    },
     Command(Command),
     /// A command that could not be parsed; the message says why.
     BadCommand(String),
+    /// `/reset`, already applied at submit time; the reply is queued so it arrives in order.
+    ResetDone {
+        ok: bool,
+    },
 }
 
 pub(crate) struct Job {
     pub inbound: Inbound,
     pub work: Work,
     pub conversation: Conversation,
+    /// The id of the stored user message that starts this turn, for chat turns.
+    pub turn: Option<i64>,
     pub sink: Arc<dyn ReplySink>,
     pub done: oneshot::Sender<TurnOutcome>,
 }
@@ -166,18 +174,37 @@ impl Engine {
                 message,
             })
             .await?;
-        let conversation = match accepted {
+        let (conversation, turn) = match accepted {
             Accepted::Duplicate => {
                 tracing::debug!(event_id = %inbound.event_id, "duplicate event");
                 return Ok(Submission::Duplicate);
             }
-            Accepted::New { conversation, .. } => conversation,
+            Accepted::New {
+                conversation,
+                message_id,
+            } => (conversation, message_id),
+        };
+        // A reset takes effect in submission order: messages sent after it start afresh even
+        // if they were stored before the queue reached it.
+        let work = match work {
+            Work::Command(Command::Reset) => {
+                let ok = match self.inner.store.reset(conversation.id).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reset failed");
+                        false
+                    }
+                };
+                Work::ResetDone { ok }
+            }
+            w => w,
         };
         let (done, rx) = oneshot::channel();
         self.enqueue(Job {
             inbound,
             work,
             conversation,
+            turn,
             sink,
             done,
         });
@@ -223,11 +250,7 @@ impl Engine {
     }
 }
 
-async fn worker(
-    inner: Arc<Inner>,
-    key: ConversationKey,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-) {
+async fn worker(inner: Arc<Inner>, key: ConversationKey, mut rx: mpsc::UnboundedReceiver<Job>) {
     loop {
         let job = match rx.try_recv() {
             Ok(job) => job,

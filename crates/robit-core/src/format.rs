@@ -28,7 +28,15 @@ pub(crate) async fn run_and_post(
 ) -> Result<RunOutput, RunError> {
     let sandbox = inner.sandbox.clone().ok_or(RunError::NoSandbox)?;
     if show_code {
-        say(sink, &format!("Running {language}:\n```{}\n{}\n```", fence_tag(language), escape_fences(code))).await;
+        say(
+            sink,
+            &format!(
+                "Running {language}:\n```{}\n{}\n```",
+                fence_tag(language),
+                escape_fences(code)
+            ),
+        )
+        .await;
     }
     let _ = sink.typing().await;
     let output = sandbox
@@ -84,7 +92,10 @@ async fn post_output(sink: &Arc<dyn ReplySink>, _language: Language, output: &Ru
     let inline = if body.is_empty() {
         format!("(no output)\n{status}")
     } else {
-        format!("```\n{}\n```\n{status}", escape_fences(body.trim_end_matches('\n')))
+        format!(
+            "```\n{}\n```\n{status}",
+            escape_fences(body.trim_end_matches('\n'))
+        )
     };
     if inline.chars().count() <= caps.max_message_len {
         say(sink, &inline).await;
@@ -92,7 +103,14 @@ async fn post_output(sink: &Arc<dyn ReplySink>, _language: Language, output: &Ru
     }
     if let Some(limit) = caps.max_upload_bytes {
         if body.len() as u64 <= limit {
-            match sink.upload("output.txt", body.as_bytes(), &format!("Output attached. {status}")).await {
+            match sink
+                .upload(
+                    "output.txt",
+                    body.as_bytes(),
+                    &format!("Output attached. {status}"),
+                )
+                .await
+            {
                 Ok(_) => return,
                 Err(e) => tracing::warn!(error = %e, "uploading output failed, truncating instead"),
             }
@@ -105,7 +123,10 @@ async fn post_output(sink: &Arc<dyn ReplySink>, _language: Language, output: &Ru
     let left = body.chars().count() - head.chars().count();
     say(
         sink,
-        &format!("```\n{}\n```\n… {left} more characters not shown. {status}", escape_fences(head.trim_end_matches('\n'))),
+        &format!(
+            "```\n{}\n```\n… {left} more characters not shown. {status}",
+            escape_fences(head.trim_end_matches('\n'))
+        ),
     )
     .await;
 }

@@ -6,8 +6,12 @@ use crate::format;
 use crate::render::StreamRenderer;
 use crate::tokens::estimate_tokens;
 use futures::StreamExt;
-use robit_llm::{ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall, ToolSpec};
-use robit_store::{Conversation, MessageRole, MessageStatus, NewMessage, StoredMessage, UsageRecord};
+use robit_llm::{
+    ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall, ToolSpec,
+};
+use robit_store::{
+    Conversation, MessageRole, MessageStatus, NewMessage, StoredMessage, UsageRecord,
+};
 use robit_types::{Inbound, Language, ReplySink};
 use std::sync::Arc;
 use tracing::Instrument;
@@ -19,6 +23,7 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
         inbound,
         work,
         conversation,
+        turn,
         sink,
         done,
     } = job;
@@ -32,11 +37,26 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
     );
     let outcome = async {
         match work {
-            Work::Chat { .. } => chat(inner, &inbound, &conversation, &sink).await,
+            Work::Chat { .. } => {
+                let turn = turn.expect("a chat job carries its stored message");
+                chat(inner, &inbound, &conversation, turn, &sink).await
+            }
             Work::Command(cmd) => commands::run(inner, &inbound, &conversation, &sink, cmd).await,
             Work::BadCommand(msg) => {
                 commands::say(&sink, &format!("⚠️ {msg}")).await;
                 TurnOutcome::Command
+            }
+            Work::ResetDone { ok: true } => {
+                commands::say(&sink, "🧹 Done: I've forgotten this conversation.").await;
+                TurnOutcome::Command
+            }
+            Work::ResetDone { ok: false } => {
+                commands::say(
+                    &sink,
+                    "⚠️ I couldn't reset this conversation; please try again.",
+                )
+                .await;
+                TurnOutcome::Failed("reset failed".into())
             }
         }
     }
@@ -50,6 +70,7 @@ async fn chat(
     inner: &Arc<Inner>,
     inbound: &Inbound,
     conversation: &Conversation,
+    turn: i64,
     sink: &Arc<dyn ReplySink>,
 ) -> TurnOutcome {
     let Some(provider) = inner.provider.clone() else {
@@ -59,14 +80,17 @@ async fn chat(
     let _ = sink.typing().await;
     let history = match inner
         .store
-        .history(conversation.id, inner.config.history_limit)
+        .turn_history(conversation.id, turn, inner.config.history_limit)
         .await
     {
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "loading history failed");
-            commands::say(sink, "⚠️ I couldn't load this conversation's history; please try again.")
-                .await;
+            commands::say(
+                sink,
+                "⚠️ I couldn't load this conversation's history; please try again.",
+            )
+            .await;
             return TurnOutcome::Failed("history unavailable".into());
         }
     };
@@ -74,7 +98,10 @@ async fn chat(
         .model
         .clone()
         .unwrap_or_else(|| inner.config.default_model.clone());
-    let mut messages = vec![ChatMessage::new(Role::System, inner.config.system_prompt.clone())];
+    let mut messages = vec![ChatMessage::new(
+        Role::System,
+        inner.config.system_prompt.clone(),
+    )];
     messages.extend(history.iter().map(to_chat_message));
     let tools = if inner.sandbox.is_some() && inner.config.run_code_tool {
         vec![run_code_spec()]
@@ -100,29 +127,57 @@ async fn chat(
             .map(|m| estimate_tokens(&m.content))
             .sum();
         let round_result = stream_round(inner, provider.as_ref(), request, sink).await;
-        record_usage(inner, inbound, conversation, provider.name(), &model, &round_result, prompt_estimate).await;
+        record_usage(
+            inner,
+            inbound,
+            conversation,
+            provider.name(),
+            &model,
+            &round_result,
+            prompt_estimate,
+        )
+        .await;
         match round_result.end {
             RoundEnd::Answered => {
-                persist(inner, conversation, NewMessage::assistant(round_result.text, MessageStatus::Complete)).await;
+                persist(
+                    inner,
+                    conversation,
+                    turn,
+                    NewMessage::assistant(round_result.text, MessageStatus::Complete),
+                )
+                .await;
                 return TurnOutcome::Replied;
             }
             RoundEnd::Failed(short) => {
                 if !round_result.text.is_empty() {
-                    persist(inner, conversation, NewMessage::assistant(round_result.text, MessageStatus::Interrupted)).await;
+                    persist(
+                        inner,
+                        conversation,
+                        turn,
+                        NewMessage::assistant(round_result.text, MessageStatus::Interrupted),
+                    )
+                    .await;
                 }
                 return TurnOutcome::Failed(short);
             }
             RoundEnd::Cancelled => {
                 if !round_result.text.is_empty() {
-                    persist(inner, conversation, NewMessage::assistant(round_result.text, MessageStatus::Interrupted)).await;
+                    persist(
+                        inner,
+                        conversation,
+                        turn,
+                        NewMessage::assistant(round_result.text, MessageStatus::Interrupted),
+                    )
+                    .await;
                 }
                 return TurnOutcome::Cancelled;
             }
             RoundEnd::ToolCalls(calls) => {
                 let calls_json = serde_json::to_string(&calls).expect("tool calls serialize");
-                let mut assistant = NewMessage::assistant(round_result.text.clone(), MessageStatus::Complete);
+                let mut assistant =
+                    NewMessage::assistant(round_result.text.clone(), MessageStatus::Complete);
                 assistant.tool_calls = Some(calls_json);
-                persist(inner, conversation, assistant).await;
+                persist(inner, conversation, turn, assistant).await;
                 let mut msg = ChatMessage::new(Role::Assistant, round_result.text);
                 msg.tool_calls = calls.clone();
                 messages.push(msg);
@@ -131,6 +186,7 @@ async fn chat(
                     persist(
                         inner,
                         conversation,
+                        turn,
                         NewMessage {
                             role: MessageRole::Tool,
                             content: result.clone(),
@@ -138,6 +194,7 @@ async fn chat(
                             tool_call_id: Some(call.id.clone()),
                             status: MessageStatus::Complete,
                             author: None,
+                            turn: None,
                         },
                     )
                     .await;
@@ -187,7 +244,11 @@ async fn stream_round(
         Err(e) => {
             tracing::warn!(error = %e, "provider request failed");
             commands::say(sink, &provider_failure_note(&e, false)).await;
-            return RoundResult { text: String::new(), usage, end: RoundEnd::Failed(e.to_string()) };
+            return RoundResult {
+                text: String::new(),
+                usage,
+                end: RoundEnd::Failed(e.to_string()),
+            };
         }
     };
     let end = loop {
@@ -234,7 +295,11 @@ async fn stream_round(
             };
         }
     }
-    RoundResult { text: renderer.text().to_string(), usage, end }
+    RoundResult {
+        text: renderer.text().to_string(),
+        usage,
+        end,
+    }
 }
 
 /// The renderer holds text + note; history keeps only what the model said.
@@ -252,7 +317,9 @@ fn provider_failure_note(e: &LlmError, after_text: bool) -> String {
         LlmError::RateLimited { .. } => "the model provider is rate limiting robit".to_string(),
         LlmError::Timeout(what) => format!("the model provider timed out ({what})"),
         LlmError::Status { status, .. } => format!("the model provider failed (HTTP {status})"),
-        LlmError::Stream(_) | LlmError::Protocol(_) => "the model provider's answer broke off".to_string(),
+        LlmError::Stream(_) | LlmError::Protocol(_) => {
+            "the model provider's answer broke off".to_string()
+        }
         LlmError::Cancelled => "the answer was cancelled".to_string(),
     };
     if after_text {
@@ -262,7 +329,11 @@ fn provider_failure_note(e: &LlmError, after_text: bool) -> String {
     }
 }
 
-async fn persist(inner: &Arc<Inner>, conversation: &Conversation, message: NewMessage) {
+async fn persist(inner: &Arc<Inner>, conversation: &Conversation, turn: i64, message: NewMessage) {
+    let message = NewMessage {
+        turn: Some(turn),
+        ..message
+    };
     if let Err(e) = inner.store.append_message(conversation.id, message).await {
         tracing::error!(error = %e, "storing a message failed");
     }
@@ -344,7 +415,10 @@ async fn run_tool(inner: &Arc<Inner>, sink: &Arc<dyn ReplySink>, call: &ToolCall
         Err(e) => return format!("error: invalid arguments for run_code: {e}"),
     };
     let Some(language) = Language::parse(&args.language) else {
-        return format!("error: unsupported language `{}`; use python or javascript", args.language);
+        return format!(
+            "error: unsupported language `{}`; use python or javascript",
+            args.language
+        );
     };
     match format::run_and_post(inner, sink, language, &args.code, true).await {
         Ok(output) => format::tool_result(&output),

@@ -121,6 +121,16 @@ pub trait Store: Send + Sync {
     async fn history(&self, conversation: ConversationId, limit: u32)
         -> Result<Vec<StoredMessage>>;
 
+    /// The history one turn sees: messages of turns up to and including `turn` (the id of
+    /// the user message that started it), so questions queued behind it stay out, and the
+    /// turn's own question is in even if a `/reset` came after it was stored.
+    async fn turn_history(
+        &self,
+        conversation: ConversationId,
+        turn: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>>;
+
     /// Forgets the history (messages are kept for audit but no longer loaded).
     async fn reset(&self, conversation: ConversationId) -> Result<()>;
 

@@ -76,6 +76,9 @@ pub struct NewMessage {
     pub tool_call_id: Option<String>,
     pub status: MessageStatus,
     pub author: Option<UserId>,
+    /// The id of the user message whose turn this message belongs to (replies, tool calls
+    /// and results); `None` for a message that starts its own turn.
+    pub turn: Option<i64>,
 }
 
 impl NewMessage {
@@ -87,6 +90,7 @@ impl NewMessage {
             tool_call_id: None,
             status: MessageStatus::Complete,
             author: Some(author),
+            turn: None,
         }
     }
 
@@ -98,6 +102,7 @@ impl NewMessage {
             tool_call_id: None,
             status,
             author: None,
+            turn: None,
         }
     }
 }

@@ -122,8 +122,9 @@ async fn insert_message(
 ) -> Result<i64> {
     let id = sqlx::query_scalar(
         "INSERT INTO messages
-             (conversation_id, role, content, tool_calls, tool_call_id, status, author, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             (conversation_id, role, content, tool_calls, tool_call_id, status, author, created_at,
+              turn_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          RETURNING id",
     )
     .bind(conversation.0)
@@ -134,6 +135,7 @@ async fn insert_message(
     .bind(message.status.as_str())
     .bind(message.author.as_ref().map(|a| a.as_str()))
     .bind(rows::now_ms())
+    .bind(message.turn)
     .fetch_one(&mut *conn)
     .await?;
     Ok(id)
@@ -199,17 +201,30 @@ impl Store for SqliteStore {
         conversation: ConversationId,
         limit: u32,
     ) -> Result<Vec<StoredMessage>> {
-        // Newest first so LIMIT keeps the newest; reversed below into reading order.
+        self.turn_history(conversation, i64::MAX, limit).await
+    }
+
+    async fn turn_history(
+        &self,
+        conversation: ConversationId,
+        turn: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        // Newest first so LIMIT keeps the newest; reversed below into reading order. The
+        // position COALESCE(turn_id, id) puts a reply right after its question.
         let rows: Vec<MessageColumns> = sqlx::query_as(
             "SELECT m.id, m.role, m.content, m.tool_calls, m.tool_call_id, m.status, m.author,
                     m.created_at
              FROM messages m JOIN conversations c ON c.id = m.conversation_id
-             WHERE m.conversation_id = $1 AND m.id > c.history_from
-             ORDER BY m.id DESC
+             WHERE m.conversation_id = $1
+               AND COALESCE(m.turn_id, m.id) <= $3
+               AND (COALESCE(m.turn_id, m.id) > c.history_from OR COALESCE(m.turn_id, m.id) = $3)
+             ORDER BY COALESCE(m.turn_id, m.id) DESC, m.id DESC
              LIMIT $2",
         )
         .bind(conversation.0)
         .bind(i64::from(limit))
+        .bind(turn)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().rev().map(rows::message).collect()

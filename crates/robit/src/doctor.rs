@@ -61,12 +61,24 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
 
     if config.sandbox.enabled {
         for guest in Sandbox::guest_status(&app::sandbox_config(config)) {
-            if guest.ok() {
-                println!("ok    sandbox guest {}", guest.path.display());
+            let what = format!(
+                "sandbox guest {} ({})",
+                guest.language,
+                guest.path.display()
+            );
+            if guest.present && guest.sha256_ok {
+                println!("ok    {what}");
             } else {
                 problems += 1;
-                println!("FAIL  sandbox guest {}: {}", guest.path.display(), guest.problem());
-                println!("      fix: {}", guest.fix_hint);
+                let problem = if guest.present {
+                    "checksum does not match the pinned build"
+                } else {
+                    "missing"
+                };
+                println!("FAIL  {what}: {problem}");
+                if let Some(hint) = &guest.hint {
+                    println!("      fix: {hint}");
+                }
             }
         }
     } else {

@@ -48,7 +48,8 @@ mod tests {
 
     #[test]
     fn everyone_here_and_user_mentions_are_inert() {
-        let out = neutralize_mentions("hi @everyone and @here, <@123> <@!45> <@&9> <!channel> <@U1>");
+        let out =
+            neutralize_mentions("hi @everyone and @here, <@123> <@!45> <@&9> <!channel> <@U1>");
         assert!(!out.contains("@everyone"));
         assert!(!out.contains("@here"));
         assert!(!out.contains("<@1"));
@@ -56,7 +57,10 @@ mod tests {
         assert!(!out.contains("<@&"));
         assert!(!out.contains("<!c"));
         assert!(!out.contains("<@U"));
-        assert_eq!(out.replace(ZWSP, ""), "hi @everyone and @here, <@123> <@!45> <@&9> <!channel> <@U1>");
+        assert_eq!(
+            out.replace(ZWSP, ""),
+            "hi @everyone and @here, <@123> <@!45> <@&9> <!channel> <@U1>"
+        );
     }
 
     #[test]

@@ -35,10 +35,16 @@ impl Chunk {
     }
 }
 
-/// Whether `line` (with or without its newline) opens or closes a code fence.
+/// Whether `line` (with or without its newline) opens or closes a code fence: up to three
+/// spaces, then three backticks (CommonMark), and short enough to be a real fence line.
 pub fn is_fence_line(line: &str) -> bool {
     let l = line.trim_end_matches(['\n', '\r']);
-    l.trim_start().starts_with("```") && l.chars().count() <= MAX_FENCE_LINE
+    starts_with_fence(l) && l.chars().count() <= MAX_FENCE_LINE
+}
+
+fn starts_with_fence(s: &str) -> bool {
+    let indent = s.len() - s.trim_start_matches(' ').len();
+    indent <= 3 && s[indent..].starts_with("```")
 }
 
 /// Splits `text` into messages of at most `max_chars` characters each (fences included).
@@ -81,7 +87,11 @@ pub fn split(text: &str, max_chars: usize) -> Vec<Chunk> {
             fence
         };
         let line_chars = line.chars().count();
-        let reserve_after = if fence_after.is_some() { CLOSE_RESERVE } else { 0 };
+        let reserve_after = if fence_after.is_some() {
+            CLOSE_RESERVE
+        } else {
+            0
+        };
         if used + line_chars + reserve_after <= max_chars {
             used += line_chars;
             fence = fence_after;
@@ -148,11 +158,21 @@ fn cut_point(s: &str, budget: usize) -> usize {
         .map(|(i, _)| i)
         .unwrap_or(s.len());
     let head = &s[..hard];
-    let min = s.char_indices().nth(budget / 2).map(|(i, _)| i).unwrap_or(0);
-    match head.rfind(char::is_whitespace) {
+    let min = s
+        .char_indices()
+        .nth(budget / 2)
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let mut cut = match head.rfind(char::is_whitespace) {
         Some(i) if i >= min => i + head[i..].chars().next().map_or(1, char::len_utf8),
         _ => hard,
+    };
+    // Never leave the next message starting with what reads as a fence: step back (at most
+    // four characters, by the CommonMark indent rule) so the line starts with text.
+    while cut > 0 && starts_with_fence(&s[cut..]) {
+        cut -= s[..cut].chars().next_back().map_or(1, char::len_utf8);
     }
+    cut
 }
 
 /// Splits and renders in one go.
@@ -182,7 +202,13 @@ mod tests {
     fn cuts_at_line_ends() {
         let text = format!("{}\n{}\n", "a".repeat(150), "b".repeat(150));
         let parts = split_message(&text, 200);
-        assert_eq!(parts, vec![format!("{}\n", "a".repeat(150)), format!("{}\n", "b".repeat(150))]);
+        assert_eq!(
+            parts,
+            vec![
+                format!("{}\n", "a".repeat(150)),
+                format!("{}\n", "b".repeat(150))
+            ]
+        );
     }
 
     #[test]

@@ -97,6 +97,7 @@ async fn tool_call_fields_round_trip(store: Arc<dyn Store>) {
         tool_call_id: Some("call_1".into()),
         status: MessageStatus::Complete,
         author: None,
+        turn: None,
     };
     store
         .append_message(conversation.id, call.clone())
@@ -117,6 +118,7 @@ async fn tool_call_fields_round_trip(store: Arc<dyn Store>) {
             tool_call_id: m.tool_call_id,
             status: m.status,
             author: m.author,
+            turn: None,
         })
         .collect();
     assert_eq!(stored, [call, output]);
@@ -136,4 +138,56 @@ async fn interrupted_status_round_trips(store: Arc<dyn Store>) {
     assert_eq!(history[0].status, MessageStatus::Interrupted);
     assert_eq!(history[0].role, MessageRole::Assistant);
     assert_eq!(history[0].author, None);
+}
+
+conformance!(replies_sort_after_their_question_and_turns_see_only_their_past);
+async fn replies_sort_after_their_question_and_turns_see_only_their_past(store: Arc<dyn Store>) {
+    let conversation = store.conversation(&key(None)).await.unwrap();
+    let user = |t: &str| NewMessage::user(UserId::new("U1"), t);
+    let reply = |t: &str, turn: i64| NewMessage {
+        turn: Some(turn),
+        ..NewMessage::assistant(t, MessageStatus::Complete)
+    };
+    // Two questions stored before either was answered, as when a user types fast.
+    let q1 = store
+        .append_message(conversation.id, user("q1"))
+        .await
+        .unwrap();
+    let q2 = store
+        .append_message(conversation.id, user("q2"))
+        .await
+        .unwrap();
+    let contents =
+        |h: Vec<robit_store::StoredMessage>| h.into_iter().map(|m| m.content).collect::<Vec<_>>();
+    // Turn 1 does not see q2, which is queued behind it.
+    assert_eq!(
+        contents(store.turn_history(conversation.id, q1, 50).await.unwrap()),
+        ["q1"]
+    );
+    store
+        .append_message(conversation.id, reply("a1", q1))
+        .await
+        .unwrap();
+    assert_eq!(
+        contents(store.turn_history(conversation.id, q2, 50).await.unwrap()),
+        ["q1", "a1", "q2"]
+    );
+    store
+        .append_message(conversation.id, reply("a2", q2))
+        .await
+        .unwrap();
+    assert_eq!(
+        contents(store.history(conversation.id, 50).await.unwrap()),
+        ["q1", "a1", "q2", "a2"]
+    );
+    // A reset forgets everything stored so far, but a turn still sees its own question.
+    let q3 = store
+        .append_message(conversation.id, user("q3"))
+        .await
+        .unwrap();
+    store.reset(conversation.id).await.unwrap();
+    assert_eq!(
+        contents(store.turn_history(conversation.id, q3, 50).await.unwrap()),
+        ["q3"]
+    );
 }

@@ -1,0 +1,190 @@
+//! Shared fixtures: a sink that records what the engine sent, and an engine on a temp SQLite
+//! file with the fake LLM behind the real client.
+
+use async_trait::async_trait;
+use robit_core::{Engine, EngineConfig};
+use robit_llm::{OpenAiCompatible, OpenAiConfig, Provider};
+use robit_store::Store;
+use robit_testkit::llm::FakeLlm;
+use robit_types::{
+    Author, Capabilities, ConversationKey, EventId, Inbound, MessageRef, Platform, ReplySink,
+    SinkError, UserId,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Post { id: usize, text: String },
+    Edit { id: usize, text: String },
+}
+
+/// Records every post and edit with the time it happened, like a platform would show them.
+pub struct RecordingSink {
+    pub caps: Capabilities,
+    pub calls: Mutex<Vec<(Instant, Call)>>,
+    /// What each message shows now.
+    pub messages: Mutex<Vec<String>>,
+}
+
+impl RecordingSink {
+    pub fn new(max_len: usize, edit_interval: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            caps: Capabilities {
+                max_message_len: max_len,
+                min_edit_interval: edit_interval,
+                native_streaming: false,
+                max_upload_bytes: None,
+            },
+            calls: Mutex::new(Vec::new()),
+            messages: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn fast() -> Arc<Self> {
+        Self::new(2000, Duration::from_millis(20))
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    /// All messages joined, as a reader would see the thread.
+    pub fn transcript(&self) -> String {
+        self.messages().join("\n")
+    }
+
+    pub fn calls(&self) -> Vec<(Instant, Call)> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn edit_count(&self) -> usize {
+        self.calls()
+            .iter()
+            .filter(|(_, c)| matches!(c, Call::Edit { .. }))
+            .count()
+    }
+}
+
+#[async_trait]
+impl ReplySink for RecordingSink {
+    fn capabilities(&self) -> Capabilities {
+        self.caps.clone()
+    }
+
+    async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+        assert!(
+            text.chars().count() <= self.caps.max_message_len,
+            "engine posted {} chars over the limit {}",
+            text.chars().count(),
+            self.caps.max_message_len
+        );
+        let mut m = self.messages.lock().unwrap();
+        m.push(text.to_string());
+        let id = m.len() - 1;
+        self.calls.lock().unwrap().push((
+            Instant::now(),
+            Call::Post {
+                id,
+                text: text.to_string(),
+            },
+        ));
+        Ok(MessageRef(id.to_string()))
+    }
+
+    async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+        assert!(text.chars().count() <= self.caps.max_message_len);
+        let id: usize = message.0.parse().unwrap();
+        self.messages.lock().unwrap()[id] = text.to_string();
+        self.calls.lock().unwrap().push((
+            Instant::now(),
+            Call::Edit {
+                id,
+                text: text.to_string(),
+            },
+        ));
+        Ok(())
+    }
+}
+
+pub struct Harness {
+    pub engine: Engine,
+    pub store: Arc<dyn Store>,
+    pub llm: FakeLlm,
+    pub db: std::path::PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static EVENTS: AtomicU64 = AtomicU64::new(0);
+
+pub fn key(channel: &str) -> ConversationKey {
+    ConversationKey::new(Platform::Console, "ws", channel, None)
+}
+
+pub fn message(key: &ConversationKey, text: &str) -> Inbound {
+    let n = EVENTS.fetch_add(1, Ordering::Relaxed);
+    Inbound::message(
+        EventId(format!("ev-{n}")),
+        key.clone(),
+        Author {
+            id: UserId("alice".into()),
+            name: "alice".into(),
+            is_bot: false,
+        },
+        text.to_string(),
+    )
+}
+
+pub fn provider(llm: &FakeLlm) -> Arc<dyn Provider> {
+    Arc::new(
+        OpenAiCompatible::new(OpenAiConfig {
+            name: "fake".into(),
+            base_url: llm.base_url(),
+            api_key: None,
+            connect_timeout: Duration::from_secs(5),
+            first_token_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            extra_headers: Vec::new(),
+        })
+        .unwrap(),
+    )
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("robit.db");
+        let mut h = Self::open(&db, FakeLlm::start().await, EngineConfig::default()).await;
+        h._dir = Some(dir);
+        h
+    }
+
+    /// An engine on an existing database file (a "restart").
+    pub async fn open(db: &std::path::Path, llm: FakeLlm, config: EngineConfig) -> Harness {
+        let store = robit_store::connect_sqlite(db).await.unwrap();
+        store.migrate().await.unwrap();
+        let engine = Engine::new(config, store.clone(), Some(provider(&llm)), None);
+        Harness {
+            engine,
+            store,
+            llm,
+            db: db.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    /// Submits and waits for the turn.
+    pub async fn say(
+        &self,
+        sink: &Arc<RecordingSink>,
+        inbound: Inbound,
+    ) -> robit_core::TurnOutcome {
+        self.engine
+            .submit(inbound, sink.clone())
+            .await
+            .unwrap()
+            .wait()
+            .await
+    }
+}
