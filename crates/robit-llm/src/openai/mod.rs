@@ -129,7 +129,8 @@ impl OpenAiCompatible {
     }
 
     /// Lists the model ids the endpoint offers (`GET {base_url}/models`): a cheap check that
-    /// the URL and key work, for `robit doctor`.
+    /// the URL and key work, for `robit doctor`. The whole exchange is bounded by the
+    /// first-token timeout.
     pub async fn probe(&self) -> Result<Vec<String>, LlmError> {
         let send = self
             .http

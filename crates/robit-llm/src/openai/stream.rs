@@ -79,7 +79,12 @@ impl State {
                 item = tokio::time::timeout_at(deadline, source.next()) => item,
             };
             let outcome = match item {
-                Err(_elapsed) => Err(LlmError::Timeout(label)),
+                // Silence after the finish reason only costs us the usage chunk: the answer
+                // itself is complete, so it ends as if the body had.
+                Err(_elapsed) => self
+                    .decoder
+                    .end_of_body()
+                    .map_err(|_| LlmError::Timeout(label)),
                 Ok(None) => self.decoder.end_of_body(),
                 Ok(Some(Err(e))) => Err(sse_error(e)),
                 Ok(Some(Ok(event))) => self.decoder.event(&event.event, &event.data),
