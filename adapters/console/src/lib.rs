@@ -147,7 +147,12 @@ fn next_event_id() -> EventId {
 pub fn line_to_inbound(options: &ConsoleOptions, line: &str) -> Inbound {
     Inbound::message(
         next_event_id(),
-        ConversationKey::new(Platform::Console, "local", options.conversation.clone(), None),
+        ConversationKey::new(
+            Platform::Console,
+            "local",
+            options.conversation.clone(),
+            None,
+        ),
         Author {
             id: UserId(options.user.clone()),
             name: options.user.clone(),
@@ -185,7 +190,10 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         }
         if prompt {
             // The typed line ended with Enter.
-            sink.state.lock().expect("console sink poisoned").at_line_start = true;
+            sink.state
+                .lock()
+                .expect("console sink poisoned")
+                .at_line_start = true;
         }
         let inbound = line_to_inbound(options, line.trim_end());
         match engine.submit(inbound, sink.clone()).await? {

@@ -1,6 +1,7 @@
 //! The engine's typed settings; the binary fills them from its configuration.
 
 use robit_sandbox::Limits;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -22,6 +23,39 @@ pub struct EngineConfig {
     pub sandbox_limits: Limits,
     /// Shown when a chat message arrives and no provider is configured.
     pub no_provider_hint: String,
+    /// Context window, in tokens, of models not listed in `model_context_tokens`.
+    pub default_context_tokens: u32,
+    /// Context window per model name.
+    pub model_context_tokens: HashMap<String, u32>,
+    /// Tokens kept free for the answer when fitting history into the context window.
+    pub reply_reserve_tokens: u32,
+    /// System prompts for a workspace (`"<platform>:<workspace>"`) or a channel
+    /// (`"<platform>:<workspace>:<channel>"`); the most specific wins over `system_prompt`.
+    pub system_prompt_overrides: HashMap<String, String>,
+    /// A new message or `/reset` in a conversation stops the turn running there.
+    pub cancel_on_new_message: bool,
+}
+
+impl EngineConfig {
+    /// Tokens of history and prompt that fit for `model`.
+    pub fn prompt_budget(&self, model: &str) -> u64 {
+        let window = self
+            .model_context_tokens
+            .get(model)
+            .copied()
+            .unwrap_or(self.default_context_tokens);
+        u64::from(window.saturating_sub(self.reply_reserve_tokens))
+    }
+
+    /// The system prompt for a conversation: channel override, then workspace, then global.
+    pub fn system_prompt_for(&self, key: &robit_types::ConversationKey) -> &str {
+        let workspace = format!("{}:{}", key.platform, key.workspace);
+        let channel = format!("{workspace}:{}", key.channel);
+        self.system_prompt_overrides
+            .get(&channel)
+            .or_else(|| self.system_prompt_overrides.get(&workspace))
+            .unwrap_or(&self.system_prompt)
+    }
 }
 
 impl Default for EngineConfig {
@@ -41,6 +75,11 @@ impl Default for EngineConfig {
                                `llm.base_url` (and `ROBIT_LLM__API_KEY` if it needs a key) in \
                                robit.toml, then restart robit. `robit doctor` checks the setup."
                 .to_string(),
+            default_context_tokens: 32_768,
+            model_context_tokens: HashMap::new(),
+            reply_reserve_tokens: 4_096,
+            system_prompt_overrides: HashMap::new(),
+            cancel_on_new_message: false,
         }
     }
 }

@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     pub sandbox: Option<Arc<dyn CodeRunner>>,
     pub config: EngineConfig,
     queues: Mutex<HashMap<ConversationKey, mpsc::UnboundedSender<Job>>>,
+    /// The running chat turn of each busy conversation, so a newer message can stop it.
+    running: Mutex<HashMap<ConversationKey, CancellationToken>>,
     permits: Semaphore,
     tracker: TaskTracker,
     pub shutdown: CancellationToken,
@@ -122,6 +124,7 @@ impl Engine {
                 sandbox,
                 config,
                 queues: Mutex::new(HashMap::new()),
+                running: Mutex::new(HashMap::new()),
                 permits,
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
@@ -199,6 +202,20 @@ impl Engine {
             }
             w => w,
         };
+        if self.inner.config.cancel_on_new_message
+            && matches!(work, Work::Chat { .. } | Work::ResetDone { .. })
+        {
+            if let Some(running) = self
+                .inner
+                .running
+                .lock()
+                .expect("poisoned")
+                .get(&inbound.key)
+            {
+                tracing::info!("a newer message stops the running turn");
+                running.cancel();
+            }
+        }
         let (done, rx) = oneshot::channel();
         self.enqueue(Job {
             inbound,
@@ -247,6 +264,23 @@ impl Engine {
             self.inner.tracker.wait().await;
         }
         self.inner.shutdown.cancel();
+    }
+}
+
+impl Inner {
+    /// Registers the conversation's running turn; its token fires on shutdown or, when
+    /// configured, when a newer message arrives.
+    pub(crate) fn begin_turn(&self, key: &ConversationKey) -> CancellationToken {
+        let token = self.shutdown.child_token();
+        self.running
+            .lock()
+            .expect("poisoned")
+            .insert(key.clone(), token.clone());
+        token
+    }
+
+    pub(crate) fn end_turn(&self, key: &ConversationKey) {
+        self.running.lock().expect("poisoned").remove(key);
     }
 }
 

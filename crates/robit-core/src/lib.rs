@@ -7,6 +7,7 @@
 //! slack-morphism) and never read configuration files or the environment: the binary hands
 //! it typed values.
 
+mod budget;
 mod commands;
 mod config;
 mod engine;

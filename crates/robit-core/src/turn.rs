@@ -1,5 +1,6 @@
 //! One turn: a chat exchange with the model (with tool rounds) or a command.
 
+use crate::budget;
 use crate::commands;
 use crate::engine::{Inner, Job, TurnOutcome, Work};
 use crate::format;
@@ -14,6 +15,7 @@ use robit_store::{
 };
 use robit_types::{Inbound, Language, ReplySink};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub(crate) const RUN_CODE_TOOL: &str = "run_code";
@@ -39,7 +41,10 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
         match work {
             Work::Chat { .. } => {
                 let turn = turn.expect("a chat job carries its stored message");
-                chat(inner, &inbound, &conversation, turn, &sink).await
+                let cancel = inner.begin_turn(&inbound.key);
+                let outcome = chat(inner, &inbound, &conversation, turn, &sink, &cancel).await;
+                inner.end_turn(&inbound.key);
+                outcome
             }
             Work::Command(cmd) => commands::run(inner, &inbound, &conversation, &sink, cmd).await,
             Work::BadCommand(msg) => {
@@ -72,6 +77,7 @@ async fn chat(
     conversation: &Conversation,
     turn: i64,
     sink: &Arc<dyn ReplySink>,
+    cancel: &CancellationToken,
 ) -> TurnOutcome {
     let Some(provider) = inner.provider.clone() else {
         commands::say(sink, &inner.config.no_provider_hint).await;
@@ -98,7 +104,7 @@ async fn chat(
         .model
         .clone()
         .unwrap_or_else(|| inner.config.default_model.clone());
-    let mut messages = vec![ChatMessage::new(
+    let messages = vec![ChatMessage::new(
         Role::System,
         inner.config.system_prompt.clone(),
     )];
@@ -126,7 +132,7 @@ async fn chat(
             .iter()
             .map(|m| estimate_tokens(&m.content))
             .sum();
-        let round_result = stream_round(inner, provider.as_ref(), request, sink).await;
+        let round_result = stream_round(inner, provider.as_ref(), request, sink, cancel).await;
         record_usage(
             inner,
             inbound,
@@ -233,11 +239,11 @@ async fn stream_round(
     provider: &dyn Provider,
     request: ChatRequest,
     sink: &Arc<dyn ReplySink>,
+    cancel: &CancellationToken,
 ) -> RoundResult {
     let mut renderer = StreamRenderer::new(sink.clone());
     let mut calls = Vec::new();
     let mut usage = None;
-    let cancel = inner.shutdown.child_token();
     let stream = provider.stream(request, cancel.clone()).await;
     let mut stream = match stream {
         Ok(s) => s,
@@ -269,7 +275,12 @@ async fn stream_round(
                     break if calls.is_empty() { RoundEnd::Answered } else { RoundEnd::ToolCalls(std::mem::take(&mut calls)) };
                 }
                 Some(Err(LlmError::Cancelled)) => {
-                    let _ = renderer.finish(Some("⚠️ robit is restarting; this answer was cut off. Ask again in a moment.")).await;
+                    let note = if inner.shutdown.is_cancelled() {
+                        "⚠️ robit is restarting; this answer was cut off. Ask again in a moment."
+                    } else {
+                        "⏹️ Stopped: a newer message in this conversation replaced this answer."
+                    };
+                    let _ = renderer.finish(Some(note)).await;
                     break RoundEnd::Cancelled;
                 }
                 Some(Err(e)) => {

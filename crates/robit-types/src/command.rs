@@ -115,7 +115,9 @@ impl Command {
 fn parse_run(args: &str) -> Result<Command, CommandParseError> {
     if let Some((lang, code)) = fenced_block(args).filter(|_| args.starts_with("```")) {
         let language = match lang {
-            Some(l) => Language::parse(l).ok_or_else(|| CommandParseError::UnknownLanguage(l.into()))?,
+            Some(l) => {
+                Language::parse(l).ok_or_else(|| CommandParseError::UnknownLanguage(l.into()))?
+            }
             None => return Err(CommandParseError::MissingCode),
         };
         return Ok(Command::Run { language, code });
@@ -165,7 +167,9 @@ mod tests {
     #[test]
     fn parses_inline_run() {
         assert_eq!(
-            Command::parse_text("/run python print(1)").unwrap().unwrap(),
+            Command::parse_text("/run python print(1)")
+                .unwrap()
+                .unwrap(),
             Command::Run {
                 language: Language::Python,
                 code: "print(1)".into()
@@ -175,7 +179,9 @@ mod tests {
 
     #[test]
     fn parses_fenced_run_with_language_from_tag() {
-        let cmd = Command::parse_text("/run\n```py\nx = 1\nprint(x)\n```").unwrap().unwrap();
+        let cmd = Command::parse_text("/run\n```py\nx = 1\nprint(x)\n```")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             cmd,
             Command::Run {
@@ -187,7 +193,9 @@ mod tests {
 
     #[test]
     fn parses_fenced_run_after_language() {
-        let cmd = Command::parse_text("/run js ```\nconsole.log(2)\n```").unwrap().unwrap();
+        let cmd = Command::parse_text("/run js ```\nconsole.log(2)\n```")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             cmd,
             Command::Run {
@@ -207,7 +215,10 @@ mod tests {
             Command::from_parts("run", "python"),
             Err(CommandParseError::MissingCode)
         );
-        assert_eq!(Command::from_parts("ask", "  "), Err(CommandParseError::EmptyPrompt));
+        assert_eq!(
+            Command::from_parts("ask", "  "),
+            Err(CommandParseError::EmptyPrompt)
+        );
     }
 
     #[test]
@@ -220,6 +231,9 @@ mod tests {
                 name: Some("gpt-4o".into())
             }
         );
-        assert_eq!(Command::parse_text("/frob").unwrap(), Err(CommandParseError::Unknown("frob".into())));
+        assert_eq!(
+            Command::parse_text("/frob").unwrap(),
+            Err(CommandParseError::Unknown("frob".into()))
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! adapters.
 
 use crate::cli::RunArgs;
-use crate::config::{Config, LogFormat, Loaded};
+use crate::config::{Config, Loaded, LogFormat};
 use anyhow::Context;
 use robit_core::{Engine, EngineConfig};
 use robit_llm::{OpenAiCompatible, OpenAiConfig, Provider};
@@ -137,7 +137,9 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
     let store = open_store(config).await?;
     let provider = provider(config)?.map(|p| p as Arc<dyn Provider>);
     if provider.is_none() {
-        tracing::warn!("no LLM provider configured (llm.base_url); chat messages will get a setup hint");
+        tracing::warn!(
+            "no LLM provider configured (llm.base_url); chat messages will get a setup hint"
+        );
     }
     let sandbox = sandbox(config).await;
     Ok(Engine::new(engine_config(config), store, provider, sandbox))
@@ -213,8 +215,9 @@ pub async fn run_code(loaded: Loaded, args: RunArgs) -> anyhow::Result<ExitCode>
             tokio::io::stdin().read_to_string(&mut s).await?;
             s
         }
-        (None, Some(p)) => std::fs::read_to_string(p)
-            .with_context(|| format!("reading {}", p.display()))?,
+        (None, Some(p)) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
         (None, None) => anyhow::bail!("give the program with -c CODE or a file path"),
     };
     let mut stdin = Vec::new();

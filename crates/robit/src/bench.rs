@@ -20,7 +20,9 @@ pub async fn run(loaded: Loaded, args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
         BenchWhat::Engine => engine(args.iterations).await?,
         BenchWhat::Sandbox => {
-            let report = robit_sandbox::bench::run(app::sandbox_config(&loaded.config), args.iterations).await?;
+            let report =
+                robit_sandbox::bench::run(app::sandbox_config(&loaded.config), args.iterations)
+                    .await?;
             println!("{report}");
         }
         BenchWhat::Store => store(&loaded, args.iterations).await?,
@@ -40,7 +42,9 @@ impl Provider for InstantProvider {
     async fn stream(&self, _r: ChatRequest, _c: CancellationToken) -> Result<ChatStream, LlmError> {
         Ok(Box::pin(stream::iter(vec![
             Ok(StreamEvent::TextDelta("pong".into())),
-            Ok(StreamEvent::Done { reason: "stop".into() }),
+            Ok(StreamEvent::Done {
+                reason: "stop".into(),
+            }),
         ])))
     }
 }
@@ -83,20 +87,29 @@ async fn engine(iterations: usize) -> anyhow::Result<()> {
         ..EngineConfig::default()
     };
     let engine = Engine::new(config, store, Some(Arc::new(InstantProvider)), None);
-    println!("engine latency, inbound -> first ReplySink::post, instant provider, SQLite file store");
+    println!(
+        "engine latency, inbound -> first ReplySink::post, instant provider, SQLite file store"
+    );
     for conversations in [1usize, 1000] {
-        let rounds = (iterations / conversations).max(if conversations == 1 { iterations } else { 3 });
+        let rounds =
+            (iterations / conversations).max(if conversations == 1 { iterations } else { 3 });
         let mut samples = Vec::new();
         for round in 0..rounds {
             let mut tasks = Vec::new();
             for c in 0..conversations {
                 let engine = engine.clone();
                 tasks.push(tokio::spawn(async move {
-                    let sink = Arc::new(TimingSink { first_post: Mutex::new(None) });
+                    let sink = Arc::new(TimingSink {
+                        first_post: Mutex::new(None),
+                    });
                     let inbound = Inbound::message(
                         EventId(format!("bench-{conversations}-{round}-{c}")),
                         ConversationKey::new(Platform::Console, "bench", format!("c{c}"), None),
-                        Author { id: UserId("u".into()), name: "u".into(), is_bot: false },
+                        Author {
+                            id: UserId("u".into()),
+                            name: "u".into(),
+                            is_bot: false,
+                        },
                         "ping".into(),
                     );
                     let start = Instant::now();
@@ -131,17 +144,22 @@ async fn store(loaded: &Loaded, iterations: usize) -> anyhow::Result<()> {
     )
     .await?;
     sqlite.migrate().await?;
-    let rate = robit_store::bench::bench_persist(sqlite, messages, 16).await;
-    println!("sqlite:   {rate:>10.0} persisted messages/s ({messages} messages, 16 concurrent writers)");
+    let rate = robit_store::bench::bench_persist(sqlite, messages, 16).await?;
+    println!(
+        "sqlite:   {rate:>10.0} persisted messages/s ({messages} messages, 16 concurrent writers)"
+    );
     let pg_url = std::env::var("ROBIT_BENCH_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     match robit_store::connect(&pg_url, robit_store::PoolOptions::default()).await {
         Ok(pg) => {
             pg.migrate().await?;
-            let rate = robit_store::bench::bench_persist(pg, messages, 16).await;
+            let rate = robit_store::bench::bench_persist(pg, messages, 16).await?;
             println!("postgres: {rate:>10.0} persisted messages/s ({messages} messages, 16 concurrent writers)");
         }
-        Err(e) => println!("postgres: skipped, cannot connect to {}: {e}", app::redact_url(&pg_url)),
+        Err(e) => println!(
+            "postgres: skipped, cannot connect to {}: {e}",
+            app::redact_url(&pg_url)
+        ),
     }
     Ok(())
 }

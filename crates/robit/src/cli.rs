@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "robit", version, about = "A chat bot for Discord and Slack that runs code")]
+#[command(
+    name = "robit",
+    version,
+    about = "A chat bot for Discord and Slack that runs code"
+)]
 pub struct Cli {
     /// Configuration file (default: ./robit.toml if it exists).
     #[arg(long, short, global = true, env = "ROBIT_CONFIG")]

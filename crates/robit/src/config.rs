@@ -209,7 +209,8 @@ pub fn load_with_env(
         .collect();
     let mut builder = config::Config::builder();
     if let Some(f) = &file {
-        builder = builder.add_source(config::File::from(f.as_path()).format(config::FileFormat::Toml));
+        builder =
+            builder.add_source(config::File::from(f.as_path()).format(config::FileFormat::Toml));
     }
     builder = builder.add_source(
         config::Environment::with_prefix(ENV_PREFIX)
@@ -261,7 +262,11 @@ mod tests {
     fn keys(prefix: &str, v: &toml::Value, out: &mut BTreeSet<String>) {
         if let toml::Value::Table(t) = v {
             for (k, v) in t {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 if v.is_table() {
                     keys(&path, v, out);
                 } else {
@@ -278,7 +283,10 @@ mod tests {
     #[test]
     fn example_config_parses_and_covers_every_key() {
         let loaded = load_with_env(Some(&example_path()), &[], Vec::new()).unwrap();
-        assert_eq!(loaded.config.llm.base_url.as_deref(), Some("https://api.openai.com/v1"));
+        assert_eq!(
+            loaded.config.llm.base_url.as_deref(),
+            Some("https://api.openai.com/v1")
+        );
         let example: toml::Value =
             toml::from_str(&std::fs::read_to_string(example_path()).unwrap()).unwrap();
         let mut in_example = BTreeSet::new();
@@ -291,14 +299,21 @@ mod tests {
         let missing: Vec<_> = in_struct.difference(&in_example).collect();
         assert!(missing.is_empty(), "robit.example.toml lacks {missing:?}");
         let unknown: Vec<_> = in_example.difference(&in_struct).collect();
-        assert!(unknown.is_empty(), "robit.example.toml has unknown keys {unknown:?}");
+        assert!(
+            unknown.is_empty(),
+            "robit.example.toml has unknown keys {unknown:?}"
+        );
     }
 
     #[test]
     fn precedence_is_file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("robit.toml");
-        std::fs::write(&file, "[llm]\nmodel = \"from-file\"\nidle_timeout_ms = 5\n[engine]\nhistory_limit = 7\n").unwrap();
+        std::fs::write(
+            &file,
+            "[llm]\nmodel = \"from-file\"\nidle_timeout_ms = 5\n[engine]\nhistory_limit = 7\n",
+        )
+        .unwrap();
         let env = vec![
             ("ROBIT_LLM__MODEL".to_string(), "from-env".to_string()),
             ("ROBIT_ENGINE__HISTORY_LIMIT".to_string(), "9".to_string()),
@@ -318,19 +333,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("robit.toml");
         std::fs::write(&file, "[engine]\nhistory_limit = \"lots\"\n").unwrap();
-        let err = format!("{:#}", load_with_env(Some(&file), &[], Vec::new()).unwrap_err());
+        let err = format!(
+            "{:#}",
+            load_with_env(Some(&file), &[], Vec::new()).unwrap_err()
+        );
         assert!(err.contains("history_limit"), "{err}");
         assert!(err.contains(&file.display().to_string()), "{err}");
 
         std::fs::write(&file, "[llm]\nbase_urll = \"http://x\"\n").unwrap();
-        let err = format!("{:#}", load_with_env(Some(&file), &[], Vec::new()).unwrap_err());
+        let err = format!(
+            "{:#}",
+            load_with_env(Some(&file), &[], Vec::new()).unwrap_err()
+        );
         assert!(err.contains("base_urll"), "{err}");
         assert!(err.contains(&file.display().to_string()), "{err}");
     }
 
     #[test]
     fn the_api_key_is_never_printed() {
-        let env = vec![("ROBIT_LLM__API_KEY".to_string(), "sk-very-secret".to_string())];
+        let env = vec![(
+            "ROBIT_LLM__API_KEY".to_string(),
+            "sk-very-secret".to_string(),
+        )];
         let c = load_with_env(None, &[], env).unwrap().config;
         assert!(c.llm.api_key.is_some());
         assert!(!format!("{c:?}").contains("sk-very-secret"));

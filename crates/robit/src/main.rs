@@ -29,7 +29,11 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let loaded = config::load(cli.config.as_deref(), &cli.overrides())?;
-    app::init_tracing(&loaded.config, cli.log_format, matches!(cli.command, Cmd::Chat));
+    app::init_tracing(
+        &loaded.config,
+        cli.log_format,
+        matches!(cli.command, Cmd::Chat),
+    );
     match cli.command {
         Cmd::Serve => app::serve(loaded).await,
         Cmd::Chat => app::chat(loaded).await,

@@ -1,0 +1,109 @@
+//! `robit chat` and `robit serve` in the terminal.
+
+use crate::support::{robit, text};
+use robit_testkit::llm::{FakeLlm, Reply};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_streams_a_reply_and_remembers_it_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("Nice to meet you, Ada.").chunk_words(1));
+    let env = vec![
+        (
+            "ROBIT_DATABASE__URL",
+            format!("sqlite://{}", dir.path().join("robit.db").display()),
+        ),
+        ("ROBIT_LLM__BASE_URL", llm.base_url()),
+        ("ROBIT_SANDBOX__ENABLED", "false".to_string()),
+    ];
+    let d = dir.path().to_path_buf();
+    let env2 = env.clone();
+    let out = tokio::task::spawn_blocking(move || robit(&d, &["chat"], &env2, "my name is Ada\n"))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Nice to meet you, Ada."),
+        "stdout: {}",
+        text(&out.stdout)
+    );
+
+    // A new process on the same database continues the conversation.
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || robit(&d, &["chat"], &env, "what is my name?\n"))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("echo: what is my name?"));
+    let second = &llm.chat_requests()[1].body["messages"];
+    assert_eq!(second[1]["content"], "my name is Ada");
+    assert_eq!(second[2]["content"], "Nice to meet you, Ada.");
+    assert_eq!(second[3]["content"], "what is my name?");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_without_platform_credentials_runs_the_console_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let llm = FakeLlm::start().await;
+    let env = vec![
+        (
+            "ROBIT_DATABASE__URL",
+            format!("sqlite://{}", dir.path().join("robit.db").display()),
+        ),
+        ("ROBIT_LLM__BASE_URL", llm.base_url()),
+        ("ROBIT_SANDBOX__ENABLED", "false".to_string()),
+    ];
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || robit(&d, &["serve"], &env, "hello\n/help\n"))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("console adapter"),
+        "{}",
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("echo: hello"), "{stdout}");
+    assert!(stdout.contains("/reset"), "help was printed: {stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_without_a_provider_explains_how_to_configure_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        (
+            "ROBIT_DATABASE__URL",
+            format!("sqlite://{}", dir.path().join("robit.db").display()),
+        ),
+        ("ROBIT_SANDBOX__ENABLED", "false".to_string()),
+    ];
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || robit(&d, &["chat"], &env, "hi\n"))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("llm.base_url"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_config_file_fails_with_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("robit.toml"),
+        "[engine]\nmax_concurrent_turns = -3\n",
+    )
+    .unwrap();
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || robit(&d, &["migrate"], &[], ""))
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("max_concurrent_turns"), "{err}");
+    assert!(err.contains("robit.toml"), "{err}");
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests of the `robit` binary: the real process, a real SQLite file, the fake
+//! LLM server over loopback.
+
+mod chat;
+mod doctor;
+mod support;
