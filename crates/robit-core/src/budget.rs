@@ -97,9 +97,9 @@ mod tests {
         let kept = fit(msgs, 250).unwrap();
         let contents: Vec<_> = kept
             .iter()
-            .map(|m| m.content.split(' ').next().unwrap().to_string())
+            .map(|m| m.content.trim_end_matches('x').trim_end().to_string())
             .collect();
-        assert_eq!(contents, ["sys", "recent", "newest"]);
+        assert_eq!(contents, ["sys", "recent", "recent answer", "newest"]);
     }
 
     #[test]

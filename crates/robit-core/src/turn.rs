@@ -104,11 +104,26 @@ async fn chat(
         .model
         .clone()
         .unwrap_or_else(|| inner.config.default_model.clone());
-    let messages = vec![ChatMessage::new(
+    let mut messages = vec![ChatMessage::new(
         Role::System,
-        inner.config.system_prompt.clone(),
+        inner.config.system_prompt_for(&inbound.key).to_string(),
     )];
     messages.extend(history.iter().map(to_chat_message));
+    let mut messages = match budget::fit(messages, inner.config.prompt_budget(&model)) {
+        Ok(m) => m,
+        Err(e) => {
+            commands::say(
+                sink,
+                &format!(
+                    "⚠️ That message is too long for `{model}`: about {} tokens, and the model \
+                     takes {}. Shorten it, or switch models with `/model`.",
+                    e.needed, e.budget
+                ),
+            )
+            .await;
+            return TurnOutcome::Failed("prompt too large".into());
+        }
+    };
     let tools = if inner.sandbox.is_some() && inner.config.run_code_tool {
         vec![run_code_spec()]
     } else {

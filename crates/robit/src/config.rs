@@ -282,7 +282,9 @@ mod tests {
 
     #[test]
     fn example_config_parses_and_covers_every_key() {
-        let loaded = load_with_env(Some(&example_path()), &[], Vec::new()).unwrap();
+        // The key from the environment wins, so the example's api_key_file is not read.
+        let env = vec![("ROBIT_LLM__API_KEY".to_string(), "sk-test".to_string())];
+        let loaded = load_with_env(Some(&example_path()), &[], env).unwrap();
         assert_eq!(
             loaded.config.llm.base_url.as_deref(),
             Some("https://api.openai.com/v1")
