@@ -160,11 +160,23 @@ async fn time_runs(
     Ok(Stats::of(samples))
 }
 
+/// The real interpreter behind `python3`: version managers (pyenv, asdf) put a
+/// shell-script shim first on `PATH`, whose own start-up would dwarf Python's.
+fn python3_executable() -> Option<String> {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !path.is_empty()).then_some(path)
+}
+
 fn native_python(iterations: usize) -> Option<Stats> {
+    let python = python3_executable()?;
     let mut samples = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let started = Instant::now();
-        let out = std::process::Command::new("python3")
+        let out = std::process::Command::new(&python)
             .args(["-c", "print(1)"])
             .output()
             .ok()?;

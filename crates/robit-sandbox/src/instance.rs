@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use robit_types::Language;
 use tempfile::TempDir;
 use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wasmtime::{Engine, InstancePre, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -172,7 +173,8 @@ pub(crate) struct Prepared {
     stdin: StdinFeed,
     stdout: CappedPipe,
     stderr: CappedPipe,
-    task: Option<JoinHandle<GuestEnd>>,
+    task: Option<JoinHandle<()>>,
+    ended: oneshot::Receiver<GuestEnd>,
     /// Deleted on drop, after the run.
     _scratch: TempDir,
 }
@@ -231,16 +233,19 @@ impl Prepared {
         store.epoch_deadline_callback(move |_| ticks.on_tick());
 
         let pre = pre.clone();
+        let (report, ended) = oneshot::channel();
         let task = rt.spawn(async move {
-            let instance = match pre.instantiate_async(&mut store).await {
-                Ok(i) => i,
-                Err(e) => return GuestEnd::Instantiate(e),
+            let end = match pre.instantiate_async(&mut store).await {
+                Err(e) => GuestEnd::Instantiate(e),
+                Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
+                    Err(e) => GuestEnd::Instantiate(e),
+                    Ok(start) => GuestEnd::Returned(start.call_async(&mut store, ()).await),
+                },
             };
-            let start = match instance.get_typed_func::<(), ()>(&mut store, "_start") {
-                Ok(f) => f,
-                Err(e) => return GuestEnd::Instantiate(e),
-            };
-            GuestEnd::Returned(start.call_async(&mut store, ()).await)
+            // Report before tearing the store down: returning its memory slot
+            // takes milliseconds that the caller need not wait for.
+            let _ = report.send(end);
+            drop(store);
         });
 
         Ok(Prepared {
@@ -250,6 +255,7 @@ impl Prepared {
             stdout,
             stderr,
             task: Some(task),
+            ended,
             _scratch: scratch,
         })
     }
@@ -257,18 +263,14 @@ impl Prepared {
     /// Resolves once the guest is blocked reading stdin, i.e. done starting up.
     /// Errors if the guest ended (or failed to instantiate) before that.
     pub(crate) async fn until_waiting(&mut self) -> Result<(), SandboxError> {
-        let Some(task) = self.task.as_mut() else {
-            return Err(SandboxError::Internal("guest task already taken".into()));
-        };
         tokio::select! {
             () = self.stdin.reader_waiting() => Ok(()),
-            end = task => {
-                self.task = None;
+            end = &mut self.ended => {
                 let why = match end {
                     Ok(GuestEnd::Instantiate(e)) => chain(&e),
                     Ok(GuestEnd::Returned(Ok(()))) => "exited during start-up".into(),
                     Ok(GuestEnd::Returned(Err(e))) => chain(&e),
-                    Err(e) => e.to_string(),
+                    Err(_) => "guest task ended without a result".into(),
                 };
                 Err(SandboxError::Instantiate { language: self.language, message: why })
             }
@@ -296,20 +298,22 @@ impl Prepared {
 
         let hard_stop = tokio::time::sleep(limits.wall_time + HARD_STOP_SLACK);
         let end = tokio::select! {
-            end = &mut task => end,
+            end = &mut self.ended => end.ok(),
             () = hard_stop => {
                 // Parked in a host wait: dropping the task drops the guest's
-                // fiber and its store.
+                // fiber and its store. Wait for that, so the slot is free when
+                // this run's permit is released.
                 self.control.timed_out.store(true, Ordering::SeqCst);
                 task.abort();
-                task.await
+                let _ = (&mut task).await;
+                None
             }
         };
         let duration = started.elapsed();
 
         let (exit_code, outcome) = match end {
-            Ok(GuestEnd::Returned(result)) => self.classify(result),
-            Ok(GuestEnd::Instantiate(e)) => {
+            Some(GuestEnd::Returned(result)) => self.classify(result),
+            Some(GuestEnd::Instantiate(e)) => {
                 if self.control.memory_denied.load(Ordering::SeqCst) {
                     (None, Outcome::OutOfMemory)
                 } else {
@@ -319,12 +323,17 @@ impl Prepared {
                     });
                 }
             }
-            Err(e) if e.is_cancelled() => (None, Outcome::TimedOut),
-            Err(e) => {
+            None if self.control.timed_out.load(Ordering::SeqCst) => (None, Outcome::TimedOut),
+            // The task ended without reporting: it panicked.
+            None => {
+                let why = match task.await {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "no result".into(),
+                };
                 return Err(SandboxError::Internal(format!(
-                    "{} guest task failed: {e}",
+                    "{} guest task failed: {why}",
                     self.language
-                )))
+                )));
             }
         };
 

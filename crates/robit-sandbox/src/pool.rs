@@ -52,13 +52,11 @@ impl PythonPool {
         self.lock().len()
     }
 
-    /// A ready instance, if there is one.
-    pub(crate) fn take(&self) -> Option<Prepared> {
-        let got = self.lock().pop_front();
-        if got.is_some() {
-            self.taken.notify_one();
-        }
-        got
+    /// A ready instance, if there is one. The refill starts when the returned
+    /// guard is dropped, i.e. after the run: starting an interpreter while the
+    /// run executes would compete with it for the CPU and add to its latency.
+    pub(crate) fn take(&self) -> (Option<Prepared>, RefillOnDrop<'_>) {
+        (self.lock().pop_front(), RefillOnDrop(self))
     }
 
     /// Waits until the pool holds `size` ready instances.
@@ -108,5 +106,15 @@ impl PythonPool {
                 "python start-up did not finish in time".into(),
             )),
         }
+    }
+}
+
+/// Wakes the refill task when dropped.
+pub(crate) struct RefillOnDrop<'a>(&'a PythonPool);
+
+impl Drop for RefillOnDrop<'_> {
+    fn drop(&mut self) {
+        // `notify_one` stores a permit when the refill task is busy, so no wake-up is lost.
+        self.0.taken.notify_one();
     }
 }

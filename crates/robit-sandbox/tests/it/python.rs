@@ -97,3 +97,35 @@ async fn python_stdlib_is_available() {
     let out = py("import json, re, math, collections, datetime, itertools, decimal, fractions, statistics\nprint(json.dumps({'a': math.pi > 3}), re.sub('a', 'b', 'aa'))").await;
     assert_eq!(out.stdout, "{\"a\": true} bb\n", "{out:?}");
 }
+
+#[tokio::test]
+async fn python_system_exit_with_a_message_prints_it() {
+    let out = py("raise SystemExit('bye now')").await;
+    assert_eq!(out.stderr, "bye now\n");
+    assert_eq!(out.exit_code, Some(1));
+}
+
+#[tokio::test]
+async fn python_atexit_handlers_run() {
+    let out = py("import atexit\natexit.register(lambda: print('at exit'))\nprint('main')").await;
+    assert_eq!(out.stdout, "main\nat exit\n");
+    assert_eq!(out.exit_code, Some(0));
+}
+
+#[tokio::test]
+async fn python_exception_inside_except_shows_both_tracebacks() {
+    let out = py("try:\n    1/0\nexcept Exception:\n    raise ValueError('second')").await;
+    assert_eq!(out.exit_code, Some(1));
+    assert!(out.stderr.contains("ZeroDivisionError"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("During handling of the above exception"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.trim_end().ends_with("ValueError: second"),
+        "{}",
+        out.stderr
+    );
+}
