@@ -4,3 +4,4 @@
 mod chat;
 mod commands;
 mod support;
+mod turns;
