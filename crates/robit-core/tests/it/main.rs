@@ -3,4 +3,6 @@
 
 mod chat;
 mod commands;
+mod sandbox;
 mod support;
+mod turns;

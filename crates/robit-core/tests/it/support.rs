@@ -174,6 +174,30 @@ impl Harness {
         }
     }
 
+    /// An engine with the real sandbox (real guests, no pool) on a fresh database.
+    pub async fn with_sandbox(config: EngineConfig) -> (Harness, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = robit_store::connect_sqlite(dir.path().join("s.db"))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let llm = FakeLlm::start().await;
+        let engine = Engine::new(
+            config,
+            store.clone(),
+            Some(provider(&llm)),
+            Some(sandbox().await),
+        );
+        let h = Harness {
+            engine,
+            store,
+            llm,
+            db: dir.path().join("s.db"),
+            _dir: None,
+        };
+        (h, dir)
+    }
+
     /// Submits and waits for the turn.
     pub async fn say(
         &self,
@@ -187,4 +211,24 @@ impl Harness {
             .wait()
             .await
     }
+}
+
+/// The real sandbox on the guests `scripts/fetch-guests` put in `data/guests`.
+pub async fn sandbox() -> Arc<dyn robit_sandbox::CodeRunner> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let guests = std::env::var_os("ROBIT_GUESTS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("data/guests"));
+    assert!(
+        guests.join("python.wasm").exists(),
+        "sandbox guests missing in {}: run scripts/fetch-guests",
+        guests.display()
+    );
+    let mut config = robit_sandbox::SandboxConfig::new(&guests, root.join("data/cache"));
+    config.python_pool_size = 0;
+    Arc::new(
+        robit_sandbox::Sandbox::new(config)
+            .await
+            .expect("sandbox starts"),
+    )
 }
