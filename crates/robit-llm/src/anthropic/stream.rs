@@ -115,9 +115,11 @@ impl Decode for Decoder {
                     BlockDelta::InputJsonDelta { partial_json } => {
                         match self.tool_calls.get_mut(&index) {
                             Some(call) => call.json.push_str(&partial_json),
-                            None => return Err(LlmError::Protocol(format!(
+                            None => {
+                                return Err(LlmError::Protocol(format!(
                                 "input_json_delta for block {index}, which is not a tool_use block"
-                            ))),
+                            )))
+                            }
                         }
                     }
                     BlockDelta::TextDelta { .. } | BlockDelta::Other => {}
