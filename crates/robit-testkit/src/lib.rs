@@ -7,5 +7,6 @@
 //! crate's tests can use it without a dependency cycle.
 
 pub mod llm;
+pub mod slack;
 
 pub use llm::{FakeAnthropic, FakeLlm, RecordedRequest, Reply};

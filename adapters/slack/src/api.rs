@@ -1,0 +1,330 @@
+//! The Web API calls the adapter makes, on slack-morphism's hyper client.
+//!
+//! One place builds the client (plain `http://` allowed, so the emulator works: the crate's
+//! default connector is https-only) and one place handles `429 Too Many Requests`: each call
+//! waits out `Retry-After` up to a configured number of times and then reports
+//! [`SinkError::RateLimited`], so the engine's renderer can wait again. Callers get robit
+//! errors; nothing outside this file and `socket.rs` holds a slack-morphism client.
+
+use crate::config::SlackConfig;
+use crate::error::SlackError;
+use robit_types::SinkError;
+use secrecy::ExposeSecret;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+use std::future::Future;
+use std::time::Duration;
+
+pub(crate) type Connector = SlackClientHyperConnector<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+>;
+pub(crate) type Client = SlackClient<Connector>;
+
+/// Used when a 429 carries no (or a non-integer) `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Who the bot is, from `auth.test` or an event's `authorizations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotIdentity {
+    pub user_id: String,
+    pub bot_id: Option<String>,
+}
+
+pub(crate) struct SlackApi {
+    client: std::sync::Arc<Client>,
+    token: SlackApiToken,
+    max_waits: u32,
+}
+
+/// Builds the slack-morphism client for `config.api_url` (or Slack's own API).
+pub(crate) fn client(config: &SlackConfig) -> Result<Client, SlackError> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(SlackError::Tls)?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let mut connector = SlackClientHyperConnector::with_connector(https);
+    if let Some(url) = &config.api_url {
+        connector = connector.with_slack_api_url(url.trim_end_matches('/'));
+    }
+    Ok(SlackClient::new(connector))
+}
+
+impl SlackApi {
+    pub fn new(config: &SlackConfig) -> Result<Self, SlackError> {
+        let token = config
+            .bot_token
+            .as_ref()
+            .ok_or(SlackError::Missing("bot_token"))?;
+        Ok(Self {
+            client: std::sync::Arc::new(client(config)?),
+            token: SlackApiToken::new(SlackApiTokenValue(token.expose_secret().to_string())),
+            max_waits: config.max_rate_limit_waits,
+        })
+    }
+
+    pub fn client(&self) -> std::sync::Arc<Client> {
+        self.client.clone()
+    }
+
+    /// Runs one call, waiting out rate limits.
+    async fn call<'a, T, F, Fut>(
+        &'a self,
+        method: &'static str,
+        f: F,
+    ) -> Result<T, SlackClientError>
+    where
+        F: Fn(SlackClientSession<'a, Connector>) -> Fut,
+        Fut: Future<Output = Result<T, SlackClientError>> + 'a,
+    {
+        let mut waits = 0;
+        loop {
+            match f(self.client.open_session(&self.token)).await {
+                Err(SlackClientError::RateLimitError(e)) if waits < self.max_waits => {
+                    waits += 1;
+                    let after = e.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
+                    tracing::debug!(method, ?after, waits, "slack rate limit, waiting");
+                    tokio::time::sleep(after).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn auth_test(&self) -> Result<BotIdentity, SlackError> {
+        let r = self
+            .call("auth.test", |s| async move { s.auth_test().await })
+            .await
+            .map_err(|source| SlackError::Api {
+                method: "auth.test",
+                source,
+            })?;
+        Ok(BotIdentity {
+            user_id: r.user_id.0,
+            bot_id: r.bot_id.map(|b| b.0),
+        })
+    }
+
+    /// `chat.postMessage`; returns the new message's `ts`.
+    pub async fn post(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+    ) -> Result<String, SinkError> {
+        let req = SlackApiChatPostMessageRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackMessageContent::new().with_text(text.to_string()),
+        )
+        .opt_thread_ts(thread_ts.map(|t| SlackTs(t.to_string())))
+        // Model output must never unfurl into previews of arbitrary links.
+        .with_unfurl_links(false)
+        .with_unfurl_media(false);
+        let r = self
+            .call("chat.postMessage", |s| {
+                let req = &req;
+                async move { s.chat_post_message(req).await }
+            })
+            .await
+            .map_err(sink_error)?;
+        Ok(r.ts.0)
+    }
+
+    /// `chat.update` of a message the bot posted.
+    pub async fn update(&self, channel: &str, ts: &str, text: &str) -> Result<(), SinkError> {
+        let req = SlackApiChatUpdateRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackMessageContent::new().with_text(text.to_string()),
+            SlackTs(ts.to_string()),
+        );
+        self.call("chat.update", |s| {
+            let req = &req;
+            async move { s.chat_update(req).await }
+        })
+        .await
+        .map_err(sink_error)?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, channel: &str, ts: &str) -> Result<(), SinkError> {
+        let req =
+            SlackApiChatDeleteRequest::new(SlackChannelId(channel.to_string()), SlackTs(ts.into()));
+        self.call("chat.delete", |s| {
+            let req = &req;
+            async move { s.chat_delete(req).await }
+        })
+        .await
+        .map_err(sink_error)?;
+        Ok(())
+    }
+
+    /// Whether the bot takes part in the thread rooted at `thread_ts`: it posted there, or a
+    /// message there mentions it. Reads the thread's first page (up to 200 messages, the
+    /// parent first) with `conversations.replies`, so it needs no state of our own.
+    pub async fn bot_in_thread(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        bot: &BotIdentity,
+    ) -> Result<bool, SinkError> {
+        let req = SlackApiConversationsRepliesRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackTs(thread_ts.to_string()),
+        )
+        .with_limit(200);
+        let r = self
+            .call("conversations.replies", |s| {
+                let req = &req;
+                async move { s.conversations_replies(req).await }
+            })
+            .await
+            .map_err(sink_error)?;
+        let mention = format!("<@{}>", bot.user_id);
+        Ok(r.messages.iter().any(|m| {
+            m.sender.user.as_ref().is_some_and(|u| u.0 == bot.user_id)
+                || (bot.bot_id.is_some()
+                    && m.sender.bot_id.as_ref().map(|b| &b.0) == bot.bot_id.as_ref())
+                || m.content
+                    .text
+                    .as_deref()
+                    .is_some_and(|t| t.contains(&mention))
+        }))
+    }
+
+    /// The external upload flow: get an upload URL, send the bytes, complete into the thread.
+    /// Returns the file id.
+    pub async fn upload(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        file_name: &str,
+        bytes: &[u8],
+        comment: &str,
+    ) -> Result<String, SinkError> {
+        let req = SlackApiFilesGetUploadUrlExternalRequest::new(file_name.to_string(), bytes.len());
+        let url = self
+            .call("files.getUploadURLExternal", |s| {
+                let req = &req;
+                async move { s.get_upload_url_external(req).await }
+            })
+            .await
+            .map_err(sink_error)?;
+        let send = SlackApiFilesUploadViaUrlRequest::new(
+            url.upload_url.clone(),
+            bytes.to_vec(),
+            "text/plain".to_string(),
+        );
+        self.call("upload", |s| {
+            let send = &send;
+            async move { s.files_upload_via_url(send).await }
+        })
+        .await
+        .map_err(sink_error)?;
+        let complete =
+            SlackApiFilesCompleteUploadExternalRequest::new(vec![SlackApiFilesComplete::new(
+                url.file_id.clone(),
+            )
+            .with_title(file_name.to_string())])
+            .with_channel_id(SlackChannelId(channel.to_string()))
+            .opt_thread_ts(thread_ts.map(|t| SlackTs(t.to_string())))
+            .opt_initial_comment((!comment.is_empty()).then(|| comment.to_string()));
+        self.call("files.completeUploadExternal", |s| {
+            let complete = &complete;
+            async move { s.files_complete_upload_external(complete).await }
+        })
+        .await
+        .map_err(sink_error)?;
+        Ok(url.file_id.0)
+    }
+
+    /// `assistant.threads.setStatus`.
+    pub async fn set_status(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        status: &str,
+    ) -> Result<(), SinkError> {
+        let req = SlackApiAssistantThreadsSetStatusRequest::new(
+            SlackChannelId(channel.to_string()),
+            status.to_string(),
+            SlackTs(thread_ts.to_string()),
+        );
+        self.call("assistant.threads.setStatus", |s| {
+            let req = &req;
+            async move { s.assistant_threads_set_status(req).await }
+        })
+        .await
+        .map_err(sink_error)?;
+        Ok(())
+    }
+
+    /// `chat.startStream`; returns the streaming message's `ts`.
+    pub async fn start_stream(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        recipient: Option<(&str, &str)>,
+        markdown: &str,
+    ) -> Result<String, SinkError> {
+        let req = SlackApiChatStartStreamRequest::new(SlackChannelId(channel.to_string()))
+            .with_thread_ts(SlackTs(thread_ts.to_string()))
+            .opt_recipient_user_id(recipient.map(|(u, _)| SlackUserId(u.to_string())))
+            .opt_recipient_team_id(recipient.map(|(_, t)| SlackTeamId(t.to_string())))
+            .with_markdown_text(markdown.to_string());
+        let r = self
+            .call("chat.startStream", |s| {
+                let req = &req;
+                async move { s.chat_start_stream(req).await }
+            })
+            .await
+            .map_err(sink_error)?;
+        Ok(r.ts.0)
+    }
+
+    pub async fn append_stream(
+        &self,
+        channel: &str,
+        ts: &str,
+        markdown: &str,
+    ) -> Result<(), SinkError> {
+        let req = SlackApiChatAppendStreamRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackTs(ts.to_string()),
+        )
+        .with_markdown_text(markdown.to_string());
+        self.call("chat.appendStream", |s| {
+            let req = &req;
+            async move { s.chat_append_stream(req).await }
+        })
+        .await
+        .map_err(sink_error)?;
+        Ok(())
+    }
+
+    pub async fn stop_stream(&self, channel: &str, ts: &str) -> Result<(), SinkError> {
+        let req = SlackApiChatStopStreamRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackTs(ts.to_string()),
+            SlackMessageContent::new(),
+        );
+        self.call("chat.stopStream", |s| {
+            let req = &req;
+            async move { s.chat_stop_stream(req).await }
+        })
+        .await
+        .map_err(sink_error)?;
+        Ok(())
+    }
+}
+
+/// Slack's answer in the engine's terms: the chat gets a short message, the log the detail.
+pub(crate) fn sink_error(e: SlackClientError) -> SinkError {
+    match e {
+        SlackClientError::RateLimitError(r) => {
+            SinkError::RateLimited(r.retry_after.unwrap_or(DEFAULT_RETRY_AFTER))
+        }
+        SlackClientError::ApiError(a) => SinkError::Rejected(a.code),
+        other => SinkError::Unavailable(other.to_string()),
+    }
+}

@@ -1,0 +1,507 @@
+//! From a Slack event or slash command to `Engine::submit`, shared by both intakes.
+//!
+//! Which events are for the bot:
+//! - `app_mention` in a channel: a conversation in the thread of that message (its
+//!   `thread_ts`, or its own `ts` when it is top level: the reply starts the thread).
+//! - `message` in a DM (`channel_type: im`): the DM is the conversation (its thread, when the
+//!   user writes in one).
+//! - `message` in a channel thread without a mention: only when the bot takes part in that
+//!   thread. That is asked of Slack (`conversations.replies`: did the bot post there, or did a
+//!   message there mention it), so any replica can answer without shared state; a positive
+//!   answer is cached per process only to save calls.
+//! - A `message` that mentions the bot is skipped: the same message also arrives as
+//!   `app_mention` (with its own event id) and is answered once, from that.
+//! - Anything sent by a bot (`bot_id`, `subtype: bot_message`) or by the bot's own user, edits,
+//!   deletions and other subtypes are ignored.
+//!
+//! Slash commands (`/robit ask …`) address the channel-level conversation (no thread: Slack
+//! does not say which thread a command was typed in) and are answered at the top level.
+//!
+//! The classification is pure ([`classify`]); this file must not do more I/O than the
+//! thread check and the submit, because the platform's ack waits for it.
+
+use crate::api::{BotIdentity, SlackApi};
+use crate::error::IntakeError;
+use crate::sink::{NullSink, SinkOptions, SlackSink, Target};
+use robit_core::{Engine, Submission};
+use robit_types::{
+    Author, Command, ConversationKey, EventId, Inbound, Platform, ReplySink, UserId,
+};
+use slack_morphism::prelude::*;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+/// Most thread roots remembered as "the bot takes part"; the set is cleared when full.
+const PARTICIPATION_CACHE: usize = 10_000;
+
+/// What to do with one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classified {
+    /// Not for the bot; the reason is for the debug log.
+    Ignore(&'static str),
+    /// A message for the bot.
+    Accept(Accepted),
+    /// A thread reply without a mention: accept it if the bot takes part in the thread.
+    IfBotInThread(Accepted),
+}
+
+/// A message the bot answers, in platform-neutral parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub channel: String,
+    /// The conversation's thread and where replies go; `None` for a DM's top level.
+    pub thread_ts: Option<String>,
+    pub user: String,
+    pub text: String,
+}
+
+/// Decides what an event is; `bot` is who we are.
+pub fn classify(event: &SlackEventCallbackBody, bot: &BotIdentity) -> Classified {
+    match event {
+        SlackEventCallbackBody::AppMention(m) => {
+            if m.user.0 == bot.user_id {
+                return Classified::Ignore("own mention");
+            }
+            let thread = m.origin.thread_ts.as_ref().unwrap_or(&m.origin.ts);
+            Classified::Accept(Accepted {
+                channel: m.channel.0.clone(),
+                thread_ts: Some(thread.0.clone()),
+                user: m.user.0.clone(),
+                text: strip_mention(m.content.text.as_deref().unwrap_or(""), bot),
+            })
+        }
+        SlackEventCallbackBody::Message(m) => classify_message(m, bot),
+        _ => Classified::Ignore("event type not handled"),
+    }
+}
+
+fn classify_message(m: &SlackMessageEvent, bot: &BotIdentity) -> Classified {
+    if m.sender.bot_id.is_some() {
+        return Classified::Ignore("sent by a bot");
+    }
+    match &m.subtype {
+        None | Some(SlackMessageEventType::FileShare) | Some(SlackMessageEventType::MeMessage) => {}
+        Some(_) => return Classified::Ignore("message subtype not handled"),
+    }
+    let Some(user) = &m.sender.user else {
+        return Classified::Ignore("no user");
+    };
+    if user.0 == bot.user_id {
+        return Classified::Ignore("own message");
+    }
+    let Some(channel) = &m.origin.channel else {
+        return Classified::Ignore("no channel");
+    };
+    let text = m
+        .content
+        .as_ref()
+        .and_then(|c| c.text.clone())
+        .unwrap_or_default();
+    let is_dm = matches!(m.origin.channel_type.as_ref(), Some(t) if t.0 == "im")
+        || (m.origin.channel_type.is_none() && channel.0.starts_with('D'));
+    let thread = m
+        .origin
+        .thread_ts
+        .as_ref()
+        .filter(|t| **t != m.origin.ts)
+        .map(|t| t.0.clone());
+    if is_dm {
+        return Classified::Accept(Accepted {
+            channel: channel.0.clone(),
+            thread_ts: thread,
+            user: user.0.clone(),
+            text: strip_mention(&text, bot),
+        });
+    }
+    if text.contains(&format!("<@{}>", bot.user_id)) {
+        return Classified::Ignore("mention: answered from app_mention");
+    }
+    match thread {
+        Some(thread_ts) => Classified::IfBotInThread(Accepted {
+            channel: channel.0.clone(),
+            thread_ts: Some(thread_ts),
+            user: user.0.clone(),
+            text,
+        }),
+        None => Classified::Ignore("channel message without a mention"),
+    }
+}
+
+/// Removes the bot's own mention (`<@U…>`, with an optional `|name`) and the space around it.
+pub fn strip_mention(text: &str, bot: &BotIdentity) -> String {
+    let plain = format!("<@{}>", bot.user_id);
+    let named = format!("<@{}|", bot.user_id);
+    let mut out = text.replace(&plain, "");
+    while let Some(start) = out.find(&named) {
+        match out[start..].find('>') {
+            Some(end) => out.replace_range(start..start + end + 1, ""),
+            None => break,
+        }
+    }
+    out.trim().to_string()
+}
+
+/// Counters for tests and the benchmark.
+#[derive(Debug, Default)]
+pub struct IntakeStats {
+    pub queued: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub ignored: AtomicU64,
+}
+
+/// How replies are made: real Slack sinks, or a null sink for the ingest benchmark.
+#[derive(Clone)]
+pub(crate) enum Replies {
+    Slack(SinkOptions),
+    Discard,
+}
+
+/// Turns events into engine submissions. One per intake; cheap to share.
+pub(crate) struct Intake {
+    engine: Engine,
+    api: Arc<SlackApi>,
+    replies: Replies,
+    /// Learned from the first event's `authorizations`, else from `auth.test`.
+    bot: OnceCell<BotIdentity>,
+    participating: Mutex<HashSet<(String, String)>>,
+    pub stats: IntakeStats,
+}
+
+/// What the ack of a slash command says.
+pub(crate) enum CommandAck {
+    /// Nothing to show now: the answer comes as a message.
+    Empty,
+    /// Shown only to the user who typed the command (a parse error).
+    Ephemeral(String),
+}
+
+impl Intake {
+    pub fn new(engine: Engine, api: Arc<SlackApi>, replies: Replies) -> Self {
+        Self {
+            engine,
+            api,
+            replies,
+            bot: OnceCell::new(),
+            participating: Mutex::new(HashSet::new()),
+            stats: IntakeStats::default(),
+        }
+    }
+
+    pub fn api(&self) -> &Arc<SlackApi> {
+        &self.api
+    }
+
+    /// Who we are, asking `auth.test` once if no event told us yet.
+    pub async fn identity(&self) -> Result<&BotIdentity, crate::SlackError> {
+        self.bot.get_or_try_init(|| self.api.auth_test()).await
+    }
+
+    fn learn_identity(&self, ev: &SlackPushEventCallback) {
+        if self.bot.initialized() {
+            return;
+        }
+        let from_event = ev
+            .authorizations
+            .as_ref()
+            .and_then(|a| a.iter().find(|a| a.is_bot.unwrap_or(false)))
+            .map(|a| BotIdentity {
+                user_id: a.user_id.0.clone(),
+                bot_id: None,
+            });
+        if let Some(id) = from_event {
+            let _ = self.bot.set(id);
+        }
+    }
+
+    fn sink(&self, team: &str, a: &Accepted) -> Arc<dyn ReplySink> {
+        match &self.replies {
+            Replies::Discard => Arc::new(NullSink),
+            Replies::Slack(options) => Arc::new(SlackSink::new(
+                self.api.clone(),
+                Target {
+                    team: team.to_string(),
+                    channel: a.channel.clone(),
+                    thread_ts: a.thread_ts.clone(),
+                    user: a.user.clone(),
+                },
+                options.clone(),
+            )),
+        }
+    }
+
+    /// Handles one Events API callback. Returns once the event is durable (or known to be
+    /// a duplicate, or not for us); an error means it was not stored and must be redelivered.
+    pub async fn push_event(&self, ev: SlackPushEventCallback) -> Result<(), IntakeError> {
+        self.learn_identity(&ev);
+        let bot = match self.identity().await {
+            Ok(b) => b.clone(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot tell who the bot is; event not accepted");
+                return Err(IntakeError::Identity);
+            }
+        };
+        let accepted = match classify(&ev.event, &bot) {
+            Classified::Ignore(why) => {
+                tracing::debug!(event_id = %ev.event_id.0, why, "event ignored");
+                self.stats.ignored.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Classified::Accept(a) => {
+                if let Some(t) = &a.thread_ts {
+                    self.remember_participation(&a.channel, t);
+                }
+                a
+            }
+            Classified::IfBotInThread(a) => {
+                let thread = a.thread_ts.clone().unwrap_or_default();
+                if !self.bot_in_thread(&a.channel, &thread, &bot).await? {
+                    tracing::debug!(event_id = %ev.event_id.0, "thread reply, bot not in thread");
+                    self.stats.ignored.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                a
+            }
+        };
+        let key = ConversationKey::new(
+            Platform::Slack,
+            ev.team_id.0.clone(),
+            accepted.channel.clone(),
+            accepted.thread_ts.clone(),
+        );
+        let inbound = Inbound::message(
+            EventId(ev.event_id.0.clone()),
+            key,
+            author(&accepted.user),
+            accepted.text.clone(),
+        );
+        let sink = self.sink(&ev.team_id.0, &accepted);
+        self.submit(inbound, sink).await
+    }
+
+    async fn bot_in_thread(
+        &self,
+        channel: &str,
+        thread: &str,
+        bot: &BotIdentity,
+    ) -> Result<bool, IntakeError> {
+        let key = (channel.to_string(), thread.to_string());
+        if self
+            .participating
+            .lock()
+            .expect("cache poisoned")
+            .contains(&key)
+        {
+            return Ok(true);
+        }
+        match self.api.bot_in_thread(channel, thread, bot).await {
+            Ok(true) => {
+                self.remember_participation(channel, thread);
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                tracing::warn!(error = %e, "conversations.replies failed; event will be redelivered");
+                Err(IntakeError::ThreadCheck(e))
+            }
+        }
+    }
+
+    fn remember_participation(&self, channel: &str, thread: &str) {
+        let mut set = self.participating.lock().expect("cache poisoned");
+        if set.len() >= PARTICIPATION_CACHE {
+            set.clear();
+        }
+        set.insert((channel.to_string(), thread.to_string()));
+    }
+
+    /// Handles a slash command (`/robit ask …`, or `/ask …` if registered on its own).
+    pub async fn command(&self, cmd: SlackCommandEvent) -> Result<CommandAck, IntakeError> {
+        let text = cmd.text.clone().unwrap_or_default();
+        let parsed = parse_slash(&cmd.command.0, &text);
+        let command = match parsed {
+            Ok(c) => c,
+            Err(e) => return Ok(CommandAck::Ephemeral(e.to_string())),
+        };
+        let accepted = Accepted {
+            channel: cmd.channel_id.0.clone(),
+            thread_ts: None,
+            user: cmd.user_id.0.clone(),
+            text,
+        };
+        let key = ConversationKey::new(
+            Platform::Slack,
+            cmd.team_id.0.clone(),
+            accepted.channel.clone(),
+            None,
+        );
+        // A command has no event id; its trigger id is unique per invocation and survives
+        // redelivery, which is what dedup needs.
+        let inbound = Inbound::command(
+            EventId(format!("command:{}", cmd.trigger_id.0)),
+            key,
+            author(&accepted.user),
+            command,
+        );
+        let sink = self.sink(&cmd.team_id.0, &accepted);
+        self.submit(inbound, sink).await?;
+        Ok(CommandAck::Empty)
+    }
+
+    async fn submit(&self, inbound: Inbound, sink: Arc<dyn ReplySink>) -> Result<(), IntakeError> {
+        let event_id = inbound.event_id.clone();
+        match self.engine.submit(inbound, sink).await? {
+            // The turn runs in the background; its handle is not needed here.
+            Submission::Queued(_) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Submission::Duplicate => {
+                tracing::debug!(%event_id, "duplicate slack event");
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            Submission::Ignored => {
+                self.stats.ignored.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn author(user: &str) -> Author {
+    Author {
+        id: UserId(user.to_string()),
+        // Slack events carry only the id; a name would cost a users.info call per event.
+        name: user.to_string(),
+        is_bot: false,
+    }
+}
+
+/// `/robit ask what?` → `Ask`; `/robit` alone → `Help`; `/ask what?` → `Ask`.
+pub fn parse_slash(command: &str, text: &str) -> Result<Command, robit_types::CommandParseError> {
+    let name = command.trim_start_matches('/');
+    match Command::from_parts(name, text) {
+        Err(robit_types::CommandParseError::Unknown(_)) => {
+            // The app's own command: the first word names the sub-command.
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(Command::Help);
+            }
+            match Command::parse_text(&format!("/{text}")) {
+                Some(r) => r,
+                None => Ok(Command::Help),
+            }
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use robit_types::Language;
+
+    fn bot() -> BotIdentity {
+        BotIdentity {
+            user_id: "UBOT".into(),
+            bot_id: Some("BBOT".into()),
+        }
+    }
+
+    fn event(json: serde_json::Value) -> SlackEventCallbackBody {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn mention_replies_in_the_messages_thread() {
+        let top = event(
+            serde_json::json!({"type":"app_mention","user":"U2","text":"<@UBOT> hi there","ts":"1.1","channel":"C1","event_ts":"1.1"}),
+        );
+        let Classified::Accept(a) = classify(&top, &bot()) else {
+            panic!()
+        };
+        assert_eq!(a.thread_ts.as_deref(), Some("1.1"));
+        assert_eq!(a.text, "hi there");
+        let inner = event(
+            serde_json::json!({"type":"app_mention","user":"U2","text":"<@UBOT> more","ts":"2.2","thread_ts":"1.1","channel":"C1","event_ts":"2.2"}),
+        );
+        let Classified::Accept(a) = classify(&inner, &bot()) else {
+            panic!()
+        };
+        assert_eq!(a.thread_ts.as_deref(), Some("1.1"));
+    }
+
+    #[test]
+    fn bots_own_and_edited_messages_are_ignored() {
+        for json in [
+            serde_json::json!({"type":"message","channel":"D1","channel_type":"im","user":"U2","bot_id":"B9","text":"x","ts":"1.1"}),
+            serde_json::json!({"type":"message","channel":"D1","channel_type":"im","user":"UBOT","text":"x","ts":"1.1"}),
+            serde_json::json!({"type":"message","subtype":"bot_message","channel":"D1","channel_type":"im","bot_id":"B9","text":"x","ts":"1.1"}),
+            serde_json::json!({"type":"message","subtype":"message_changed","channel":"D1","channel_type":"im","ts":"1.1"}),
+            serde_json::json!({"type":"message","channel":"C1","channel_type":"channel","user":"U2","text":"top level","ts":"1.1"}),
+            serde_json::json!({"type":"message","channel":"C1","channel_type":"channel","user":"U2","text":"<@UBOT> hi","ts":"2.1","thread_ts":"1.1"}),
+        ] {
+            assert!(
+                matches!(
+                    classify(&event(json.clone()), &bot()),
+                    Classified::Ignore(_)
+                ),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn dms_and_thread_replies() {
+        let dm = event(
+            serde_json::json!({"type":"message","channel":"D1","channel_type":"im","user":"U2","text":"hello","ts":"1.1"}),
+        );
+        assert_eq!(
+            classify(&dm, &bot()),
+            Classified::Accept(Accepted {
+                channel: "D1".into(),
+                thread_ts: None,
+                user: "U2".into(),
+                text: "hello".into()
+            })
+        );
+        let reply = event(
+            serde_json::json!({"type":"message","channel":"C1","channel_type":"channel","user":"U2","text":"and then?","ts":"2.1","thread_ts":"1.1"}),
+        );
+        assert!(matches!(
+            classify(&reply, &bot()),
+            Classified::IfBotInThread(Accepted { thread_ts: Some(t), .. }) if t == "1.1"
+        ));
+    }
+
+    #[test]
+    fn slash_commands_parse_with_and_without_the_app_command() {
+        assert_eq!(
+            parse_slash("/robit", "ask what is rust"),
+            Ok(Command::Ask {
+                prompt: "what is rust".into()
+            })
+        );
+        assert_eq!(
+            parse_slash("/robit", "run python print(1)"),
+            Ok(Command::Run {
+                language: Language::Python,
+                code: "print(1)".into()
+            })
+        );
+        assert_eq!(parse_slash("/robit", ""), Ok(Command::Help));
+        assert_eq!(parse_slash("/robit", "reset"), Ok(Command::Reset));
+        assert_eq!(
+            parse_slash("/ask", "hi"),
+            Ok(Command::Ask {
+                prompt: "hi".into()
+            })
+        );
+        assert!(parse_slash("/robit", "frobnicate").is_err());
+    }
+
+    #[test]
+    fn mention_stripping_handles_named_mentions() {
+        assert_eq!(strip_mention("<@UBOT|robit> hi <@U2>", &bot()), "hi <@U2>");
+    }
+}

@@ -1,0 +1,94 @@
+//! The Socket Mode intake on slack-morphism's listener.
+//!
+//! slack-morphism acknowledges an envelope only after our callback returns, so the callbacks
+//! only hand the event to the engine (`submit` persists it and queues the turn) and return.
+//! A callback error leaves the envelope unacknowledged so Slack redelivers it; the engine's
+//! dedup makes redelivery safe. The callbacks are plain `fn`s (slack-morphism's API), so the
+//! [`Intake`] travels in the listener's user state.
+
+use crate::api::{Client, Connector};
+use crate::intake::{CommandAck, Intake};
+use crate::SlackError;
+use axum::http::StatusCode;
+use slack_morphism::prelude::*;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn listen(
+    intake: Arc<Intake>,
+    app_token: SlackApiToken,
+    connections: u32,
+    reconnect_secs: u64,
+    shutdown: CancellationToken,
+) -> Result<(), SlackError> {
+    let client: Arc<Client> = intake.api().client();
+    let callbacks = SlackSocketModeListenerCallbacks::<Connector>::new()
+        .with_push_events(on_push)
+        .with_command_events(on_command);
+    let env = Arc::new(
+        SlackClientEventsListenerEnvironment::new(client)
+            .with_error_handler(on_error)
+            .with_user_state(intake),
+    );
+    let config = SlackClientSocketModeConfig::new()
+        .with_max_connections_count(connections.max(1))
+        .with_reconnect_timeout_in_seconds(reconnect_secs.max(1));
+    let listener = SlackClientSocketModeListener::new(&config, env, callbacks);
+    listener
+        .listen_for(&app_token)
+        .await
+        .map_err(|source| SlackError::Api {
+            method: "apps.connections.open",
+            source,
+        })?;
+    listener.start().await;
+    tracing::info!("slack socket mode started");
+    shutdown.cancelled().await;
+    listener.shutdown().await;
+    tracing::info!("slack socket mode stopped");
+    Ok(())
+}
+
+async fn intake_of(state: &SlackClientEventsUserState) -> Option<Arc<Intake>> {
+    state.read().await.get_user_state::<Arc<Intake>>().cloned()
+}
+
+async fn on_push(
+    event: SlackPushEventCallback,
+    _client: Arc<Client>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let intake = intake_of(&state).await.ok_or("slack intake missing")?;
+    intake.push_event(event).await.map_err(|e| Box::new(e) as _)
+}
+
+async fn on_command(
+    event: SlackCommandEvent,
+    _client: Arc<Client>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackCommandEventResponse> {
+    let intake = intake_of(&state).await.ok_or("slack intake missing")?;
+    Ok(match intake.command(event).await? {
+        CommandAck::Empty => SlackCommandEventResponse::new(SlackMessageContent::new()),
+        CommandAck::Ephemeral(text) => {
+            SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text))
+                .with_response_type(SlackMessageResponseType::Ephemeral)
+        }
+    })
+}
+
+/// Decides whether a failed callback is acknowledged: not when the event was not stored
+/// (Slack redelivers it), yes for everything else (redelivery would not help).
+fn on_error(
+    err: Box<dyn std::error::Error + Send + Sync>,
+    _client: Arc<Client>,
+    _state: SlackClientEventsUserState,
+) -> StatusCode {
+    if err.downcast_ref::<crate::error::IntakeError>().is_some() {
+        tracing::error!(error = %err, "slack event not accepted; leaving it for redelivery");
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        tracing::warn!(error = %err, "slack socket mode error");
+        StatusCode::OK
+    }
+}
