@@ -267,7 +267,8 @@ async fn stream_round(
     cancel: &CancellationToken,
 ) -> RoundResult {
     let platform = inbound.key.platform;
-    let mut renderer = StreamRenderer::new(sink.clone(), platform);
+    let mut renderer =
+        StreamRenderer::new(sink.clone(), platform).measure_first_reply_from(inbound.received_at);
     let mut calls = Vec::new();
     let mut usage = None;
     let stream = provider.stream(request, cancel.clone()).await;
@@ -288,15 +289,9 @@ async fn stream_round(
         tokio::select! {
             biased;
             _ = async { tokio::time::sleep_until(flush_at.expect("guarded")).await }, if flush_at.is_some() => {
-                let first = !renderer.has_posted();
                 if let Err(e) = renderer.flush().await {
                     tracing::warn!(error = %e, "posting the reply failed");
                     break RoundEnd::Failed(format!("platform: {e}"));
-                }
-                if first {
-                    let waited = inbound.received_at.elapsed().unwrap_or_default();
-                    metrics::histogram!(m::FIRST_REPLY_SECONDS, "platform" => platform.as_str())
-                        .record(waited.as_secs_f64());
                 }
             }
             event = stream.next() => match event {

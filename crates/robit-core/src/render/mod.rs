@@ -29,6 +29,8 @@ pub struct StreamRenderer {
     posted: Vec<(MessageRef, String)>,
     last_flush: Option<Instant>,
     dirty: bool,
+    /// When the event being answered arrived, to measure time to first reply.
+    received_at: Option<std::time::SystemTime>,
 }
 
 impl StreamRenderer {
@@ -42,7 +44,14 @@ impl StreamRenderer {
             posted: Vec::new(),
             last_flush: None,
             dirty: false,
+            received_at: None,
         }
+    }
+
+    /// Records time to first reply, from `received_at`, when the first message is posted.
+    pub fn measure_first_reply_from(mut self, received_at: std::time::SystemTime) -> Self {
+        self.received_at = Some(received_at);
+        self
     }
 
     /// Adds text to the reply; nothing is sent until a flush.
@@ -131,6 +140,13 @@ impl StreamRenderer {
                         async move { sink.post(&part).await }
                     })
                     .await?;
+                if self.posted.is_empty() {
+                    if let Some(at) = self.received_at.take() {
+                        let waited = at.elapsed().unwrap_or_default();
+                        metrics::histogram!(m::FIRST_REPLY_SECONDS, "platform" => self.platform.as_str())
+                            .record(waited.as_secs_f64());
+                    }
+                }
                 self.posted.push((msg, part));
             }
         }
