@@ -298,6 +298,8 @@ async fn stream_round(
                 Some(Ok(StreamEvent::TextDelta(t))) => renderer.push(&t),
                 Some(Ok(StreamEvent::ToolCall(c))) => calls.push(c),
                 Some(Ok(StreamEvent::Usage(u))) => usage = Some(u),
+                // Which provider answered; the engine does not record it yet.
+                Some(Ok(StreamEvent::Served { .. })) => {}
                 Some(Ok(StreamEvent::Done { .. })) | None => {
                     break if calls.is_empty() { RoundEnd::Answered } else { RoundEnd::ToolCalls(std::mem::take(&mut calls)) };
                 }
@@ -359,6 +361,7 @@ fn provider_failure_note(e: &LlmError, after_text: bool) -> String {
             "the model provider's answer broke off".to_string()
         }
         LlmError::Cancelled => "the answer was cancelled".to_string(),
+        LlmError::UnknownModel(model) => format!("no model is configured as `{model}`"),
     };
     if after_text {
         format!("⚠️ The answer was cut off: {what}. Ask again to retry.")

@@ -96,6 +96,12 @@ pub struct Usage {
 /// What a streamed completion yields, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
+    /// Which provider and upstream model are answering. Only the
+    /// [`ModelRouter`](crate::ModelRouter) emits it, once, before anything else (after it has
+    /// failed over, it names the target that finally answered); a single provider's stream
+    /// never does. Usage records should name this provider and model rather than the alias
+    /// the request asked for.
+    Served { provider: String, model: String },
     /// A piece of the answer's text.
     TextDelta(String),
     /// A tool call, emitted once its arguments are complete.
@@ -121,4 +127,21 @@ pub trait Provider: Send + Sync {
         request: ChatRequest,
         cancel: CancellationToken,
     ) -> Result<ChatStream, LlmError>;
+}
+
+/// A shared provider is a provider, so decorators such as [`Retrying`](crate::Retrying) can
+/// wrap an `Arc<dyn Provider>` as well as a concrete client.
+#[async_trait]
+impl<P: Provider + ?Sized> Provider for std::sync::Arc<P> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    async fn stream(
+        &self,
+        request: ChatRequest,
+        cancel: CancellationToken,
+    ) -> Result<ChatStream, LlmError> {
+        (**self).stream(request, cancel).await
+    }
 }

@@ -28,9 +28,10 @@ const MAX_WASM_STACK: usize = 1 << 20;
 /// Fiber stack for async calls: the wasm stack plus room for host functions.
 const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 
-/// Instance slots beyond `max_concurrent + pool`, so a run that is being torn
-/// down never makes the next one wait for a slot.
-const SPARE_SLOTS: usize = 4;
+/// Instance slots beyond `max_concurrent + pool`: one for the pool instance
+/// being started, and slack. Running instances hold a concurrency permit until
+/// their store is dropped, so they never exceed `max_concurrent`.
+const SPARE_SLOTS: usize = 2;
 
 /// Formats a wasmtime error with its whole cause chain on one line.
 pub(crate) fn chain(e: &wasmtime::Error) -> String {

@@ -13,13 +13,13 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use robit_types::Language;
 use tempfile::TempDir;
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use wasmtime::{Engine, InstancePre, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -175,6 +175,9 @@ pub(crate) struct Prepared {
     stderr: CappedPipe,
     task: Option<JoinHandle<()>>,
     ended: oneshot::Receiver<GuestEnd>,
+    /// The run's concurrency permit, released by the guest task once its store
+    /// is gone, so the limit counts live instances rather than waiting callers.
+    permit: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
     /// Deleted on drop, after the run.
     _scratch: TempDir,
 }
@@ -234,6 +237,8 @@ impl Prepared {
 
         let pre = pre.clone();
         let (report, ended) = oneshot::channel();
+        let permit = Arc::new(Mutex::new(None::<OwnedSemaphorePermit>));
+        let held = permit.clone();
         let task = rt.spawn(async move {
             let end = match pre.instantiate_async(&mut store).await {
                 Err(e) => GuestEnd::Instantiate(e),
@@ -246,6 +251,8 @@ impl Prepared {
             // takes milliseconds that the caller need not wait for.
             let _ = report.send(end);
             drop(store);
+            // Only now is the instance's slot free for another run.
+            drop(held.lock().unwrap_or_else(|p| p.into_inner()).take());
         });
 
         Ok(Prepared {
@@ -256,6 +263,7 @@ impl Prepared {
             stderr,
             task: Some(task),
             ended,
+            permit,
             _scratch: scratch,
         })
     }
@@ -283,10 +291,12 @@ impl Prepared {
         mut self,
         input: Vec<u8>,
         limits: Limits,
+        permit: OwnedSemaphorePermit,
     ) -> Result<RunOutput, SandboxError> {
-        let Some(mut task) = self.task.take() else {
+        if self.task.is_none() {
             return Err(SandboxError::Internal("guest task already taken".into()));
-        };
+        }
+        *self.permit.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
         self.stdout.reset(limits.output_bytes);
         self.stderr.reset(limits.output_bytes);
         let started = Instant::now();
@@ -304,12 +314,20 @@ impl Prepared {
                 // fiber and its store. Wait for that, so the slot is free when
                 // this run's permit is released.
                 self.control.timed_out.store(true, Ordering::SeqCst);
-                task.abort();
-                let _ = (&mut task).await;
+                if let Some(task) = self.task.take() {
+                    task.abort();
+                    let _ = task.await;
+                }
                 None
             }
         };
         let duration = started.elapsed();
+        if end.is_some() {
+            // The guest reported; let its task finish tearing the store down in
+            // the background instead of aborting it when `self` drops. (Had this
+            // future been dropped before, `Drop` would have aborted the guest.)
+            drop(self.task.take());
+        }
 
         let (exit_code, outcome) = match end {
             Some(GuestEnd::Returned(result)) => self.classify(result),
@@ -326,9 +344,12 @@ impl Prepared {
             None if self.control.timed_out.load(Ordering::SeqCst) => (None, Outcome::TimedOut),
             // The task ended without reporting: it panicked.
             None => {
-                let why = match task.await {
-                    Err(e) => e.to_string(),
-                    Ok(()) => "no result".into(),
+                let why = match self.task.take() {
+                    Some(task) => match task.await {
+                        Err(e) => e.to_string(),
+                        Ok(()) => "no result".into(),
+                    },
+                    None => "no result".into(),
                 };
                 return Err(SandboxError::Internal(format!(
                     "{} guest task failed: {why}",
@@ -372,6 +393,12 @@ impl Prepared {
             return (None, Outcome::OutOfMemory);
         }
         let why = match e.downcast_ref::<Trap>() {
+            // This QuickJS build has no stack-overflow check and a 64 KiB C
+            // stack: a few hundred nested calls run off its end and corrupt
+            // memory until something traps. That is by far the usual cause.
+            Some(trap) if self.language == Language::JavaScript => {
+                format!("{trap} (most likely recursion too deep for QuickJS's small stack)")
+            }
             Some(trap) => trap.to_string(),
             None => e.root_cause().to_string(),
         };

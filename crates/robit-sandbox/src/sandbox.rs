@@ -153,9 +153,10 @@ impl RunCtx {
         stdin: Vec<u8>,
         limits: Limits,
     ) -> Result<RunOutput, SandboxError> {
-        let _permit = self
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| SandboxError::Internal("sandbox is shutting down".into()))?;
         match language {
@@ -171,7 +172,9 @@ impl RunCtx {
                     Some(instance) => instance,
                     None => self.spawn_python(limits)?,
                 };
-                instance.run(frame_python(&code, &stdin), limits).await
+                instance
+                    .run(frame_python(&code, &stdin), limits, permit)
+                    .await
             }
             Language::JavaScript => {
                 // `--std` exposes the `std` and `os` modules as globals, which
@@ -191,7 +194,7 @@ impl RunCtx {
                         startup: limits,
                     },
                 )?;
-                instance.run(stdin, limits).await
+                instance.run(stdin, limits, permit).await
             }
         }
     }

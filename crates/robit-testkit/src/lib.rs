@@ -8,4 +8,4 @@
 
 pub mod llm;
 
-pub use llm::{FakeLlm, RecordedRequest, Reply};
+pub use llm::{FakeAnthropic, FakeLlm, RecordedRequest, Reply};

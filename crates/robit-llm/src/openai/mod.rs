@@ -9,10 +9,11 @@ mod stream;
 mod wire;
 
 use crate::error::LlmError;
+use crate::http;
+use crate::sse;
 use crate::types::{ChatRequest, ChatStream, Provider};
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, RETRY_AFTER};
-use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::time::Duration;
@@ -84,47 +85,25 @@ impl OpenAiCompatible {
     /// Builds the client. Fails (as [`LlmError::Connect`], since the provider could not be
     /// reached with it) when the base URL or a header is invalid.
     pub fn new(config: OpenAiConfig) -> Result<Self, LlmError> {
-        let base_url = config.base_url.trim_end_matches('/').to_string();
-        let url = reqwest::Url::parse(&base_url)
-            .map_err(|e| LlmError::Connect(format!("invalid base url {base_url:?}: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(LlmError::Connect(format!(
-                "invalid base url {base_url:?}: the scheme must be http or https"
-            )));
-        }
-
+        let base_url = http::base_url(&config.base_url)?;
         let mut headers = HeaderMap::new();
         if let Some(key) = &config.api_key {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
-                .map_err(|_| LlmError::Connect("the api key is not a valid header value".into()))?;
-            // Keeps the key out of reqwest's and hyper's debug output.
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            http::sensitive_header(
+                &mut headers,
+                "authorization",
+                &format!("Bearer {}", key.expose_secret()),
+            )
+            .map_err(|_| LlmError::Connect("the api key is not a valid header value".into()))?;
         }
         for (name, value) in &config.extra_headers {
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| LlmError::Connect(format!("invalid header name {name:?}")))?;
-            let mut value = HeaderValue::from_str(value)
-                .map_err(|_| LlmError::Connect(format!("invalid value for header {name:?}")))?;
-            value.set_sensitive(true);
-            headers.insert(header, value);
+            http::sensitive_header(&mut headers, name, value)?;
         }
-
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .default_headers(headers)
-            .user_agent(concat!("robit/", env!("CARGO_PKG_VERSION")))
-            // No overall timeout: answers stream for minutes. The stream enforces the
-            // first-token and idle limits itself.
-            .build()
-            .map_err(|e| LlmError::Connect(error_chain(&e)))?;
-
         Ok(OpenAiCompatible {
             name: config.name,
             base_url,
             first_token_timeout: config.first_token_timeout,
             idle_timeout: config.idle_timeout,
-            http,
+            http: http::client(config.connect_timeout, headers)?,
         })
     }
 
@@ -132,17 +111,12 @@ impl OpenAiCompatible {
     /// the URL and key work, for `robit doctor`. The whole exchange is bounded by the
     /// first-token timeout.
     pub async fn probe(&self) -> Result<Vec<String>, LlmError> {
-        let send = self
-            .http
-            .get(format!("{}/models", self.base_url))
-            .timeout(self.first_token_timeout)
-            .send();
-        let response = send.await.map_err(request_error)?;
-        let response = check_status(response).await?;
-        let list: wire::ModelList = response.json().await.map_err(|e| {
-            LlmError::Protocol(format!("unreadable model list: {}", error_chain(&e)))
-        })?;
-        Ok(list.data.into_iter().map(|m| m.id).collect())
+        http::list_models(
+            &self.http,
+            format!("{}/models", self.base_url),
+            self.first_token_timeout,
+        )
+        .await
     }
 }
 
@@ -158,7 +132,7 @@ impl Provider for OpenAiCompatible {
         cancel: CancellationToken,
     ) -> Result<ChatStream, LlmError> {
         let started = Instant::now();
-        let deadlines = stream::Deadlines {
+        let deadlines = sse::Deadlines {
             first_token: started + self.first_token_timeout,
             idle: self.idle_timeout,
         };
@@ -169,118 +143,23 @@ impl Provider for OpenAiCompatible {
             tools = request.tools.len(),
             "starting a streamed completion"
         );
-        let send = self
+        let post = self
             .http
             .post(format!("{}/chat/completions", self.base_url))
-            .json(&wire::RequestBody::new(&request))
-            .send();
-        let response = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Err(LlmError::Cancelled),
-            response = tokio::time::timeout_at(deadlines.first_token, send) => match response {
-                Ok(response) => response.map_err(request_error)?,
-                Err(_elapsed) => return Err(LlmError::Timeout(stream::FIRST_TOKEN_TIMEOUT)),
-            },
-        };
-        let response = check_status(response).await?;
+            .json(&wire::RequestBody::new(&request));
+        let response = http::send(post, deadlines.first_token, &cancel).await?;
         tracing::debug!(
             provider = %self.name,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "completion stream opened"
         );
-        Ok(stream::chat_stream(response, deadlines, cancel))
+        Ok(sse::chat_stream(
+            response,
+            stream::Decoder::default(),
+            deadlines,
+            cancel,
+        ))
     }
-}
-
-/// Maps a failure to send the request or read its headers.
-fn request_error(e: reqwest::Error) -> LlmError {
-    if e.is_timeout() {
-        LlmError::Timeout(if e.is_connect() {
-            "connecting"
-        } else {
-            "waiting for an answer"
-        })
-    } else {
-        LlmError::Connect(error_chain(&e))
-    }
-}
-
-/// Passes a 2xx response through and turns anything else into the matching error.
-async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, LlmError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let retry_after = retry_after(response.headers());
-    // The error body is small; if reading it fails the status alone still says enough.
-    let body = response.text().await.unwrap_or_default();
-    let message = error_message(&body, status);
-    Err(match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => LlmError::Auth {
-            status: status.as_u16(),
-            message,
-        },
-        StatusCode::TOO_MANY_REQUESTS => LlmError::RateLimited { retry_after },
-        _ => LlmError::Status {
-            status: status.as_u16(),
-            message,
-        },
-    })
-}
-
-/// `Retry-After` in seconds (fractions allowed). OpenAI also sends `retry-after-ms`, which is
-/// more precise when present. An HTTP-date form is ignored: no API we know sends one.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let number = |name: &str| -> Option<f64> {
-        let value: f64 = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
-        (value.is_finite() && value >= 0.0).then_some(value)
-    };
-    if let Some(ms) = number("retry-after-ms") {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
-    }
-    number(RETRY_AFTER.as_str()).map(Duration::from_secs_f64)
-}
-
-/// The human part of an error body: `error.message` when it is JSON, else the start of the
-/// text, else the status' reason phrase.
-fn error_message(body: &str, status: StatusCode) -> String {
-    const MAX: usize = 500;
-    if let Ok(parsed) = serde_json::from_str::<wire::ErrorBody>(body) {
-        if let Some(error) = parsed.error {
-            return error.message();
-        }
-        if let Some(message) = parsed.message {
-            return message;
-        }
-    }
-    let body = body.trim();
-    if body.is_empty() {
-        return status
-            .canonical_reason()
-            .unwrap_or("no error message")
-            .to_lowercase();
-    }
-    match body.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &body[..cut]),
-        None => body.to_string(),
-    }
-}
-
-/// An error and all its sources on one line: reqwest's own message alone ("error sending
-/// request") hides the cause (connection refused, dns, tls) that an operator needs.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // hyper and reqwest often repeat the inner message in the outer one.
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -317,28 +196,5 @@ mod tests {
             OpenAiCompatible::new(bad),
             Err(LlmError::Connect(_))
         ));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_milliseconds() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert("retry-after-ms", HeaderValue::from_static("1500"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
-        assert_eq!(retry_after(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn error_message_falls_back_to_text_and_reason() {
-        assert_eq!(
-            error_message(r#"{"error":{"message":"nope"}}"#, StatusCode::BAD_REQUEST),
-            "nope"
-        );
-        assert_eq!(
-            error_message("plain failure", StatusCode::BAD_GATEWAY),
-            "plain failure"
-        );
-        assert_eq!(error_message("", StatusCode::BAD_GATEWAY), "bad gateway");
     }
 }

@@ -1,130 +1,15 @@
-//! Turns the SSE body of a streamed chat completion into [`StreamEvent`]s.
+//! Decodes the SSE events of a streamed chat completion into [`StreamEvent`]s.
 //!
-//! SSE framing is eventsource-stream's job; this module owns what the frames mean: text deltas,
-//! tool calls that arrive in pieces, usage, the end of the answer, in-stream errors, the
-//! first-token and idle timeouts, and cancellation. It must not retry or reconnect: a broken
-//! stream is reported and the caller decides.
+//! Timing, cancellation and the end of the stream are [`crate::sse`]'s job; this module owns
+//! what OpenAI's frames mean: text deltas, tool calls that arrive in pieces, usage, the end of
+//! the answer, in-stream errors. It must not do I/O, so it is tested with strings.
 
 use super::wire::{Chunk, ToolCallDelta, WireUsage};
 use crate::error::LlmError;
-use crate::types::{ChatStream, StreamEvent, ToolCall, Usage};
-use eventsource_stream::{EventStreamError, Eventsource};
-use futures::stream::{BoxStream, StreamExt};
-use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-/// Labels for [`LlmError::Timeout`]; the engine shows them to users, so they stay short.
-pub(crate) const FIRST_TOKEN_TIMEOUT: &str = "waiting for the first token";
-pub(crate) const IDLE_TIMEOUT: &str = "waiting for the next token";
-
-type SseStream =
-    BoxStream<'static, Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>>;
-
-/// Where the deadlines of a stream come from.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Deadlines {
-    /// Until the first token: measured from when the request was sent, so time spent waiting
-    /// for the response headers counts too.
-    pub first_token: Instant,
-    pub idle: Duration,
-}
-
-/// Wraps a successful (2xx) response in a [`ChatStream`].
-pub(crate) fn chat_stream(
-    response: reqwest::Response,
-    deadlines: Deadlines,
-    cancel: CancellationToken,
-) -> ChatStream {
-    let state = State {
-        source: Some(response.bytes_stream().eventsource().boxed()),
-        decoder: Decoder::default(),
-        pending: VecDeque::new(),
-        deadlines,
-        got_first_token: false,
-        cancel,
-    };
-    futures::stream::unfold(state, State::next).boxed()
-}
-
-struct State {
-    /// `None` once the stream is over; dropping it closes the HTTP connection, which is how
-    /// cancellation and errors stop the provider from generating more.
-    source: Option<SseStream>,
-    decoder: Decoder,
-    pending: VecDeque<StreamEvent>,
-    deadlines: Deadlines,
-    got_first_token: bool,
-    cancel: CancellationToken,
-}
-
-impl State {
-    async fn next(mut self) -> Option<(Result<StreamEvent, LlmError>, State)> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some((Ok(event), self));
-            }
-            let source = self.source.as_mut()?;
-            let (deadline, label) = if self.got_first_token {
-                (Instant::now() + self.deadlines.idle, IDLE_TIMEOUT)
-            } else {
-                (self.deadlines.first_token, FIRST_TOKEN_TIMEOUT)
-            };
-            let item = tokio::select! {
-                // Cancellation wins over data that is already buffered: once the caller has
-                // cancelled, nothing more should reach it.
-                biased;
-                () = self.cancel.cancelled() => return self.fail(LlmError::Cancelled),
-                item = tokio::time::timeout_at(deadline, source.next()) => item,
-            };
-            let outcome = match item {
-                // Silence after the finish reason only costs us the usage chunk: the answer
-                // itself is complete, so it ends as if the body had.
-                Err(_elapsed) => self
-                    .decoder
-                    .end_of_body()
-                    .map_err(|_| LlmError::Timeout(label)),
-                Ok(None) => self.decoder.end_of_body(),
-                Ok(Some(Err(e))) => Err(sse_error(e)),
-                Ok(Some(Ok(event))) => self.decoder.event(&event.event, &event.data),
-            };
-            match outcome {
-                Ok(Progress { events, finished }) => {
-                    self.got_first_token |= self.decoder.got_token;
-                    self.pending.extend(events);
-                    if finished {
-                        self.source = None;
-                    }
-                }
-                Err(e) => return self.fail(e),
-            }
-        }
-    }
-
-    /// Ends the stream with `error`: the connection is dropped and the next poll yields `None`.
-    fn fail(mut self, error: LlmError) -> Option<(Result<StreamEvent, LlmError>, State)> {
-        self.source = None;
-        self.pending.clear();
-        Some((Err(error), self))
-    }
-}
-
-fn sse_error(e: EventStreamError<reqwest::Error>) -> LlmError {
-    match e {
-        EventStreamError::Transport(e) => LlmError::Stream(super::error_chain(&e)),
-        EventStreamError::Utf8(e) => LlmError::Protocol(format!("stream is not utf-8: {e}")),
-        EventStreamError::Parser(e) => LlmError::Protocol(format!("malformed event stream: {e}")),
-    }
-}
-
-/// What one SSE event produced.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct Progress {
-    pub events: Vec<StreamEvent>,
-    /// The answer is complete; nothing more will be read.
-    pub finished: bool,
-}
+use crate::http::error_text;
+use crate::sse::{Decode, Progress};
+use crate::types::{StreamEvent, ToolCall, Usage};
+use std::collections::BTreeMap;
 
 /// The protocol state of one answer, apart from any I/O so it can be tested with strings.
 #[derive(Debug, Default)]
@@ -139,8 +24,8 @@ pub(crate) struct Decoder {
     emitted_tool_calls: bool,
 }
 
-impl Decoder {
-    pub fn event(&mut self, kind: &str, data: &str) -> Result<Progress, LlmError> {
+impl Decode for Decoder {
+    fn event(&mut self, kind: &str, data: &str) -> Result<Progress, LlmError> {
         let data = data.trim();
         if kind == "error" {
             // Some compatible servers use a named SSE event for errors instead of a chunk.
@@ -192,7 +77,7 @@ impl Decoder {
 
     /// The body ended. Servers that omit `[DONE]` still send a finish reason, so that is
     /// enough to call the answer complete; without either the connection broke.
-    pub fn end_of_body(&mut self) -> Result<Progress, LlmError> {
+    fn end_of_body(&mut self) -> Result<Progress, LlmError> {
         if self.finish_reason.is_some() {
             Ok(self.finish())
         } else {
@@ -202,6 +87,12 @@ impl Decoder {
         }
     }
 
+    fn got_token(&self) -> bool {
+        self.got_token
+    }
+}
+
+impl Decoder {
     fn finish(&mut self) -> Progress {
         self.got_token = true;
         let mut events = self.take_tool_calls();
@@ -230,17 +121,6 @@ impl Decoder {
         let calls = self.tool_calls.take();
         self.emitted_tool_calls |= !calls.is_empty();
         calls.into_iter().map(StreamEvent::ToolCall).collect()
-    }
-}
-
-fn error_text(data: &str) -> String {
-    match serde_json::from_str::<super::wire::ErrorBody>(data) {
-        Ok(body) => match (body.error, body.message) {
-            (Some(error), _) => error.message(),
-            (None, Some(message)) => message,
-            (None, None) => data.to_string(),
-        },
-        Err(_) => data.to_string(),
     }
 }
 

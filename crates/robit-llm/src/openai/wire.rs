@@ -5,6 +5,7 @@
 //! servers (Ollama, vLLM, llama.cpp, LiteLLM, …) that add their own keep working. This module
 //! must not do I/O: it is pure translation, tested without a server.
 
+use crate::http::WireError;
 use crate::types::{ChatMessage, ChatRequest, Role, ToolCall, ToolSpec};
 use serde::{Deserialize, Serialize};
 
@@ -192,66 +193,6 @@ pub(crate) struct WireUsage {
     pub completion_tokens: u64,
 }
 
-/// An error object, in an error response body or as a stream chunk. Compatible servers differ:
-/// OpenAI sends `{"error": {"message": …}}`, some send `{"error": "text"}`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum WireError {
-    Object {
-        #[serde(default)]
-        message: Option<String>,
-        #[serde(default, rename = "type")]
-        kind: Option<String>,
-        #[serde(default)]
-        code: Option<serde_json::Value>,
-    },
-    Text(String),
-}
-
-impl WireError {
-    /// The most useful human text the error carries.
-    pub fn message(&self) -> String {
-        match self {
-            WireError::Text(text) => text.clone(),
-            WireError::Object {
-                message: Some(message),
-                ..
-            } if !message.is_empty() => message.clone(),
-            WireError::Object { kind, code, .. } => {
-                let code = code.as_ref().map(|c| match c {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
-                kind.clone()
-                    .or(code)
-                    .unwrap_or_else(|| "unknown error".to_string())
-            }
-        }
-    }
-}
-
-/// The body of an error response (`{"error": …}`), or of `{"message": …}` as some
-/// compatible servers send.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ErrorBody {
-    #[serde(default)]
-    pub error: Option<WireError>,
-    #[serde(default)]
-    pub message: Option<String>,
-}
-
-/// The body of `GET /models`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ModelList {
-    #[serde(default)]
-    pub data: Vec<ModelEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct ModelEntry {
-    pub id: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,16 +265,5 @@ mod tests {
         assert!(body.get("max_tokens").is_none());
         // A user message with empty text still sends a string, never null.
         assert_eq!(body["messages"][0]["content"], json!(""));
-    }
-
-    #[test]
-    fn error_message_prefers_the_message_field() {
-        let e: ErrorBody =
-            serde_json::from_str(r#"{"error":{"message":"bad key","type":"x"}}"#).unwrap();
-        assert_eq!(e.error.unwrap().message(), "bad key");
-        let e: ErrorBody = serde_json::from_str(r#"{"error":"model not found"}"#).unwrap();
-        assert_eq!(e.error.unwrap().message(), "model not found");
-        let e: ErrorBody = serde_json::from_str(r#"{"error":{"code":"overloaded"}}"#).unwrap();
-        assert_eq!(e.error.unwrap().message(), "overloaded");
     }
 }

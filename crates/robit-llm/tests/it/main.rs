@@ -1,8 +1,16 @@
-//! Integration tests of the OpenAI-compatible client against the loopback fake server from
-//! `robit-testkit`: real HTTP, real SSE, no network beyond 127.0.0.1.
+//! Integration tests of the provider clients and decorators against the loopback fake servers
+//! from `robit-testkit`: real HTTP, real SSE, no network beyond 127.0.0.1.
+//!
+//! `errors`, `request`, `streaming` and `timeouts` cover the OpenAI-compatible client;
+//! `anthropic` the Anthropic client; `retry`, `router` and `local` the decorators and local
+//! server discovery.
 
+mod anthropic;
 mod errors;
+mod local;
 mod request;
+mod retry;
+mod router;
 mod streaming;
 mod timeouts;
 

@@ -1,7 +1,9 @@
-//! The script of one fake answer: what [`FakeLlm`](super::FakeLlm) sends for one request.
+//! The script of one fake answer: what [`FakeLlm`](super::FakeLlm) or
+//! [`FakeAnthropic`](super::FakeAnthropic) sends for one request.
 //!
-//! A `Reply` is a plain value built with constructors and modifiers; turning it into bytes
-//! on the wire is `sse.rs`'s job, so this file must stay free of I/O.
+//! A `Reply` is a plain value built with constructors and modifiers, in one vocabulary for
+//! every protocol; turning it into bytes on the wire is each protocol's `sse.rs`'s job, so
+//! this file must stay free of I/O.
 
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ pub struct Reply {
     pub(crate) finish_reason: Option<String>,
     pub(crate) retry_after: Option<u64>,
     pub(crate) message: Option<String>,
+    pub(crate) error_type: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +72,7 @@ impl Reply {
             finish_reason: None,
             retry_after: None,
             message: None,
+            error_type: None,
         }
     }
 
@@ -103,8 +107,10 @@ impl Reply {
         })
     }
 
-    /// Streams `text`, then sends an in-stream error chunk (`data: {"error": …}`) and ends
-    /// the body without `[DONE]`, as OpenAI does when generation fails midway.
+    /// Streams `text`, then sends an in-stream error and ends the body, as providers do when
+    /// generation fails midway: OpenAI a `data: {"error": …}` chunk without `[DONE]`,
+    /// Anthropic an `event: error` (`overloaded_error` unless [`error_type`](Self::error_type)
+    /// says otherwise).
     pub fn error_after(text: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(Kind::ErrorAfter {
             text: text.into(),
@@ -128,7 +134,10 @@ impl Reply {
         Self::new(Kind::StallAfter(text.into()))
     }
 
-    /// A non-2xx answer with an OpenAI-style `{"error": {"message", "type", "code"}}` body.
+    /// A non-2xx answer with an error body in the protocol's shape (OpenAI's
+    /// `{"error": {"message", "type", "code"}}`, Anthropic's
+    /// `{"type": "error", "error": {"type", "message"}}`); `status(529)` is Anthropic's
+    /// "overloaded".
     pub fn status(status: u16) -> Self {
         Self::new(Kind::Status(status))
     }
@@ -158,7 +167,9 @@ impl Reply {
         self
     }
 
-    /// End with this finish reason (e.g. `length`) instead of `stop` / `tool_calls`.
+    /// End with this finish reason (e.g. `length`) instead of `stop` / `tool_calls`. It is
+    /// OpenAI's vocabulary; the Anthropic fake translates `stop`, `tool_calls` and `length`
+    /// to `end_turn`, `tool_use` and `max_tokens` and sends anything else as it is.
     pub fn finish_reason(mut self, reason: impl Into<String>) -> Self {
         self.finish_reason = Some(reason.into());
         self
@@ -181,6 +192,13 @@ impl Reply {
     /// For a status reply: the `error.message` of the body.
     pub fn message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
+        self
+    }
+
+    /// For a status or `error_after` reply: the error's `type` (e.g. `overloaded_error`)
+    /// instead of the one the fake picks for the status or protocol.
+    pub fn error_type(mut self, kind: impl Into<String>) -> Self {
+        self.error_type = Some(kind.into());
         self
     }
 }

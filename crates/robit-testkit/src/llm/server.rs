@@ -1,7 +1,9 @@
 //! The [`FakeLlm`] HTTP server: routes, the reply script, auth and the request log.
 //!
 //! Handlers only record, check the key, pick the next [`Reply`] and hand it to `sse.rs`; the
-//! server binds `127.0.0.1:0` and must never be reachable from outside the machine.
+//! server binds `127.0.0.1:0` and must never be reachable from outside the machine. The
+//! listener, script and log ([`Core`]) are shared with the other protocols' fakes, such as
+//! [`FakeAnthropic`](super::FakeAnthropic).
 
 use super::reply::{Kind, Reply};
 use super::sse;
@@ -44,40 +46,38 @@ impl RecordedRequest {
 
 /// A fake OpenAI-compatible server on loopback. Dropping it shuts the server down.
 pub struct FakeLlm {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: watch::Sender<bool>,
+    core: Core,
 }
 
 impl std::fmt::Debug for FakeLlm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeLlm")
-            .field("addr", &self.addr)
+            .field("addr", &self.core.addr)
             .finish_non_exhaustive()
     }
 }
 
-struct Shared {
+/// What every fake LLM server shares: the listener, the script, the request log and the
+/// shutdown signal. Each protocol's server wraps one and adds its own routes.
+pub(crate) struct Core {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The state handlers see.
+pub(crate) struct Shared {
     script: Mutex<VecDeque<Reply>>,
     default: Mutex<Reply>,
     requests: Mutex<Vec<RecordedRequest>>,
-    api_key: Option<String>,
+    pub api_key: Option<String>,
     request_count: AtomicU64,
-    shutdown: watch::Receiver<bool>,
+    pub shutdown: watch::Receiver<bool>,
 }
 
-impl FakeLlm {
-    /// Starts a server that accepts any (or no) key.
-    pub async fn start() -> FakeLlm {
-        Self::start_inner(None).await
-    }
-
-    /// Starts a server that answers 401 unless `Authorization: Bearer <key>` is sent.
-    pub async fn with_api_key(key: impl Into<String>) -> FakeLlm {
-        Self::start_inner(Some(key.into())).await
-    }
-
-    async fn start_inner(api_key: Option<String>) -> FakeLlm {
+impl Core {
+    /// Binds `127.0.0.1:0` and serves `routes` (given the shared state) until dropped.
+    pub async fn start(api_key: Option<String>, routes: Router<Arc<Shared>>) -> Core {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake llm to 127.0.0.1:0");
@@ -93,11 +93,7 @@ impl FakeLlm {
             request_count: AtomicU64::new(0),
             shutdown: shutdown_rx.clone(),
         });
-        let app = Router::new()
-            .route("/v1/chat/completions", post(chat_completions))
-            .route("/v1/models", get(models))
-            .fallback(not_found)
-            .with_state(shared.clone());
+        let app = routes.with_state(shared.clone());
         let mut stop = shutdown_rx;
         tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -107,49 +103,98 @@ impl FakeLlm {
                 tracing::warn!(error = %e, "fake llm server stopped");
             }
         });
-        FakeLlm {
+        Core {
             addr,
             shared,
             shutdown,
         }
     }
 
+    pub fn push(&self, reply: Reply) {
+        self.shared.script.lock().unwrap().push_back(reply);
+    }
+
+    pub fn push_all(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.script.lock().unwrap().extend(replies);
+    }
+
+    pub fn set_default(&self, reply: Reply) {
+        *self.shared.default.lock().unwrap() = reply;
+    }
+
+    pub fn pending(&self) -> usize {
+        self.shared.script.lock().unwrap().len()
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // Stops accepting and ends stalled answers, so their connections close too.
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl FakeLlm {
+    /// Starts a server that accepts any (or no) key.
+    pub async fn start() -> FakeLlm {
+        Self::start_inner(None).await
+    }
+
+    /// Starts a server that answers 401 unless `Authorization: Bearer <key>` is sent.
+    pub async fn with_api_key(key: impl Into<String>) -> FakeLlm {
+        Self::start_inner(Some(key.into())).await
+    }
+
+    async fn start_inner(api_key: Option<String>) -> FakeLlm {
+        let routes = Router::new()
+            .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/models", get(models))
+            .fallback(not_found);
+        FakeLlm {
+            core: Core::start(api_key, routes).await,
+        }
+    }
+
     /// `http://127.0.0.1:<port>/v1`, to use as the client's base URL.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("http://{}/v1", self.core.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.core.addr
     }
 
     /// Queues `reply` for a later chat request; replies are used once each, first in first
     /// out.
     pub fn push(&self, reply: Reply) -> &Self {
-        self.shared.script.lock().unwrap().push_back(reply);
+        self.core.push(reply);
         self
     }
 
     /// Queues several replies in order.
     pub fn push_all(&self, replies: impl IntoIterator<Item = Reply>) -> &Self {
-        self.shared.script.lock().unwrap().extend(replies);
+        self.core.push_all(replies);
         self
     }
 
     /// The reply used when the script is empty (initially [`Reply::echo`]); a benchmark can
     /// make it slower with `Reply::echo().delay(…)`, or fixed with `Reply::text(…)`.
     pub fn set_default(&self, reply: Reply) {
-        *self.shared.default.lock().unwrap() = reply;
+        self.core.set_default(reply);
     }
 
     /// How many scripted replies have not been used yet.
     pub fn pending(&self) -> usize {
-        self.shared.script.lock().unwrap().len()
+        self.core.pending()
     }
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.requests.lock().unwrap().clone()
+        self.core.requests()
     }
 
     /// Only the `POST /v1/chat/completions` requests.
@@ -161,15 +206,8 @@ impl FakeLlm {
     }
 }
 
-impl Drop for FakeLlm {
-    fn drop(&mut self) {
-        // Stops accepting and ends stalled answers, so their connections close too.
-        let _ = self.shutdown.send(true);
-    }
-}
-
 impl Shared {
-    fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) {
+    pub(crate) fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) {
         let body = if body.is_empty() {
             Value::Null
         } else {
@@ -190,6 +228,18 @@ impl Shared {
             headers,
             body,
         });
+    }
+
+    /// The next scripted reply (or the default) and the number of this request, from 1.
+    pub(crate) fn next_reply(&self) -> (Reply, u64) {
+        let reply = self
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| self.default.lock().unwrap().clone());
+        let request_number = self.request_count.fetch_add(1, Ordering::Relaxed) + 1;
+        (reply, request_number)
     }
 
     /// OpenAI's 401 answer, unless the request carries the configured key (or none is set).
@@ -243,13 +293,7 @@ async fn chat_completions(
         );
     }
     // Taken only now, so that a rejected request does not use up a scripted reply.
-    let reply = shared
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| shared.default.lock().unwrap().clone());
-    let request_number = shared.request_count.fetch_add(1, Ordering::Relaxed) + 1;
+    let (reply, request_number) = shared.next_reply();
 
     if let Kind::Status(status) = reply.kind {
         return status_response(status, &reply);
@@ -347,6 +391,7 @@ fn status_response(status: u16, reply: &Reply) -> Response {
         ),
     };
     let message = reply.message.as_deref().unwrap_or(default_message);
+    let kind = reply.error_type.as_deref().unwrap_or(kind);
     let mut response = error_response(status, message, kind, code);
     if let Some(secs) = reply.retry_after {
         response

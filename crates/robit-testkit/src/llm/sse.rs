@@ -13,10 +13,10 @@ use tokio::sync::watch;
 
 /// Argument text of a tool call is sent in fragments this many characters long, so that a
 /// client must stitch several pieces together as it must with OpenAI.
-const ARGUMENT_FRAGMENT: usize = 8;
+pub(crate) const ARGUMENT_FRAGMENT: usize = 8;
 
 /// Long enough for hyper to write out what the body already produced.
-const FLUSH_PAUSE: Duration = Duration::from_millis(20);
+pub(crate) const FLUSH_PAUSE: Duration = Duration::from_millis(20);
 
 /// What the request asked for, as far as the answer's shape depends on it.
 #[derive(Debug, Clone)]
@@ -173,7 +173,7 @@ pub(crate) fn steps(reply: &Reply, cx: &Context) -> Vec<Step> {
             w.sleep(reply.delay);
             let error = json!({ "error": {
                 "message": message,
-                "type": "server_error",
+                "type": reply.error_type.as_deref().unwrap_or("server_error"),
                 "param": null,
                 "code": null,
             }});

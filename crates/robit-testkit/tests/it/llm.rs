@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A raw HTTP/1.1 exchange: status, lower-case headers, and the de-chunked body.
-struct Raw {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+pub(super) struct Raw {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
 }
 
 impl Raw {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -36,7 +36,9 @@ impl Raw {
     }
 }
 
-async fn exchange(addr: SocketAddr, request: &str) -> Raw {
+/// Sends `request` as it is and reads the whole answer (the request should say
+/// `Connection: close`).
+pub(super) async fn exchange(addr: SocketAddr, request: &str) -> Raw {
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     socket.write_all(request.as_bytes()).await.unwrap();
     let mut bytes = Vec::new();
