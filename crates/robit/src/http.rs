@@ -103,3 +103,27 @@ pub async fn healthcheck(addr: &str) -> anyhow::Result<std::process::ExitCode> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_operations_guide_lists_every_metric() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md"),
+        )
+        .unwrap();
+        for (name, kind, _, _) in robit_core::metrics::ALL {
+            let row = format!("| `{name}` | {kind} |");
+            assert!(
+                doc.contains(&row),
+                "docs/operations.md lacks the row for {name}"
+            );
+        }
+        let documented = doc.lines().filter(|l| l.starts_with("| `robit_")).count();
+        assert_eq!(
+            documented,
+            robit_core::metrics::ALL.len(),
+            "the guide lists metrics the code does not export"
+        );
+    }
+}
