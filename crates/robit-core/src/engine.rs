@@ -8,6 +8,7 @@
 
 use crate::config::EngineConfig;
 use crate::error::EngineError;
+use crate::metrics as m;
 use crate::turn;
 use robit_llm::Provider;
 use robit_sandbox::CodeRunner;
@@ -59,6 +60,20 @@ impl Submission {
 
 #[derive(Debug)]
 pub struct TurnHandle(oneshot::Receiver<TurnOutcome>);
+
+impl TurnOutcome {
+    /// The metrics label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TurnOutcome::Replied => "replied",
+            TurnOutcome::Command => "command",
+            TurnOutcome::NoProvider => "no_provider",
+            TurnOutcome::Failed(_) => "failed",
+            TurnOutcome::Ignored => "ignored",
+            TurnOutcome::Cancelled => "cancelled",
+        }
+    }
+}
 
 impl TurnHandle {
     pub async fn wait(self) -> TurnOutcome {
@@ -151,6 +166,8 @@ impl Engine {
         if inbound.author.is_bot {
             return Ok(Submission::Ignored);
         }
+        let platform = m::platform_label(inbound.key.platform);
+        metrics::counter!(m::EVENTS_RECEIVED, "platform" => platform).increment(1);
         let work = match &inbound.kind {
             InboundKind::Command(c) => Work::Command(c.clone()),
             InboundKind::Message { text, .. } => match Command::parse_text(text) {
@@ -179,6 +196,7 @@ impl Engine {
             .await?;
         let (conversation, turn) = match accepted {
             Accepted::Duplicate => {
+                metrics::counter!(m::EVENTS_DEDUPLICATED, "platform" => platform).increment(1);
                 tracing::debug!(event_id = %inbound.event_id, "duplicate event");
                 return Ok(Submission::Duplicate);
             }
@@ -229,6 +247,7 @@ impl Engine {
     }
 
     fn enqueue(&self, job: Job) {
+        metrics::gauge!(m::QUEUE_DEPTH).increment(1.0);
         let key = job.inbound.key.clone();
         let mut queues = self.inner.queues.lock().expect("queue map poisoned");
         let job = match queues.get(&key) {
@@ -241,6 +260,7 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(job);
         queues.insert(key.clone(), tx);
+        metrics::gauge!(m::ACTIVE_CONVERSATIONS).set(queues.len() as f64);
         drop(queues);
         let inner = self.inner.clone();
         self.inner.tracker.spawn(worker(inner, key, rx));
@@ -297,6 +317,7 @@ async fn worker(inner: Arc<Inner>, key: ConversationKey, mut rx: mpsc::Unbounded
                     Ok(job) => job,
                     Err(_) => {
                         queues.remove(&key);
+                        metrics::gauge!(m::ACTIVE_CONVERSATIONS).set(queues.len() as f64);
                         return;
                     }
                 }
@@ -305,6 +326,7 @@ async fn worker(inner: Arc<Inner>, key: ConversationKey, mut rx: mpsc::Unbounded
         let Ok(_permit) = inner.permits.acquire().await else {
             return;
         };
+        metrics::gauge!(m::QUEUE_DEPTH).decrement(1.0);
         turn::run_job(&inner, job).await;
     }
 }

@@ -43,6 +43,15 @@ pub(crate) async fn run_and_post(
         .run(language, code, b"", inner.config.sandbox_limits)
         .await
         .map_err(|e| RunError::Sandbox(e.to_string()))?;
+    let outcome = match output.outcome {
+        Outcome::Finished => "finished",
+        Outcome::TimedOut => "timed_out",
+        Outcome::OutOfMemory => "out_of_memory",
+        Outcome::OutputTruncated => "output_truncated",
+        Outcome::Trapped(_) => "trapped",
+    };
+    metrics::counter!(crate::metrics::SANDBOX_RUNS, "language" => language.as_str(), "outcome" => outcome)
+        .increment(1);
     post_output(sink, language, &output).await;
     Ok(output)
 }

@@ -13,6 +13,7 @@ mod config;
 mod engine;
 mod error;
 mod format;
+pub mod metrics;
 pub mod render;
 mod tokens;
 mod turn;

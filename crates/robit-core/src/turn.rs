@@ -4,6 +4,7 @@ use crate::budget;
 use crate::commands;
 use crate::engine::{Inner, Job, TurnOutcome, Work};
 use crate::format;
+use crate::metrics as m;
 use crate::render::StreamRenderer;
 use crate::tokens::estimate_tokens;
 use futures::StreamExt;
@@ -37,6 +38,11 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
         conversation = conversation.id.0,
         event_id = %inbound.event_id,
     );
+    let started = std::time::Instant::now();
+    let kind = match &work {
+        Work::Chat { .. } => "chat",
+        _ => "command",
+    };
     let outcome = async {
         match work {
             Work::Chat { .. } => {
@@ -67,6 +73,8 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
     }
     .instrument(span)
     .await;
+    metrics::counter!(m::TURNS, "outcome" => outcome.label()).increment(1);
+    metrics::histogram!(m::TURN_SECONDS, "kind" => kind).record(started.elapsed().as_secs_f64());
     let _ = done.send(outcome);
 }
 
@@ -147,7 +155,8 @@ async fn chat(
             .iter()
             .map(|m| estimate_tokens(&m.content))
             .sum();
-        let round_result = stream_round(inner, provider.as_ref(), request, sink, cancel).await;
+        let round_result =
+            stream_round(inner, provider.as_ref(), request, inbound, sink, cancel).await;
         record_usage(
             inner,
             inbound,
@@ -253,10 +262,13 @@ async fn stream_round(
     inner: &Arc<Inner>,
     provider: &dyn Provider,
     request: ChatRequest,
+    inbound: &Inbound,
     sink: &Arc<dyn ReplySink>,
     cancel: &CancellationToken,
 ) -> RoundResult {
-    let mut renderer = StreamRenderer::new(sink.clone());
+    let platform = inbound.key.platform;
+    let mut renderer =
+        StreamRenderer::new(sink.clone(), platform).measure_first_reply_from(inbound.received_at);
     let mut calls = Vec::new();
     let mut usage = None;
     let stream = provider.stream(request, cancel.clone()).await;
@@ -392,6 +404,10 @@ async fn record_usage(
         completion_tokens,
         estimated,
     };
+    for (kind, n) in [("prompt", prompt_tokens), ("completion", completion_tokens)] {
+        metrics::counter!(m::LLM_TOKENS, "provider" => provider.to_string(), "model" => model.to_string(), "kind" => kind)
+            .increment(n);
+    }
     if let Err(e) = inner.store.record_usage(record).await {
         tracing::error!(error = %e, "recording usage failed");
     }

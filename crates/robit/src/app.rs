@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
 
 pub fn init_tracing(config: &Config, flag: Option<LogFormat>, interactive: bool) {
     use tracing_subscriber::EnvFilter;
@@ -129,11 +130,16 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         max_tool_rounds: config.engine.max_tool_rounds,
         run_code_tool: config.engine.run_code_tool,
         sandbox_limits: limits(config),
+        default_context_tokens: config.engine.default_context_tokens,
+        model_context_tokens: config.engine.model_context_tokens.clone(),
+        reply_reserve_tokens: config.engine.reply_reserve_tokens,
+        system_prompt_overrides: config.engine.system_prompts.clone(),
+        cancel_on_new_message: config.engine.cancel_on_new_message,
         ..EngineConfig::default()
     }
 }
 
-pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
+pub async fn build_engine(config: &Config) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
     let store = open_store(config).await?;
     let provider = provider(config)?.map(|p| p as Arc<dyn Provider>);
     if provider.is_none() {
@@ -142,23 +148,54 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<Engine> {
         );
     }
     let sandbox = sandbox(config).await;
-    Ok(Engine::new(engine_config(config), store, provider, sandbox))
+    let engine = Engine::new(engine_config(config), store.clone(), provider, sandbox);
+    Ok((engine, store))
 }
 
+/// `robit serve`: the HTTP server, every adapter whose credentials are configured (the
+/// console when there are none), until Ctrl-C or SIGTERM; then a graceful stop.
 pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
-    let engine = build_engine(&loaded.config).await?;
+    let config = &loaded.config;
+    let metrics = crate::http::install_metrics()?;
+    let (engine, store) = build_engine(config).await?;
+    let shutdown = CancellationToken::new();
+    let mut http_task = None;
+    if config.http.enabled {
+        let app = crate::http::router(crate::http::HttpState { store, metrics });
+        http_task = Some(crate::http::serve(&config.http.addr, app, shutdown.clone()).await?);
+    }
     // Discord and Slack adapters plug in here as their credentials appear in the config.
     tracing::info!("no Discord or Slack credentials configured: running the console adapter");
     eprintln!("robit: no Discord or Slack credentials configured, so this is the console adapter. Type a message.");
-    run_console(&engine, &loaded.config).await?;
-    engine.shutdown(Duration::from_secs(10)).await;
+    let console = {
+        let engine = engine.clone();
+        let config = config.clone();
+        tokio::spawn(async move { run_console(&engine, &config).await })
+    };
+    shutdown_signal().await;
+    tracing::info!("stopping: no new events; waiting for running turns");
+    console.abort();
+    let grace = Duration::from_millis(config.engine.shutdown_grace_ms);
+    engine.shutdown(grace).await;
+    shutdown.cancel();
+    if let Some(t) = http_task {
+        let _ = t.await;
+    }
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn chat(loaded: Loaded) -> anyhow::Result<ExitCode> {
-    let engine = build_engine(&loaded.config).await?;
-    run_console(&engine, &loaded.config).await?;
-    engine.shutdown(Duration::from_secs(10)).await;
+    let (engine, _store) = build_engine(&loaded.config).await?;
+    tokio::select! {
+        r = run_console(&engine, &loaded.config) => r?,
+        _ = shutdown_signal() => tracing::info!("stopping"),
+    }
+    engine
+        .shutdown(Duration::from_millis(
+            loaded.config.engine.shutdown_grace_ms,
+        ))
+        .await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -171,10 +208,9 @@ async fn run_console(engine: &Engine, config: &Config) -> anyhow::Result<()> {
     let sink = Arc::new(robit_console::ConsoleSink::new(Box::new(std::io::stdout())));
     let input = tokio::io::BufReader::new(tokio::io::stdin());
     let prompt = std::io::stdin().is_terminal();
-    tokio::select! {
-        r = robit_console::run(engine, &options, input, sink, prompt) => r.context("console")?,
-        _ = shutdown_signal() => tracing::info!("stopping"),
-    }
+    robit_console::run(engine, &options, input, sink, prompt)
+        .await
+        .context("console")?;
     Ok(())
 }
 

@@ -60,6 +60,8 @@ pub enum Cmd {
     Run(RunArgs),
     /// Print performance figures.
     Bench(BenchArgs),
+    /// Exit 0 if the running service's /healthz answers (for container health checks).
+    Healthcheck,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,25 @@ pub struct Config {
     pub sandbox: SandboxSection,
     pub console: ConsoleSection,
     pub log: LogConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve `/healthz`, `/readyz` and `/metrics` (and platform webhooks) under `robit serve`.
+    pub enabled: bool,
+    /// Listen address. Loopback by default; a container sets `0.0.0.0:8080`.
+    pub addr: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: "127.0.0.1:8080".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -85,6 +104,18 @@ pub struct EngineSection {
     pub history_limit: u32,
     pub max_tool_rounds: u32,
     pub run_code_tool: bool,
+    /// Context window of models not listed in `model_context_tokens`.
+    pub default_context_tokens: u32,
+    /// Context window per model name, e.g. `{ "gpt-4o" = 128000 }`.
+    pub model_context_tokens: std::collections::HashMap<String, u32>,
+    /// Tokens kept free for the answer when fitting history.
+    pub reply_reserve_tokens: u32,
+    /// System prompts per workspace (`"slack:T123"`) or channel (`"discord:111:222"`).
+    pub system_prompts: std::collections::HashMap<String, String>,
+    /// A new message or /reset stops the turn running in that conversation.
+    pub cancel_on_new_message: bool,
+    /// On SIGTERM, how long running turns get to finish before they are cut off.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for EngineSection {
@@ -96,6 +127,12 @@ impl Default for EngineSection {
             history_limit: d.history_limit,
             max_tool_rounds: d.max_tool_rounds,
             run_code_tool: d.run_code_tool,
+            default_context_tokens: d.default_context_tokens,
+            model_context_tokens: d.model_context_tokens,
+            reply_reserve_tokens: d.reply_reserve_tokens,
+            system_prompts: d.system_prompt_overrides,
+            cancel_on_new_message: d.cancel_on_new_message,
+            shutdown_grace_ms: 30_000,
         }
     }
 }
@@ -205,7 +242,9 @@ pub fn load_with_env(
     };
     let env: config::Map<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")))
+        // Every key lives in a section, so a real setting always contains the separator;
+        // this keeps ROBIT_CONFIG (the --config flag's variable) and the like out.
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")) && k.contains(ENV_SEPARATOR))
         .collect();
     let mut builder = config::Config::builder();
     if let Some(f) = &file {
@@ -267,7 +306,9 @@ mod tests {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                if v.is_table() {
+                // Maps keyed by user data are one setting each.
+                let dynamic = ["engine.model_context_tokens", "engine.system_prompts"];
+                if v.is_table() && !dynamic.contains(&path.as_str()) {
                     keys(&path, v, out);
                 } else {
                     out.insert(path);

@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod config;
 mod doctor;
+mod http;
 
 use clap::Parser;
 use cli::{Cli, Cmd};
@@ -41,5 +42,6 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Doctor => doctor::run(loaded).await,
         Cmd::Run(args) => app::run_code(loaded, args).await,
         Cmd::Bench(args) => bench::run(loaded, args).await,
+        Cmd::Healthcheck => http::healthcheck(&loaded.config.http.addr).await,
     }
 }

@@ -12,7 +12,8 @@ mod split;
 pub use sanitize::neutralize_mentions;
 pub use split::{is_fence_line, split, split_message, Chunk, MIN_LIMIT};
 
-use robit_types::{Capabilities, MessageRef, ReplySink, SinkError};
+use crate::metrics as m;
+use robit_types::{Capabilities, MessageRef, Platform, ReplySink, SinkError};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -21,25 +22,36 @@ const MAX_RATE_LIMIT_WAITS: u32 = 8;
 
 pub struct StreamRenderer {
     sink: Arc<dyn ReplySink>,
+    platform: Platform,
     caps: Capabilities,
     text: String,
     /// Messages posted so far, with the text each one shows now.
     posted: Vec<(MessageRef, String)>,
     last_flush: Option<Instant>,
     dirty: bool,
+    /// When the event being answered arrived, to measure time to first reply.
+    received_at: Option<std::time::SystemTime>,
 }
 
 impl StreamRenderer {
-    pub fn new(sink: Arc<dyn ReplySink>) -> Self {
+    pub fn new(sink: Arc<dyn ReplySink>, platform: Platform) -> Self {
         let caps = sink.capabilities();
         Self {
             sink,
+            platform,
             caps,
             text: String::new(),
             posted: Vec::new(),
             last_flush: None,
             dirty: false,
+            received_at: None,
         }
+    }
+
+    /// Records time to first reply, from `received_at`, when the first message is posted.
+    pub fn measure_first_reply_from(mut self, received_at: std::time::SystemTime) -> Self {
+        self.received_at = Some(received_at);
+        self
     }
 
     /// Adds text to the reply; nothing is sent until a flush.
@@ -114,7 +126,7 @@ impl StreamRenderer {
             if let Some((msg, current)) = self.posted.get(i) {
                 if *current != part {
                     let msg = msg.clone();
-                    self.call(|sink| {
+                    self.call("edit", |sink| {
                         let (msg, part) = (msg.clone(), part.clone());
                         async move { sink.edit(&msg, &part).await }
                     })
@@ -123,11 +135,18 @@ impl StreamRenderer {
                 }
             } else {
                 let msg = self
-                    .call(|sink| {
+                    .call("post", |sink| {
                         let part = part.clone();
                         async move { sink.post(&part).await }
                     })
                     .await?;
+                if self.posted.is_empty() {
+                    if let Some(at) = self.received_at.take() {
+                        let waited = at.elapsed().unwrap_or_default();
+                        metrics::histogram!(m::FIRST_REPLY_SECONDS, "platform" => self.platform.as_str())
+                            .record(waited.as_secs_f64());
+                    }
+                }
                 self.posted.push((msg, part));
             }
         }
@@ -137,14 +156,21 @@ impl StreamRenderer {
     }
 
     /// One sink call, waiting out rate limits the sink could not absorb itself.
-    async fn call<T, F, Fut>(&self, f: F) -> Result<T, SinkError>
+    async fn call<T, F, Fut>(&self, name: &'static str, f: F) -> Result<T, SinkError>
     where
         F: Fn(Arc<dyn ReplySink>) -> Fut,
         Fut: std::future::Future<Output = Result<T, SinkError>>,
     {
         let mut waits = 0;
+        let platform = self.platform.as_str();
         loop {
-            match f(self.sink.clone()).await {
+            metrics::counter!(m::PLATFORM_CALLS, "platform" => platform, "call" => name)
+                .increment(1);
+            let result = f(self.sink.clone()).await;
+            if matches!(result, Err(SinkError::RateLimited(_))) {
+                metrics::counter!(m::PLATFORM_RATE_LIMITED, "platform" => platform).increment(1);
+            }
+            match result {
                 Err(SinkError::RateLimited(after)) if waits < MAX_RATE_LIMIT_WAITS => {
                     waits += 1;
                     tracing::debug!(?after, "platform rate limit, waiting");

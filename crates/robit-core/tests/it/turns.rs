@@ -127,3 +127,45 @@ async fn a_new_message_stops_the_running_turn_when_configured() {
         .starts_with("a b"));
     assert_eq!(second_req[3]["content"], "never mind");
 }
+
+#[tokio::test]
+async fn a_graceful_stop_leaves_no_reply_half_written() {
+    let (h, _dir) = harness(EngineConfig::default()).await;
+    h.llm.push(
+        Reply::text("one two three four five six seven eight nine ten")
+            .delay(Duration::from_millis(150)),
+    );
+    let sink = RecordingSink::fast();
+    let k = key("graceful");
+    let turn = h
+        .engine
+        .submit(message(&k, "count slowly"), sink.clone())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    h.engine.shutdown(Duration::from_millis(100)).await;
+    assert_eq!(turn.wait().await, TurnOutcome::Cancelled);
+    // New events are refused once stopping.
+    assert!(h
+        .engine
+        .submit(message(&k, "late"), sink.clone())
+        .await
+        .is_err());
+
+    let shown = sink.transcript();
+    assert!(
+        shown.contains("restarting"),
+        "the thread says it was cut off: {shown}"
+    );
+    let conv = h.store.conversation(&k).await.unwrap();
+    let history = h.store.history(conv.id, 10).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].status, robit_store::MessageStatus::Interrupted);
+    // What is stored is exactly what the user saw before the note.
+    assert!(
+        shown.starts_with(&history[1].content),
+        "{shown:?} vs {:?}",
+        history[1].content
+    );
+    assert!(history[1].content.starts_with("one two"));
+}

@@ -45,18 +45,42 @@ async fn chat_streams_a_reply_and_remembers_it_after_a_restart() {
 async fn serve_without_platform_credentials_runs_the_console_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let llm = FakeLlm::start().await;
-    let env = vec![
-        (
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_robit"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env(
             "ROBIT_DATABASE__URL",
             format!("sqlite://{}", dir.path().join("robit.db").display()),
-        ),
-        ("ROBIT_LLM__BASE_URL", llm.base_url()),
-        ("ROBIT_SANDBOX__ENABLED", "false".to_string()),
-    ];
-    let d = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || robit(&d, &["serve"], &env, "hello\n/help\n"))
-        .await
+        )
+        .env("ROBIT_LLM__BASE_URL", llm.base_url())
+        .env("ROBIT_SANDBOX__ENABLED", "false")
+        .env("ROBIT_HTTP__ENABLED", "false")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\n/help\n")
+        .unwrap();
+    // The input ends, but the service keeps running until it is told to stop.
+    for _ in 0..100 {
+        if llm.chat_requests().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "serve exited on end of input"
+    );
+    crate::support::sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("console adapter"),

@@ -3,4 +3,5 @@
 
 mod chat;
 mod doctor;
+mod serve;
 mod support;

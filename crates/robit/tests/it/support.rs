@@ -31,6 +31,77 @@ pub fn robit(dir: &Path, args: &[&str], env: &[(&str, String)], stdin: &str) -> 
     child.wait_with_output().expect("robit runs")
 }
 
+/// A free loopback port (bound then released; good enough for a test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends SIGTERM to a child process.
+pub fn sigterm(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM {pid}");
+}
+
+/// A TCP forwarder to `target` that a test can cut and restore, to make a server look down.
+pub struct Forwarder {
+    pub port: u16,
+    target: String,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Forwarder {
+    pub async fn start(target: &str) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, rx) = tokio::sync::watch::channel(false);
+        let target = target.to_string();
+        let t = target.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut rx = rx.clone();
+                let t = t.clone();
+                tokio::spawn(async move {
+                    if *rx.borrow() {
+                        return; // dropped: connection refused in effect
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&t).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = rx.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Forwarder { port, target, cut }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        let _ = self.cut.send(true);
+    }
+
+    pub fn restore(&self) {
+        let _ = self.cut.send(false);
+    }
+
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+}
+
 pub fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }

@@ -1,0 +1,85 @@
+//! The engine's metrics, named in one place so the list in docs/operations.md can be checked
+//! against it. Recorded through the `metrics` facade; the binary installs the exporter.
+
+use robit_types::Platform;
+
+pub const EVENTS_RECEIVED: &str = "robit_events_received_total";
+pub const EVENTS_DEDUPLICATED: &str = "robit_events_deduplicated_total";
+pub const TURNS: &str = "robit_turns_total";
+pub const TURN_SECONDS: &str = "robit_turn_duration_seconds";
+pub const FIRST_REPLY_SECONDS: &str = "robit_time_to_first_reply_seconds";
+pub const LLM_TOKENS: &str = "robit_llm_tokens_total";
+pub const SANDBOX_RUNS: &str = "robit_sandbox_runs_total";
+pub const PLATFORM_CALLS: &str = "robit_platform_api_calls_total";
+pub const PLATFORM_RATE_LIMITED: &str = "robit_platform_rate_limited_total";
+pub const QUEUE_DEPTH: &str = "robit_queue_depth";
+pub const ACTIVE_CONVERSATIONS: &str = "robit_active_conversations";
+
+/// Every metric the engine records, with its type, labels and meaning.
+pub const ALL: &[(&str, &str, &str, &str)] = &[
+    (
+        EVENTS_RECEIVED,
+        "counter",
+        "platform",
+        "inbound events handed to the engine",
+    ),
+    (
+        EVENTS_DEDUPLICATED,
+        "counter",
+        "platform",
+        "events dropped as already processed",
+    ),
+    (
+        TURNS,
+        "counter",
+        "outcome",
+        "turns finished, by how they ended",
+    ),
+    (
+        TURN_SECONDS,
+        "histogram",
+        "kind",
+        "time from a turn's start to its end",
+    ),
+    (
+        FIRST_REPLY_SECONDS,
+        "histogram",
+        "platform",
+        "time from receiving an event to the first text posted",
+    ),
+    (
+        LLM_TOKENS,
+        "counter",
+        "provider, model, kind",
+        "prompt and completion tokens",
+    ),
+    (SANDBOX_RUNS, "counter", "language, outcome", "sandbox runs"),
+    (
+        PLATFORM_CALLS,
+        "counter",
+        "platform, call",
+        "posts, edits and uploads sent to a platform",
+    ),
+    (
+        PLATFORM_RATE_LIMITED,
+        "counter",
+        "platform",
+        "platform calls answered with a rate limit",
+    ),
+    (
+        QUEUE_DEPTH,
+        "gauge",
+        "",
+        "turns waiting for their conversation or a free slot",
+    ),
+    (
+        ACTIVE_CONVERSATIONS,
+        "gauge",
+        "",
+        "conversations with queued or running turns",
+    ),
+];
+
+pub(crate) fn platform_label(p: Platform) -> &'static str {
+    p.as_str()
+}

@@ -1,0 +1,123 @@
+//! `robit serve`: HTTP health and metrics, readiness following the database, graceful stop.
+
+use crate::support::{free_port, sigterm, text, Forwarder};
+use robit_testkit::llm::FakeLlm;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+async fn get(url: &str) -> Option<(u16, String)> {
+    let r = reqwest::get(url).await.ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.text().await.ok()?))
+}
+
+async fn wait_for(url: &str, status: u16) -> String {
+    for _ in 0..100 {
+        if let Some((s, body)) = get(url).await {
+            if s == status {
+                return body;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} never answered {status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_move_after_a_turn_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let llm = FakeLlm::start().await;
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_robit"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env(
+            "ROBIT_DATABASE__URL",
+            format!("sqlite://{}", dir.path().join("r.db").display()),
+        )
+        .env("ROBIT_LLM__BASE_URL", llm.base_url())
+        .env("ROBIT_SANDBOX__ENABLED", "false")
+        .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{port}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(wait_for(&format!("{base}/healthz"), 200).await, "ok\n");
+    wait_for(&format!("{base}/readyz"), 200).await;
+
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"hello metrics\n")
+        .unwrap();
+    child.stdin.as_mut().unwrap().flush().unwrap();
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = wait_for(&format!("{base}/metrics"), 200).await;
+        if metrics.contains("robit_turns_total{outcome=\"replied\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for needle in [
+        "robit_events_received_total{platform=\"console\"} 1",
+        "robit_turns_total{outcome=\"replied\"} 1",
+        "robit_turn_duration_seconds_count{kind=\"chat\"} 1",
+        "robit_time_to_first_reply_seconds_count{platform=\"console\"} 1",
+        "robit_llm_tokens_total{",
+        "robit_platform_api_calls_total{platform=\"console\",call=\"post\"}",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
+
+    sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "exit: {:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("echo: hello metrics"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_follows_the_database() {
+    let pg = std::env::var("ROBIT_TEST_POSTGRES_ADDR").unwrap_or_else(|_| "127.0.0.1:5432".into());
+    let fwd = Forwarder::start(&pg).await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_robit"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env(
+            "ROBIT_DATABASE__URL",
+            format!("postgres://postgres@127.0.0.1:{}/test", fwd.port),
+        )
+        .env("ROBIT_DATABASE__ACQUIRE_TIMEOUT_MS", "500")
+        .env("ROBIT_SANDBOX__ENABLED", "false")
+        .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{port}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&format!("{base}/readyz"), 200).await;
+    fwd.cut();
+    let body = wait_for(&format!("{base}/readyz"), 503).await;
+    assert!(body.contains("database"), "{body}");
+    // Still alive while unready.
+    wait_for(&format!("{base}/healthz"), 200).await;
+    fwd.restore();
+    wait_for(&format!("{base}/readyz"), 200).await;
+    let _ = fwd.target();
+    sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
