@@ -6,6 +6,7 @@
 //! must never reach the network, and depends on nothing of ours except `robit-types`, so any
 //! crate's tests can use it without a dependency cycle.
 
+pub mod discord;
 pub mod llm;
 pub mod slack;
 

@@ -1,0 +1,352 @@
+//! serenity's event callbacks: turn a gateway event into an [`Inbound`] and a sink, hand both
+//! to the engine, and return. Thin on purpose (conversions live in `convert.rs`, Discord calls
+//! in `sink.rs`); no reply is produced here.
+//!
+//! What this file decides is *whether* an event is for robit and *which conversation* it
+//! belongs to: bots and webhooks never are; a guild message is when it mentions the bot (a
+//! thread is started from it) or is in a thread the bot started (the thread's `owner_id`,
+//! read from serenity's cache or `GET /channels/{id}`, so no replica has to remember which
+//! threads it made); every DM is; and every slash command is, acknowledged with a deferred
+//! response before anything else.
+
+use crate::commands;
+use crate::convert::{self, command_from, strip_mention, thread_name};
+use crate::pacer::Pacer;
+use crate::sink::{ChannelSink, InteractionSink, SinkContext};
+use async_trait::async_trait;
+use robit_core::{Engine, Submission};
+use robit_types::{
+    Attachment, Author, Capabilities, EventId, Inbound, InboundKind, ReplySink, UserId,
+};
+use serenity::all::{
+    AutoArchiveDuration, Cache, Channel, ChannelId, ChannelType, CommandDataOptionValue,
+    CommandInteraction, Context, CreateAllowedMentions, CreateInteractionResponse,
+    CreateInteractionResponseMessage, CreateThread, EventHandler, GuildChannel, GuildId, HttpError,
+    Interaction, Message, MessageType, PartialChannel, Ready,
+};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+/// Discord's error code for "a thread has already been created for this message".
+const THREAD_ALREADY_CREATED: isize = 160_004;
+
+pub(crate) struct Handler {
+    engine: Engine,
+    pacer: Arc<Pacer>,
+    caps: Capabilities,
+    dev_guild: Option<u64>,
+    bot_id: OnceLock<u64>,
+    registered: AtomicBool,
+}
+
+/// Where a guild message was posted, as far as robit cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Text,
+    Thread { parent: u64, owner: Option<u64> },
+    Other,
+}
+
+fn is_thread(kind: ChannelType) -> bool {
+    matches!(
+        kind,
+        ChannelType::PublicThread | ChannelType::PrivateThread | ChannelType::NewsThread
+    )
+}
+
+fn place_of(c: &GuildChannel) -> Place {
+    if is_thread(c.kind) {
+        Place::Thread {
+            parent: c.parent_id.unwrap_or(c.id).get(),
+            owner: c.owner_id.map(|o| o.get()),
+        }
+    } else if matches!(c.kind, ChannelType::Text | ChannelType::News) {
+        Place::Text
+    } else {
+        Place::Other
+    }
+}
+
+fn place_of_partial(c: &PartialChannel) -> Place {
+    if is_thread(c.kind) {
+        Place::Thread {
+            parent: c.parent_id.unwrap_or(c.id).get(),
+            owner: None,
+        }
+    } else {
+        Place::Text
+    }
+}
+
+fn cached_place(cache: &Cache, guild: GuildId, channel: ChannelId) -> Option<Place> {
+    let g = cache.guild(guild)?;
+    if let Some(c) = g.channels.get(&channel) {
+        return Some(place_of(c));
+    }
+    g.threads.iter().find(|t| t.id == channel).map(place_of)
+}
+
+fn discord_code(e: &serenity::Error) -> Option<isize> {
+    match e {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => Some(r.error.code),
+        _ => None,
+    }
+}
+
+impl Handler {
+    pub fn new(
+        engine: Engine,
+        pacer: Arc<Pacer>,
+        caps: Capabilities,
+        dev_guild: Option<u64>,
+    ) -> Self {
+        Self {
+            engine,
+            pacer,
+            caps,
+            dev_guild,
+            bot_id: OnceLock::new(),
+            registered: AtomicBool::new(false),
+        }
+    }
+
+    fn sinks(&self, ctx: &Context) -> Arc<SinkContext> {
+        Arc::new(SinkContext {
+            http: ctx.http.clone(),
+            pacer: self.pacer.clone(),
+            caps: self.caps.clone(),
+        })
+    }
+
+    /// The cache knows the channels of every guild from GUILD_CREATE and the threads from
+    /// THREAD_CREATE; anything else is one `GET /channels/{id}`.
+    async fn place(&self, ctx: &Context, guild: GuildId, channel: ChannelId) -> Place {
+        if let Some(p) = cached_place(&ctx.cache, guild, channel) {
+            return p;
+        }
+        match ctx.http.get_channel(channel).await {
+            Ok(Channel::Guild(c)) => place_of(&c),
+            Ok(_) => Place::Other,
+            Err(e) => {
+                tracing::warn!(error = %e, %channel, "cannot look up a discord channel");
+                Place::Other
+            }
+        }
+    }
+
+    /// Starts a thread from `msg`; `None` if Discord refused (the reply then goes to the
+    /// channel). Paced and retried like a message (a 429 or 5xx here would otherwise move the
+    /// conversation out of its thread); a thread's id is its source message's id, so "already
+    /// created" (a replayed event, a retry that had succeeded) is success.
+    async fn start_thread(&self, ctx: &Context, msg: &Message, text: &str) -> Option<ChannelId> {
+        let name = thread_name(text);
+        let http = ctx.http.clone();
+        let (channel, source) = (msg.channel_id, msg.id);
+        let created = self
+            .sinks(ctx)
+            .call(&format!("th:{channel}"), true, || {
+                let builder = CreateThread::new(name.clone())
+                    .auto_archive_duration(AutoArchiveDuration::OneDay);
+                let http = http.clone();
+                async move {
+                    match channel
+                        .create_thread_from_message(http.as_ref(), source, builder)
+                        .await
+                    {
+                        Ok(thread) => Ok(thread.id),
+                        Err(e) if discord_code(&e) == Some(THREAD_ALREADY_CREATED) => {
+                            Ok(ChannelId::new(source.get()))
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await;
+        match created {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a discord thread, answering in the channel");
+                None
+            }
+        }
+    }
+
+    async fn on_message(&self, ctx: &Context, msg: Message) {
+        // Bots (this one included) and webhooks never start a turn: no bot-to-bot loops.
+        if msg.author.bot || msg.webhook_id.is_some() {
+            return;
+        }
+        if !matches!(msg.kind, MessageType::Regular | MessageType::InlineReply) {
+            return;
+        }
+        let Some(&bot) = self.bot_id.get() else {
+            return;
+        };
+        let mentioned = msg.mentions.iter().any(|u| u.id.get() == bot);
+        let text = strip_mention(&msg.content, bot);
+        let channel = msg.channel_id;
+        let (key, reply_in) = match msg.guild_id {
+            None => (convert::key(None, channel.get(), None), channel),
+            Some(guild) => match self.place(ctx, guild, channel).await {
+                Place::Thread { parent, owner } if owner == Some(bot) || mentioned => (
+                    convert::key(Some(guild.get()), parent, Some(channel.get())),
+                    channel,
+                ),
+                Place::Text if mentioned => match self.start_thread(ctx, &msg, &text).await {
+                    Some(thread) => (
+                        convert::key(Some(guild.get()), channel.get(), Some(thread.get())),
+                        thread,
+                    ),
+                    None => (
+                        convert::key(Some(guild.get()), channel.get(), None),
+                        channel,
+                    ),
+                },
+                _ => return,
+            },
+        };
+        // A bare mention asks what the bot can do.
+        let text = if text.is_empty() && msg.attachments.is_empty() {
+            "/help".to_string()
+        } else {
+            text
+        };
+        let inbound = Inbound {
+            event_id: EventId(msg.id.to_string()),
+            key,
+            author: Author {
+                id: UserId(msg.author.id.to_string()),
+                name: msg.author.name.clone(),
+                is_bot: false,
+            },
+            kind: InboundKind::Message {
+                text,
+                attachments: msg
+                    .attachments
+                    .iter()
+                    .map(|a| Attachment {
+                        name: a.filename.clone(),
+                        content_type: a.content_type.clone(),
+                        size: u64::from(a.size),
+                        url: Some(a.url.clone()),
+                    })
+                    .collect(),
+                mentions_bot: mentioned,
+            },
+            received_at: SystemTime::now(),
+        };
+        let sink = Arc::new(ChannelSink::new(self.sinks(ctx), reply_in));
+        match self.engine.submit(inbound, sink).await {
+            Ok(Submission::Duplicate) => tracing::debug!(id = %msg.id, "duplicate discord message"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the engine did not take a discord message"),
+        }
+    }
+
+    async fn on_command(&self, ctx: &Context, cmd: CommandInteraction) {
+        if cmd.user.bot {
+            return;
+        }
+        let options: Vec<(String, String)> = cmd
+            .data
+            .options
+            .iter()
+            .filter_map(|o| match &o.value {
+                CommandDataOptionValue::String(s) => Some((o.name.clone(), s.clone())),
+                _ => None,
+            })
+            .collect();
+        let command = match command_from(&cmd.data.name, &options) {
+            Ok(c) => c,
+            Err(e) => {
+                let reply = CreateInteractionResponseMessage::new()
+                    .content(format!("⚠️ {e}"))
+                    .ephemeral(true)
+                    .allowed_mentions(CreateAllowedMentions::new());
+                if let Err(e) = cmd
+                    .create_response(ctx.http.as_ref(), CreateInteractionResponse::Message(reply))
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot answer a discord interaction");
+                }
+                return;
+            }
+        };
+        // Acknowledge first: the 3-second window is Discord's, and nothing robit does (the
+        // store write in `submit`, a channel lookup) may eat into it.
+        if let Err(e) = cmd.defer(ctx.http.as_ref()).await {
+            tracing::warn!(error = %e, id = %cmd.id, "cannot defer a discord interaction");
+            return;
+        }
+        let key = match cmd.guild_id {
+            None => convert::key(None, cmd.channel_id.get(), None),
+            Some(guild) => {
+                let place = match &cmd.channel {
+                    Some(c) => place_of_partial(c),
+                    None => self.place(ctx, guild, cmd.channel_id).await,
+                };
+                match place {
+                    Place::Thread { parent, .. } => {
+                        convert::key(Some(guild.get()), parent, Some(cmd.channel_id.get()))
+                    }
+                    _ => convert::key(Some(guild.get()), cmd.channel_id.get(), None),
+                }
+            }
+        };
+        let inbound = Inbound::command(
+            EventId(cmd.id.to_string()),
+            key,
+            Author {
+                id: UserId(cmd.user.id.to_string()),
+                name: cmd.user.name.clone(),
+                is_bot: false,
+            },
+            command,
+        );
+        let sink = Arc::new(InteractionSink::new(self.sinks(ctx), cmd.token.clone()));
+        if let Err(e) = self.engine.submit(inbound, sink.clone()).await {
+            tracing::warn!(error = %e, "the engine did not take a discord command");
+            let _ = sink
+                .post(
+                    "⚠️ robit couldn't take this request right now; please try again in a moment.",
+                )
+                .await;
+        }
+    }
+}
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        let _ = self.bot_id.set(ready.user.id.get());
+        tracing::info!(
+            shard = ?ready.shard,
+            user = %ready.user.name,
+            guilds = ready.guilds.len(),
+            "discord gateway ready"
+        );
+        // Once per process; every replica overwriting the same list is harmless.
+        if !self.registered.swap(true, Ordering::SeqCst) {
+            match commands::register(&ctx.http, self.dev_guild).await {
+                Ok(n) => {
+                    tracing::info!(commands = n, guild = ?self.dev_guild, "slash commands registered")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "registering slash commands failed");
+                    self.registered.store(false, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    async fn message(&self, ctx: Context, msg: Message) {
+        self.on_message(&ctx, msg).await;
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        if let Interaction::Command(cmd) = interaction {
+            self.on_command(&ctx, cmd).await;
+        }
+    }
+}

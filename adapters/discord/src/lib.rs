@@ -1,0 +1,122 @@
+//! The Discord adapter: a serenity gateway client that turns Discord events into robit's
+//! [`Inbound`](robit_types::Inbound)s and answers through [`ReplySink`](robit_types::ReplySink)s
+//! made of Discord messages, edits, threads, interaction responses and uploads.
+//!
+//! - Slash commands (`/ask`, `/run`, `/reset`, `/model`, `/help`, registered at start) are
+//!   deferred at once, then answered by editing the original response and posting follow-ups.
+//! - Mentioning the bot in a channel starts a thread from that message; the conversation lives
+//!   in the thread and continues there without mentions. DMs are conversations too. Messages
+//!   from bots, this one included, are ignored.
+//! - Streaming is the engine's renderer editing a message no faster than `edit_interval_ms`;
+//!   the sinks pace creates and edits per channel themselves (see `pacer.rs` for why), so a
+//!   steady stream never meets a 429, and `allowed_mentions` is empty on everything sent.
+//! - Sharding: each process runs the shard range it is given (`shard_ids` of `shard_total`),
+//!   so replicas split the guilds. Nothing a replica keeps in memory is needed to continue a
+//!   conversation: whether a thread is the bot's is read from the thread itself.
+//!
+//! This is the only crate that names a serenity type. It must not touch the store or the
+//! provider (only the engine), and it never reads the environment: the binary passes a
+//! [`DiscordConfig`].
+
+mod commands;
+mod config;
+mod convert;
+mod error;
+mod handler;
+mod pacer;
+mod sink;
+
+pub use config::DiscordConfig;
+pub use error::DiscordError;
+
+use robit_core::Engine;
+use robit_types::Capabilities;
+use secrecy::ExposeSecret;
+use serenity::all::{ApplicationId, ClientBuilder, GatewayIntents, HttpBuilder};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Longest message Discord accepts, in Unicode scalar values.
+pub const MAX_MESSAGE_LEN: usize = 2000;
+
+/// The gateway intents robit needs. MESSAGE_CONTENT is privileged: enable it for the bot in
+/// the developer portal, or guild messages arrive without text unless they mention the bot.
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILDS
+        | GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT
+        | GatewayIntents::DIRECT_MESSAGES
+}
+
+/// Connects to Discord and serves `engine` until `shutdown` is cancelled, then closes the
+/// gateway connections. Returns an error if the client cannot start or the gateway refuses
+/// it (bad token, invalid shard, disallowed intents).
+pub async fn run(
+    engine: Engine,
+    config: DiscordConfig,
+    shutdown: CancellationToken,
+) -> Result<(), DiscordError> {
+    let token = config.token.clone().ok_or(DiscordError::MissingToken)?;
+    let (first, last) = config.shard_range().map_err(DiscordError::Config)?;
+    let mut http = HttpBuilder::new(token.expose_secret());
+    if let Some(app) = config.application_id {
+        http = http.application_id(ApplicationId::new(app));
+    }
+    if let Some(base) = &config.api_base {
+        // Serenity honours the proxy only with its own ratelimiter off (protocols §0.1); the
+        // sinks' pacer does the rate limiting then.
+        http = http
+            .proxy(base.trim_end_matches('/'))
+            .ratelimiter_disabled(true);
+    }
+    let caps = Capabilities {
+        max_message_len: MAX_MESSAGE_LEN,
+        min_edit_interval: config.edit_interval(),
+        native_streaming: false,
+        max_upload_bytes: Some(config.max_upload_bytes),
+    };
+    let pacer = Arc::new(pacer::Pacer::new(
+        config.channel_requests,
+        Duration::from_millis(config.channel_window_ms),
+    ));
+    let handler = handler::Handler::new(engine, pacer.clone(), caps, config.dev_guild_id);
+    let mut client = ClientBuilder::new_with_http(http.build(), intents())
+        .event_handler(handler)
+        .await
+        .map_err(DiscordError::Client)?;
+    if let Some(url) = &config.gateway_url {
+        *client.ws_url.lock().await = url.clone();
+    }
+    let manager = client.shard_manager.clone();
+    let prune = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => pacer.prune(),
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        })
+    };
+    tracing::info!(
+        first,
+        last,
+        total = config.shard_total,
+        "starting discord shards"
+    );
+    // Serenity starts `end - start + 1` shards for `start..end`: the range is inclusive.
+    let result = tokio::select! {
+        r = client.start_shard_range(first..last, config.shard_total) => {
+            r.map_err(DiscordError::Client)
+        }
+        _ = shutdown.cancelled() => {
+            manager.shutdown_all().await;
+            Ok(())
+        }
+    };
+    prune.abort();
+    result
+}

@@ -1,0 +1,342 @@
+//! The two [`ReplySink`]s: one that writes messages into a channel, thread or DM, and one that
+//! answers a slash command through its interaction webhook (first post edits the deferred
+//! "thinking…" response, later posts are follow-ups).
+//!
+//! A sink does the Discord call and nothing else: pacing of the stream, splitting and mention
+//! neutralising are the engine's. What it adds is what only the platform side can know: the
+//! per-bucket budget ([`Pacer`]), mapping serenity's errors to [`SinkError`], retrying a 429
+//! a few times itself (so even the engine's one-shot `say` survives a short burst), retrying
+//! idempotent calls once or twice on 5xx, and sending empty `allowed_mentions` on everything,
+//! so nothing the bot posts can ping anyone even if the text still held a mention.
+
+use crate::pacer::Pacer;
+use async_trait::async_trait;
+use robit_types::{Capabilities, MessageRef, ReplySink, SinkError};
+use serenity::builder::{
+    Builder, CreateAllowedMentions, CreateAttachment, CreateInteractionResponseFollowup,
+    CreateMessage, EditInteractionResponse, EditMessage,
+};
+use serenity::http::{Http, HttpError};
+use serenity::model::channel::Message;
+use serenity::model::id::{ChannelId, MessageId};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a sink call absorbs a 429 itself before handing it to the renderer.
+const RATE_LIMIT_RETRIES: u32 = 3;
+/// How often an idempotent call (an edit, a create with a nonce) is retried on a 5xx.
+const SERVER_ERROR_RETRIES: u32 = 2;
+
+/// `MessageRef` of an interaction's original response.
+const ORIGINAL: &str = "@original";
+
+fn no_mentions() -> CreateAllowedMentions {
+    CreateAllowedMentions::new()
+}
+
+/// Shared by all sinks of one adapter.
+#[derive(Debug)]
+pub(crate) struct SinkContext {
+    pub http: Arc<Http>,
+    pub pacer: Arc<Pacer>,
+    pub caps: Capabilities,
+}
+
+/// Maps a serenity error to the engine's vocabulary. A 429's `retry_after` is not visible
+/// through serenity (see `pacer.rs`), so the bucket's own pause stands in for it.
+fn classify(e: &serenity::Error) -> SinkError {
+    match e {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
+            let status = r.status_code.as_u16();
+            let what = format!(
+                "{} {} → {status}: {} (code {})",
+                r.method, r.url, r.error.message, r.error.code
+            );
+            match status {
+                429 => SinkError::RateLimited(Duration::from_secs(1)),
+                500..=599 => SinkError::Unavailable(what),
+                _ => SinkError::Rejected(what),
+            }
+        }
+        serenity::Error::Http(HttpError::Request(r)) => SinkError::Unavailable(r.to_string()),
+        serenity::Error::Model(m) => SinkError::Rejected(m.to_string()),
+        other => SinkError::Unavailable(other.to_string()),
+    }
+}
+
+impl SinkContext {
+    /// One paced Discord call with the retries described in the module docs.
+    pub async fn call<T, F, Fut>(
+        &self,
+        bucket: &str,
+        idempotent: bool,
+        f: F,
+    ) -> Result<T, SinkError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = serenity::Result<T>>,
+    {
+        let (mut limited, mut failed) = (0, 0);
+        loop {
+            self.pacer.acquire(bucket).await;
+            let err = match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) => classify(&e),
+            };
+            match err {
+                SinkError::RateLimited(_) => {
+                    let pause = self.pacer.rate_limited(bucket);
+                    limited += 1;
+                    tracing::debug!(bucket, limited, "discord 429");
+                    if limited >= RATE_LIMIT_RETRIES {
+                        return Err(SinkError::RateLimited(pause));
+                    }
+                }
+                SinkError::Unavailable(why) if idempotent && failed < SERVER_ERROR_RETRIES => {
+                    failed += 1;
+                    tracing::debug!(bucket, why, "discord unavailable, retrying");
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(failed))).await;
+                }
+                other => return Err(other),
+            }
+        }
+    }
+}
+
+/// Writes into one channel (a text channel, a thread, or a DM).
+pub(crate) struct ChannelSink {
+    cx: Arc<SinkContext>,
+    channel: ChannelId,
+    bucket: String,
+}
+
+static NONCES: AtomicU64 = AtomicU64::new(0);
+
+/// A nonce unique to this process and message: with `enforce_nonce`, Discord turns a retried
+/// create into the message the first attempt made, so retrying after a 5xx cannot duplicate.
+fn nonce() -> serenity::model::channel::Nonce {
+    let n = NONCES.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    // Discord caps nonces at 25 characters.
+    serenity::model::channel::Nonce::String(format!("r{:x}{:x}", t & 0x00ff_ffff_ffff, n))
+}
+
+impl ChannelSink {
+    pub fn new(cx: Arc<SinkContext>, channel: ChannelId) -> Self {
+        Self {
+            bucket: format!("ch:{channel}"),
+            cx,
+            channel,
+        }
+    }
+
+    async fn create(&self, build: impl Fn() -> CreateMessage) -> Result<MessageRef, SinkError> {
+        let nonce = nonce();
+        let http = self.cx.http.clone();
+        let message: Message = self
+            .cx
+            .call(&self.bucket, true, || {
+                let b = build()
+                    .allowed_mentions(no_mentions())
+                    .nonce(nonce.clone())
+                    .enforce_nonce(true);
+                let http = http.clone();
+                let channel = self.channel;
+                async move { channel.send_message(&*http, b).await }
+            })
+            .await?;
+        Ok(MessageRef(message.id.to_string()))
+    }
+}
+
+#[async_trait]
+impl ReplySink for ChannelSink {
+    fn capabilities(&self) -> Capabilities {
+        self.cx.caps.clone()
+    }
+
+    async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+        self.create(|| CreateMessage::new().content(text)).await
+    }
+
+    async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+        let id = parse_id(message)?;
+        let http = self.cx.http.clone();
+        self.cx
+            .call(&self.bucket, true, || {
+                let b = EditMessage::new()
+                    .content(text)
+                    .allowed_mentions(no_mentions());
+                let http = http.clone();
+                let channel = self.channel;
+                async move { channel.edit_message(&*http, id, b).await }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn upload(
+        &self,
+        file_name: &str,
+        bytes: &[u8],
+        comment: &str,
+    ) -> Result<MessageRef, SinkError> {
+        self.create(|| {
+            CreateMessage::new()
+                .content(comment)
+                .add_file(CreateAttachment::bytes(bytes.to_vec(), file_name))
+        })
+        .await
+    }
+
+    async fn typing(&self) -> Result<(), SinkError> {
+        // Typing has its own bucket on Discord and is best effort: not paced, not retried.
+        self.cx
+            .http
+            .broadcast_typing(self.channel)
+            .await
+            .map_err(|e| classify(&e))
+    }
+}
+
+fn parse_id(message: &MessageRef) -> Result<MessageId, SinkError> {
+    message
+        .0
+        .parse::<u64>()
+        .ok()
+        .filter(|id| *id != 0)
+        .map(MessageId::new)
+        .ok_or(SinkError::Rejected(format!(
+            "not a discord message id: {}",
+            message.0
+        )))
+}
+
+/// Answers one slash command through its interaction token (valid 15 minutes).
+pub(crate) struct InteractionSink {
+    cx: Arc<SinkContext>,
+    token: String,
+    bucket: String,
+    /// Whether the deferred original response has been filled; held across the call so the
+    /// first post is exactly one edit of `@original` even when it has to be retried.
+    original_used: tokio::sync::Mutex<bool>,
+}
+
+impl InteractionSink {
+    pub fn new(cx: Arc<SinkContext>, token: String) -> Self {
+        Self {
+            bucket: format!("wh:{token}"),
+            cx,
+            token,
+            original_used: tokio::sync::Mutex::new(false),
+        }
+    }
+
+    async fn edit_original(
+        &self,
+        build: impl Fn() -> EditInteractionResponse,
+    ) -> Result<(), SinkError> {
+        let http = self.cx.http.clone();
+        self.cx
+            .call(&self.bucket, true, || {
+                let b = build().allowed_mentions(no_mentions());
+                let http = http.clone();
+                let token = self.token.clone();
+                async move { b.execute(&*http, &token).await }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn followup(
+        &self,
+        existing: Option<MessageId>,
+        build: impl Fn() -> CreateInteractionResponseFollowup,
+    ) -> Result<Message, SinkError> {
+        let http = self.cx.http.clone();
+        // A follow-up create has no nonce, so only edits are retried on 5xx.
+        self.cx
+            .call(&self.bucket, existing.is_some(), || {
+                let b = build().allowed_mentions(no_mentions());
+                let http = http.clone();
+                let token = self.token.clone();
+                async move { b.execute(&*http, (existing, &token)).await }
+            })
+            .await
+    }
+
+    /// The first post fills the original response; later ones are follow-ups.
+    async fn post_with(
+        &self,
+        original: impl Fn() -> EditInteractionResponse,
+        followup: impl Fn() -> CreateInteractionResponseFollowup,
+    ) -> Result<MessageRef, SinkError> {
+        let mut used = self.original_used.lock().await;
+        if !*used {
+            self.edit_original(original).await?;
+            *used = true;
+            return Ok(MessageRef(ORIGINAL.to_string()));
+        }
+        drop(used);
+        let m = self.followup(None, followup).await?;
+        Ok(MessageRef(m.id.to_string()))
+    }
+}
+
+#[async_trait]
+impl ReplySink for InteractionSink {
+    fn capabilities(&self) -> Capabilities {
+        self.cx.caps.clone()
+    }
+
+    async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+        self.post_with(
+            || EditInteractionResponse::new().content(text),
+            || CreateInteractionResponseFollowup::new().content(text),
+        )
+        .await
+    }
+
+    async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+        if message.0 == ORIGINAL {
+            return self
+                .edit_original(|| EditInteractionResponse::new().content(text))
+                .await;
+        }
+        let id = parse_id(message)?;
+        self.followup(Some(id), || {
+            CreateInteractionResponseFollowup::new().content(text)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn upload(
+        &self,
+        file_name: &str,
+        bytes: &[u8],
+        comment: &str,
+    ) -> Result<MessageRef, SinkError> {
+        let file = || CreateAttachment::bytes(bytes.to_vec(), file_name);
+        self.post_with(
+            || {
+                EditInteractionResponse::new()
+                    .content(comment)
+                    .new_attachment(file())
+            },
+            || {
+                CreateInteractionResponseFollowup::new()
+                    .content(comment)
+                    .add_file(file())
+            },
+        )
+        .await
+    }
+
+    // The deferred response already shows "thinking…"; typing would be noise.
+}
