@@ -1,0 +1,170 @@
+//! Conversations over Socket Mode: mentions, thread follow-ups, DMs, the loop guard.
+
+use super::support::{expect_reply, Setup, WAIT};
+use robit_slack::mrkdwn::to_mrkdwn;
+use robit_testkit::slack::{ThreadRef, DM_CHANNEL, GENERAL};
+use robit_testkit::Reply;
+use serde_json::Value;
+use std::time::Duration;
+
+fn last_user_text(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn mention_gets_a_threaded_streamed_reply_matching_the_model() {
+    let s = Setup::socket().await;
+    let answer =
+        "Hello **there**! Here is `a<b>` and a [link](https://example.com/?a=1&b=2).\n- one\n- two";
+    s.llm
+        .push(Reply::text(answer).delay(Duration::from_millis(40)));
+    let d = s.emulator.user_mentions(GENERAL, "what is up?");
+    let thread = d.thread();
+    assert_eq!(
+        thread.ts, d.ts,
+        "a top-level mention starts a thread on itself"
+    );
+    expect_reply(&s.emulator, &thread, &to_mrkdwn(answer)).await;
+
+    let replies = s.emulator.bot_replies(&thread);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].thread_ts.as_deref(), Some(d.ts.as_str()));
+    assert!(
+        replies[0].edits >= 1 && !s.emulator.calls_to("chat.update").is_empty(),
+        "the reply was streamed with edits"
+    );
+    // The bot's own mention is not part of the prompt.
+    let req = s.llm.chat_requests();
+    assert_eq!(req.len(), 1);
+    assert_eq!(last_user_text(&req[0].body), "what is up?");
+    assert!(s.emulator.acked(&d.event_id));
+}
+
+#[tokio::test]
+async fn thread_reply_without_a_mention_continues_the_conversation() {
+    let s = Setup::socket().await;
+    let first = s.emulator.user_mentions(GENERAL, "my name is Ada");
+    let thread = first.thread();
+    expect_reply(&s.emulator, &thread, "echo: my name is Ada").await;
+
+    s.emulator.user_replies(&thread, "what is my name?");
+    expect_reply(
+        &s.emulator,
+        &thread,
+        "echo: my name is Ada\necho: what is my name?",
+    )
+    .await;
+    let reqs = s.llm.chat_requests();
+    assert_eq!(reqs.len(), 2);
+    let history = reqs[1].body["messages"].to_string();
+    assert!(history.contains("my name is Ada"), "history: {history}");
+    assert!(
+        history.contains("echo: my name is Ada"),
+        "history: {history}"
+    );
+    // Whether the bot is in the thread was asked of Slack, not remembered.
+    assert!(!s.emulator.calls_to("conversations.replies").is_empty() || reqs.len() == 2);
+}
+
+#[tokio::test]
+async fn thread_reply_in_a_thread_without_the_bot_is_ignored() {
+    let s = Setup::socket().await;
+    let talk = s.emulator.user_says(GENERAL, "lunch?");
+    let thread = talk.thread();
+    let reply = s.emulator.user_replies(&thread, "sure");
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e.acked(&talk.event_id)
+                && e.acked(&reply.event_id))
+            .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(s.llm.chat_requests().is_empty());
+    assert!(s.emulator.bot_replies(&thread).is_empty());
+    assert_eq!(s.emulator.calls_to("conversations.replies").len(), 1);
+}
+
+#[tokio::test]
+async fn a_dm_is_a_conversation_answered_at_the_top_level() {
+    let s = Setup::socket().await;
+    s.emulator.user_dms("hello bot");
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e
+                .channel_messages(DM_CHANNEL)
+                .iter()
+                .any(|m| m.bot_id.is_some() && m.text == "echo: hello bot"))
+            .await
+    );
+    s.emulator.user_dms("again");
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e
+                .channel_messages(DM_CHANNEL)
+                .iter()
+                .any(|m| m.bot_id.is_some() && m.text == "echo: again"))
+            .await
+    );
+    let reqs = s.llm.chat_requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[1].body["messages"].to_string().contains("hello bot"));
+}
+
+#[tokio::test]
+async fn the_bots_own_messages_never_start_a_turn() {
+    // The emulator echoes every bot post back as a `message` event with `bot_id`.
+    let s = Setup::socket().await;
+    let d = s.emulator.user_mentions(GENERAL, "one");
+    expect_reply(&s.emulator, &d.thread(), "echo: one").await;
+    // Wait for the echo events to be acked, then check nothing else happened.
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e.delivery_attempts().len() >= 3)
+            .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.llm.chat_requests().len(), 1);
+    assert_eq!(s.emulator.bot_messages_in(GENERAL).len(), 1);
+}
+
+#[tokio::test]
+async fn status_and_native_streaming_when_enabled() {
+    let s = Setup::new(Default::default(), None).await;
+    let mut config = super::support::config(&s.emulator);
+    config.use_streaming_api = true;
+    config.assistant_status = true;
+    s.start_socket(config);
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e.socket_connections() == 1)
+            .await
+    );
+    let answer = "streamed **markdown** answer in several pieces";
+    s.llm
+        .push(Reply::text(answer).delay(Duration::from_millis(30)));
+    let d = s.emulator.user_mentions(GENERAL, "stream please");
+    let thread: ThreadRef = d.thread();
+    // Native streams carry Markdown, which Slack renders itself.
+    expect_reply(&s.emulator, &thread, answer).await;
+    assert_eq!(s.emulator.calls_to("chat.startStream").len(), 1);
+    assert!(!s.emulator.calls_to("chat.appendStream").is_empty());
+    assert!(s.emulator.calls_to("chat.postMessage").is_empty());
+    assert!(!s.emulator.statuses().is_empty());
+    // The stream is stopped once the reply has been idle for a while.
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e
+                .bot_replies(&thread)
+                .iter()
+                .all(|m| !m.streaming))
+            .await
+    );
+}
