@@ -2,4 +2,5 @@
 //! drifts from the real protocol is caught here rather than hidden behind our own clients.
 
 mod anthropic;
+mod discord;
 mod llm;
