@@ -42,6 +42,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Doctor => doctor::run(loaded).await,
         Cmd::Run(args) => app::run_code(loaded, args).await,
         Cmd::Bench(args) => bench::run(loaded, args).await,
+        Cmd::Usage(args) => app::usage(loaded, args).await,
         Cmd::Healthcheck => http::healthcheck(&loaded.config.http.addr).await,
     }
 }
