@@ -22,8 +22,9 @@ use crate::instance::Prepared;
 /// does not turn into a busy loop.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Longest interpreter start-up we accept for a pooled instance.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest interpreter start-up we accept for a pooled instance; also its
+/// wall-time limit until a job arrives and arms the real one.
+pub(crate) const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) struct PythonPool {
     ready: Mutex<VecDeque<Prepared>>,

@@ -7,7 +7,6 @@
 //! serve the chat platforms.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use robit_types::Language;
 use tempfile::TempDir;
@@ -22,7 +21,7 @@ use crate::error::SandboxError;
 use crate::guest::{self, GuestStatus};
 use crate::instance::{GuestState, Launch, Prepared};
 use crate::output::RunOutput;
-use crate::pool::PythonPool;
+use crate::pool::{PythonPool, STARTUP_TIMEOUT};
 use crate::CodeRunner;
 
 /// The Python guest runs this instead of the user's code directly: it reads a
@@ -269,7 +268,7 @@ impl Sandbox {
             // Start-up limits for a pooled interpreter: the real ones are armed
             // when its job arrives.
             let startup = Limits {
-                wall_time: Duration::from_secs(60),
+                wall_time: STARTUP_TIMEOUT,
                 ..config.max_limits
             };
             handle.spawn(pool.refill_forever(move || spawner.spawn_python(startup)));
