@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod doctor;
 mod http;
+mod providers;
 
 use clap::Parser;
 use cli::{Cli, Cmd};
