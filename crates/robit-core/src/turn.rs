@@ -157,12 +157,16 @@ async fn chat(
             .sum();
         let round_result =
             stream_round(inner, provider.as_ref(), request, inbound, sink, cancel).await;
+        let (served_provider, served_model) = round_result
+            .served
+            .clone()
+            .unwrap_or_else(|| (provider.name().to_string(), model.clone()));
         record_usage(
             inner,
             inbound,
             conversation,
-            provider.name(),
-            &model,
+            &served_provider,
+            &served_model,
             &round_result,
             prompt_estimate,
         )
@@ -254,6 +258,8 @@ enum RoundEnd {
 struct RoundResult {
     text: String,
     usage: Option<robit_llm::Usage>,
+    /// The provider and upstream model that answered, when a router says so.
+    served: Option<(String, String)>,
     end: RoundEnd,
 }
 
@@ -271,6 +277,7 @@ async fn stream_round(
         StreamRenderer::new(sink.clone(), platform).measure_first_reply_from(inbound.received_at);
     let mut calls = Vec::new();
     let mut usage = None;
+    let mut served = None;
     let stream = provider.stream(request, cancel.clone()).await;
     let mut stream = match stream {
         Ok(s) => s,
@@ -280,6 +287,7 @@ async fn stream_round(
             return RoundResult {
                 text: String::new(),
                 usage,
+                served: served.clone(),
                 end: RoundEnd::Failed(e.to_string()),
             };
         }
@@ -299,7 +307,10 @@ async fn stream_round(
                 Some(Ok(StreamEvent::ToolCall(c))) => calls.push(c),
                 Some(Ok(StreamEvent::Usage(u))) => usage = Some(u),
                 // Which provider answered; the engine does not record it yet.
-                Some(Ok(StreamEvent::Served { .. })) => {}
+                Some(Ok(StreamEvent::Served { provider, model })) => {
+                    tracing::info!(%provider, %model, "serving provider");
+                    served = Some((provider, model));
+                }
                 Some(Ok(StreamEvent::Done { .. })) | None => {
                     break if calls.is_empty() { RoundEnd::Answered } else { RoundEnd::ToolCalls(std::mem::take(&mut calls)) };
                 }
@@ -320,7 +331,7 @@ async fn stream_round(
                         tracing::warn!(error = %se, "posting the error note failed");
                     }
                     let text = strip_note(renderer.text(), &note);
-                    return RoundResult { text, usage, end: RoundEnd::Failed(e.to_string()) };
+                    return RoundResult { text, usage, served, end: RoundEnd::Failed(e.to_string()) };
                 }
             }
         }
@@ -331,6 +342,7 @@ async fn stream_round(
             return RoundResult {
                 text: renderer.text().to_string(),
                 usage,
+                served: served.clone(),
                 end: RoundEnd::Failed(format!("platform: {e}")),
             };
         }
@@ -338,6 +350,7 @@ async fn stream_round(
     RoundResult {
         text: renderer.text().to_string(),
         usage,
+        served,
         end,
     }
 }

@@ -19,7 +19,7 @@ mod sqlite;
 pub use error::StoreError;
 pub use model::{
     Accepted, Conversation, ConversationId, MessageRole, MessageStatus, MigrationStatus, NewEvent,
-    NewMessage, StoredMessage, UsageRecord,
+    NewMessage, StoredMessage, UsageGroup, UsageRecord, UsageRow,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -159,6 +159,10 @@ pub trait Store: Send + Sync {
     /// Which migrations are applied and pending, and the server version, for `robit doctor`.
     /// Reads only: it works on a database that was never migrated.
     async fn migration_status(&self) -> Result<MigrationStatus>;
+
+    /// Token usage grouped by `group`, for records at or after `since_ms` (unix ms), largest
+    /// total first.
+    async fn usage_summary(&self, group: UsageGroup, since_ms: i64) -> Result<Vec<UsageRow>>;
 }
 
 #[cfg(test)]

@@ -163,3 +163,25 @@ pub struct MigrationStatus {
     /// The database server's own version string, e.g. `SQLite 3.46.0` or `PostgreSQL 15.8`.
     pub server_version: String,
 }
+
+/// What `robit usage` groups token usage by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    Workspace,
+    Channel,
+    User,
+    Model,
+    /// UTC calendar day.
+    Day,
+}
+
+/// One line of a usage report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    /// The group's value (`slack:T1`, `slack:T1:C1`, a user id, a model, `2026-11-25`).
+    pub group: String,
+    /// Provider calls recorded (a turn with tool rounds makes several).
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}

@@ -9,7 +9,7 @@
 use crate::migrations::{self, SQLITE_MIGRATOR};
 use crate::model::{
     Accepted, Conversation, ConversationId, MigrationStatus, NewEvent, NewMessage, StoredMessage,
-    UsageRecord,
+    UsageGroup, UsageRecord, UsageRow,
 };
 use crate::rows::{self, MessageColumns};
 use crate::{PoolOptions, Result, Store};
@@ -250,6 +250,36 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn usage_summary(&self, group: UsageGroup, since_ms: i64) -> Result<Vec<UsageRow>> {
+        let key = match group {
+            UsageGroup::Workspace => "platform || ':' || workspace",
+            UsageGroup::Channel => "platform || ':' || workspace || ':' || channel",
+            UsageGroup::User => "platform || ':' || COALESCE(user_id, '?')",
+            UsageGroup::Model => "provider || '/' || model",
+            UsageGroup::Day => "strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')",
+        };
+        // `key` is one of the fixed expressions above, never user input.
+        let sql = format!(
+            "SELECT {key} AS g, COUNT(*), CAST(SUM(prompt_tokens) AS BIGINT),
+                    CAST(SUM(completion_tokens) AS BIGINT)
+             FROM usage WHERE created_at >= $1
+             GROUP BY g ORDER BY SUM(prompt_tokens) + SUM(completion_tokens) DESC, g"
+        );
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(group, n, p, c)| UsageRow {
+                group,
+                requests: n as u64,
+                prompt_tokens: p as u64,
+                completion_tokens: c as u64,
+            })
+            .collect())
     }
 
     async fn record_usage(&self, usage: UsageRecord) -> Result<()> {

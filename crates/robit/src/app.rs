@@ -5,7 +5,6 @@ use crate::cli::RunArgs;
 use crate::config::{Config, Loaded, LogFormat};
 use anyhow::Context;
 use robit_core::{Engine, EngineConfig};
-use robit_llm::{OpenAiCompatible, OpenAiConfig, Provider};
 use robit_sandbox::{CodeRunner, Limits, Sandbox, SandboxConfig};
 use robit_store::Store;
 use robit_types::Language;
@@ -64,23 +63,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-pub fn provider(config: &Config) -> anyhow::Result<Option<Arc<OpenAiCompatible>>> {
-    let Some(base_url) = &config.llm.base_url else {
-        return Ok(None);
-    };
-    let client = OpenAiCompatible::new(OpenAiConfig {
-        name: "openai-compatible".into(),
-        base_url: base_url.clone(),
-        api_key: config.llm.api_key.clone(),
-        connect_timeout: Duration::from_millis(config.llm.connect_timeout_ms),
-        first_token_timeout: Duration::from_millis(config.llm.first_token_timeout_ms),
-        idle_timeout: Duration::from_millis(config.llm.idle_timeout_ms),
-        extra_headers: Vec::new(),
-    })
-    .context("setting up the LLM client (llm.base_url)")?;
-    Ok(Some(Arc::new(client)))
-}
-
 pub fn sandbox_config(config: &Config) -> SandboxConfig {
     let s = &config.sandbox;
     SandboxConfig {
@@ -120,12 +102,12 @@ pub async fn sandbox(config: &Config) -> Option<Arc<dyn CodeRunner>> {
     }
 }
 
-pub fn engine_config(config: &Config) -> EngineConfig {
+pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -> EngineConfig {
     EngineConfig {
         max_concurrent_turns: config.engine.max_concurrent_turns,
         system_prompt: config.engine.system_prompt.clone(),
-        default_model: config.llm.model.clone(),
-        models: config.llm.models.clone(),
+        default_model: providers.default_model.clone(),
+        models: providers.models.clone(),
         history_limit: config.engine.history_limit,
         max_tool_rounds: config.engine.max_tool_rounds,
         run_code_tool: config.engine.run_code_tool,
@@ -141,14 +123,22 @@ pub fn engine_config(config: &Config) -> EngineConfig {
 
 pub async fn build_engine(config: &Config) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
     let store = open_store(config).await?;
-    let provider = provider(config)?.map(|p| p as Arc<dyn Provider>);
-    if provider.is_none() {
-        tracing::warn!(
+    let providers = crate::providers::build(config).await?;
+    match &providers.provider {
+        None => tracing::warn!(
             "no LLM provider configured (llm.base_url); chat messages will get a setup hint"
-        );
+        ),
+        Some(_) => {
+            tracing::info!(source = %providers.source, default_model = %providers.default_model, "LLM provider ready")
+        }
     }
     let sandbox = sandbox(config).await;
-    let engine = Engine::new(engine_config(config), store.clone(), provider, sandbox);
+    let engine = Engine::new(
+        engine_config(config, &providers),
+        store.clone(),
+        providers.provider.clone(),
+        sandbox,
+    );
     Ok((engine, store))
 }
 
@@ -279,4 +269,40 @@ pub async fn run_code(loaded: Loaded, args: RunArgs) -> anyhow::Result<ExitCode>
         Some(0) => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
+}
+
+pub async fn usage(loaded: Loaded, args: crate::cli::UsageArgs) -> anyhow::Result<ExitCode> {
+    use crate::cli::UsageBy;
+    use robit_store::UsageGroup;
+    let store = open_store(&loaded.config).await?;
+    let group = match args.by {
+        UsageBy::Workspace => UsageGroup::Workspace,
+        UsageBy::Channel => UsageGroup::Channel,
+        UsageBy::User => UsageGroup::User,
+        UsageBy::Model => UsageGroup::Model,
+        UsageBy::Day => UsageGroup::Day,
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let day_ms = 86_400_000;
+    let since = (now_ms / day_ms - i64::from(args.days.saturating_sub(1))) * day_ms;
+    let rows = store.usage_summary(group, since).await?;
+    println!(
+        "{:<40} {:>9} {:>14} {:>14}",
+        format!("{:?}", args.by).to_lowercase(),
+        "requests",
+        "prompt tok",
+        "completion tok"
+    );
+    for r in &rows {
+        println!(
+            "{:<40} {:>9} {:>14} {:>14}",
+            r.group, r.requests, r.prompt_tokens, r.completion_tokens
+        );
+    }
+    if rows.is_empty() {
+        println!("(no usage in the last {} days)", args.days);
+    }
+    Ok(ExitCode::SUCCESS)
 }

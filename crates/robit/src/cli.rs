@@ -62,6 +62,8 @@ pub enum Cmd {
     Bench(BenchArgs),
     /// Exit 0 if the running service's /healthz answers (for container health checks).
     Healthcheck,
+    /// Token usage by workspace, channel, user, model or day.
+    Usage(UsageArgs),
 }
 
 #[derive(Debug, Args)]
@@ -95,4 +97,23 @@ pub enum BenchWhat {
     Sandbox,
     /// Persisted messages per second on SQLite and PostgreSQL.
     Store,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// What to group by.
+    #[arg(long, value_enum, default_value = "day")]
+    pub by: UsageBy,
+    /// How many days back (UTC, counting today).
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum UsageBy {
+    Workspace,
+    Channel,
+    User,
+    Model,
+    Day,
 }

@@ -79,6 +79,42 @@ pub struct LlmConfig {
     pub connect_timeout_ms: u64,
     pub first_token_timeout_ms: u64,
     pub idle_timeout_ms: u64,
+    /// Attempts per request before the first token (429, 5xx, connect errors are retried).
+    pub max_attempts: u32,
+    /// Named providers, for several at once (`[llm.providers.anthropic]`, …).
+    pub providers: std::collections::BTreeMap<String, ProviderConfig>,
+    /// Model aliases with an ordered fallback list of `provider:model` targets; a target
+    /// failing before its first token moves the turn to the next.
+    pub fallbacks: std::collections::BTreeMap<String, Vec<String>>,
+    /// With no provider configured, look for a local OpenAI-compatible server (Ollama,
+    /// llama.cpp, LM Studio) on its usual port.
+    pub probe_local: bool,
+}
+
+/// One named provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// `openai` (any OpenAI-compatible API) or `anthropic`.
+    pub kind: ProviderKind,
+    /// Defaults: https://api.openai.com/v1 for openai, https://api.anthropic.com for anthropic.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Set through `ROBIT_LLM__PROVIDERS__<NAME>__API_KEY` or `api_key_file`.
+    #[serde(default, skip_serializing)]
+    pub api_key: Option<SecretString>,
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// Models this provider serves; each is a name `/model` accepts.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
 }
 
 impl Default for LlmConfig {
@@ -92,6 +128,10 @@ impl Default for LlmConfig {
             connect_timeout_ms: 10_000,
             first_token_timeout_ms: 60_000,
             idle_timeout_ms: 30_000,
+            max_attempts: 3,
+            providers: Default::default(),
+            fallbacks: Default::default(),
+            probe_local: true,
         }
     }
 }
@@ -282,6 +322,19 @@ pub fn load_with_env(
             config.llm.api_key = Some(SecretString::from(key.trim().to_string()));
         }
     }
+    for (name, provider) in config.llm.providers.iter_mut() {
+        if provider.api_key.is_none() {
+            if let Some(path) = &provider.api_key_file {
+                let key = std::fs::read_to_string(path).with_context(|| {
+                    format!(
+                        "llm.providers.{name}.api_key_file: cannot read {}",
+                        path.display()
+                    )
+                })?;
+                provider.api_key = Some(SecretString::from(key.trim().to_string()));
+            }
+        }
+    }
     Ok(Loaded { config, file })
 }
 
@@ -307,7 +360,11 @@ mod tests {
                     format!("{prefix}.{k}")
                 };
                 // Maps keyed by user data are one setting each.
-                let dynamic = ["engine.model_context_tokens", "engine.system_prompts"];
+                let dynamic = [
+                    "engine.model_context_tokens",
+                    "engine.system_prompts",
+                    "llm.fallbacks",
+                ];
                 if v.is_table() && !dynamic.contains(&path.as_str()) {
                     keys(&path, v, out);
                 } else {
@@ -324,7 +381,13 @@ mod tests {
     #[test]
     fn example_config_parses_and_covers_every_key() {
         // The key from the environment wins, so the example's api_key_file is not read.
-        let env = vec![("ROBIT_LLM__API_KEY".to_string(), "sk-test".to_string())];
+        let env = vec![
+            ("ROBIT_LLM__API_KEY".to_string(), "sk-test".to_string()),
+            (
+                "ROBIT_LLM__PROVIDERS__ANTHROPIC__API_KEY".to_string(),
+                "sk-ant-test".to_string(),
+            ),
+        ];
         let loaded = load_with_env(Some(&example_path()), &[], env).unwrap();
         assert_eq!(
             loaded.config.llm.base_url.as_deref(),
@@ -337,6 +400,16 @@ mod tests {
         let mut full = Config::default();
         full.llm.base_url = Some("x".into());
         full.llm.api_key_file = Some("x".into());
+        full.llm.providers.insert(
+            "anthropic".into(),
+            ProviderConfig {
+                kind: ProviderKind::Anthropic,
+                base_url: Some("x".into()),
+                api_key: None,
+                api_key_file: Some("x".into()),
+                models: vec!["x".into()],
+            },
+        );
         let mut in_struct = BTreeSet::new();
         keys("", &toml::Value::try_from(&full).unwrap(), &mut in_struct);
         let missing: Vec<_> = in_struct.difference(&in_example).collect();

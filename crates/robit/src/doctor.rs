@@ -32,27 +32,44 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         }
     }
 
-    match app::provider(config) {
-        Ok(None) => {
-            problems += 1;
-            println!("FAIL  LLM provider: none configured");
-            println!("      fix: set llm.base_url (for example https://api.openai.com/v1, or http://127.0.0.1:11434/v1 for Ollama) and ROBIT_LLM__API_KEY");
-        }
-        Ok(Some(p)) => match p.probe().await {
-            Ok(models) => println!(
-                "ok    LLM provider {}: reachable, {} models listed",
-                config.llm.base_url.as_deref().unwrap_or_default(),
-                models.len()
-            ),
-            Err(e) => {
-                problems += 1;
-                println!(
-                    "FAIL  LLM provider {}: {e}",
-                    config.llm.base_url.as_deref().unwrap_or_default()
-                );
-                println!("      fix: check llm.base_url and the API key (ROBIT_LLM__API_KEY or llm.api_key_file)");
+    match crate::providers::clients(config) {
+        Ok(clients) if clients.is_empty() => {
+            let local = if config.llm.probe_local {
+                robit_llm::probe_local(std::time::Duration::from_millis(500)).await
+            } else {
+                None
+            };
+            match local {
+                Some(found) => println!(
+                    "ok    LLM provider: none configured; using local {} at {} ({} models)",
+                    found.name,
+                    found.base_url,
+                    found.models.len()
+                ),
+                None => {
+                    problems += 1;
+                    println!("FAIL  LLM provider: none configured, and no local server answers");
+                    println!("      fix: set llm.base_url (for example https://api.openai.com/v1, or http://127.0.0.1:11434/v1 for Ollama) and ROBIT_LLM__API_KEY");
+                }
             }
-        },
+        }
+        Ok(clients) => {
+            for (name, client) in clients {
+                match client.probe().await {
+                    Ok(models) => {
+                        println!(
+                            "ok    LLM provider {name}: reachable, {} models listed",
+                            models.len()
+                        )
+                    }
+                    Err(e) => {
+                        problems += 1;
+                        println!("FAIL  LLM provider {name}: {e}");
+                        println!("      fix: check its base_url and API key (ROBIT_LLM__API_KEY, ROBIT_LLM__PROVIDERS__{}__API_KEY or api_key_file)", name.to_uppercase());
+                    }
+                }
+            }
+        }
         Err(e) => {
             problems += 1;
             println!("FAIL  LLM provider: {e:#}");

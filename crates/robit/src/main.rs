@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod doctor;
 mod http;
+mod providers;
 
 use clap::Parser;
 use cli::{Cli, Cmd};
@@ -42,6 +43,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Doctor => doctor::run(loaded).await,
         Cmd::Run(args) => app::run_code(loaded, args).await,
         Cmd::Bench(args) => bench::run(loaded, args).await,
+        Cmd::Usage(args) => app::usage(loaded, args).await,
         Cmd::Healthcheck => http::healthcheck(&loaded.config.http.addr).await,
     }
 }

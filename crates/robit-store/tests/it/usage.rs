@@ -52,3 +52,64 @@ async fn usage_is_recorded(store: Arc<dyn Store>, raw: Raw) {
     };
     assert!(store.record_usage(orphan).await.is_err());
 }
+
+conformance!(usage_is_summarised_by_group);
+async fn usage_is_summarised_by_group(store: Arc<dyn Store>) {
+    use robit_store::{UsageGroup, UsageRow};
+    let k1 = key(Some("t1"));
+    let conversation = store.conversation(&k1).await.unwrap();
+    let base = UsageRecord {
+        conversation: conversation.id,
+        key: k1.clone(),
+        user: Some(UserId::new("U1")),
+        provider: "openai".into(),
+        model: "gpt-4o".into(),
+        prompt_tokens: 100,
+        completion_tokens: 10,
+        estimated: false,
+    };
+    store.record_usage(base.clone()).await.unwrap();
+    store.record_usage(base.clone()).await.unwrap();
+    store
+        .record_usage(UsageRecord {
+            user: Some(UserId::new("U2")),
+            model: "small".into(),
+            prompt_tokens: 5,
+            completion_tokens: 1,
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    let by_model = store.usage_summary(UsageGroup::Model, 0).await.unwrap();
+    assert_eq!(
+        by_model,
+        vec![
+            UsageRow {
+                group: "openai/gpt-4o".into(),
+                requests: 2,
+                prompt_tokens: 200,
+                completion_tokens: 20
+            },
+            UsageRow {
+                group: "openai/small".into(),
+                requests: 1,
+                prompt_tokens: 5,
+                completion_tokens: 1
+            },
+        ]
+    );
+    let by_user = store.usage_summary(UsageGroup::User, 0).await.unwrap();
+    assert_eq!(by_user[0].group, "slack:U1");
+    let by_channel = store.usage_summary(UsageGroup::Channel, 0).await.unwrap();
+    assert_eq!(by_channel.len(), 1);
+    assert_eq!(by_channel[0].group, "slack:T1:C1");
+    assert_eq!(by_channel[0].requests, 3);
+    let by_day = store.usage_summary(UsageGroup::Day, 0).await.unwrap();
+    assert_eq!(by_day.len(), 1);
+    assert_eq!(by_day[0].group.len(), 10, "YYYY-MM-DD: {}", by_day[0].group);
+    assert!(store
+        .usage_summary(UsageGroup::Workspace, i64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+}

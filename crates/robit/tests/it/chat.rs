@@ -131,3 +131,36 @@ async fn a_bad_config_file_fails_with_the_key_and_the_file() {
     assert!(err.contains("max_concurrent_turns"), "{err}");
     assert!(err.contains("robit.toml"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_reports_tokens_by_model_after_a_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("counted").usage(123, 45));
+    let env = vec![
+        (
+            "ROBIT_DATABASE__URL",
+            format!("sqlite://{}", dir.path().join("robit.db").display()),
+        ),
+        ("ROBIT_LLM__BASE_URL", llm.base_url()),
+        ("ROBIT_LLM__MODEL", "m1".to_string()),
+        ("ROBIT_SANDBOX__ENABLED", "false".to_string()),
+    ];
+    let d = dir.path().to_path_buf();
+    let e = env.clone();
+    tokio::task::spawn_blocking(move || robit(&d, &["chat"], &e, "hi\n"))
+        .await
+        .unwrap();
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || robit(&d, &["usage", "--by", "model"], &env, ""))
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("/m1"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&cols[1..], ["1", "123", "45"], "{stdout}");
+}

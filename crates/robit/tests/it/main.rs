@@ -3,5 +3,6 @@
 
 mod chat;
 mod doctor;
+mod providers;
 mod serve;
 mod support;
