@@ -34,6 +34,9 @@ pub struct EngineConfig {
     pub system_prompt_overrides: HashMap<String, String>,
     /// A new message or `/reset` in a conversation stops the turn running there.
     pub cancel_on_new_message: bool,
+    /// Conversation leases, for several replicas sharing one database; `None` for one
+    /// process, where the in-memory queue already keeps turns one at a time.
+    pub lease: Option<crate::LeaseConfig>,
 }
 
 impl EngineConfig {
@@ -80,6 +83,7 @@ impl Default for EngineConfig {
             reply_reserve_tokens: 4_096,
             system_prompt_overrides: HashMap::new(),
             cancel_on_new_message: false,
+            lease: None,
         }
     }
 }

@@ -43,6 +43,16 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
         Work::Chat { .. } => "chat",
         _ => "command",
     };
+    let lease = match &inner.config.lease {
+        Some(config) => match crate::lease::acquire(inner, config, conversation.id).await {
+            Some(guard) => Some(guard),
+            None => {
+                let _ = done.send(TurnOutcome::Cancelled);
+                return;
+            }
+        },
+        None => None,
+    };
     let outcome = async {
         match work {
             Work::Chat { .. } => {
@@ -73,6 +83,9 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
     }
     .instrument(span)
     .await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
     metrics::counter!(m::TURNS, "outcome" => outcome.label()).increment(1);
     metrics::histogram!(m::TURN_SECONDS, "kind" => kind).record(started.elapsed().as_secs_f64());
     let _ = done.send(outcome);

@@ -117,6 +117,15 @@ pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -
         reply_reserve_tokens: config.engine.reply_reserve_tokens,
         system_prompt_overrides: config.engine.system_prompts.clone(),
         cancel_on_new_message: config.engine.cancel_on_new_message,
+        // Leases matter only when replicas share the database, which SQLite cannot do.
+        lease: config
+            .database
+            .url
+            .starts_with("postgres")
+            .then(|| robit_core::LeaseConfig {
+                holder: replica_id(),
+                ttl: Duration::from_millis(config.engine.lease_ttl_ms),
+            }),
         ..EngineConfig::default()
     }
 }
@@ -305,4 +314,16 @@ pub async fn usage(loaded: Loaded, args: crate::cli::UsageArgs) -> anyhow::Resul
         println!("(no usage in the last {} days)", args.days);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A name for this process that no other replica has: host, pid and start time.
+fn replica_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "robit".into());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    format!("{host}-{}-{started}", std::process::id())
 }

@@ -156,6 +156,9 @@ pub struct EngineSection {
     pub cancel_on_new_message: bool,
     /// On SIGTERM, how long running turns get to finish before they are cut off.
     pub shutdown_grace_ms: u64,
+    /// On PostgreSQL (several replicas), how long a conversation lease lives unrenewed: how
+    /// long a dead replica's conversations wait before another replica takes them over.
+    pub lease_ttl_ms: u64,
 }
 
 impl Default for EngineSection {
@@ -173,6 +176,7 @@ impl Default for EngineSection {
             system_prompts: d.system_prompt_overrides,
             cancel_on_new_message: d.cancel_on_new_message,
             shutdown_grace_ms: 30_000,
+            lease_ttl_ms: 30_000,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod chat;
 mod commands;
+mod replicas;
 mod sandbox;
 mod support;
 mod turns;
