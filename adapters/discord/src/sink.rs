@@ -6,8 +6,9 @@
 //! neutralising are the engine's. What it adds is what only the platform side can know: the
 //! per-bucket budget ([`Pacer`]), mapping serenity's errors to [`SinkError`], retrying a 429
 //! a few times itself (so even the engine's one-shot `say` survives a short burst), retrying
-//! idempotent calls once or twice on 5xx, and sending empty `allowed_mentions` on everything,
-//! so nothing the bot posts can ping anyone even if the text still held a mention.
+//! idempotent calls once or twice on a 5xx or a timeout (serenity sets none), and sending empty
+//! `allowed_mentions` on everything, so nothing the bot posts can ping anyone even if the text
+//! still held a mention.
 
 use crate::pacer::Pacer;
 use async_trait::async_trait;
@@ -28,6 +29,8 @@ use std::time::Duration;
 const RATE_LIMIT_RETRIES: u32 = 3;
 /// How often an idempotent call (an edit, a create with a nonce) is retried on a 5xx.
 const SERVER_ERROR_RETRIES: u32 = 2;
+/// Serenity's HTTP client has no timeout of its own; a hung request must not hang a turn.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `MessageRef` of an interaction's original response.
 const ORIGINAL: &str = "@original";
@@ -81,9 +84,10 @@ impl SinkContext {
         let (mut limited, mut failed) = (0, 0);
         loop {
             self.pacer.acquire(bucket).await;
-            let err = match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) => classify(&e),
+            let err = match tokio::time::timeout(REQUEST_TIMEOUT, f()).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => classify(&e),
+                Err(_) => SinkError::Unavailable(format!("no answer within {REQUEST_TIMEOUT:?}")),
             };
             match err {
                 SinkError::RateLimited(_) => {
