@@ -14,6 +14,12 @@
 //!   so replicas split the guilds. Nothing a replica keeps in memory is needed to continue a
 //!   conversation: whether a thread is the bot's is read from the thread itself.
 //!
+//! Known limits: serenity runs each event handler as its own task, so two messages posted in
+//! one conversation within milliseconds may reach the engine out of order; an interaction
+//! token lives 15 minutes, so a slash-command turn longer than that cannot post its end; the
+//! pacing budget is per process (replicas sharing a channel can still meet 429s, which the
+//! sinks then absorb); editing a message to regenerate the answer is not handled yet.
+//!
 //! This is the only crate that names a serenity type. It must not touch the store or the
 //! provider (only the engine), and it never reads the environment: the binary passes a
 //! [`DiscordConfig`].

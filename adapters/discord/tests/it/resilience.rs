@@ -3,7 +3,7 @@
 
 use crate::support::{config, count_429, mention, wait_bot_text, wait_thread, Bot, WAIT};
 use robit_discord::DiscordConfig;
-use robit_testkit::discord::{DiscordEmulator, Fault};
+use robit_testkit::discord::{DiscordEmulator, EmulatorConfig, Fault};
 use robit_testkit::Reply;
 use std::time::Duration;
 
@@ -154,5 +154,46 @@ async fn server_errors_on_edits_are_retried() {
     wait_bot_text(&emu, thread, answer).await;
     assert_eq!(emu.bot_messages(thread).len(), 1);
     assert!(emu.requests().iter().any(|r| r.status == 502));
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn a_zombied_connection_is_replaced_and_messages_flow_again() {
+    let emu = DiscordEmulator::start_with(EmulatorConfig {
+        heartbeat_interval: Duration::from_millis(300),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let bot = Bot::start(&emu, config(&emu)).await;
+    let beats = |e: &DiscordEmulator| {
+        e.gateway_log()
+            .iter()
+            .filter(|r| r.from_client && r.op == 1)
+            .count()
+    };
+    emu.wait_for("heartbeats", WAIT, |e| (beats(e) >= 2).then_some(()))
+        .await;
+    assert!(emu
+        .gateway_log()
+        .iter()
+        .any(|r| !r.from_client && r.op == 11));
+
+    // No ACK for a heartbeat: serenity gives the connection up and identifies again.
+    emu.set_heartbeat_acks(false);
+    emu.wait_for("a new IDENTIFY", WAIT, |e| {
+        let identifies = e
+            .gateway_log()
+            .iter()
+            .filter(|r| r.from_client && r.op == 2)
+            .count();
+        (identifies >= 2).then_some(())
+    })
+    .await;
+    emu.set_heartbeat_acks(true);
+    emu.wait_ready(1, WAIT).await;
+    let channel = emu.channel_id();
+    emu.user_says(channel, &mention(&emu, "still there?"));
+    let thread = wait_thread(&emu, channel).await;
+    wait_bot_text(&emu, thread, "echo: still there?").await;
     bot.stop().await;
 }

@@ -211,3 +211,33 @@ async fn an_unknown_run_language_gets_an_ephemeral_error() {
     assert!(bot.llm.chat_requests().is_empty());
     bot.stop().await;
 }
+
+#[tokio::test]
+async fn reset_in_a_thread_forgets_that_threads_conversation() {
+    let emu = DiscordEmulator::start().await;
+    let bot = Bot::start(&emu, config(&emu)).await;
+    let channel = emu.channel_id();
+    emu.user_says(channel, &crate::support::mention(&emu, "remember me"));
+    let thread = crate::support::wait_thread(&emu, channel).await;
+    crate::support::wait_bot_text(&emu, thread, "echo: remember me").await;
+
+    // The command comes from the thread, so it must name the thread's conversation.
+    let cmd = emu.slash_command(thread, "reset", &[]);
+    emu.wait_for("the reset confirmation", WAIT, |e| {
+        e.interaction_messages(cmd.id)
+            .first()
+            .filter(|m| m.content.contains("forgotten"))
+            .map(|_| ())
+    })
+    .await;
+    emu.user_says(thread, "who am I?");
+    crate::support::wait_bot_text(&emu, thread, "echo: who am I?").await;
+    let last = bot.llm.chat_requests().pop().unwrap();
+    let messages = last.body["messages"].as_array().unwrap().clone();
+    assert_eq!(
+        messages.len(),
+        2,
+        "system prompt and the new message only: {messages:?}"
+    );
+    bot.stop().await;
+}
