@@ -2,15 +2,16 @@
 //! `ROBIT_DISCORD__*` environment); this crate never reads the environment itself.
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Discord settings. Unknown keys are rejected so a typo is an error, not a silent default.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscordConfig {
     /// The bot token. Set it through `ROBIT_DISCORD__TOKEN`, never in a file; it is a
     /// `SecretString`, so `Debug` and logs show it redacted.
+    #[serde(skip_serializing)]
     pub token: Option<SecretString>,
     /// Usually unnecessary: serenity reads the application id from READY.
     pub application_id: Option<u64>,

@@ -2,18 +2,21 @@
 //! reads the environment. Secrets are `SecretString`s: redacted in `Debug`, never logged.
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Settings of the Slack adapter (`[slack]` in robit.toml; tokens from the environment).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlackConfig {
     /// Bot token (`xoxb-…`) for the Web API. Required for both intakes.
+    #[serde(skip_serializing)]
     pub bot_token: Option<SecretString>,
     /// App-level token (`xapp-…`) for Socket Mode.
+    #[serde(skip_serializing)]
     pub app_token: Option<SecretString>,
     /// Signing secret for the HTTP Events API intake.
+    #[serde(skip_serializing)]
     pub signing_secret: Option<SecretString>,
     /// Run the Socket Mode intake. Unset: on when `app_token` is set (see [`Self::socket_mode`]).
     pub socket_mode: Option<bool>,

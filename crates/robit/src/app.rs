@@ -158,24 +158,73 @@ pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
     let metrics = crate::http::install_metrics()?;
     let (engine, store) = build_engine(config).await?;
     let shutdown = CancellationToken::new();
+    // Adapters stop taking events first; running turns then get the grace period.
+    let adapters_stop = CancellationToken::new();
+    let mut adapters = tokio::task::JoinSet::new();
+    let mut app = crate::http::router(crate::http::HttpState { store, metrics });
+
+    if config.discord.token.is_some() {
+        let (engine, cfg, stop) = (
+            engine.clone(),
+            config.discord.clone(),
+            adapters_stop.clone(),
+        );
+        adapters.spawn(async move {
+            if let Err(e) = robit_discord::run(engine, cfg, stop).await {
+                tracing::error!(error = %e, "the Discord adapter stopped");
+            }
+        });
+        tracing::info!("Discord adapter started");
+    }
+    if config.slack.bot_token.is_some() {
+        if config.slack.socket_mode() {
+            let (engine, cfg, stop) = (engine.clone(), config.slack.clone(), adapters_stop.clone());
+            adapters.spawn(async move {
+                if let Err(e) = robit_slack::run(engine, cfg, stop).await {
+                    tracing::error!(error = %e, "the Slack Socket Mode adapter stopped");
+                }
+            });
+            tracing::info!("Slack adapter started (Socket Mode)");
+        }
+        if config.slack.signing_secret.is_some() {
+            anyhow::ensure!(
+                config.http.enabled,
+                "slack.signing_secret is set (HTTP Events API) but http.enabled is false"
+            );
+            let events = robit_slack::events_router(engine.clone(), config.slack.clone())
+                .context("setting up the Slack Events API intake")?;
+            app = app.merge(events);
+            tracing::info!(path = %config.slack.events_path, "Slack Events API intake mounted");
+        }
+    }
     let mut http_task = None;
     if config.http.enabled {
-        let app = crate::http::router(crate::http::HttpState { store, metrics });
         http_task = Some(crate::http::serve(&config.http.addr, app, shutdown.clone()).await?);
     }
-    // Discord and Slack adapters plug in here as their credentials appear in the config.
-    tracing::info!("no Discord or Slack credentials configured: running the console adapter");
-    eprintln!("robit: no Discord or Slack credentials configured, so this is the console adapter. Type a message.");
-    let console = {
+    let console = if adapters.is_empty() && !(config.slack.bot_token.is_some()) {
+        tracing::info!("no Discord or Slack credentials configured: running the console adapter");
+        eprintln!("robit: no Discord or Slack credentials configured, so this is the console adapter. Type a message.");
         let engine = engine.clone();
         let config = config.clone();
-        tokio::spawn(async move { run_console(&engine, &config).await })
+        Some(tokio::spawn(
+            async move { run_console(&engine, &config).await },
+        ))
+    } else {
+        None
     };
     shutdown_signal().await;
     tracing::info!("stopping: no new events; waiting for running turns");
-    console.abort();
+    adapters_stop.cancel();
+    if let Some(c) = console {
+        c.abort();
+    }
     let grace = Duration::from_millis(config.engine.shutdown_grace_ms);
     engine.shutdown(grace).await;
+    // Adapters close their connections once told to stop; don't wait forever on a stuck one.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while adapters.join_next().await.is_some() {}
+    })
+    .await;
     shutdown.cancel();
     if let Some(t) = http_task {
         let _ = t.await;

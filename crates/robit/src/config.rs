@@ -22,6 +22,11 @@ pub struct Config {
     pub console: ConsoleSection,
     pub log: LogConfig,
     pub http: HttpConfig,
+    /// The Discord adapter; on when `discord.token` is set (`ROBIT_DISCORD__TOKEN`).
+    pub discord: robit_discord::DiscordConfig,
+    /// The Slack adapter; on when `slack.bot_token` is set (`ROBIT_SLACK__BOT_TOKEN`), over
+    /// Socket Mode with `slack.app_token` and over HTTP with `slack.signing_secret`.
+    pub slack: robit_slack::SlackConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -156,7 +156,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Providers> {
     for (name, client) in &clients {
         builder = builder.provider(
             name.clone(),
-            Arc::new(Retrying::new(client.provider(), policy.clone())),
+            Arc::new(Retrying::new(client.provider(), policy)),
         );
     }
     let mut seen = std::collections::BTreeSet::new();

@@ -5,4 +5,5 @@ mod chat;
 mod doctor;
 mod providers;
 mod serve;
+mod slack;
 mod support;
