@@ -4,3 +4,4 @@
 mod anthropic;
 mod discord;
 mod llm;
+mod slack;
