@@ -195,7 +195,8 @@ async fn chat(
                 .await;
                 return TurnOutcome::Replied;
             }
-            RoundEnd::Failed(short) => {
+            end @ (RoundEnd::Failed(_) | RoundEnd::Cancelled) => {
+                // Keep what the user saw, marked as cut short, so history matches the thread.
                 if !round_result.text.is_empty() {
                     persist(
                         inner,
@@ -205,19 +206,10 @@ async fn chat(
                     )
                     .await;
                 }
-                return TurnOutcome::Failed(short);
-            }
-            RoundEnd::Cancelled => {
-                if !round_result.text.is_empty() {
-                    persist(
-                        inner,
-                        conversation,
-                        turn,
-                        NewMessage::assistant(round_result.text, MessageStatus::Interrupted),
-                    )
-                    .await;
-                }
-                return TurnOutcome::Cancelled;
+                return match end {
+                    RoundEnd::Failed(short) => TurnOutcome::Failed(short),
+                    _ => TurnOutcome::Cancelled,
+                };
             }
             RoundEnd::ToolCalls(calls) => {
                 let calls_json = serde_json::to_string(&calls).expect("tool calls serialize");

@@ -201,7 +201,7 @@ pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
     if config.http.enabled {
         http_task = Some(crate::http::serve(&config.http.addr, app, shutdown.clone()).await?);
     }
-    let console = if adapters.is_empty() && !(config.slack.bot_token.is_some()) {
+    let console = if adapters.is_empty() && config.slack.bot_token.is_none() {
         tracing::info!("no Discord or Slack credentials configured: running the console adapter");
         eprintln!("robit: no Discord or Slack credentials configured, so this is the console adapter. Type a message.");
         let engine = engine.clone();
