@@ -217,3 +217,66 @@ async fn the_tool_round_limit_ends_the_turn_with_a_clear_message() {
         .get("tools")
         .is_none_or(|t| t.as_array().unwrap().is_empty()));
 }
+
+#[tokio::test]
+async fn the_model_runs_code_over_the_anthropic_protocol_too() {
+    use robit_llm::{Anthropic, AnthropicConfig};
+    use robit_testkit::llm::FakeAnthropic;
+    let dir = tempfile::tempdir().unwrap();
+    let store = robit_store::connect_sqlite(dir.path().join("a.db"))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let claude = FakeAnthropic::start().await;
+    claude.push(
+        Reply::tool_call("run_code", r#"{"language":"python","code":"print(2**10)"}"#)
+            .with_text("Computing."),
+    );
+    claude.push(Reply::text("2**10 is 1024."));
+    let provider = Arc::new(
+        Anthropic::new(AnthropicConfig {
+            base_url: claude.base_url(),
+            api_key: Some("sk-ant-test".to_string().into()),
+            ..AnthropicConfig::default()
+        })
+        .unwrap(),
+    );
+    let engine = robit_core::Engine::new(
+        EngineConfig {
+            default_model: "claude-x".into(),
+            ..EngineConfig::default()
+        },
+        store.clone(),
+        Some(provider),
+        Some(crate::support::sandbox().await),
+    );
+    let sink = RecordingSink::fast();
+    let k = key("anthropic-tool");
+    let out = engine
+        .submit(message(&k, "what is 2**10?"), sink.clone())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(out, TurnOutcome::Replied);
+    let shown = sink.transcript();
+    assert!(shown.contains("```\n1024\n```"), "{shown}");
+    assert!(shown.ends_with("2**10 is 1024."), "{shown}");
+    // The second request carried the tool result as a tool_result block tied to the call.
+    let reqs = claude.message_requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body["tools"][0]["name"], "run_code");
+    let msgs = reqs[1].body["messages"].as_array().unwrap().clone();
+    let call = msgs
+        .iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .find(|b| b["type"] == "tool_use")
+        .unwrap();
+    let result = msgs
+        .iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .find(|b| b["type"] == "tool_result")
+        .unwrap();
+    assert_eq!(result["tool_use_id"], call["id"]);
+    assert!(result["content"].to_string().contains("1024"));
+}
