@@ -67,7 +67,11 @@ async fn events_are_deduped_across_processes_sharing_a_database() {
     assert_eq!(s.llm.chat_requests().len(), 1);
     assert_eq!(s.emulator.bot_replies(&d.thread()).len(), 1);
 
-    // The second replica continues the thread: no replica-local state is needed.
+    // A third replica continues a thread it never saw: whether the bot takes part is asked
+    // of Slack, not remembered by the replica that answered.
+    let third = engine(&s.db, &s.llm, None).await;
+    s.emulator
+        .set_events_url(serve_events(third, config(&s.emulator)).await);
     s.emulator.user_replies(&d.thread(), "follow-up");
     expect_reply(
         &s.emulator,
@@ -75,4 +79,5 @@ async fn events_are_deduped_across_processes_sharing_a_database() {
         "from one replica\necho: follow-up",
     )
     .await;
+    assert_eq!(s.emulator.calls_to("conversations.replies").len(), 1);
 }
