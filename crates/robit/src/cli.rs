@@ -11,8 +11,9 @@ use std::path::PathBuf;
     about = "A chat bot for Discord and Slack that runs code"
 )]
 pub struct Cli {
-    /// Configuration file (default: ./robit.toml if it exists).
-    #[arg(long, short, global = true, env = "ROBIT_CONFIG")]
+    /// Configuration file (default: ./robit.toml if it exists). No short form: `-c` is
+    /// `robit run`'s code, as in `python -c`.
+    #[arg(long, global = true, env = "ROBIT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Database URL (`sqlite://robit.db`, `postgres://…`); overrides database.url.
     #[arg(long, global = true)]
