@@ -38,6 +38,9 @@ pub struct DiscordConfig {
     pub channel_window_ms: u64,
     /// Largest file the bot uploads (Discord's default limit for bots).
     pub max_upload_bytes: u64,
+    /// The application's public key (hex, from the developer portal), for verifying HTTP
+    /// interactions ([`HttpInteractions`](crate::HttpInteractions)). Not a secret.
+    pub public_key: Option<String>,
 }
 
 impl Default for DiscordConfig {
@@ -54,6 +57,7 @@ impl Default for DiscordConfig {
             channel_requests: 5,
             channel_window_ms: 5000,
             max_upload_bytes: 8 * 1024 * 1024,
+            public_key: None,
         }
     }
 }

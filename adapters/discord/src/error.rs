@@ -8,5 +8,5 @@ pub enum DiscordError {
     #[error("invalid discord configuration: {0}")]
     Config(String),
     #[error("the discord client failed")]
-    Client(#[source] serenity::Error),
+    Client(#[source] Box<serenity::Error>),
 }

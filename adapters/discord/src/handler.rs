@@ -10,19 +10,15 @@
 //! response before anything else.
 
 use crate::commands;
-use crate::convert::{self, command_from, strip_mention, thread_name};
-use crate::pacer::Pacer;
-use crate::sink::{ChannelSink, InteractionSink, SinkContext};
+use crate::convert::{self, strip_mention, thread_name};
+use crate::intake::{discord_code, Intake, Place};
+use crate::sink::ChannelSink;
 use async_trait::async_trait;
-use robit_core::{Engine, Submission};
-use robit_types::{
-    Attachment, Author, Capabilities, EventId, Inbound, InboundKind, ReplySink, UserId,
-};
+use robit_core::Submission;
+use robit_types::{Attachment, Author, EventId, Inbound, InboundKind, UserId};
 use serenity::all::{
-    AutoArchiveDuration, Cache, Channel, ChannelId, ChannelType, CommandDataOptionValue,
-    CommandInteraction, Context, CreateAllowedMentions, CreateInteractionResponse,
-    CreateInteractionResponseMessage, CreateThread, EventHandler, GuildChannel, GuildId, HttpError,
-    Interaction, Message, MessageType, PartialChannel, Ready,
+    AutoArchiveDuration, ChannelId, Context, CreateThread, EventHandler, Interaction, Message,
+    MessageType, Ready,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -32,106 +28,19 @@ use std::time::SystemTime;
 const THREAD_ALREADY_CREATED: isize = 160_004;
 
 pub(crate) struct Handler {
-    engine: Engine,
-    pacer: Arc<Pacer>,
-    caps: Capabilities,
+    intake: Arc<Intake>,
     dev_guild: Option<u64>,
     bot_id: OnceLock<u64>,
     registered: AtomicBool,
 }
 
-/// Where a guild message was posted, as far as robit cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Text,
-    Thread { parent: u64, owner: Option<u64> },
-    Other,
-}
-
-fn is_thread(kind: ChannelType) -> bool {
-    matches!(
-        kind,
-        ChannelType::PublicThread | ChannelType::PrivateThread | ChannelType::NewsThread
-    )
-}
-
-fn place_of(c: &GuildChannel) -> Place {
-    if is_thread(c.kind) {
-        Place::Thread {
-            parent: c.parent_id.unwrap_or(c.id).get(),
-            owner: c.owner_id.map(|o| o.get()),
-        }
-    } else if matches!(c.kind, ChannelType::Text | ChannelType::News) {
-        Place::Text
-    } else {
-        Place::Other
-    }
-}
-
-fn place_of_partial(c: &PartialChannel) -> Place {
-    if is_thread(c.kind) {
-        Place::Thread {
-            parent: c.parent_id.unwrap_or(c.id).get(),
-            owner: None,
-        }
-    } else {
-        Place::Text
-    }
-}
-
-fn cached_place(cache: &Cache, guild: GuildId, channel: ChannelId) -> Option<Place> {
-    let g = cache.guild(guild)?;
-    if let Some(c) = g.channels.get(&channel) {
-        return Some(place_of(c));
-    }
-    g.threads.iter().find(|t| t.id == channel).map(place_of)
-}
-
-fn discord_code(e: &serenity::Error) -> Option<isize> {
-    match e {
-        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => Some(r.error.code),
-        _ => None,
-    }
-}
-
 impl Handler {
-    pub fn new(
-        engine: Engine,
-        pacer: Arc<Pacer>,
-        caps: Capabilities,
-        dev_guild: Option<u64>,
-    ) -> Self {
+    pub fn new(intake: Arc<Intake>, dev_guild: Option<u64>) -> Self {
         Self {
-            engine,
-            pacer,
-            caps,
+            intake,
             dev_guild,
             bot_id: OnceLock::new(),
             registered: AtomicBool::new(false),
-        }
-    }
-
-    fn sinks(&self, ctx: &Context) -> Arc<SinkContext> {
-        Arc::new(SinkContext {
-            http: ctx.http.clone(),
-            pacer: self.pacer.clone(),
-            caps: self.caps.clone(),
-        })
-    }
-
-    /// The cache knows the channels of every guild from GUILD_CREATE and the threads from
-    /// THREAD_CREATE; anything else is one `GET /channels/{id}`.
-    async fn place(&self, ctx: &Context, guild: GuildId, channel: ChannelId) -> Place {
-        if let Some(p) = cached_place(&ctx.cache, guild, channel) {
-            return p;
-        }
-        match ctx.http.get_channel(channel).await {
-            Ok(Channel::Guild(c)) => place_of(&c),
-            Ok(_) => Place::Other,
-            Err(e) => {
-                tracing::warn!(error = %e, %channel, "cannot look up a discord channel");
-                Place::Other
-            }
         }
     }
 
@@ -144,7 +53,8 @@ impl Handler {
         let http = ctx.http.clone();
         let (channel, source) = (msg.channel_id, msg.id);
         let created = self
-            .sinks(ctx)
+            .intake
+            .sinks(&ctx.http)
             .call(&format!("th:{channel}"), true, || {
                 let builder = CreateThread::new(name.clone())
                     .auto_archive_duration(AutoArchiveDuration::OneDay);
@@ -188,7 +98,11 @@ impl Handler {
         let channel = msg.channel_id;
         let (key, reply_in) = match msg.guild_id {
             None => (convert::key(None, channel.get(), None), channel),
-            Some(guild) => match self.place(ctx, guild, channel).await {
+            Some(guild) => match self
+                .intake
+                .place(&ctx.http, Some(&ctx.cache), guild, channel)
+                .await
+            {
                 Place::Thread { parent, owner } if owner == Some(bot) || mentioned => (
                     convert::key(Some(guild.get()), parent, Some(channel.get())),
                     channel,
@@ -236,82 +150,11 @@ impl Handler {
             },
             received_at: SystemTime::now(),
         };
-        let sink = Arc::new(ChannelSink::new(self.sinks(ctx), reply_in));
-        match self.engine.submit(inbound, sink).await {
+        let sink = Arc::new(ChannelSink::new(self.intake.sinks(&ctx.http), reply_in));
+        match self.intake.engine.submit(inbound, sink).await {
             Ok(Submission::Duplicate) => tracing::debug!(id = %msg.id, "duplicate discord message"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "the engine did not take a discord message"),
-        }
-    }
-
-    async fn on_command(&self, ctx: &Context, cmd: CommandInteraction) {
-        if cmd.user.bot {
-            return;
-        }
-        let options: Vec<(String, String)> = cmd
-            .data
-            .options
-            .iter()
-            .filter_map(|o| match &o.value {
-                CommandDataOptionValue::String(s) => Some((o.name.clone(), s.clone())),
-                _ => None,
-            })
-            .collect();
-        let command = match command_from(&cmd.data.name, &options) {
-            Ok(c) => c,
-            Err(e) => {
-                let reply = CreateInteractionResponseMessage::new()
-                    .content(format!("⚠️ {e}"))
-                    .ephemeral(true)
-                    .allowed_mentions(CreateAllowedMentions::new());
-                if let Err(e) = cmd
-                    .create_response(ctx.http.as_ref(), CreateInteractionResponse::Message(reply))
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot answer a discord interaction");
-                }
-                return;
-            }
-        };
-        // Acknowledge first: the 3-second window is Discord's, and nothing robit does (the
-        // store write in `submit`, a channel lookup) may eat into it.
-        if let Err(e) = cmd.defer(ctx.http.as_ref()).await {
-            tracing::warn!(error = %e, id = %cmd.id, "cannot defer a discord interaction");
-            return;
-        }
-        let key = match cmd.guild_id {
-            None => convert::key(None, cmd.channel_id.get(), None),
-            Some(guild) => {
-                let place = match &cmd.channel {
-                    Some(c) => place_of_partial(c),
-                    None => self.place(ctx, guild, cmd.channel_id).await,
-                };
-                match place {
-                    Place::Thread { parent, .. } => {
-                        convert::key(Some(guild.get()), parent, Some(cmd.channel_id.get()))
-                    }
-                    _ => convert::key(Some(guild.get()), cmd.channel_id.get(), None),
-                }
-            }
-        };
-        let inbound = Inbound::command(
-            EventId(cmd.id.to_string()),
-            key,
-            Author {
-                id: UserId(cmd.user.id.to_string()),
-                name: cmd.user.name.clone(),
-                is_bot: false,
-            },
-            command,
-        );
-        let sink = Arc::new(InteractionSink::new(self.sinks(ctx), cmd.token.clone()));
-        if let Err(e) = self.engine.submit(inbound, sink.clone()).await {
-            tracing::warn!(error = %e, "the engine did not take a discord command");
-            let _ = sink
-                .post(
-                    "⚠️ robit couldn't take this request right now; please try again in a moment.",
-                )
-                .await;
         }
     }
 }
@@ -346,7 +189,7 @@ impl EventHandler for Handler {
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
         if let Interaction::Command(cmd) = interaction {
-            self.on_command(&ctx, cmd).await;
+            self.intake.command(&ctx.http, Some(&ctx.cache), cmd).await;
         }
     }
 }

@@ -29,16 +29,19 @@ mod config;
 mod convert;
 mod error;
 mod handler;
+mod http;
+mod intake;
 mod pacer;
 mod sink;
 
 pub use config::DiscordConfig;
 pub use error::DiscordError;
+pub use http::{HttpInteractions, HttpReply};
 
 use robit_core::Engine;
 use robit_types::Capabilities;
 use secrecy::ExposeSecret;
-use serenity::all::{ApplicationId, ClientBuilder, GatewayIntents, HttpBuilder};
+use serenity::all::{ApplicationId, ClientBuilder, GatewayIntents, Http, HttpBuilder};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -63,34 +66,14 @@ pub async fn run(
     config: DiscordConfig,
     shutdown: CancellationToken,
 ) -> Result<(), DiscordError> {
-    let token = config.token.clone().ok_or(DiscordError::MissingToken)?;
     let (first, last) = config.shard_range().map_err(DiscordError::Config)?;
-    let mut http = HttpBuilder::new(token.expose_secret());
-    if let Some(app) = config.application_id {
-        http = http.application_id(ApplicationId::new(app));
-    }
-    if let Some(base) = &config.api_base {
-        // Serenity honours the proxy only with its own ratelimiter off (protocols §0.1); the
-        // sinks' pacer does the rate limiting then.
-        http = http
-            .proxy(base.trim_end_matches('/'))
-            .ratelimiter_disabled(true);
-    }
-    let caps = Capabilities {
-        max_message_len: MAX_MESSAGE_LEN,
-        min_edit_interval: config.edit_interval(),
-        native_streaming: false,
-        max_upload_bytes: Some(config.max_upload_bytes),
-    };
-    let pacer = Arc::new(pacer::Pacer::new(
-        config.channel_requests,
-        Duration::from_millis(config.channel_window_ms),
-    ));
-    let handler = handler::Handler::new(engine, pacer.clone(), caps, config.dev_guild_id);
-    let mut client = ClientBuilder::new_with_http(http.build(), intents())
+    let (http, caps, pacer) = build_http(&config)?;
+    let intake = Arc::new(intake::Intake::new(engine, pacer.clone(), caps));
+    let handler = handler::Handler::new(intake, config.dev_guild_id);
+    let mut client = ClientBuilder::new_with_http(http, intents())
         .event_handler(handler)
         .await
-        .map_err(DiscordError::Client)?;
+        .map_err(|e| DiscordError::Client(Box::new(e)))?;
     if let Some(url) = &config.gateway_url {
         *client.ws_url.lock().await = url.clone();
     }
@@ -116,7 +99,7 @@ pub async fn run(
     // Serenity starts `end - start + 1` shards for `start..end`: the range is inclusive.
     let result = tokio::select! {
         r = client.start_shard_range(first..last, config.shard_total) => {
-            r.map_err(DiscordError::Client)
+            r.map_err(|e| DiscordError::Client(Box::new(e)))
         }
         _ = shutdown.cancelled() => {
             manager.shutdown_all().await;
@@ -125,4 +108,34 @@ pub async fn run(
     };
     prune.abort();
     result
+}
+
+/// The REST client, the sinks' capabilities and the pacer, from the configuration; shared by
+/// the gateway and the HTTP intake.
+fn build_http(
+    config: &DiscordConfig,
+) -> Result<(Http, Capabilities, Arc<pacer::Pacer>), DiscordError> {
+    let token = config.token.clone().ok_or(DiscordError::MissingToken)?;
+    let mut http = HttpBuilder::new(token.expose_secret());
+    if let Some(app) = config.application_id {
+        http = http.application_id(ApplicationId::new(app));
+    }
+    if let Some(base) = &config.api_base {
+        // Serenity honours the proxy only with its own ratelimiter off (protocols §0.1); the
+        // sinks' pacer does the rate limiting then.
+        http = http
+            .proxy(base.trim_end_matches('/'))
+            .ratelimiter_disabled(true);
+    }
+    let caps = Capabilities {
+        max_message_len: MAX_MESSAGE_LEN,
+        min_edit_interval: config.edit_interval(),
+        native_streaming: false,
+        max_upload_bytes: Some(config.max_upload_bytes),
+    };
+    let pacer = Arc::new(pacer::Pacer::new(
+        config.channel_requests,
+        Duration::from_millis(config.channel_window_ms),
+    ));
+    Ok((http.build(), caps, pacer))
 }

@@ -2,6 +2,7 @@
 //! loopback Discord emulator, through the real engine (SQLite in a temp file) and the real
 //! OpenAI-compatible client talking to the fake LLM.
 
+mod http_interactions;
 mod mentions;
 mod resilience;
 mod sandbox;

@@ -39,6 +39,23 @@ pub fn config(emu: &DiscordEmulator) -> DiscordConfig {
     }
 }
 
+/// An engine on a fresh SQLite file with the fake LLM behind the real client.
+pub async fn engine(sandbox: Option<Arc<dyn CodeRunner>>) -> (Engine, FakeLlm, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = robit_store::connect_sqlite(dir.path().join("robit.db"))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let llm = FakeLlm::start().await;
+    let engine = Engine::new(
+        EngineConfig::default(),
+        store,
+        Some(provider(&llm)),
+        sandbox,
+    );
+    (engine, llm, dir)
+}
+
 /// One running adapter with its own engine, database and fake LLM.
 pub struct Bot {
     pub llm: FakeLlm,
@@ -59,18 +76,7 @@ impl Bot {
         config: DiscordConfig,
         sandbox: Option<Arc<dyn CodeRunner>>,
     ) -> Bot {
-        let dir = tempfile::tempdir().unwrap();
-        let store = robit_store::connect_sqlite(dir.path().join("robit.db"))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let llm = FakeLlm::start().await;
-        let engine = Engine::new(
-            EngineConfig::default(),
-            store,
-            Some(provider(&llm)),
-            sandbox,
-        );
+        let (engine, llm, dir) = engine(sandbox).await;
         let shards = config
             .shard_range()
             .map(|(a, b)| (b - a + 1) as usize)

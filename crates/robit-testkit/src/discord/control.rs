@@ -101,7 +101,18 @@ async fn command(
     let Some(guild) = st.channels.get(&channel).map(|c| c.guild_id) else {
         return (StatusCode::NOT_FOUND, "unknown channel").into_response();
     };
-    let (iid, token) = routes::new_interaction(&mut st, guild, channel, user, &body.name, &options);
+    let (iid, token, payload) =
+        routes::new_interaction(&mut st, guild, channel, user, &body.name, &options);
+    if let Some(url) = st.interactions_url.clone() {
+        drop(st);
+        tokio::spawn(super::delivery::deliver(
+            shared.clone(),
+            url,
+            Some(iid),
+            payload.to_string(),
+            true,
+        ));
+    }
     Json(json!({"id": iid.to_string(), "token": token})).into_response()
 }
 

@@ -8,11 +8,14 @@
 //! `shared/protocols.md` §0.1). The protocol follows Discord's documentation, not robit: a test
 //! that passes here should pass against Discord. It must never reach the network.
 //!
+//! Interactions go over the gateway, or, once an Interactions Endpoint URL is set, as signed
+//! HTTP POSTs to the bot (Ed25519, Discord's headers).
+//!
 //! Not emulated: the global 50 req/s limit, the invalid-request limit, zlib compression,
-//! embeds/components validation beyond their presence, voice, presences, member chunking,
-//! HTTP (signed) interactions.
+//! embeds/components validation beyond their presence, voice, presences, member chunking.
 
 mod control;
+mod delivery;
 mod gateway;
 mod payloads;
 mod rest;
@@ -26,6 +29,7 @@ pub use gateway::{
 pub use routes::MAX_CONTENT;
 pub use server::{DiscordEmulator, InteractionRef, SessionView};
 pub use state::{
-    Channel, EmulatorConfig, Fault, FaultKind, GatewayRecord, Interaction, Message, RateLimit,
-    RecordedRequest, StoredAttachment, DM, FLAG_LOADING, GUILD_TEXT, PRIVATE_THREAD, PUBLIC_THREAD,
+    Channel, Delivery, EmulatorConfig, Fault, FaultKind, GatewayRecord, Interaction, Message,
+    RateLimit, RecordedRequest, StoredAttachment, DM, FLAG_LOADING, GUILD_TEXT, PRIVATE_THREAD,
+    PUBLIC_THREAD,
 };

@@ -588,7 +588,7 @@ pub fn new_interaction(
     user_id: u64,
     name: &str,
     options: &[(String, String)],
-) -> (u64, String) {
+) -> (u64, String, Value) {
     let iid = st.next_id();
     let token = format!("aW50ZXJhY3Rpb24-{iid}-{}", st.next_id());
     let i = Interaction {
@@ -605,6 +605,24 @@ pub fn new_interaction(
     };
     let d = payloads::interaction(st, &i, options);
     st.interactions.insert(iid, i);
-    gateway::dispatch(st, guild_id, "INTERACTION_CREATE", 0, |_| d.clone());
-    (iid, token)
+    // With an Interactions Endpoint URL, Discord sends interactions there, not to the gateway.
+    if st.interactions_url.is_none() {
+        gateway::dispatch(st, guild_id, "INTERACTION_CREATE", 0, |_| d.clone());
+    }
+    (iid, token, d)
+}
+
+/// Applies an interaction response that came back as the body of an HTTP delivery, exactly
+/// as if it had been POSTed to the callback endpoint.
+pub fn respond_in_body(st: &mut State, iid: u64, body: &Value) -> u16 {
+    let Some(token) = st.interactions.get(&iid).map(|i| i.token.clone()) else {
+        return 404;
+    };
+    let id = iid.to_string();
+    let segments = ["interactions", id.as_str(), token.as_str(), "callback"];
+    let body = ApiBody {
+        json: body,
+        files: &[],
+    };
+    route(st, "POST", &segments, body, true).status
 }

@@ -5,10 +5,10 @@
 //! It binds `127.0.0.1` only and must never reach the network.
 
 use super::state::{
-    Channel, EmulatorConfig, Fault, GatewayRecord, Interaction, Message, Outbound, RecordedRequest,
-    State, GUILD_TEXT, PUBLIC_THREAD,
+    Channel, Delivery, EmulatorConfig, Fault, GatewayRecord, Interaction, Message, Outbound,
+    RecordedRequest, State, GUILD_TEXT, PUBLIC_THREAD,
 };
-use super::{control, gateway, rest, routes};
+use super::{control, delivery, gateway, rest, routes};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
@@ -257,8 +257,56 @@ impl DiscordEmulator {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (id, token) = routes::new_interaction(&mut st, guild, channel, user, name, &options);
+        let (id, token, payload) =
+            routes::new_interaction(&mut st, guild, channel, user, name, &options);
+        if let Some(url) = st.interactions_url.clone() {
+            drop(st);
+            tokio::spawn(delivery::deliver(
+                self.shared.clone(),
+                url,
+                Some(id),
+                payload.to_string(),
+                true,
+            ));
+        }
         InteractionRef { id, token }
+    }
+
+    /// The application's public key (hex), for the bot to verify HTTP interactions with.
+    pub fn public_key(&self) -> String {
+        let st = self.shared.lock();
+        hex::encode(st.signing_key.verifying_key().to_bytes())
+    }
+
+    /// Sets the Interactions Endpoint URL the way the developer portal does: Discord first
+    /// checks that the endpoint answers a signed PING with PONG and rejects a badly signed one
+    /// with 401, and refuses the URL otherwise. From then on, slash commands are POSTed there
+    /// instead of sent over the gateway.
+    pub async fn set_interactions_endpoint(&self, url: &str) -> Result<(), String> {
+        let ping = delivery::ping(&mut self.shared.lock());
+        let good = delivery::deliver(
+            self.shared.clone(),
+            url.to_string(),
+            None,
+            ping.clone(),
+            true,
+        )
+        .await;
+        let pong = serde_json::from_str::<Value>(&good.body).ok();
+        if good.status != 200 || pong.as_ref().map(|p| &p["type"]) != Some(&json!(1)) {
+            return Err(format!("the PING got {} {:?}", good.status, good.body));
+        }
+        let bad = delivery::deliver(self.shared.clone(), url.to_string(), None, ping, false).await;
+        if bad.status != 401 {
+            return Err(format!("a bad signature got {}, not 401", bad.status));
+        }
+        self.shared.lock().interactions_url = Some(url.to_string());
+        Ok(())
+    }
+
+    /// Every HTTP interaction POSTed to the bot so far.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.lock().deliveries.clone()
     }
 
     /// Messages visible in `channel`, oldest first.

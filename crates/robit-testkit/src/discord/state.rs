@@ -324,6 +324,21 @@ pub struct State {
     pub next_connection: u64,
     /// The base URL (`http://127.0.0.1:P`), for attachment URLs and the gateway URL.
     pub base_url: String,
+    /// The application's "Interactions Endpoint URL": when set, interactions are POSTed
+    /// there (signed) instead of sent over the gateway, as on Discord.
+    pub interactions_url: Option<String>,
+    /// The application's Ed25519 key pair; the public half is what the bot verifies with.
+    pub signing_key: ed25519_dalek::SigningKey,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// One HTTP interaction the emulator POSTed to the bot, and how the bot answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `None` for a PING.
+    pub interaction_id: Option<u64>,
+    pub status: u16,
+    pub body: String,
 }
 
 impl State {
@@ -351,11 +366,20 @@ impl State {
             gateway_log: Vec::new(),
             next_connection: 0,
             base_url,
+            interactions_url: None,
+            signing_key: ed25519_dalek::SigningKey::from_bytes(&[0; 32]),
+            deliveries: Vec::new(),
         };
         // On Discord the bot user's id is the application id for every app made since 2016.
         let bot_name = state.config.bot_name.clone();
         state.bot_id = state.add_user(&bot_name, true);
         state.application_id = state.bot_id;
+        // A key pair of its own per emulator, derived from its (time-based) application id.
+        let mut seed = [0u8; 32];
+        for (i, b) in seed.iter_mut().enumerate() {
+            *b = (state.application_id >> ((i % 8) * 8)) as u8 ^ i as u8;
+        }
+        state.signing_key = ed25519_dalek::SigningKey::from_bytes(&seed);
         state
     }
 

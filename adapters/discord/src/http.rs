@@ -1,0 +1,124 @@
+//! The optional second intake: Discord's HTTP interactions. With an "Interactions Endpoint URL"
+//! set in the developer portal, Discord POSTs slash commands to robit's HTTP server instead
+//! of sending them over the gateway, signed with Ed25519.
+//!
+//! [`HttpInteractions::handle`] is framework-free (signature headers and body in, status and
+//! body out) so the binary can mount it on its own HTTP server. A request whose signature does
+//! not verify gets 401, as Discord requires (it checks this when the URL is saved). A PING gets
+//! PONG. A command is deferred through the callback endpoint and handed to the engine exactly
+//! as from the gateway, and the HTTP request is answered 202 with no body.
+
+use crate::intake::Intake;
+use crate::{build_http, DiscordConfig, DiscordError};
+use robit_core::Engine;
+use serenity::all::Interaction;
+use serenity::http::Http;
+use serenity::interactions_endpoint::Verifier;
+use std::sync::Arc;
+
+/// The answer to one HTTP request from Discord. `body`, when present, is JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReply {
+    pub status: u16,
+    pub body: Option<String>,
+}
+
+impl HttpReply {
+    fn json(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            body: Some(body.to_string()),
+        }
+    }
+}
+
+/// Verifies and takes Discord's HTTP interactions.
+pub struct HttpInteractions {
+    verifier: Verifier,
+    http: Arc<Http>,
+    intake: Arc<Intake>,
+}
+
+impl std::fmt::Debug for HttpInteractions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpInteractions").finish_non_exhaustive()
+    }
+}
+
+fn parse_key(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(key)
+}
+
+impl HttpInteractions {
+    /// Needs `token` (follow-ups are sent with it) and `public_key` (the application's public
+    /// key from the developer portal, hex).
+    pub fn new(engine: Engine, config: &DiscordConfig) -> Result<Self, DiscordError> {
+        let key = config
+            .public_key
+            .as_deref()
+            .ok_or_else(|| DiscordError::Config("http interactions need public_key".into()))?;
+        let key = parse_key(key).ok_or_else(|| {
+            DiscordError::Config("public_key must be 64 hexadecimal digits".into())
+        })?;
+        let verifier = Verifier::try_new(key)
+            .map_err(|_| DiscordError::Config("public_key is not an Ed25519 key".into()))?;
+        let (http, caps, pacer) = build_http(config)?;
+        Ok(Self {
+            verifier,
+            http: Arc::new(http),
+            intake: Arc::new(Intake::new(engine, pacer, caps)),
+        })
+    }
+
+    /// Handles one POST from Discord: `signature` and `timestamp` are the
+    /// `X-Signature-Ed25519` and `X-Signature-Timestamp` headers, `body` the raw body.
+    pub async fn handle(&self, signature: &str, timestamp: &str, body: &[u8]) -> HttpReply {
+        if self.verifier.verify(signature, timestamp, body).is_err() {
+            return HttpReply::json(401, r#"{"message":"invalid request signature"}"#);
+        }
+        let interaction: Interaction = match serde_json::from_slice(body) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable discord interaction");
+                return HttpReply::json(400, r#"{"message":"invalid interaction"}"#);
+            }
+        };
+        match interaction {
+            Interaction::Ping(_) => HttpReply::json(200, r#"{"type":1}"#),
+            Interaction::Command(cmd) => {
+                // Follow-ups go to /webhooks/{application}/…; without the gateway's READY, the
+                // interaction is where the application id comes from.
+                if self.http.application_id().is_none() {
+                    self.http.set_application_id(cmd.application_id);
+                }
+                self.intake.prune();
+                self.intake.command(&self.http, None, cmd).await;
+                HttpReply {
+                    status: 202,
+                    body: None,
+                }
+            }
+            _ => HttpReply::json(400, r#"{"message":"unsupported interaction type"}"#),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_key;
+
+    #[test]
+    fn parses_hex_keys() {
+        assert_eq!(parse_key(&"0f".repeat(32)), Some([15u8; 32]));
+        assert_eq!(parse_key("abc"), None);
+        assert_eq!(parse_key(&"zz".repeat(32)), None);
+    }
+}
