@@ -10,6 +10,8 @@
 //! - Streaming is the engine's renderer editing a message no faster than `edit_interval_ms`;
 //!   the sinks pace creates and edits per channel themselves (see `pacer.rs` for why), so a
 //!   steady stream never meets a 429, and `allowed_mentions` is empty on everything sent.
+//! - Optionally, slash commands can come as signed HTTP requests instead
+//!   ([`HttpInteractions`], for the binary's HTTP server to mount); they take the same path.
 //! - Sharding: each process runs the shard range it is given (`shard_ids` of `shard_total`),
 //!   so replicas split the guilds. Nothing a replica keeps in memory is needed to continue a
 //!   conversation: whether a thread is the bot's is read from the thread itself.
