@@ -82,9 +82,20 @@ pub(crate) async fn run(
 pub(crate) async fn say(sink: &Arc<dyn ReplySink>, text: &str) {
     let max = sink.capabilities().max_message_len;
     for part in split_message(&neutralize_mentions(text), max) {
-        if let Err(e) = sink.post(&part).await {
-            tracing::warn!(error = %e, "posting a message failed");
-            return;
+        // Wait out rate limits the sink could not absorb, as the streaming renderer does.
+        let mut waits = 0;
+        loop {
+            match sink.post(&part).await {
+                Ok(_) => break,
+                Err(robit_types::SinkError::RateLimited(after)) if waits < 8 => {
+                    waits += 1;
+                    tokio::time::sleep(after).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "posting a message failed");
+                    return;
+                }
+            }
         }
     }
 }

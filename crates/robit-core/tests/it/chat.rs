@@ -360,4 +360,18 @@ async fn rate_limited_sink_calls_are_retried() {
     assert_eq!(out, TurnOutcome::Replied);
     assert_eq!(rec.messages(), vec!["echo: hi".to_string()]);
     assert!(matches!(rec.calls()[0].1, Call::Post { .. }));
+
+    // Command replies wait out a rate limit too.
+    let rec = RecordingSink::fast();
+    let flaky = Arc::new(Flaky {
+        inner: rec.clone(),
+        limited: AtomicBool::new(false),
+    });
+    h.engine
+        .submit(message(&key("flaky-help"), "/help"), flaky)
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert!(rec.transcript().contains("/reset"), "{}", rec.transcript());
 }
