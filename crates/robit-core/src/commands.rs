@@ -2,7 +2,7 @@
 
 use crate::engine::{Inner, TurnOutcome};
 use crate::format;
-use crate::render::{neutralize_mentions, split_message};
+use crate::render::{neutralize_mentions, split_message, wait_out_rate_limits};
 use robit_store::Conversation;
 use robit_types::{Command, Inbound, ReplySink};
 use std::sync::Arc;
@@ -82,20 +82,9 @@ pub(crate) async fn run(
 pub(crate) async fn say(sink: &Arc<dyn ReplySink>, text: &str) {
     let max = sink.capabilities().max_message_len;
     for part in split_message(&neutralize_mentions(text), max) {
-        // Wait out rate limits the sink could not absorb, as the streaming renderer does.
-        let mut waits = 0;
-        loop {
-            match sink.post(&part).await {
-                Ok(_) => break,
-                Err(robit_types::SinkError::RateLimited(after)) if waits < 8 => {
-                    waits += 1;
-                    tokio::time::sleep(after).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "posting a message failed");
-                    return;
-                }
-            }
+        if let Err(e) = wait_out_rate_limits(|| sink.post(&part)).await {
+            tracing::warn!(error = %e, "posting a message failed");
+            return;
         }
     }
 }

@@ -166,7 +166,7 @@ impl Engine {
         if inbound.author.is_bot {
             return Ok(Submission::Ignored);
         }
-        let platform = m::platform_label(inbound.key.platform);
+        let platform = inbound.key.platform.as_str();
         metrics::counter!(m::EVENTS_RECEIVED, "platform" => platform).increment(1);
         let work = match &inbound.kind {
             InboundKind::Command(c) => Work::Command(c.clone()),

@@ -1,8 +1,6 @@
 //! The engine's metrics, named in one place so the list in docs/operations.md can be checked
 //! against it. Recorded through the `metrics` facade; the binary installs the exporter.
 
-use robit_types::Platform;
-
 pub const EVENTS_RECEIVED: &str = "robit_events_received_total";
 pub const EVENTS_DEDUPLICATED: &str = "robit_events_deduplicated_total";
 pub const TURNS: &str = "robit_turns_total";
@@ -79,7 +77,3 @@ pub const ALL: &[(&str, &str, &str, &str)] = &[
         "conversations with queued or running turns",
     ),
 ];
-
-pub(crate) fn platform_label(p: Platform) -> &'static str {
-    p.as_str()
-}

@@ -70,7 +70,7 @@ pub fn sandbox_config(config: &Config) -> SandboxConfig {
         quickjs_wasm: s.quickjs_wasm.clone(),
         cache_dir: s.cache_dir.clone(),
         max_concurrent: if s.max_concurrent == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
+            robit_sandbox::default_concurrency()
         } else {
             s.max_concurrent
         },

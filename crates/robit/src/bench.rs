@@ -25,7 +25,7 @@ pub async fn run(loaded: Loaded, args: BenchArgs) -> anyhow::Result<ExitCode> {
                     .await?;
             println!("{report}");
         }
-        BenchWhat::Store => store(&loaded, args.iterations).await?,
+        BenchWhat::Store => store(args.iterations).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -134,8 +134,7 @@ async fn engine(iterations: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn store(loaded: &Loaded, iterations: usize) -> anyhow::Result<()> {
-    let _ = loaded;
+async fn store(iterations: usize) -> anyhow::Result<()> {
     let messages = iterations.max(1000);
     let dir = tempfile::tempdir()?;
     let sqlite = robit_store::connect(

@@ -155,29 +155,47 @@ impl StreamRenderer {
         Ok(())
     }
 
-    /// One sink call, waiting out rate limits the sink could not absorb itself.
+    /// One sink call, counted in the metrics, waiting out rate limits the sink could not
+    /// absorb itself.
     async fn call<T, F, Fut>(&self, name: &'static str, f: F) -> Result<T, SinkError>
     where
         F: Fn(Arc<dyn ReplySink>) -> Fut,
         Fut: std::future::Future<Output = Result<T, SinkError>>,
     {
-        let mut waits = 0;
         let platform = self.platform.as_str();
-        loop {
+        wait_out_rate_limits(|| {
             metrics::counter!(m::PLATFORM_CALLS, "platform" => platform, "call" => name)
                 .increment(1);
-            let result = f(self.sink.clone()).await;
-            if matches!(result, Err(SinkError::RateLimited(_))) {
-                metrics::counter!(m::PLATFORM_RATE_LIMITED, "platform" => platform).increment(1);
-            }
-            match result {
-                Err(SinkError::RateLimited(after)) if waits < MAX_RATE_LIMIT_WAITS => {
-                    waits += 1;
-                    tracing::debug!(?after, "platform rate limit, waiting");
-                    tokio::time::sleep(after).await;
+            let attempt = f(self.sink.clone());
+            async move {
+                let result = attempt.await;
+                if matches!(result, Err(SinkError::RateLimited(_))) {
+                    metrics::counter!(m::PLATFORM_RATE_LIMITED, "platform" => platform)
+                        .increment(1);
                 }
-                other => return other,
+                result
             }
+        })
+        .await
+    }
+}
+
+/// Runs `attempt` again after each rate limit the platform reports, waiting as told, up to
+/// [`MAX_RATE_LIMIT_WAITS`] times; any other result is returned as is.
+pub(crate) async fn wait_out_rate_limits<T, F, Fut>(mut attempt: F) -> Result<T, SinkError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SinkError>>,
+{
+    let mut waits = 0;
+    loop {
+        match attempt().await {
+            Err(SinkError::RateLimited(after)) if waits < MAX_RATE_LIMIT_WAITS => {
+                waits += 1;
+                tracing::debug!(?after, "platform rate limit, waiting");
+                tokio::time::sleep(after).await;
+            }
+            other => return other,
         }
     }
 }
