@@ -58,15 +58,19 @@ async fn rate_limit_storm_every_reply_completes() {
     let s = Setup::socket().await;
     // Twelve 429s (Retry-After: 1) spread over whichever calls come next.
     s.emulator.rate_limit(None, 12, 1);
-    let asks: Vec<_> = (0..3)
-        .map(|i| {
-            s.llm
-                .push(Reply::text(words(12 + i)).delay(Duration::from_millis(15)));
-            s.emulator.user_mentions(GENERAL, &format!("question {i}"))
-        })
+    // The three turns run concurrently, so which reaches the model first is up to the
+    // scheduler: echo replies tie each answer to its own question instead of to a FIFO script.
+    s.llm
+        .set_default(Reply::echo().delay(Duration::from_millis(15)));
+    let questions: Vec<String> = (0..3)
+        .map(|i| format!("question {i} {}", words(12 + i)))
         .collect();
-    for (i, d) in asks.iter().enumerate() {
-        expect_reply(&s.emulator, &d.thread(), &words(12 + i)).await;
+    let asks: Vec<_> = questions
+        .iter()
+        .map(|q| s.emulator.user_mentions(GENERAL, q))
+        .collect();
+    for (q, d) in questions.iter().zip(&asks) {
+        expect_reply(&s.emulator, &d.thread(), &format!("echo: {q}")).await;
     }
     let limited = s
         .emulator
