@@ -98,6 +98,10 @@ impl Intake {
             http: http.clone(),
             pacer: self.pacer.clone(),
             caps: self.caps.clone(),
+            shared: self
+                .engine
+                .call_budget()
+                .map(|budget| (budget, self.pacer.rate())),
         })
     }
 

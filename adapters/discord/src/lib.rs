@@ -18,9 +18,10 @@
 //!
 //! Known limits: serenity runs each event handler as its own task, so two messages posted in
 //! one conversation within milliseconds may reach the engine out of order; an interaction
-//! token lives 15 minutes, so a slash-command turn longer than that cannot post its end; the
-//! pacing budget is per process (replicas sharing a channel can still meet 429s, which the
-//! sinks then absorb); editing a message to regenerate the answer is not handled yet.
+//! token lives 15 minutes, so a slash-command turn longer than that cannot post its end;
+//! editing a message to regenerate the answer is not handled yet. With several replicas the
+//! per-channel budget is shared through the engine's call budget (token buckets in the
+//! store); serenity's global 50 requests/s is not, as one bot rarely nears it.
 //!
 //! This is the only crate that names a serenity type. It must not touch the store or the
 //! provider (only the engine), and it never reads the environment: the binary passes a

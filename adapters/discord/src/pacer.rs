@@ -11,7 +11,8 @@
 //!
 //! A 429 that still happens (another replica using the same channel, a storm) blocks the
 //! bucket for one average request interval (`window / limit`); the caller retries after that.
-//! This pacing is per process: replicas do not share it (see the crate docs).
+//! This pacing is per process; with several replicas the sinks also draw from the engine's
+//! shared call budget (`Engine::call_budget`), a token bucket of the same rate in the store.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -42,6 +43,11 @@ impl Pacer {
             window,
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The budget as a token-bucket rate, for the budget shared with other replicas.
+    pub fn rate(&self) -> robit_types::Rate {
+        robit_types::Rate::per(self.limit as u32, self.window + MARGIN)
     }
 
     /// Waits until one more request to `key` fits the budget, and reserves it.

@@ -12,7 +12,7 @@
 
 use crate::pacer::Pacer;
 use async_trait::async_trait;
-use robit_types::{Capabilities, MessageRef, ReplySink, SinkError};
+use robit_types::{CallBudget, Capabilities, MessageRef, Rate, ReplySink, SinkError};
 use serenity::builder::{
     Builder, CreateAllowedMentions, CreateAttachment, CreateInteractionResponseFollowup,
     CreateMessage, EditInteractionResponse, EditMessage,
@@ -45,6 +45,16 @@ pub(crate) struct SinkContext {
     pub http: Arc<Http>,
     pub pacer: Arc<Pacer>,
     pub caps: Capabilities,
+    /// The budget shared with other replicas, when there are several, and the channel rate
+    /// it enforces. Only channel buckets use it: an interaction's webhook is answered by the
+    /// one replica that received the interaction.
+    pub shared: Option<(Arc<dyn CallBudget>, Rate)>,
+}
+
+impl std::fmt::Debug for dyn CallBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallBudget")
+    }
 }
 
 /// Maps a serenity error to the engine's vocabulary. A 429's `retry_after` is not visible
@@ -82,7 +92,15 @@ impl SinkContext {
         Fut: Future<Output = serenity::Result<T>>,
     {
         let (mut limited, mut failed) = (0, 0);
+        let shared = self
+            .shared
+            .as_ref()
+            .filter(|_| bucket.starts_with("ch:"))
+            .map(|(budget, rate)| (budget, format!("discord:{bucket}"), *rate));
         loop {
+            if let Some((budget, name, rate)) = &shared {
+                budget.acquire(name, *rate).await;
+            }
             self.pacer.acquire(bucket).await;
             let err = match tokio::time::timeout(REQUEST_TIMEOUT, f()).await {
                 Ok(Ok(v)) => return Ok(v),
@@ -92,6 +110,9 @@ impl SinkContext {
             match err {
                 SinkError::RateLimited(_) => {
                     let pause = self.pacer.rate_limited(bucket);
+                    if let Some((budget, name, rate)) = &shared {
+                        budget.rate_limited(name, *rate, pause).await;
+                    }
                     limited += 1;
                     tracing::debug!(bucket, limited, "discord 429");
                     if limited >= RATE_LIMIT_RETRIES {

@@ -8,11 +8,12 @@
 
 use crate::config::SlackConfig;
 use crate::error::SlackError;
-use robit_types::SinkError;
+use robit_types::{CallBudget, Rate, SinkError};
 use secrecy::ExposeSecret;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) type Connector = SlackClientHyperConnector<
@@ -34,6 +35,29 @@ pub(crate) struct SlackApi {
     client: std::sync::Arc<Client>,
     token: SlackApiToken,
     max_waits: u32,
+    /// The budget shared with other replicas of this bot, when there are several.
+    budget: Option<Arc<dyn CallBudget>>,
+}
+
+/// The shared budget bucket and its shape for a call, for the methods a reply makes often.
+/// Slack documents `chat.postMessage` as about one message per second per channel (short
+/// bursts allowed) and `chat.update` as Tier 3 (50+ per minute per workspace); every other
+/// method the adapter calls is rare enough that its own 429 handling suffices.
+fn budget_bucket(method: &str, channel: Option<&str>) -> Option<(String, Rate)> {
+    match (method, channel) {
+        ("chat.postMessage", Some(channel)) => Some((
+            format!("slack:chat.postMessage:{channel}"),
+            Rate {
+                burst: 3.0,
+                per_second: 1.0,
+            },
+        )),
+        ("chat.update", _) => Some((
+            "slack:chat.update".to_string(),
+            Rate::per(50, Duration::from_secs(60)),
+        )),
+        _ => None,
+    }
 }
 
 /// Builds the slack-morphism client for `config.api_url` (or Slack's own API).
@@ -52,7 +76,10 @@ pub(crate) fn client(config: &SlackConfig) -> Result<Client, SlackError> {
 }
 
 impl SlackApi {
-    pub fn new(config: &SlackConfig) -> Result<Self, SlackError> {
+    pub fn new(
+        config: &SlackConfig,
+        budget: Option<Arc<dyn CallBudget>>,
+    ) -> Result<Self, SlackError> {
         let token = config
             .bot_token
             .as_ref()
@@ -61,6 +88,7 @@ impl SlackApi {
             client: std::sync::Arc::new(client(config)?),
             token: SlackApiToken::new(SlackApiTokenValue(token.expose_secret().to_string())),
             max_waits: config.max_rate_limit_waits,
+            budget,
         })
     }
 
@@ -78,13 +106,40 @@ impl SlackApi {
         F: Fn(SlackClientSession<'a, Connector>) -> Fut,
         Fut: Future<Output = Result<T, SlackClientError>> + 'a,
     {
+        self.call_in(method, None, f).await
+    }
+
+    /// Runs one call into `channel`, drawing from the shared budget first when there is one
+    /// and telling it about any 429, so other replicas hold off too.
+    async fn call_in<'a, T, F, Fut>(
+        &'a self,
+        method: &'static str,
+        channel: Option<&str>,
+        f: F,
+    ) -> Result<T, SlackClientError>
+    where
+        F: Fn(SlackClientSession<'a, Connector>) -> Fut,
+        Fut: Future<Output = Result<T, SlackClientError>> + 'a,
+    {
+        let shared = self
+            .budget
+            .as_ref()
+            .and_then(|b| Some((b, budget_bucket(method, channel)?)));
         let mut waits = 0;
         loop {
+            if let Some((budget, (bucket, rate))) = &shared {
+                budget.acquire(bucket, *rate).await;
+            }
             match f(self.client.open_session(&self.token)).await {
                 Err(SlackClientError::RateLimitError(e)) if waits < self.max_waits => {
                     waits += 1;
                     let after = e.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
                     tracing::debug!(method, ?after, waits, "slack rate limit, waiting");
+                    // Other replicas hold off too; this one sleeps itself rather than rely
+                    // on the budget, which fails open when the database is away.
+                    if let Some((budget, (bucket, rate))) = &shared {
+                        budget.rate_limited(bucket, *rate, after).await;
+                    }
                     tokio::time::sleep(after).await;
                 }
                 other => return other,
@@ -122,7 +177,7 @@ impl SlackApi {
         .with_unfurl_links(false)
         .with_unfurl_media(false);
         let r = self
-            .call("chat.postMessage", |s| {
+            .call_in("chat.postMessage", Some(channel), |s| {
                 let req = &req;
                 async move { s.chat_post_message(req).await }
             })
@@ -138,7 +193,7 @@ impl SlackApi {
             SlackMessageContent::new().with_text(text.to_string()),
             SlackTs(ts.to_string()),
         );
-        self.call("chat.update", |s| {
+        self.call_in("chat.update", Some(channel), |s| {
             let req = &req;
             async move { s.chat_update(req).await }
         })

@@ -91,7 +91,7 @@ pub async fn bench_ingest(
         api_url: Some("http://127.0.0.1:9/api".to_string()),
         ..SlackConfig::default()
     };
-    let api = Arc::new(crate::api::SlackApi::new(&config)?);
+    let api = Arc::new(crate::api::SlackApi::new(&config, None)?);
     let intake = Arc::new(Intake::new(engine, api, Replies::Discard));
     let app = http::router(
         Arc::new(http::HttpState {

@@ -51,7 +51,7 @@ fn intake(
     config: &SlackConfig,
     replies: Replies,
 ) -> Result<Arc<Intake>, SlackError> {
-    let api = Arc::new(api::SlackApi::new(config)?);
+    let api = Arc::new(api::SlackApi::new(config, engine.call_budget())?);
     Ok(Arc::new(Intake::new(engine, api, replies)))
 }
 

@@ -6,6 +6,7 @@
 //! how many turns run at once. Workers exit when their queue is empty, so idle conversations
 //! cost nothing.
 
+use crate::call_budget::StoreCallBudget;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::metrics as m;
@@ -13,7 +14,7 @@ use crate::turn;
 use robit_llm::Provider;
 use robit_sandbox::CodeRunner;
 use robit_store::{Accepted, Conversation, NewEvent, NewMessage, Store};
-use robit_types::{Command, ConversationKey, Inbound, InboundKind, ReplySink};
+use robit_types::{CallBudget, Command, ConversationKey, Inbound, InboundKind, ReplySink};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -149,6 +150,14 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// The platform call budget shared with other replicas, when the engine runs as one of
+    /// several (leases configured); `None` for a single process, whose adapters' own pacing
+    /// already sees every call.
+    pub fn call_budget(&self) -> Option<Arc<dyn CallBudget>> {
+        self.inner.config.lease.as_ref()?;
+        Some(Arc::new(StoreCallBudget::new(self.inner.store.clone())))
     }
 
     /// Accepts one inbound event: dedups and persists it, then queues its turn on its

@@ -8,6 +8,7 @@
 //! it typed values.
 
 mod budget;
+mod call_budget;
 mod commands;
 mod config;
 mod engine;
@@ -19,6 +20,7 @@ pub mod render;
 mod tokens;
 mod turn;
 
+pub use call_budget::StoreCallBudget;
 pub use config::EngineConfig;
 pub use engine::{Engine, Submission, TurnHandle, TurnOutcome};
 pub use error::EngineError;

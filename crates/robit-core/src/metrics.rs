@@ -12,6 +12,7 @@ pub const PLATFORM_CALLS: &str = "robit_platform_api_calls_total";
 pub const PLATFORM_RATE_LIMITED: &str = "robit_platform_rate_limited_total";
 pub const QUEUE_DEPTH: &str = "robit_queue_depth";
 pub const ACTIVE_CONVERSATIONS: &str = "robit_active_conversations";
+pub const CALL_BUDGET_WAITS: &str = "robit_call_budget_waits_total";
 
 /// Every metric the engine records, with its type, labels and meaning.
 pub const ALL: &[(&str, &str, &str, &str)] = &[
@@ -75,5 +76,11 @@ pub const ALL: &[(&str, &str, &str, &str)] = &[
         "gauge",
         "",
         "conversations with queued or running turns",
+    ),
+    (
+        CALL_BUDGET_WAITS,
+        "counter",
+        "",
+        "platform calls that waited for the budget shared by replicas",
     ),
 ];

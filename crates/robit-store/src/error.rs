@@ -10,4 +10,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("the store is closed")]
+    Closed,
+    /// A group commit failed; every event in the batch was rolled back.
+    #[error("database error in a batched commit: {0}")]
+    Batch(String),
 }

@@ -9,23 +9,25 @@
 //! the workspace root and is compiled in (see `migrations.rs`).
 
 pub mod bench;
+mod buckets;
 mod error;
 mod migrations;
 mod model;
 mod postgres;
 mod rows;
 mod sqlite;
+mod sqlite_writer;
 
 pub use error::StoreError;
 pub use model::{
     Accepted, Conversation, ConversationId, MessageRole, MessageStatus, MigrationStatus, NewEvent,
-    NewMessage, StoredMessage, UsageGroup, UsageRecord, UsageRow,
+    NewMessage, StoredMessage, Take, UsageGroup, UsageRecord, UsageRow,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
-use robit_types::ConversationKey;
+use robit_types::{ConversationKey, Rate};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,6 +165,16 @@ pub trait Store: Send + Sync {
     /// Token usage grouped by `group`, for records at or after `since_ms` (unix ms), largest
     /// total first.
     async fn usage_summary(&self, group: UsageGroup, since_ms: i64) -> Result<Vec<UsageRow>>;
+
+    /// Takes `cost` tokens from the token bucket named `bucket` (created full on first use),
+    /// atomically across every process using this database; or says how long until they will
+    /// be there, taking nothing. Time is the database clock on PostgreSQL and this process's
+    /// clock on SQLite.
+    async fn take_tokens(&self, bucket: &str, rate: Rate, cost: f64) -> Result<Take>;
+
+    /// Empties the bucket so that its next one-token take waits `pause` (a platform's
+    /// `Retry-After`); never shortens a longer block already in place.
+    async fn block_bucket(&self, bucket: &str, rate: Rate, pause: Duration) -> Result<()>;
 }
 
 #[cfg(test)]

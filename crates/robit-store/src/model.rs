@@ -185,3 +185,12 @@ pub struct UsageRow {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
 }
+
+/// What asking a token bucket for tokens gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// The tokens were taken.
+    Granted,
+    /// Nothing was taken; enough tokens will be there after this long.
+    Wait(std::time::Duration),
+}

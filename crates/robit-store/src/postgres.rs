@@ -5,15 +5,16 @@
 //! of the same key waits for the first transaction and then sees its row. Lease expiry is
 //! judged by the database clock (`now()`), never a replica's, so skewed replicas agree on it.
 
+use crate::buckets;
 use crate::migrations::{self, POSTGRES_MIGRATOR};
 use crate::model::{
     Accepted, Conversation, ConversationId, MigrationStatus, NewEvent, NewMessage, StoredMessage,
-    UsageGroup, UsageRecord, UsageRow,
+    Take, UsageGroup, UsageRecord, UsageRow,
 };
 use crate::rows::{self, MessageColumns};
 use crate::{PoolOptions, Result, Store, StoreError};
 use async_trait::async_trait;
-use robit_types::ConversationKey;
+use robit_types::{ConversationKey, Rate};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
 use std::str::FromStr;
@@ -382,6 +383,57 @@ impl Store for PostgresStore {
             format!("PostgreSQL {server_version}"),
         ))
     }
+
+    async fn take_tokens(&self, bucket: &str, rate: Rate, cost: f64) -> Result<Take> {
+        let mut tx = self.pool.begin().await?;
+        let (current, now) = lock_bucket(&mut tx, bucket, rate).await?;
+        let (left, taken) = buckets::take(current, rate, cost);
+        save_bucket(&mut tx, bucket, left, now).await?;
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    async fn block_bucket(&self, bucket: &str, rate: Rate, pause: Duration) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let (current, now) = lock_bucket(&mut tx, bucket, rate).await?;
+        save_bucket(&mut tx, bucket, buckets::blocked(current, rate, pause), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The database clock in unix milliseconds. `clock_timestamp()`, not `now()`: `now()` is the
+/// transaction's start, and a transaction that waited for the row lock would under-refill.
+const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+/// Locks the bucket's row (creating it full if it is new) and returns its balance now and
+/// the database time it was judged at. The row lock makes replicas take turns on one bucket.
+async fn lock_bucket(conn: &mut PgConnection, bucket: &str, rate: Rate) -> Result<(f64, i64)> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO rate_buckets (bucket, tokens, updated_at) VALUES ($1, $2, {DB_NOW_MS})
+         ON CONFLICT (bucket) DO NOTHING"
+    )))
+    .bind(bucket)
+    .bind(rate.burst)
+    .execute(&mut *conn)
+    .await?;
+    let (tokens, at, now): (f64, i64, i64) = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT tokens, updated_at, {DB_NOW_MS} FROM rate_buckets WHERE bucket = $1 FOR UPDATE"
+    )))
+    .bind(bucket)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((buckets::refilled(tokens, at, now, rate), now))
+}
+
+async fn save_bucket(conn: &mut PgConnection, bucket: &str, tokens: f64, now: i64) -> Result<()> {
+    sqlx::query("UPDATE rate_buckets SET tokens = $2, updated_at = $3 WHERE bucket = $1")
+        .bind(bucket)
+        .bind(tokens)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,15 +6,17 @@
 //! "database is locked" when two of them try to upgrade at once. This file must not be used
 //! for multi-replica deployments: the lease it implements only coordinates one machine.
 
+use crate::buckets;
 use crate::migrations::{self, SQLITE_MIGRATOR};
 use crate::model::{
     Accepted, Conversation, ConversationId, MigrationStatus, NewEvent, NewMessage, StoredMessage,
-    UsageGroup, UsageRecord, UsageRow,
+    Take, UsageGroup, UsageRecord, UsageRow,
 };
 use crate::rows::{self, MessageColumns};
+use crate::sqlite_writer::Writer;
 use crate::{PoolOptions, Result, Store};
 use async_trait::async_trait;
-use robit_types::ConversationKey;
+use robit_types::{ConversationKey, Rate};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -32,6 +34,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Owns `accept`, the write every inbound event makes (see `sqlite_writer.rs`).
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -59,14 +63,16 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
-        Ok(Self { pool })
+        let writer = Writer::start(&connect).await?;
+        Ok(Self { pool, writer })
     }
 
     /// Closes the pool, waiting for connections in use to come back. Tests call it before
     /// reopening the file.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
@@ -141,6 +147,34 @@ async fn insert_message(
     Ok(id)
 }
 
+/// `accept` inside a transaction the caller owns (the group-commit writer's savepoint).
+/// Nothing is written for a duplicate: its event-id insert affected no row.
+pub(crate) async fn accept_in(conn: &mut SqliteConnection, event: &NewEvent) -> Result<Accepted> {
+    let inserted = sqlx::query(
+        "INSERT INTO processed_events (platform, event_id, received_at)
+         VALUES ($1, $2, $3)
+         ON CONFLICT (platform, event_id) DO NOTHING",
+    )
+    .bind(event.platform.as_str())
+    .bind(event.event_id.as_str())
+    .bind(rows::now_ms())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(Accepted::Duplicate);
+    }
+    let conversation = find_or_create_conversation(conn, &event.key).await?;
+    let message_id = match &event.message {
+        Some(message) => Some(insert_message(conn, conversation.id, message).await?),
+        None => None,
+    };
+    Ok(Accepted::New {
+        conversation,
+        message_id,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
@@ -154,32 +188,7 @@ impl Store for SqliteStore {
     }
 
     async fn accept(&self, event: NewEvent) -> Result<Accepted> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let inserted = sqlx::query(
-            "INSERT INTO processed_events (platform, event_id, received_at)
-             VALUES ($1, $2, $3)
-             ON CONFLICT (platform, event_id) DO NOTHING",
-        )
-        .bind(event.platform.as_str())
-        .bind(event.event_id.as_str())
-        .bind(rows::now_ms())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            return Ok(Accepted::Duplicate);
-        }
-        let conversation = find_or_create_conversation(&mut tx, &event.key).await?;
-        let message_id = match &event.message {
-            Some(message) => Some(insert_message(&mut tx, conversation.id, message).await?),
-            None => None,
-        };
-        tx.commit().await?;
-        Ok(Accepted::New {
-            conversation,
-            message_id,
-        })
+        self.writer.accept(event).await
     }
 
     async fn conversation(&self, key: &ConversationKey) -> Result<Conversation> {
@@ -366,4 +375,59 @@ impl Store for SqliteStore {
             format!("SQLite {server_version}"),
         ))
     }
+
+    async fn take_tokens(&self, bucket: &str, rate: Rate, cost: f64) -> Result<Take> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = rows::now_ms();
+        let current = load_bucket(&mut tx, bucket, now, rate).await?;
+        let (left, taken) = buckets::take(current, rate, cost);
+        save_bucket(&mut tx, bucket, left, now).await?;
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    async fn block_bucket(&self, bucket: &str, rate: Rate, pause: Duration) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = rows::now_ms();
+        let current = load_bucket(&mut tx, bucket, now, rate).await?;
+        save_bucket(&mut tx, bucket, buckets::blocked(current, rate, pause), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The bucket's balance at `now`; a bucket never used is full. Runs inside a write
+/// transaction, which is what makes load-compute-save atomic on SQLite.
+async fn load_bucket(
+    conn: &mut SqliteConnection,
+    bucket: &str,
+    now: i64,
+    rate: Rate,
+) -> Result<f64> {
+    let row: Option<(f64, i64)> =
+        sqlx::query_as("SELECT tokens, updated_at FROM rate_buckets WHERE bucket = $1")
+            .bind(bucket)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.map_or(rate.burst, |(tokens, at)| {
+        buckets::refilled(tokens, at, now, rate)
+    }))
+}
+
+async fn save_bucket(
+    conn: &mut SqliteConnection,
+    bucket: &str,
+    tokens: f64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO rate_buckets (bucket, tokens, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (bucket) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+    )
+    .bind(bucket)
+    .bind(tokens)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -5,11 +5,13 @@
 //! I/O and of any async runtime, HTTP, database or platform crate: it is the contract between
 //! the layers, and everything depends on it.
 
+mod budget;
 mod command;
 mod ids;
 mod inbound;
 mod sink;
 
+pub use budget::{CallBudget, Rate};
 pub use command::{Command, CommandParseError, Language};
 pub use ids::{ChannelId, ConversationKey, EventId, Platform, ThreadId, UserId, WorkspaceId};
 pub use inbound::{Attachment, Author, Inbound, InboundKind};

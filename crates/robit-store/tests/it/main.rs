@@ -8,6 +8,7 @@
 mod support;
 
 mod accept;
+mod buckets;
 mod concurrency;
 mod connect;
 mod history;

@@ -1,0 +1,131 @@
+//! Group commit for SQLite's hot write: one connection that owns `accept`, batching the
+//! events that arrive while it is busy into one transaction.
+//!
+//! Why: SQLite has one writer at a time. With every request handler opening its own
+//! `BEGIN IMMEDIATE`, concurrent intakes queue in SQLite's busy handler, which sleeps in
+//! growing steps (up to 100 ms) rather than waking when the lock frees; that, not the writes,
+//! set the ingest p99. A single writer never waits for the lock against itself, and a batch
+//! pays one commit for many events. Each event runs inside its own savepoint, so one event's
+//! error (a row too large, say) fails that event alone; a failed commit fails the batch, and
+//! every caller in it gets the error (nothing of theirs was persisted).
+//!
+//! It must not change what `accept` means: an event's caller hears back only after the
+//! transaction holding its rows has committed.
+
+use crate::model::{Accepted, NewEvent};
+use crate::{Result, StoreError};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most events in one transaction: bounds how long the first event of a batch waits for the
+/// last one's statements.
+const MAX_BATCH: usize = 256;
+
+/// Requests the writer queues; a bounded queue pushes back on intakes when the disk is slow.
+const QUEUE: usize = 4096;
+
+enum Job {
+    Accept(NewEvent, oneshot::Sender<Result<Accepted>>),
+    Close(oneshot::Sender<()>),
+}
+
+/// The handle the store keeps; clones share the one writer.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Opens the writer's own connection and starts its task on the current runtime.
+    pub async fn start(options: &SqliteConnectOptions) -> Result<Writer> {
+        let conn = options.connect().await?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(conn, rx));
+        Ok(Writer { tx })
+    }
+
+    pub async fn accept(&self, event: NewEvent) -> Result<Accepted> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job::Accept(event, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Finishes queued work and closes the connection.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.tx.send(Job::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(job) = rx.recv().await {
+        let mut close = None;
+        match job {
+            Job::Accept(event, reply) => batch.push((event, reply)),
+            Job::Close(done) => close = Some(done),
+        }
+        while close.is_none() && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Job::Accept(event, reply)) => batch.push((event, reply)),
+                Ok(Job::Close(done)) => close = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&mut conn, &mut batch).await;
+        }
+        if let Some(done) = close {
+            let _ = conn.close().await;
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Runs the batch in one transaction and answers every caller in it.
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<(NewEvent, oneshot::Sender<Result<Accepted>>)>,
+) {
+    let outcome: Result<Vec<Result<Accepted>>> = async {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for (event, _) in batch.iter() {
+            let mut savepoint = tx.begin().await?;
+            match crate::sqlite::accept_in(&mut savepoint, event).await {
+                Ok(accepted) => {
+                    savepoint.commit().await?;
+                    results.push(Ok(accepted));
+                }
+                Err(e) => {
+                    savepoint.rollback().await?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+    .await;
+    match outcome {
+        Ok(results) => {
+            for ((_, reply), result) in batch.drain(..).zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, events = batch.len(), "sqlite batch commit failed");
+            let why = e.to_string();
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(StoreError::Batch(why.clone())));
+            }
+        }
+    }
+}
