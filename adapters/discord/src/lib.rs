@@ -72,9 +72,14 @@ pub async fn run(
     let (first, last) = config.shard_range().map_err(DiscordError::Config)?;
     let (http, caps, pacer) = build_http(&config)?;
     let intake = Arc::new(intake::Intake::new(engine, pacer.clone(), caps));
-    let handler = handler::Handler::new(intake, config.dev_guild_id);
+    let shard_ids: Vec<u32> = (first..=last).collect();
+    let handler = Arc::new(handler::Handler::new(
+        intake,
+        config.dev_guild_id,
+        &shard_ids,
+    ));
     let mut client = ClientBuilder::new_with_http(http, intents())
-        .event_handler(handler)
+        .event_handler_arc(handler.clone())
         .await
         .map_err(|e| DiscordError::Client(Box::new(e)))?;
     if let Some(url) = &config.gateway_url {
@@ -110,6 +115,7 @@ pub async fn run(
         }
     };
     prune.abort();
+    handler.forget_shards();
     result
 }
 

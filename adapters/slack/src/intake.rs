@@ -193,6 +193,10 @@ impl Intake {
         &self.api
     }
 
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Who we are, asking `auth.test` once if no event told us yet.
     pub async fn identity(&self) -> Result<&BotIdentity, crate::SlackError> {
         self.bot.get_or_try_init(|| self.api.auth_test()).await

@@ -22,7 +22,12 @@ pub(crate) async fn listen(
     shutdown: CancellationToken,
 ) -> Result<(), SlackError> {
     let client: Arc<Client> = intake.api().client();
+    // slack-morphism reports a socket's `hello` but not its loss (it reconnects on its own),
+    // so readiness here means "connected at least once"; a lost socket still shows in the
+    // logs and in `slack-morphism`'s reconnects.
+    let connected = intake.engine().connections().register("slack:socket");
     let callbacks = SlackSocketModeListenerCallbacks::<Connector>::new()
+        .with_hello_events(on_hello)
         .with_push_events(on_push)
         .with_command_events(on_command);
     let env = Arc::new(
@@ -45,12 +50,23 @@ pub(crate) async fn listen(
     tracing::info!("slack socket mode started");
     shutdown.cancelled().await;
     listener.shutdown().await;
+    connected.forget();
     tracing::info!("slack socket mode stopped");
     Ok(())
 }
 
 async fn intake_of(state: &SlackClientEventsUserState) -> Option<Arc<Intake>> {
     state.read().await.get_user_state::<Arc<Intake>>().cloned()
+}
+
+async fn on_hello(
+    _event: SlackSocketModeHelloEvent,
+    _client: Arc<Client>,
+    state: SlackClientEventsUserState,
+) {
+    if let Some(intake) = intake_of(&state).await {
+        intake.engine().connections().register("slack:socket").set(true);
+    }
 }
 
 async fn on_push(

@@ -8,6 +8,7 @@
 
 use crate::call_budget::StoreCallBudget;
 use crate::config::EngineConfig;
+use crate::connections::Connections;
 use crate::error::EngineError;
 use crate::metrics as m;
 use crate::turn;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// How a turn ended, for adapters that want to know and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +118,7 @@ pub(crate) struct Inner {
     running: Mutex<HashMap<ConversationKey, CancellationToken>>,
     permits: Semaphore,
     tracker: TaskTracker,
+    connections: Connections,
     pub shutdown: CancellationToken,
 }
 
@@ -143,6 +146,7 @@ impl Engine {
                 running: Mutex::new(HashMap::new()),
                 permits,
                 tracker: TaskTracker::new(),
+                connections: Connections::default(),
                 shutdown: CancellationToken::new(),
             }),
         }
@@ -150,6 +154,11 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// The adapters' connection states, for readiness.
+    pub fn connections(&self) -> &Connections {
+        &self.inner.connections
     }
 
     /// The platform call budget shared with other replicas, when the engine runs as one of
@@ -163,6 +172,24 @@ impl Engine {
     /// Accepts one inbound event: dedups and persists it, then queues its turn on its
     /// conversation. Returns once the event is durable; the turn runs in the background.
     pub async fn submit(
+        &self,
+        inbound: Inbound,
+        sink: Arc<dyn ReplySink>,
+    ) -> Result<Submission, EngineError> {
+        // One span per inbound event, with what identifies it and never its text; the
+        // conversation id is filled in once the store has found it.
+        let span = tracing::info_span!(
+            "event",
+            platform = %inbound.key.platform,
+            workspace = %inbound.key.workspace,
+            channel = %inbound.key.channel,
+            event_id = %inbound.event_id,
+            conversation = tracing::field::Empty,
+        );
+        self.submit_in_span(inbound, sink).instrument(span).await
+    }
+
+    async fn submit_in_span(
         &self,
         inbound: Inbound,
         sink: Arc<dyn ReplySink>,
@@ -214,6 +241,8 @@ impl Engine {
                 message_id,
             } => (conversation, message_id),
         };
+        tracing::Span::current().record("conversation", conversation.id.0);
+        tracing::debug!(queued = true, "event accepted");
         // A reset takes effect in submission order: messages sent after it start afresh even
         // if they were stored before the queue reached it.
         let work = match work {

@@ -11,6 +11,7 @@ mod budget;
 mod call_budget;
 mod commands;
 mod config;
+mod connections;
 mod engine;
 mod error;
 mod format;
@@ -22,6 +23,7 @@ mod turn;
 
 pub use call_budget::StoreCallBudget;
 pub use config::EngineConfig;
+pub use connections::{ConnectionState, Connections};
 pub use engine::{Engine, Submission, TurnHandle, TurnOutcome};
 pub use error::EngineError;
 pub use lease::LeaseConfig;

@@ -39,9 +39,17 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         max_connections: config.database.max_connections,
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
     };
-    let store = robit_store::connect(&config.database.url, options)
-        .await
-        .with_context(|| format!("opening the database {}", redact_url(&config.database.url)))?;
+    let url = &config.database.url;
+    let store: Arc<dyn Store> = match &config.database.schema {
+        Some(schema) if url.starts_with("postgres") => Arc::new(
+            robit_store::PostgresStore::connect_with_schema(url, schema, options)
+                .await
+                .with_context(|| format!("opening the database {} (schema {schema})", redact_url(url)))?,
+        ),
+        _ => robit_store::connect(url, options)
+            .await
+            .with_context(|| format!("opening the database {}", redact_url(url)))?,
+    };
     store
         .migrate()
         .await
@@ -130,8 +138,37 @@ pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -
     }
 }
 
-pub async fn build_engine(config: &Config) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
-    let store = open_store(config).await?;
+/// [`open_store`] for `serve`: a database that is down at start is retried with backoff
+/// for `database.startup_retry_secs`, because in a deployment robit and its database often
+/// start together and a crash loop helps nobody. `/readyz` is not served yet meanwhile, so
+/// the replica stays out of rotation.
+async fn open_store_patiently(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(config.database.startup_retry_secs);
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match open_store(config).await {
+            Ok(store) => return Ok(store),
+            Err(e) if std::time::Instant::now() + pause < deadline => {
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?pause, "database not available yet");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The engine on the configured store and providers; `patient` retries a database that is
+/// down at start (see [`open_store_patiently`]).
+pub async fn build_engine(
+    config: &Config,
+    patient: bool,
+) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
+    let store = if patient {
+        open_store_patiently(config).await?
+    } else {
+        open_store(config).await?
+    };
     let providers = crate::providers::build(config).await?;
     match &providers.provider {
         None => tracing::warn!(
@@ -156,12 +193,16 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<(Engine, Arc<dyn St
 pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
     let config = &loaded.config;
     let metrics = crate::http::install_metrics()?;
-    let (engine, store) = build_engine(config).await?;
+    let (engine, store) = build_engine(config, true).await?;
     let shutdown = CancellationToken::new();
     // Adapters stop taking events first; running turns then get the grace period.
     let adapters_stop = CancellationToken::new();
     let mut adapters = tokio::task::JoinSet::new();
-    let mut app = crate::http::router(crate::http::HttpState { store, metrics });
+    let mut app = crate::http::router(crate::http::HttpState {
+        store,
+        metrics,
+        connections: engine.connections().clone(),
+    });
 
     if config.discord.token.is_some() {
         let (engine, cfg, stop) = (
@@ -234,7 +275,7 @@ pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn chat(loaded: Loaded) -> anyhow::Result<ExitCode> {
-    let (engine, _store) = build_engine(&loaded.config).await?;
+    let (engine, _store) = build_engine(&loaded.config, false).await?;
     tokio::select! {
         r = run_console(&engine, &loaded.config) => r?,
         _ = shutdown_signal() => tracing::info!("stopping"),

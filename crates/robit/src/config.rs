@@ -52,16 +52,24 @@ impl Default for HttpConfig {
 pub struct DatabaseConfig {
     /// `sqlite://robit.db` (created if missing) or `postgres://user@host/db`.
     pub url: String,
+    /// PostgreSQL only: keep robit's tables in this schema (created if missing) instead of
+    /// the connection's default, so several deployments can share one database.
+    pub schema: Option<String>,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
+    /// `robit serve` only: how long to keep retrying a database that is down at start
+    /// before giving up (0: try once). Other commands fail at once.
+    pub startup_retry_secs: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://robit.db".into(),
+            schema: None,
             max_connections: 8,
             acquire_timeout_ms: 5_000,
+            startup_retry_secs: 300,
         }
     }
 }

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 pub struct HttpState {
     pub store: Arc<dyn Store>,
     pub metrics: PrometheusHandle,
+    /// The adapters' platform connections (Discord shards, Slack sockets).
+    pub connections: robit_core::Connections,
 }
 
 /// Installs the global Prometheus recorder; call once, before the engine records anything.
@@ -39,16 +41,25 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// Ready when the database answers (quickly). Adapters that lose their connection keep
-/// retrying on their own; the database is what every replica needs to take events safely.
+/// Ready when the database answers (quickly) and every platform connection the adapters
+/// hold is up. The body names what is missing, for whoever reads the probe's failure.
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
+    let mut problems = Vec::new();
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n".to_string()),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")),
-        Err(_) => (
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("database: {e}")),
+        Err(_) => problems.push("database: no answer within 2 s".to_string()),
+    }
+    for name in state.connections.down() {
+        problems.push(format!("{name}: not connected"));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
+    } else {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            "database: no answer within 2 s\n".to_string(),
-        ),
+            format!("{}\n", problems.join("\n")),
+        )
     }
 }
 

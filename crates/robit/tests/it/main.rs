@@ -4,6 +4,7 @@
 mod chat;
 mod doctor;
 mod providers;
+mod replicas;
 mod run;
 mod serve;
 mod slack;
