@@ -202,6 +202,7 @@ pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
         store,
         metrics,
         connections: engine.connections().clone(),
+        stopping: adapters_stop.clone(),
     });
 
     if config.discord.token.is_some() {

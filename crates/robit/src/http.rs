@@ -18,6 +18,8 @@ pub struct HttpState {
     pub metrics: PrometheusHandle,
     /// The adapters' platform connections (Discord shards, Slack sockets).
     pub connections: robit_core::Connections,
+    /// Fires when the process starts stopping: from then on it is not ready.
+    pub stopping: CancellationToken,
 }
 
 /// Installs the global Prometheus recorder; call once, before the engine records anything.
@@ -45,6 +47,9 @@ pub fn router(state: HttpState) -> Router {
 /// hold is up. The body names what is missing, for whoever reads the probe's failure.
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     let mut problems = Vec::new();
+    if state.stopping.is_cancelled() {
+        problems.push("stopping".to_string());
+    }
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => problems.push(format!("database: {e}")),
