@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use robit_core::Submission;
 use robit_types::{Attachment, Author, EventId, Inbound, InboundKind, UserId};
 use serenity::all::{
-    AutoArchiveDuration, ChannelId, Context, CreateThread, EventHandler, Interaction, Message,
-    ConnectionStage, MessageType, Ready, ShardStageUpdateEvent,
+    AutoArchiveDuration, ChannelId, ConnectionStage, Context, CreateThread, EventHandler,
+    Interaction, Message, MessageType, Ready, ShardStageUpdateEvent,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};

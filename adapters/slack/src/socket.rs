@@ -59,13 +59,19 @@ async fn intake_of(state: &SlackClientEventsUserState) -> Option<Arc<Intake>> {
     state.read().await.get_user_state::<Arc<Intake>>().cloned()
 }
 
-async fn on_hello(
-    _event: SlackSocketModeHelloEvent,
+/// Generic over the event because slack-morphism 2.31 does not export the hello event's
+/// type (its `models::socket_mode` is shadowed by the listener's `socket_mode`).
+async fn on_hello<Hello: Send + 'static>(
+    _event: Hello,
     _client: Arc<Client>,
     state: SlackClientEventsUserState,
 ) {
     if let Some(intake) = intake_of(&state).await {
-        intake.engine().connections().register("slack:socket").set(true);
+        intake
+            .engine()
+            .connections()
+            .register("slack:socket")
+            .set(true);
     }
 }
 

@@ -44,7 +44,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         Some(schema) if url.starts_with("postgres") => Arc::new(
             robit_store::PostgresStore::connect_with_schema(url, schema, options)
                 .await
-                .with_context(|| format!("opening the database {} (schema {schema})", redact_url(url)))?,
+                .with_context(|| {
+                    format!("opening the database {} (schema {schema})", redact_url(url))
+                })?,
         ),
         _ => robit_store::connect(url, options)
             .await
@@ -143,7 +145,8 @@ pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -
 /// start together and a crash loop helps nobody. `/readyz` is not served yet meanwhile, so
 /// the replica stays out of rotation.
 async fn open_store_patiently(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(config.database.startup_retry_secs);
+    let deadline =
+        std::time::Instant::now() + Duration::from_secs(config.database.startup_retry_secs);
     let mut pause = Duration::from_millis(250);
     loop {
         match open_store(config).await {

@@ -74,7 +74,10 @@ impl Replica {
                     break;
                 }
             }
-            assert!(started.elapsed() < WAIT, "replica on {port} never became ready");
+            assert!(
+                started.elapsed() < WAIT,
+                "replica on {port} never became ready"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Replica {
@@ -183,8 +186,14 @@ async fn a_replica_killed_mid_turn_leaves_the_conversation_to_the_other() {
         .iter()
         .map(|m| m["content"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert!(contents.iter().any(|c| c.contains("first question")), "{contents:?}");
-    assert!(contents.last().unwrap().contains("are you there?"), "{contents:?}");
+    assert!(
+        contents.iter().any(|c| c.contains("first question")),
+        "{contents:?}"
+    );
+    assert!(
+        contents.last().unwrap().contains("are you there?"),
+        "{contents:?}"
+    );
     b.stop();
     drop_schema(&schema).await;
 }
@@ -202,7 +211,11 @@ async fn replicas_share_one_channel_posting_budget() {
     // per second, whichever replica posts.
     let mut threads = Vec::new();
     for i in 0..8 {
-        slack.set_events_url(if i % 2 == 0 { &a.events_url } else { &b.events_url });
+        slack.set_events_url(if i % 2 == 0 {
+            &a.events_url
+        } else {
+            &b.events_url
+        });
         threads.push(slack.user_mentions(GENERAL, &format!("burst {i}")));
     }
     for (i, d) in threads.iter().enumerate() {
