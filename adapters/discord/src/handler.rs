@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use robit_core::Submission;
 use robit_types::{Attachment, Author, EventId, Inbound, InboundKind, UserId};
 use serenity::all::{
-    AutoArchiveDuration, ChannelId, ConnectionStage, Context, CreateThread, EventHandler,
-    Interaction, Message, MessageType, Ready, ShardStageUpdateEvent,
+    AutoArchiveDuration, ChannelId, Context, CreateThread, EventHandler, Interaction, Message,
+    MessageType, Ready,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -32,30 +32,15 @@ pub(crate) struct Handler {
     dev_guild: Option<u64>,
     bot_id: OnceLock<u64>,
     registered: AtomicBool,
-    /// Readiness switch of each shard this process runs.
-    shards: std::collections::HashMap<u32, robit_core::ConnectionState>,
 }
 
 impl Handler {
-    pub fn new(intake: Arc<Intake>, dev_guild: Option<u64>, shards: &[u32]) -> Self {
-        let connections = intake.engine.connections();
-        let shards = shards
-            .iter()
-            .map(|id| (*id, connections.register(format!("discord:shard:{id}"))))
-            .collect();
+    pub fn new(intake: Arc<Intake>, dev_guild: Option<u64>) -> Self {
         Self {
             intake,
             dev_guild,
             bot_id: OnceLock::new(),
             registered: AtomicBool::new(false),
-            shards,
-        }
-    }
-
-    /// Takes the shards out of readiness when the adapter stops on purpose.
-    pub fn forget_shards(&self) {
-        for state in self.shards.values() {
-            state.forget();
         }
     }
 
@@ -176,17 +161,8 @@ impl Handler {
 
 #[async_trait]
 impl EventHandler for Handler {
-    async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
-        if let Some(state) = self.shards.get(&event.shard_id.0) {
-            state.set(event.new == ConnectionStage::Connected);
-        }
-    }
-
     async fn ready(&self, ctx: Context, ready: Ready) {
         let _ = self.bot_id.set(ready.user.id.get());
-        if let Some(state) = ready.shard.and_then(|s| self.shards.get(&s.id.0)) {
-            state.set(true);
-        }
         tracing::info!(
             shard = ?ready.shard,
             user = %ready.user.name,

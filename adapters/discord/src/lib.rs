@@ -41,10 +41,13 @@ pub use config::DiscordConfig;
 pub use error::DiscordError;
 pub use http::{HttpInteractions, HttpReply};
 
-use robit_core::Engine;
+use robit_core::{ConnectionState, Engine};
 use robit_types::Capabilities;
 use secrecy::ExposeSecret;
-use serenity::all::{ApplicationId, ClientBuilder, GatewayIntents, Http, HttpBuilder};
+use serenity::all::{
+    ApplicationId, ClientBuilder, ConnectionStage, GatewayIntents, Http, HttpBuilder, ShardId,
+    ShardManager,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -72,14 +75,18 @@ pub async fn run(
     let (first, last) = config.shard_range().map_err(DiscordError::Config)?;
     let (http, caps, pacer) = build_http(&config)?;
     let intake = Arc::new(intake::Intake::new(engine, pacer.clone(), caps));
-    let shard_ids: Vec<u32> = (first..=last).collect();
-    let handler = Arc::new(handler::Handler::new(
-        intake,
-        config.dev_guild_id,
-        &shard_ids,
-    ));
+    let shards: Vec<(u32, ConnectionState)> = (first..=last)
+        .map(|id| {
+            let state = intake
+                .engine
+                .connections()
+                .register(format!("discord:shard:{id}"));
+            (id, state)
+        })
+        .collect();
+    let handler = handler::Handler::new(intake, config.dev_guild_id);
     let mut client = ClientBuilder::new_with_http(http, intents())
-        .event_handler_arc(handler.clone())
+        .event_handler(handler)
         .await
         .map_err(|e| DiscordError::Client(Box::new(e)))?;
     if let Some(url) = &config.gateway_url {
@@ -98,6 +105,7 @@ pub async fn run(
             }
         })
     };
+    let watch = tokio::spawn(watch_shards(manager.clone(), shards.clone()));
     tracing::info!(
         first,
         last,
@@ -115,8 +123,28 @@ pub async fn run(
         }
     };
     prune.abort();
-    handler.forget_shards();
+    watch.abort();
+    for (_, state) in &shards {
+        state.forget();
+    }
     result
+}
+
+/// Mirrors each shard's connection stage into the engine's readiness registry. Polled from
+/// the shard manager rather than taken from `shard_stage_update` events, because a runner
+/// that dies on a lost connection is replaced without reporting its last stage.
+async fn watch_shards(manager: Arc<ShardManager>, shards: Vec<(u32, ConnectionState)>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let runners = manager.runners.lock().await;
+        for (id, state) in &shards {
+            let up = runners
+                .get(&ShardId(*id))
+                .is_some_and(|r| r.stage == ConnectionStage::Connected);
+            state.set(up);
+        }
+    }
 }
 
 /// The REST client, the sinks' capabilities and the pacer, from the configuration; shared by

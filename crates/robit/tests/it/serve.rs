@@ -121,3 +121,40 @@ async fn readyz_follows_the_database() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_follows_the_discord_gateway() {
+    let discord = robit_testkit::discord::DiscordEmulator::start().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_robit"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env(
+            "ROBIT_DATABASE__URL",
+            format!("sqlite://{}", dir.path().join("r.db").display()),
+        )
+        .env("ROBIT_SANDBOX__ENABLED", "false")
+        .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{port}"))
+        .env("ROBIT_DISCORD__TOKEN", discord.token())
+        .env("ROBIT_DISCORD__API_BASE", discord.base_url())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    // Ready only once the shard's gateway session is up.
+    wait_for(&format!("{base}/readyz"), 200).await;
+    assert_eq!(discord.sessions().len(), 1);
+    // Discord goes away: the shard reconnects in vain, and the replica says why it is unready.
+    drop(discord);
+    let body = wait_for(&format!("{base}/readyz"), 503).await;
+    assert!(body.contains("discord:shard:0: not connected"), "{body}");
+    assert!(!body.contains("database"), "{body}");
+    wait_for(&format!("{base}/healthz"), 200).await;
+    sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
