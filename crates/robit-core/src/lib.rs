@@ -17,10 +17,12 @@ mod lease;
 pub mod metrics;
 pub mod render;
 mod tokens;
+mod tools;
 mod turn;
 
 pub use config::EngineConfig;
 pub use engine::{Engine, Submission, TurnHandle, TurnOutcome};
 pub use error::EngineError;
 pub use lease::LeaseConfig;
+pub use robit_mcp::{ServerFilter, ToolProvider};
 pub use tokens::estimate_tokens;
