@@ -170,6 +170,39 @@ mod tests {
         assert_eq!(inline_code("a```b"), "`` a`'`b ``");
     }
 
+    struct Two;
+
+    #[async_trait::async_trait]
+    impl ToolProvider for Two {
+        fn tools(&self) -> Vec<robit_mcp::ToolDef> {
+            ["a", "b"]
+                .iter()
+                .map(|server| robit_mcp::ToolDef {
+                    name: format!("{server}__t"),
+                    server: server.to_string(),
+                    tool: "t".into(),
+                    description: "does t".into(),
+                    parameters: serde_json::json!({"type": "object"}),
+                    allowed: *server == "a",
+                })
+                .collect()
+        }
+        async fn call(&self, _: &str, _: &str) -> Result<robit_mcp::ToolOutput, ToolError> {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn the_filter_picks_servers_and_unapproved_tools_say_so() {
+        let all = specs(&Two, &ServerFilter::All);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].description, "does t");
+        assert!(all[1].description.contains("Needs an admin's approval"));
+        let only_b = specs(&Two, &ServerFilter::Only(["b".to_string()].into()));
+        assert_eq!(only_b.len(), 1);
+        assert_eq!(only_b[0].name, "b__t");
+    }
+
     #[test]
     fn cut_marks_what_it_dropped() {
         assert_eq!(cut("abc", 3), "abc");
