@@ -13,6 +13,7 @@ use crate::error::EngineError;
 use crate::metrics as m;
 use crate::turn;
 use robit_llm::Provider;
+use robit_mcp::ToolProvider;
 use robit_sandbox::CodeRunner;
 use robit_store::{Accepted, Conversation, NewEvent, NewMessage, Store};
 use robit_types::{CallBudget, Command, ConversationKey, Inbound, InboundKind, ReplySink};
@@ -112,6 +113,8 @@ pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub provider: Option<Arc<dyn Provider>>,
     pub sandbox: Option<Arc<dyn CodeRunner>>,
+    /// Tools of MCP servers, offered beside `run_code`.
+    pub tools: Option<Arc<dyn ToolProvider>>,
     pub config: EngineConfig,
     queues: Mutex<HashMap<ConversationKey, mpsc::UnboundedSender<Job>>>,
     /// The running chat turn of each busy conversation, so a newer message can stop it.
@@ -141,6 +144,7 @@ impl Engine {
                 store,
                 provider,
                 sandbox,
+                tools: None,
                 config,
                 queues: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
@@ -150,6 +154,18 @@ impl Engine {
                 shutdown: CancellationToken::new(),
             }),
         }
+    }
+
+    /// Offers the model the tools of `tools` (MCP servers) beside `run_code`.
+    ///
+    /// # Panics
+    /// When called after the engine was cloned or started work: tools are set once, while
+    /// wiring, so every turn sees the same set.
+    pub fn with_tools(mut self, tools: Arc<dyn ToolProvider>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_tools is called before the engine is cloned")
+            .tools = Some(tools);
+        self
     }
 
     pub fn config(&self) -> &EngineConfig {

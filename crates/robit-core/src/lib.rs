@@ -19,6 +19,7 @@ mod lease;
 pub mod metrics;
 pub mod render;
 mod tokens;
+mod tools;
 mod turn;
 
 pub use call_budget::StoreCallBudget;
@@ -27,4 +28,5 @@ pub use connections::{ConnectionState, Connections};
 pub use engine::{Engine, Submission, TurnHandle, TurnOutcome};
 pub use error::EngineError;
 pub use lease::LeaseConfig;
+pub use robit_mcp::{ServerFilter, ToolProvider};
 pub use tokens::estimate_tokens;

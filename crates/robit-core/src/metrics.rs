@@ -8,6 +8,7 @@ pub const TURN_SECONDS: &str = "robit_turn_duration_seconds";
 pub const FIRST_REPLY_SECONDS: &str = "robit_time_to_first_reply_seconds";
 pub const LLM_TOKENS: &str = "robit_llm_tokens_total";
 pub const SANDBOX_RUNS: &str = "robit_sandbox_runs_total";
+pub const MCP_TOOL_CALLS: &str = "robit_mcp_tool_calls_total";
 pub const PLATFORM_CALLS: &str = "robit_platform_api_calls_total";
 pub const PLATFORM_RATE_LIMITED: &str = "robit_platform_rate_limited_total";
 pub const QUEUE_DEPTH: &str = "robit_queue_depth";
@@ -53,6 +54,12 @@ pub const ALL: &[(&str, &str, &str, &str)] = &[
         "prompt and completion tokens",
     ),
     (SANDBOX_RUNS, "counter", "language, outcome", "sandbox runs"),
+    (
+        MCP_TOOL_CALLS,
+        "counter",
+        "server, outcome",
+        "MCP tool calls: ok, tool_error, error, timeout, needs_approval, disabled",
+    ),
     (
         PLATFORM_CALLS,
         "counter",

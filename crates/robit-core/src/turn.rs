@@ -145,11 +145,15 @@ async fn chat(
             return TurnOutcome::Failed("prompt too large".into());
         }
     };
-    let tools = if inner.sandbox.is_some() && inner.config.run_code_tool {
+    let mut tools = if inner.sandbox.is_some() && inner.config.run_code_tool {
         vec![run_code_spec()]
     } else {
         Vec::new()
     };
+    let servers = crate::tools::enabled_servers(inner, &inbound.key);
+    if let Some(mcp) = &inner.tools {
+        tools.extend(crate::tools::specs(mcp.as_ref(), &servers));
+    }
 
     for round in 0..=inner.config.max_tool_rounds {
         let request = ChatRequest {
@@ -221,7 +225,7 @@ async fn chat(
                 msg.tool_calls = calls.clone();
                 messages.push(msg);
                 for call in calls {
-                    let result = run_tool(inner, sink, &call).await;
+                    let result = run_tool(inner, sink, &call, &servers).await;
                     persist(
                         inner,
                         conversation,
@@ -464,9 +468,17 @@ fn run_code_spec() -> ToolSpec {
 }
 
 /// Runs one tool call; returns the text fed back to the model.
-async fn run_tool(inner: &Arc<Inner>, sink: &Arc<dyn ReplySink>, call: &ToolCall) -> String {
+async fn run_tool(
+    inner: &Arc<Inner>,
+    sink: &Arc<dyn ReplySink>,
+    call: &ToolCall,
+    servers: &robit_mcp::ServerFilter,
+) -> String {
     if call.name != RUN_CODE_TOOL {
-        return format!("error: unknown tool `{}`", call.name);
+        return match crate::tools::run(inner, sink, call, servers).await {
+            Some(result) => result,
+            None => format!("error: unknown tool `{}`", call.name),
+        };
     }
     #[derive(serde::Deserialize)]
     struct Args {

@@ -8,6 +8,8 @@
 
 pub mod discord;
 pub mod llm;
+pub mod mcp;
 pub mod slack;
 
 pub use llm::{FakeAnthropic, FakeLlm, RecordedRequest, Reply};
+pub use mcp::FakeMcp;

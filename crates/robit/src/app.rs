@@ -182,12 +182,15 @@ pub async fn build_engine(
         }
     }
     let sandbox = sandbox(config).await;
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         engine_config(config, &providers),
         store.clone(),
         providers.provider.clone(),
         sandbox,
     );
+    if let Some(tools) = crate::mcp::connect(&config.mcp).await? {
+        engine = engine.with_tools(Arc::new(tools));
+    }
     Ok((engine, store))
 }
 

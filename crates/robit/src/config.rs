@@ -27,6 +27,8 @@ pub struct Config {
     /// The Slack adapter; on when `slack.bot_token` is set (`ROBIT_SLACK__BOT_TOKEN`), over
     /// Socket Mode with `slack.app_token` and over HTTP with `slack.signing_secret`.
     pub slack: robit_slack::SlackConfig,
+    /// MCP servers whose tools the model may call (`[mcp.servers.<name>]`).
+    pub mcp: crate::mcp::McpSection,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -373,6 +375,9 @@ mod tests {
             for (k, v) in t {
                 let path = if prefix.is_empty() {
                     k.clone()
+                } else if prefix == "mcp.servers" {
+                    // Servers are named by the user: compare their keys whatever the name.
+                    format!("{prefix}.*")
                 } else {
                     format!("{prefix}.{k}")
                 };
@@ -381,6 +386,7 @@ mod tests {
                     "engine.model_context_tokens",
                     "engine.system_prompts",
                     "llm.fallbacks",
+                    "mcp.servers.*.env",
                 ];
                 if v.is_table() && !dynamic.contains(&path.as_str()) {
                     keys(&path, v, out);
@@ -427,6 +433,19 @@ mod tests {
                 models: vec!["x".into()],
             },
         );
+        full.mcp.servers.insert(
+            "any".into(),
+            crate::mcp::McpServerSection {
+                command: Some("x".into()),
+                args: vec!["x".into()],
+                env: [("X".to_string(), "x".to_string())].into(),
+                url: Some("x".into()),
+                bearer_token: None,
+                bearer_token_file: Some("x".into()),
+                allow_tools: vec!["x".into()],
+                timeout_secs: 1,
+            },
+        );
         let mut in_struct = BTreeSet::new();
         keys("", &toml::Value::try_from(&full).unwrap(), &mut in_struct);
         let missing: Vec<_> = in_struct.difference(&in_example).collect();
@@ -436,6 +455,29 @@ mod tests {
             unknown.is_empty(),
             "robit.example.toml has unknown keys {unknown:?}"
         );
+    }
+
+    #[test]
+    fn mcp_servers_keep_the_case_of_env_names_and_take_tokens_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("robit.toml");
+        std::fs::write(
+            &file,
+            "[mcp.servers.gh]\ncommand = \"gh-mcp\"\nenv = { GITHUB_TOKEN = \"t\" }\n\
+             [mcp.servers.search]\nurl = \"http://127.0.0.1:1/mcp\"\nallow_tools = [\"*\"]\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "ROBIT_MCP__SERVERS__SEARCH__BEARER_TOKEN".to_string(),
+            "tok-secret".to_string(),
+        )];
+        let c = load_with_env(Some(&file), &[], env).unwrap().config;
+        assert!(c.mcp.servers["gh"].env.contains_key("GITHUB_TOKEN"));
+        assert_eq!(c.mcp.servers["search"].timeout_secs, 30);
+        use secrecy::ExposeSecret;
+        let token = c.mcp.servers["search"].bearer_token.as_ref().unwrap();
+        assert_eq!(token.expose_secret(), "tok-secret");
+        assert!(!format!("{c:?}").contains("tok-secret"));
     }
 
     #[test]

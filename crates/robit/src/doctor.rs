@@ -102,6 +102,8 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         println!("ok    sandbox: disabled (sandbox.enabled = false)");
     }
 
+    problems += check_mcp(config).await;
+
     if problems == 0 {
         println!("\nall checks passed");
         Ok(ExitCode::SUCCESS)
@@ -109,4 +111,42 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         println!("\n{problems} problem(s) found");
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Connects each MCP server as `serve` would; returns the number that failed.
+async fn check_mcp(config: &crate::config::Config) -> usize {
+    use robit_mcp::ToolProvider;
+    let tools = match crate::mcp::connect(&config.mcp).await {
+        Ok(Some(tools)) => tools,
+        Ok(None) => return 0,
+        Err(e) => {
+            println!("FAIL  MCP servers: {e:#}");
+            return 1;
+        }
+    };
+    let defs = tools.tools();
+    let mut problems = 0;
+    for status in tools.status() {
+        match &status.result {
+            Ok(n) => {
+                let allowed = defs
+                    .iter()
+                    .filter(|t| t.server == status.name && t.allowed)
+                    .count();
+                println!(
+                    "ok    MCP server {}: {n} tools, {allowed} on its allow-list",
+                    status.name
+                );
+            }
+            Err(e) => {
+                problems += 1;
+                println!("FAIL  MCP server {}: {e}", status.name);
+                println!(
+                    "      fix: check mcp.servers.{}.command or url (and its token); robit runs without this server's tools",
+                    status.name
+                );
+            }
+        }
+    }
+    problems
 }

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod doctor;
 mod http;
+mod mcp;
 mod providers;
 
 use clap::Parser;

@@ -3,6 +3,7 @@
 
 mod chat;
 mod commands;
+mod mcp;
 mod replicas;
 mod sandbox;
 mod support;

@@ -1,0 +1,4 @@
+//! robit-mcp against the fake MCP server over streamable HTTP: the real rmcp client, a real
+//! loopback server, no network.
+
+mod http;
