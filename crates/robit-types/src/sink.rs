@@ -1,5 +1,6 @@
 //! The port adapters implement so the engine can answer in a thread without naming a platform.
 
+use crate::inbound::Attachment;
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -43,6 +44,9 @@ pub enum SinkError {
     Unavailable(String),
     #[error("not supported by this platform: {0}")]
     Unsupported(&'static str),
+    /// A download was larger than the caller allowed; the number is the limit in bytes.
+    #[error("the file is larger than {0} bytes")]
+    TooLarge(u64),
 }
 
 /// Where the engine's replies go: one thread (or DM, or console) of one platform.
@@ -67,6 +71,18 @@ pub trait ReplySink: Send + Sync {
         _comment: &str,
     ) -> Result<MessageRef, SinkError> {
         Err(SinkError::Unsupported("file upload"))
+    }
+
+    /// Downloads the bytes of a file attached to the message being answered, at most
+    /// `max_bytes` of them: a larger file is an error rather than a silent cut, so the engine
+    /// can tell the user. Only the adapter knows how (Slack's private URLs need the bot
+    /// token; Discord's CDN takes a plain GET), so the engine asks the sink.
+    async fn fetch_attachment(
+        &self,
+        _attachment: &Attachment,
+        _max_bytes: u64,
+    ) -> Result<Vec<u8>, SinkError> {
+        Err(SinkError::Unsupported("attachment download"))
     }
 
     /// Shows that the bot is working (typing indicator, status line). Best effort.
