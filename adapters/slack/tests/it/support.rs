@@ -52,6 +52,7 @@ impl CodeRunner for FakeRunner {
             duration: Duration::from_millis(3),
             outcome: Outcome::Finished,
             files: Vec::new(),
+            files_left_out: Vec::new(),
         })
     }
 }
