@@ -7,6 +7,7 @@
 //! slack-morphism) and never read configuration files or the environment: the binary hands
 //! it typed values.
 
+mod attachments;
 mod budget;
 mod commands;
 mod config;
@@ -19,6 +20,7 @@ pub mod render;
 mod tokens;
 mod turn;
 
+pub use attachments::AttachmentLimits;
 pub use config::EngineConfig;
 pub use engine::{Engine, Submission, TurnHandle, TurnOutcome};
 pub use error::EngineError;

@@ -44,9 +44,6 @@ pub enum SinkError {
     Unavailable(String),
     #[error("not supported by this platform: {0}")]
     Unsupported(&'static str),
-    /// A download was larger than the caller allowed; the number is the limit in bytes.
-    #[error("the file is larger than {0} bytes")]
-    TooLarge(u64),
 }
 
 /// Where the engine's replies go: one thread (or DM, or console) of one platform.
@@ -73,10 +70,11 @@ pub trait ReplySink: Send + Sync {
         Err(SinkError::Unsupported("file upload"))
     }
 
-    /// Downloads the bytes of a file attached to the message being answered, at most
-    /// `max_bytes` of them: a larger file is an error rather than a silent cut, so the engine
-    /// can tell the user. Only the adapter knows how (Slack's private URLs need the bot
-    /// token; Discord's CDN takes a plain GET), so the engine asks the sink.
+    /// Downloads a file attached to the message being answered: its first `max_bytes` bytes
+    /// (all of it when shorter), so a huge file costs no more than the engine will use. To
+    /// learn whether a file was longer than its limit, ask for one byte more. Only the
+    /// adapter knows how to fetch (Slack's private URLs need the bot token; Discord's CDN
+    /// takes a plain GET), so the engine asks the sink.
     async fn fetch_attachment(
         &self,
         _attachment: &Attachment,
