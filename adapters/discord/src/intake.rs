@@ -7,6 +7,7 @@
 //! cache.
 
 use crate::convert::{self, command_from};
+use crate::download::Downloader;
 use crate::pacer::Pacer;
 use crate::sink::{InteractionSink, SinkContext};
 use robit_core::Engine;
@@ -77,14 +78,21 @@ pub(crate) struct Intake {
     pub engine: Engine,
     pacer: Arc<Pacer>,
     caps: Capabilities,
+    downloads: Downloader,
 }
 
 impl Intake {
-    pub fn new(engine: Engine, pacer: Arc<Pacer>, caps: Capabilities) -> Self {
+    pub fn new(
+        engine: Engine,
+        pacer: Arc<Pacer>,
+        caps: Capabilities,
+        downloads: Downloader,
+    ) -> Self {
         Self {
             engine,
             pacer,
             caps,
+            downloads,
         }
     }
 
@@ -98,6 +106,7 @@ impl Intake {
             http: http.clone(),
             pacer: self.pacer.clone(),
             caps: self.caps.clone(),
+            downloads: self.downloads.clone(),
         })
     }
 

@@ -10,9 +10,10 @@
 //! `allowed_mentions` on everything, so nothing the bot posts can ping anyone even if the text
 //! still held a mention.
 
+use crate::download::Downloader;
 use crate::pacer::Pacer;
 use async_trait::async_trait;
-use robit_types::{Capabilities, MessageRef, ReplySink, SinkError};
+use robit_types::{Attachment, Capabilities, MessageRef, ReplySink, SinkError};
 use serenity::builder::{
     Builder, CreateAllowedMentions, CreateAttachment, CreateInteractionResponseFollowup,
     CreateMessage, EditInteractionResponse, EditMessage,
@@ -45,6 +46,7 @@ pub(crate) struct SinkContext {
     pub http: Arc<Http>,
     pub pacer: Arc<Pacer>,
     pub caps: Capabilities,
+    pub downloads: Downloader,
 }
 
 /// Maps a serenity error to the engine's vocabulary. A 429's `retry_after` is not visible
@@ -198,6 +200,14 @@ impl ReplySink for ChannelSink {
         .await
     }
 
+    async fn fetch_attachment(
+        &self,
+        attachment: &Attachment,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SinkError> {
+        self.cx.downloads.fetch(attachment, max_bytes).await
+    }
+
     async fn typing(&self) -> Result<(), SinkError> {
         // Typing has its own bucket on Discord and is best effort: not paced, not retried.
         self.cx
@@ -340,6 +350,14 @@ impl ReplySink for InteractionSink {
             },
         )
         .await
+    }
+
+    async fn fetch_attachment(
+        &self,
+        attachment: &Attachment,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SinkError> {
+        self.cx.downloads.fetch(attachment, max_bytes).await
     }
 
     // The deferred response already shows "thinking…"; typing would be noise.

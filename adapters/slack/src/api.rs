@@ -34,6 +34,8 @@ pub(crate) struct SlackApi {
     client: std::sync::Arc<Client>,
     token: SlackApiToken,
     max_waits: u32,
+    /// Fetches `url_private` files with the bot token.
+    pub downloads: crate::download::Downloader,
 }
 
 /// Builds the slack-morphism client for `config.api_url` (or Slack's own API).
@@ -61,6 +63,7 @@ impl SlackApi {
             client: std::sync::Arc::new(client(config)?),
             token: SlackApiToken::new(SlackApiTokenValue(token.expose_secret().to_string())),
             max_waits: config.max_rate_limit_waits,
+            downloads: crate::download::Downloader::new(token.clone(), config.api_url.as_deref()),
         })
     }
 
