@@ -134,9 +134,9 @@ impl Setup {
     pub async fn socket_with_config(
         options: SlackEmulatorOptions,
         sandbox: Option<Arc<dyn CodeRunner>>,
-        config: EngineConfig,
+        engine_config: EngineConfig,
     ) -> Setup {
-        let s = Self::new_with(options, sandbox, config).await;
+        let s = Self::new_with(options, sandbox, engine_config).await;
         s.start_socket(config(&s.emulator));
         assert!(
             s.emulator
