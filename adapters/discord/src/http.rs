@@ -74,7 +74,12 @@ impl HttpInteractions {
         Ok(Self {
             verifier,
             http: Arc::new(http),
-            intake: Arc::new(Intake::new(engine, pacer, caps)),
+            intake: Arc::new(Intake::new(
+                engine,
+                pacer,
+                caps,
+                crate::download::Downloader::new(config.api_base.as_deref()),
+            )),
         })
     }
 

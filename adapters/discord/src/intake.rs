@@ -7,6 +7,7 @@
 //! cache.
 
 use crate::convert::{self, command_from};
+use crate::download::Downloader;
 use crate::pacer::Pacer;
 use crate::sink::{InteractionSink, SinkContext};
 use robit_core::Engine;
@@ -77,14 +78,21 @@ pub(crate) struct Intake {
     pub engine: Engine,
     pacer: Arc<Pacer>,
     caps: Capabilities,
+    downloads: Downloader,
 }
 
 impl Intake {
-    pub fn new(engine: Engine, pacer: Arc<Pacer>, caps: Capabilities) -> Self {
+    pub fn new(
+        engine: Engine,
+        pacer: Arc<Pacer>,
+        caps: Capabilities,
+        downloads: Downloader,
+    ) -> Self {
         Self {
             engine,
             pacer,
             caps,
+            downloads,
         }
     }
 
@@ -102,6 +110,7 @@ impl Intake {
                 .engine
                 .call_budget()
                 .map(|budget| (budget, self.pacer.rate())),
+            downloads: self.downloads.clone(),
         })
     }
 

@@ -30,6 +30,7 @@
 mod commands;
 mod config;
 mod convert;
+mod download;
 mod error;
 mod handler;
 mod http;
@@ -74,7 +75,8 @@ pub async fn run(
 ) -> Result<(), DiscordError> {
     let (first, last) = config.shard_range().map_err(DiscordError::Config)?;
     let (http, caps, pacer) = build_http(&config)?;
-    let intake = Arc::new(intake::Intake::new(engine, pacer.clone(), caps));
+    let downloads = download::Downloader::new(config.api_base.as_deref());
+    let intake = Arc::new(intake::Intake::new(engine, pacer.clone(), caps, downloads));
     let shards: Vec<(u32, ConnectionState)> = (first..=last)
         .map(|id| {
             let state = intake

@@ -10,9 +10,12 @@
 //! `allowed_mentions` on everything, so nothing the bot posts can ping anyone even if the text
 //! still held a mention.
 
+use crate::download::Downloader;
 use crate::pacer::Pacer;
 use async_trait::async_trait;
-use robit_types::{CallBudget, Capabilities, MessageRef, Rate, ReplySink, SinkError};
+use robit_types::{
+    Attachment, CallBudget, Capabilities, MessageRef, Rate, ReplySink, SinkError,
+};
 use serenity::builder::{
     Builder, CreateAllowedMentions, CreateAttachment, CreateInteractionResponseFollowup,
     CreateMessage, EditInteractionResponse, EditMessage,
@@ -48,6 +51,7 @@ pub(crate) struct SinkContext {
     /// it enforces. Only channel buckets use it: an interaction's webhook is answered by the
     /// one replica that received the interaction.
     pub shared: Option<(Arc<dyn CallBudget>, Rate)>,
+    pub downloads: Downloader,
 }
 
 impl std::fmt::Debug for SinkContext {
@@ -221,6 +225,14 @@ impl ReplySink for ChannelSink {
         .await
     }
 
+    async fn fetch_attachment(
+        &self,
+        attachment: &Attachment,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SinkError> {
+        self.cx.downloads.fetch(attachment, max_bytes).await
+    }
+
     async fn typing(&self) -> Result<(), SinkError> {
         // Typing has its own bucket on Discord and is best effort: not paced, not retried.
         self.cx
@@ -363,6 +375,14 @@ impl ReplySink for InteractionSink {
             },
         )
         .await
+    }
+
+    async fn fetch_attachment(
+        &self,
+        attachment: &Attachment,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SinkError> {
+        self.cx.downloads.fetch(attachment, max_bytes).await
     }
 
     // The deferred response already shows "thinking…"; typing would be noise.

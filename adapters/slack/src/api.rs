@@ -37,6 +37,8 @@ pub(crate) struct SlackApi {
     max_waits: u32,
     /// The budget shared with other replicas of this bot, when there are several.
     budget: Option<Arc<dyn CallBudget>>,
+    /// Fetches `url_private` files with the bot token.
+    pub downloads: crate::download::Downloader,
 }
 
 /// The shared budget bucket and its shape for a call, for the methods a reply makes often.
@@ -89,6 +91,7 @@ impl SlackApi {
             token: SlackApiToken::new(SlackApiTokenValue(token.expose_secret().to_string())),
             max_waits: config.max_rate_limit_waits,
             budget,
+            downloads: crate::download::Downloader::new(token.clone(), config.api_url.as_deref()),
         })
     }
 

@@ -25,7 +25,8 @@ use crate::error::IntakeError;
 use crate::sink::{NullSink, SinkOptions, SlackSink, Target};
 use robit_core::{Engine, Submission};
 use robit_types::{
-    Author, Command, ConversationKey, EventId, Inbound, Platform, ReplySink, UserId,
+    Attachment, Author, Command, ConversationKey, EventId, Inbound, InboundKind, Platform,
+    ReplySink, UserId,
 };
 use slack_morphism::prelude::*;
 use std::collections::HashSet;
@@ -55,6 +56,34 @@ pub struct Accepted {
     pub thread_ts: Option<String>,
     pub user: String,
     pub text: String,
+    /// Files shared with the message (the event's `files`).
+    pub attachments: Vec<Attachment>,
+}
+
+/// The event's shared files in the common shape. Slack's event omits nothing we need but the
+/// size (slack-morphism does not model it), so `size` is 0: the engine caps downloads itself.
+fn attachments(content: Option<&SlackMessageContent>) -> Vec<Attachment> {
+    content
+        .and_then(|c| c.files.as_ref())
+        .map(|files| {
+            files
+                .iter()
+                .filter_map(|f| {
+                    let url = f.url_private_download.as_ref().or(f.url_private.as_ref())?;
+                    Some(Attachment {
+                        name: f
+                            .name
+                            .clone()
+                            .or_else(|| f.title.clone())
+                            .unwrap_or_else(|| f.id.0.clone()),
+                        content_type: f.mimetype.as_ref().map(|m| m.0.clone()),
+                        size: 0,
+                        url: Some(url.to_string()),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Decides what an event is; `bot` is who we are.
@@ -70,6 +99,7 @@ pub fn classify(event: &SlackEventCallbackBody, bot: &BotIdentity) -> Classified
                 thread_ts: Some(thread.0.clone()),
                 user: m.user.0.clone(),
                 text: strip_mention(m.content.text.as_deref().unwrap_or(""), bot),
+                attachments: attachments(Some(&m.content)),
             })
         }
         SlackEventCallbackBody::Message(m) => classify_message(m, bot),
@@ -113,6 +143,7 @@ fn classify_message(m: &SlackMessageEvent, bot: &BotIdentity) -> Classified {
             thread_ts: thread,
             user: user.0.clone(),
             text: strip_mention(&text, bot),
+            attachments: attachments(m.content.as_ref()),
         });
     }
     if text.contains(&format!("<@{}>", bot.user_id)) {
@@ -124,6 +155,7 @@ fn classify_message(m: &SlackMessageEvent, bot: &BotIdentity) -> Classified {
             thread_ts: Some(thread_ts),
             user: user.0.clone(),
             text,
+            attachments: attachments(m.content.as_ref()),
         }),
         None => Classified::Ignore("channel message without a mention"),
     }
@@ -274,12 +306,15 @@ impl Intake {
             accepted.channel.clone(),
             accepted.thread_ts.clone(),
         );
-        let inbound = Inbound::message(
+        let mut inbound = Inbound::message(
             EventId(ev.event_id.0.clone()),
             key,
             author(&accepted.user),
             accepted.text.clone(),
         );
+        if let InboundKind::Message { attachments, .. } = &mut inbound.kind {
+            attachments.clone_from(&accepted.attachments);
+        }
         let sink = self.sink(&ev.team_id.0, &accepted);
         self.submit(inbound, sink).await
     }
@@ -333,6 +368,7 @@ impl Intake {
             thread_ts: None,
             user: cmd.user_id.0.clone(),
             text,
+            attachments: Vec::new(),
         };
         let key = ConversationKey::new(
             Platform::Slack,
@@ -456,6 +492,27 @@ mod tests {
     }
 
     #[test]
+    fn shared_files_become_attachments() {
+        let ev = event(serde_json::json!({
+            "type":"app_mention","user":"U2","text":"<@UBOT> read this","ts":"1.1","channel":"C1",
+            "event_ts":"1.1","files":[{"id":"F1","name":"notes.txt","mimetype":"text/plain",
+            "url_private":"https://files.slack.com/files-pri/T1-F1/notes.txt"},
+            {"id":"F2","name":"no-url.txt"}]}));
+        let Classified::Accept(a) = classify(&ev, &bot()) else {
+            panic!("a mention is accepted");
+        };
+        assert_eq!(
+            a.attachments,
+            vec![Attachment {
+                name: "notes.txt".into(),
+                content_type: Some("text/plain".into()),
+                size: 0,
+                url: Some("https://files.slack.com/files-pri/T1-F1/notes.txt".into()),
+            }]
+        );
+    }
+
+    #[test]
     fn dms_and_thread_replies() {
         let dm = event(
             serde_json::json!({"type":"message","channel":"D1","channel_type":"im","user":"U2","text":"hello","ts":"1.1"}),
@@ -466,7 +523,8 @@ mod tests {
                 channel: "D1".into(),
                 thread_ts: None,
                 user: "U2".into(),
-                text: "hello".into()
+                text: "hello".into(),
+                attachments: Vec::new(),
             })
         );
         let reply = event(

@@ -14,6 +14,7 @@
 mod api;
 mod bench;
 mod config;
+mod download;
 mod error;
 mod http;
 mod intake;

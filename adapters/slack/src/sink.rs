@@ -11,7 +11,7 @@
 use crate::api::SlackApi;
 use crate::mrkdwn;
 use async_trait::async_trait;
-use robit_types::{Capabilities, MessageRef, ReplySink, SinkError};
+use robit_types::{Attachment, Capabilities, MessageRef, ReplySink, SinkError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -279,6 +279,14 @@ impl ReplySink for SlackSink {
             )
             .await?;
         Ok(MessageRef(format!("file:{id}")))
+    }
+
+    async fn fetch_attachment(
+        &self,
+        attachment: &Attachment,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SinkError> {
+        self.api.downloads.fetch(attachment, max_bytes).await
     }
 
     async fn typing(&self) -> Result<(), SinkError> {

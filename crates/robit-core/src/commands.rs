@@ -17,7 +17,7 @@ in a DM, or with these commands:\n\
 
 pub(crate) async fn run(
     inner: &Arc<Inner>,
-    _inbound: &Inbound,
+    inbound: &Inbound,
     conversation: &Conversation,
     sink: &Arc<dyn ReplySink>,
     command: Command,
@@ -67,7 +67,13 @@ pub(crate) async fn run(
             }
         }
         Command::Run { language, code } => {
-            if let Err(e) = format::run_and_post(inner, sink, language, &code, false).await {
+            // Without a sandbox there is nothing to place the files in; run_and_post says so.
+            let files = if inner.sandbox.is_some() {
+                crate::attachments::run_inputs(inner, inbound, sink).await
+            } else {
+                Vec::new()
+            };
+            if let Err(e) = format::run_and_post(inner, sink, language, &code, files, false).await {
                 say(sink, &format!("⚠️ {e}")).await;
                 return TurnOutcome::Failed(e.to_string());
             }

@@ -37,6 +37,8 @@ pub struct EngineConfig {
     /// Conversation leases, for several replicas sharing one database; `None` for one
     /// process, where the in-memory queue already keeps turns one at a time.
     pub lease: Option<crate::LeaseConfig>,
+    /// Attachments in (text files, images, `/run` inputs) and run files out.
+    pub attachments: crate::AttachmentLimits,
 }
 
 impl EngineConfig {
@@ -84,6 +86,7 @@ impl Default for EngineConfig {
             system_prompt_overrides: HashMap::new(),
             cancel_on_new_message: false,
             lease: None,
+            attachments: crate::AttachmentLimits::default(),
         }
     }
 }

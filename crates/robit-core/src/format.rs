@@ -2,7 +2,7 @@
 
 use crate::commands::say;
 use crate::engine::Inner;
-use robit_sandbox::{Outcome, RunOutput};
+use robit_sandbox::{InputFile, Outcome, RunOutput};
 use robit_types::{Language, ReplySink};
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ pub(crate) async fn run_and_post(
     sink: &Arc<dyn ReplySink>,
     language: Language,
     code: &str,
+    files: Vec<InputFile>,
     show_code: bool,
 ) -> Result<RunOutput, RunError> {
     let sandbox = inner.sandbox.clone().ok_or(RunError::NoSandbox)?;
@@ -40,7 +41,7 @@ pub(crate) async fn run_and_post(
     }
     let _ = sink.typing().await;
     let output = sandbox
-        .run(language, code, b"", inner.config.sandbox_limits)
+        .run_with_files(language, code, b"", files, inner.config.sandbox_limits)
         .await
         .map_err(|e| RunError::Sandbox(e.to_string()))?;
     let outcome = match output.outcome {
@@ -53,6 +54,7 @@ pub(crate) async fn run_and_post(
     metrics::counter!(crate::metrics::SANDBOX_RUNS, "language" => language.as_str(), "outcome" => outcome)
         .increment(1);
     post_output(sink, language, &output).await;
+    crate::attachments::upload_outputs(inner, sink, &output).await;
     Ok(output)
 }
 
@@ -149,6 +151,21 @@ pub(crate) fn tool_result(output: &RunOutput) -> String {
         s.push_str("\n[output cut]");
     } else {
         s.push_str(&body);
+    }
+    // The model should know the files exist (the user sees them uploaded), not their bytes.
+    if !output.files.is_empty() {
+        let names: Vec<String> = output
+            .files
+            .iter()
+            .map(|(name, bytes)| format!("{name} ({} bytes)", bytes.len()))
+            .collect();
+        s.push_str(&format!("\n[files written: {}]", names.join(", ")));
+    }
+    if !output.files_left_out.is_empty() {
+        s.push_str(&format!(
+            "\n[files not returned: {}]",
+            output.files_left_out.join("; ")
+        ));
     }
     s
 }

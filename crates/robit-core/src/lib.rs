@@ -7,6 +7,7 @@
 //! slack-morphism) and never read configuration files or the environment: the binary hands
 //! it typed values.
 
+mod attachments;
 mod budget;
 mod call_budget;
 mod commands;
@@ -23,6 +24,7 @@ mod tools;
 mod turn;
 
 pub use call_budget::StoreCallBudget;
+pub use attachments::AttachmentLimits;
 pub use config::EngineConfig;
 pub use connections::{ConnectionState, Connections};
 pub use engine::{Engine, Submission, TurnHandle, TurnOutcome};

@@ -105,6 +105,13 @@ async fn chat(
         return TurnOutcome::NoProvider;
     };
     let _ = sink.typing().await;
+    let model = conversation
+        .model
+        .clone()
+        .unwrap_or_else(|| inner.config.default_model.clone());
+    // Before history is loaded, so the attachments' text is part of it.
+    let images =
+        crate::attachments::include_in_turn(inner, inbound, conversation, turn, sink, &model).await;
     let history = match inner
         .store
         .turn_history(conversation.id, turn, inner.config.history_limit)
@@ -121,10 +128,6 @@ async fn chat(
             return TurnOutcome::Failed("history unavailable".into());
         }
     };
-    let model = conversation
-        .model
-        .clone()
-        .unwrap_or_else(|| inner.config.default_model.clone());
     let mut messages = vec![ChatMessage::new(
         Role::System,
         inner.config.system_prompt_for(&inbound.key).to_string(),
@@ -145,6 +148,7 @@ async fn chat(
             return TurnOutcome::Failed("prompt too large".into());
         }
     };
+    crate::attachments::attach_images(&mut messages, images);
     let mut tools = if inner.sandbox.is_some() && inner.config.run_code_tool {
         vec![run_code_spec()]
     } else {
@@ -495,7 +499,7 @@ async fn run_tool(
             args.language
         );
     };
-    match format::run_and_post(inner, sink, language, &args.code, true).await {
+    match format::run_and_post(inner, sink, language, &args.code, Vec::new(), true).await {
         Ok(output) => format::tool_result(&output),
         Err(e) => format!("error: the sandbox failed: {e}"),
     }

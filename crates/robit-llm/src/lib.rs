@@ -24,5 +24,6 @@ pub use openai::{OpenAiCompatible, OpenAiConfig};
 pub use retry::{RetryPolicy, Retrying};
 pub use router::{ModelRouter, ModelRouterBuilder};
 pub use types::{
-    ChatMessage, ChatRequest, ChatStream, Provider, Role, StreamEvent, ToolCall, ToolSpec, Usage,
+    ChatMessage, ChatRequest, ChatStream, ImagePart, Provider, Role, StreamEvent, ToolCall,
+    ToolSpec, Usage,
 };

@@ -44,11 +44,48 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+/// An image sent with a user message, for models that can see.
+///
+/// Kept as base64 text because both wire formats want it that way (OpenAI inside a `data:`
+/// URL, Anthropic in a `base64` source), so a request that is retried or failed over does not
+/// encode it again.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagePart {
+    /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`: what both APIs accept.
+    pub media_type: String,
+    /// The image bytes, base64 (standard alphabet, padded).
+    pub data_base64: String,
+}
+
+impl ImagePart {
+    pub fn new(media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        use base64::Engine as _;
+        Self {
+            media_type: media_type.into(),
+            data_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+}
+
+/// Images are large; logs and test failures show their type and size only.
+impl std::fmt::Debug for ImagePart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImagePart")
+            .field("media_type", &self.media_type)
+            .field("base64_len", &self.data_base64.len())
+            .finish()
+    }
+}
+
 /// One message of a conversation as the model sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// Images after the text, for a `User` message to a model that can see. Empty for every
+    /// other message, which then goes on the wire exactly as a text-only message would.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImagePart>,
     /// Tool calls made by an assistant message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
@@ -62,6 +99,7 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            images: Vec::new(),
             tool_calls: Vec::new(),
             tool_call_id: None,
         }

@@ -57,6 +57,10 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Bytes kept of stdout, and separately of stderr; the rest is counted and dropped.
     pub output_bytes: usize,
+    /// Files read back from the scratch directory after the run; more are reported, not read.
+    pub max_files: usize,
+    /// Largest file read back; larger ones are reported, not read.
+    pub max_file_bytes: u64,
 }
 
 impl Default for Limits {
@@ -65,6 +69,8 @@ impl Default for Limits {
             wall_time: Duration::from_secs(10),
             memory_bytes: 256 * 1024 * 1024,
             output_bytes: 64 * 1024,
+            max_files: 10,
+            max_file_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -76,6 +82,8 @@ impl Limits {
             wall_time: self.wall_time.min(max.wall_time),
             memory_bytes: self.memory_bytes.min(max.memory_bytes),
             output_bytes: self.output_bytes.min(max.output_bytes),
+            max_files: self.max_files.min(max.max_files),
+            max_file_bytes: self.max_file_bytes.min(max.max_file_bytes),
         }
     }
 }
@@ -91,10 +99,14 @@ mod tests {
             wall_time: Duration::from_secs(60),
             memory_bytes: 1024,
             output_bytes: usize::MAX,
+            max_files: 1,
+            max_file_bytes: u64::MAX,
         };
         let got = asked.clamp_to(&max);
         assert_eq!(got.wall_time, max.wall_time);
         assert_eq!(got.memory_bytes, 1024);
         assert_eq!(got.output_bytes, max.output_bytes);
+        assert_eq!(got.max_files, 1);
+        assert_eq!(got.max_file_bytes, max.max_file_bytes);
     }
 }

@@ -28,6 +28,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 use crate::config::Limits;
 use crate::engine::chain;
 use crate::error::SandboxError;
+use crate::files::{collect_outputs, write_inputs, InputFile};
 use crate::output::{render, Outcome, RunOutput};
 use crate::pipes::{CappedPipe, StdinFeed};
 
@@ -179,7 +180,7 @@ pub(crate) struct Prepared {
     /// is gone, so the limit counts live instances rather than waiting callers.
     permit: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
     /// Deleted on drop, after the run.
-    _scratch: TempDir,
+    scratch: TempDir,
 }
 
 impl Prepared {
@@ -264,7 +265,7 @@ impl Prepared {
             task: Some(task),
             ended,
             permit,
-            _scratch: scratch,
+            scratch,
         })
     }
 
@@ -290,12 +291,17 @@ impl Prepared {
     pub(crate) async fn run(
         mut self,
         input: Vec<u8>,
+        files: &[InputFile],
         limits: Limits,
         permit: OwnedSemaphorePermit,
     ) -> Result<RunOutput, SandboxError> {
         if self.task.is_none() {
             return Err(SandboxError::Internal("guest task already taken".into()));
         }
+        // The guest has not touched its file system yet: it is parked on its first read of
+        // stdin (a pooled Python) or has just been started, so the files are there before
+        // the program's first line runs.
+        let inputs = write_inputs(self.scratch.path(), files).map_err(SandboxError::Scratch)?;
         *self.permit.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
         self.stdout.reset(limits.output_bytes);
         self.stderr.reset(limits.output_bytes);
@@ -360,6 +366,9 @@ impl Prepared {
 
         let (out, out_dropped) = self.stdout.take();
         let (err, err_dropped) = self.stderr.take();
+        // The guest has stopped (it reported, or its task was aborted and awaited), so the
+        // directory no longer changes under us.
+        let collected = collect_outputs(self.scratch.path(), &inputs, &limits);
         let outcome = if outcome == Outcome::Finished && (out_dropped > 0 || err_dropped > 0) {
             Outcome::OutputTruncated
         } else {
@@ -371,7 +380,8 @@ impl Prepared {
             exit_code,
             duration,
             outcome,
-            files: Vec::new(),
+            files: collected.files,
+            files_left_out: collected.left_out,
         })
     }
 

@@ -51,6 +51,10 @@
 //! - Isolation: every run gets a new store and instance; the only writable
 //!   preopen is an empty temporary directory mounted at `/`, deleted after the
 //!   run. Network access does not exist in WASI preview 1 and is denied anyway.
+//! - Files: [`CodeRunner::run_with_files`] writes the caller's files into that
+//!   directory before the code starts; after the run, the regular files the
+//!   program left there come back in [`RunOutput::files`] (within
+//!   `Limits::max_files` and `max_file_bytes`; see `files.rs`).
 //!
 //! # Start-up speed
 //! - Compiled guests are cached on disk (`cache.rs`), keyed by the guest's
@@ -81,6 +85,7 @@ mod cache;
 mod config;
 mod engine;
 mod error;
+mod files;
 mod guest;
 mod instance;
 mod output;
@@ -92,6 +97,7 @@ pub mod bench;
 
 pub use config::{default_concurrency, Limits, SandboxConfig};
 pub use error::SandboxError;
+pub use files::{safe_name, InputFile};
 pub use guest::{GuestStatus, PYTHON_WASM_SHA256, QUICKJS_WASM_SHA256};
 pub use output::{Outcome, RunOutput};
 pub use robit_types::Language;
@@ -108,4 +114,22 @@ pub trait CodeRunner: Send + Sync {
         stdin: &[u8],
         limits: Limits,
     ) -> Result<RunOutput, SandboxError>;
+
+    /// Like [`run`](CodeRunner::run), with `files` placed in the scratch directory first.
+    /// A runner without a file system refuses files rather than silently dropping them.
+    async fn run_with_files(
+        &self,
+        language: Language,
+        code: &str,
+        stdin: &[u8],
+        files: Vec<InputFile>,
+        limits: Limits,
+    ) -> Result<RunOutput, SandboxError> {
+        if !files.is_empty() {
+            return Err(SandboxError::Internal(
+                "this code runner does not take input files".into(),
+            ));
+        }
+        self.run(language, code, stdin, limits).await
+    }
 }

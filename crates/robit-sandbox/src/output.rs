@@ -46,8 +46,12 @@ pub struct RunOutput {
     /// Time from handing the code to the guest until it stopped.
     pub duration: Duration,
     pub outcome: Outcome,
-    /// Files the program left in its scratch directory; not collected yet.
+    /// Files the program left in its scratch directory (name relative to it, bytes), sorted
+    /// by name, within the run's file limits; input files it did not change are left out.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Files the program wrote that are not in `files` because of a limit, described for the
+    /// user (`big.bin (9000000 bytes, over the 8388608 byte limit)`).
+    pub files_left_out: Vec<String>,
 }
 
 /// Turns a capped capture into text: lossy UTF-8, and when bytes were dropped, a

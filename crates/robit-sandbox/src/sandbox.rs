@@ -18,6 +18,7 @@ use crate::cache;
 use crate::config::{default_concurrency, Limits, SandboxConfig};
 use crate::engine::{self, chain, Ticker};
 use crate::error::SandboxError;
+use crate::files::InputFile;
 use crate::guest::{self, GuestStatus};
 use crate::instance::{GuestState, Launch, Prepared};
 use crate::output::RunOutput;
@@ -150,6 +151,7 @@ impl RunCtx {
         language: Language,
         code: String,
         stdin: Vec<u8>,
+        files: Vec<InputFile>,
         limits: Limits,
     ) -> Result<RunOutput, SandboxError> {
         let permit = self
@@ -172,7 +174,7 @@ impl RunCtx {
                     None => self.spawn_python(limits)?,
                 };
                 instance
-                    .run(frame_python(&code, &stdin), limits, permit)
+                    .run(frame_python(&code, &stdin), &files, limits, permit)
                     .await
             }
             Language::JavaScript => {
@@ -193,7 +195,7 @@ impl RunCtx {
                         startup: limits,
                     },
                 )?;
-                instance.run(stdin, limits, permit).await
+                instance.run(stdin, &files, limits, permit).await
             }
         }
     }
@@ -291,11 +293,26 @@ impl Sandbox {
         stdin: &[u8],
         limits: Limits,
     ) -> Result<RunOutput, SandboxError> {
+        self.run_with_files(language, code, stdin, Vec::new(), limits)
+            .await
+    }
+
+    /// [`run`](Sandbox::run) with `files` written into the scratch directory (under
+    /// [`safe_name`](crate::safe_name)s) before the code starts.
+    pub async fn run_with_files(
+        &self,
+        language: Language,
+        code: &str,
+        stdin: &[u8],
+        files: Vec<InputFile>,
+        limits: Limits,
+    ) -> Result<RunOutput, SandboxError> {
         let limits = limits.clamp_to(&self.ctx.max_limits);
         let task = self.ctx.handle.spawn(self.ctx.clone().run(
             language,
             code.to_owned(),
             stdin.to_vec(),
+            files,
             limits,
         ));
         // If the caller stops waiting, stop the run too.
@@ -353,6 +370,17 @@ impl CodeRunner for Sandbox {
         limits: Limits,
     ) -> Result<RunOutput, SandboxError> {
         Sandbox::run(self, language, code, stdin, limits).await
+    }
+
+    async fn run_with_files(
+        &self,
+        language: Language,
+        code: &str,
+        stdin: &[u8],
+        files: Vec<InputFile>,
+        limits: Limits,
+    ) -> Result<RunOutput, SandboxError> {
+        Sandbox::run_with_files(self, language, code, stdin, files, limits).await
     }
 }
 

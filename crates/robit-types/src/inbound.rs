@@ -18,9 +18,13 @@ pub struct Author {
 /// A file attached to a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
+    /// The file name the user gave it (`notes.txt`).
     pub name: String,
+    /// The MIME type the platform reported, if any.
     pub content_type: Option<String>,
+    /// Size in bytes as the platform reported it; `0` when the platform does not say.
     pub size: u64,
+    /// Where the adapter can download it from (its sink knows the authentication).
     pub url: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! The port adapters implement so the engine can answer in a thread without naming a platform.
 
+use crate::inbound::Attachment;
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -67,6 +68,19 @@ pub trait ReplySink: Send + Sync {
         _comment: &str,
     ) -> Result<MessageRef, SinkError> {
         Err(SinkError::Unsupported("file upload"))
+    }
+
+    /// Downloads a file attached to the message being answered: its first `max_bytes` bytes
+    /// (all of it when shorter), so a huge file costs no more than the engine will use. To
+    /// learn whether a file was longer than its limit, ask for one byte more. Only the
+    /// adapter knows how to fetch (Slack's private URLs need the bot token; Discord's CDN
+    /// takes a plain GET), so the engine asks the sink.
+    async fn fetch_attachment(
+        &self,
+        _attachment: &Attachment,
+        _max_bytes: u64,
+    ) -> Result<Vec<u8>, SinkError> {
+        Err(SinkError::Unsupported("attachment download"))
     }
 
     /// Shows that the bot is working (typing indicator, status line). Best effort.

@@ -94,6 +94,36 @@ pub fn limits(config: &Config) -> Limits {
         wall_time: Duration::from_millis(config.sandbox.wall_time_ms),
         memory_bytes: config.sandbox.memory_mb * 1024 * 1024,
         output_bytes: config.sandbox.output_kb * 1024,
+        // The sandbox reads back no more than the engine may upload.
+        max_files: config.attachments.max_upload_files,
+        max_file_bytes: config.attachments.max_upload_bytes,
+    }
+}
+
+/// Attachment limits and the models that accept images: the `llm.base_url` models when
+/// `llm.vision`, each `vision` provider's models, and `llm.vision_models`. A fallback alias
+/// counts only when listed in `llm.vision_models`: its targets might not all see.
+pub fn attachment_limits(config: &Config) -> robit_core::AttachmentLimits {
+    let llm = &config.llm;
+    let mut vision_models = llm.vision_models.clone();
+    if llm.vision {
+        vision_models.push(llm.model.clone());
+        vision_models.extend(llm.models.iter().cloned());
+    }
+    for p in llm.providers.values().filter(|p| p.vision) {
+        vision_models.extend(p.models.iter().cloned());
+    }
+    vision_models.sort();
+    vision_models.dedup();
+    let a = &config.attachments;
+    robit_core::AttachmentLimits {
+        max_files: a.max_files,
+        max_text_bytes: a.max_text_bytes,
+        max_image_bytes: a.max_image_bytes,
+        max_run_file_bytes: a.max_run_file_bytes,
+        max_upload_files: a.max_upload_files,
+        max_upload_bytes: a.max_upload_bytes,
+        vision_models,
     }
 }
 
@@ -127,6 +157,7 @@ pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -
         reply_reserve_tokens: config.engine.reply_reserve_tokens,
         system_prompt_overrides: config.engine.system_prompts.clone(),
         cancel_on_new_message: config.engine.cancel_on_new_message,
+        attachments: attachment_limits(config),
         // Leases matter only when replicas share the database, which SQLite cannot do.
         lease: config
             .database

@@ -22,6 +22,8 @@ pub struct Config {
     pub console: ConsoleSection,
     pub log: LogConfig,
     pub http: HttpConfig,
+    /// Files attached to messages, and files sandboxed code writes.
+    pub attachments: AttachmentsSection,
     /// The Discord adapter; on when `discord.token` is set (`ROBIT_DISCORD__TOKEN`).
     pub discord: robit_discord::DiscordConfig,
     /// The Slack adapter; on when `slack.bot_token` is set (`ROBIT_SLACK__BOT_TOKEN`), over
@@ -104,6 +106,10 @@ pub struct LlmConfig {
     /// With no provider configured, look for a local OpenAI-compatible server (Ollama,
     /// llama.cpp, LM Studio) on its usual port.
     pub probe_local: bool,
+    /// The models of `base_url` (`model` and `models`) accept images.
+    pub vision: bool,
+    /// More models (or fallback aliases) that accept images, by the name `/model` uses.
+    pub vision_models: Vec<String>,
 }
 
 /// One named provider.
@@ -123,6 +129,9 @@ pub struct ProviderConfig {
     /// Models this provider serves; each is a name `/model` accepts.
     #[serde(default)]
     pub models: Vec<String>,
+    /// This provider's models accept images.
+    #[serde(default)]
+    pub vision: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -147,6 +156,8 @@ impl Default for LlmConfig {
             providers: Default::default(),
             fallbacks: Default::default(),
             probe_local: true,
+            vision: false,
+            vision_models: Vec::new(),
         }
     }
 }
@@ -225,6 +236,37 @@ impl Default for SandboxSection {
             wall_time_ms: 10_000,
             memory_mb: 256,
             output_kb: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttachmentsSection {
+    /// Attachments of one message that are read.
+    pub max_files: usize,
+    /// Bytes of a text file put into the user's turn; longer files are cut, with a note.
+    pub max_text_bytes: usize,
+    /// Largest image sent to a model that accepts images.
+    pub max_image_bytes: u64,
+    /// Largest file placed in the sandbox for `/run`.
+    pub max_run_file_bytes: u64,
+    /// Files uploaded to the thread after one run.
+    pub max_upload_files: usize,
+    /// Largest file uploaded after a run (the platform's own limit also applies).
+    pub max_upload_bytes: u64,
+}
+
+impl Default for AttachmentsSection {
+    fn default() -> Self {
+        let d = robit_core::AttachmentLimits::default();
+        Self {
+            max_files: d.max_files,
+            max_text_bytes: d.max_text_bytes,
+            max_image_bytes: d.max_image_bytes,
+            max_run_file_bytes: d.max_run_file_bytes,
+            max_upload_files: d.max_upload_files,
+            max_upload_bytes: d.max_upload_bytes,
         }
     }
 }
@@ -316,6 +358,7 @@ pub fn load_with_env(
             .separator(ENV_SEPARATOR)
             .list_separator(",")
             .with_list_parse_key("llm.models")
+            .with_list_parse_key("llm.vision_models")
             .try_parsing(true)
             .source(Some(env)),
     );
@@ -431,6 +474,7 @@ mod tests {
                 api_key: None,
                 api_key_file: Some("x".into()),
                 models: vec!["x".into()],
+                vision: true,
             },
         );
         full.mcp.servers.insert(

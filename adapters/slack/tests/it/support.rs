@@ -52,14 +52,24 @@ impl CodeRunner for FakeRunner {
             duration: Duration::from_millis(3),
             outcome: Outcome::Finished,
             files: Vec::new(),
+            files_left_out: Vec::new(),
         })
     }
 }
 
 pub async fn engine(db: &Path, llm: &FakeLlm, sandbox: Option<Arc<dyn CodeRunner>>) -> Engine {
+    engine_with(db, llm, sandbox, EngineConfig::default()).await
+}
+
+pub async fn engine_with(
+    db: &Path,
+    llm: &FakeLlm,
+    sandbox: Option<Arc<dyn CodeRunner>>,
+    config: EngineConfig,
+) -> Engine {
     let store = robit_store::connect_sqlite(db).await.unwrap();
     store.migrate().await.unwrap();
-    Engine::new(EngineConfig::default(), store, Some(provider(llm)), sandbox)
+    Engine::new(config, store, Some(provider(llm)), sandbox)
 }
 
 pub fn config(emulator: &SlackEmulator) -> SlackConfig {
@@ -86,10 +96,18 @@ pub struct Setup {
 
 impl Setup {
     pub async fn new(options: SlackEmulatorOptions, sandbox: Option<Arc<dyn CodeRunner>>) -> Setup {
+        Self::new_with(options, sandbox, EngineConfig::default()).await
+    }
+
+    pub async fn new_with(
+        options: SlackEmulatorOptions,
+        sandbox: Option<Arc<dyn CodeRunner>>,
+        config: EngineConfig,
+    ) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("robit.db");
         let llm = FakeLlm::start().await;
-        let engine = engine(&db, &llm, sandbox).await;
+        let engine = engine_with(&db, &llm, sandbox, config).await;
         Setup {
             emulator: SlackEmulator::with_options(options).await,
             llm,
@@ -109,7 +127,16 @@ impl Setup {
         options: SlackEmulatorOptions,
         sandbox: Option<Arc<dyn CodeRunner>>,
     ) -> Setup {
-        let s = Self::new(options, sandbox).await;
+        Self::socket_with_config(options, sandbox, EngineConfig::default()).await
+    }
+
+    /// The adapter over Socket Mode on an engine with `config`.
+    pub async fn socket_with_config(
+        options: SlackEmulatorOptions,
+        sandbox: Option<Arc<dyn CodeRunner>>,
+        engine_config: EngineConfig,
+    ) -> Setup {
+        let s = Self::new_with(options, sandbox, engine_config).await;
         s.start_socket(config(&s.emulator));
         assert!(
             s.emulator

@@ -37,6 +37,9 @@ pub(crate) enum Block<'a> {
     Text {
         text: &'a str,
     },
+    Image {
+        source: ImageSource<'a>,
+    },
     ToolUse {
         id: &'a str,
         name: &'a str,
@@ -49,6 +52,16 @@ pub(crate) enum Block<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         content: Option<&'a str>,
     },
+}
+
+/// An inline image; Anthropic also takes URLs, but a chat file's URL needs the platform's
+/// credentials, so robit always sends the bytes.
+#[derive(Debug, PartialEq, Serialize)]
+pub(crate) struct ImageSource<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub media_type: &'a str,
+    pub data: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,7 +98,17 @@ fn messages(history: &[ChatMessage]) -> Vec<WireMessage<'_>> {
     for message in history {
         let (role, content) = match message.role {
             Role::System => continue,
-            Role::User => ("user", text_block(&message.content).into_iter().collect()),
+            Role::User => {
+                let mut blocks: Vec<Block<'_>> = text_block(&message.content).into_iter().collect();
+                blocks.extend(message.images.iter().map(|image| Block::Image {
+                    source: ImageSource {
+                        kind: "base64",
+                        media_type: &image.media_type,
+                        data: &image.data_base64,
+                    },
+                }));
+                ("user", blocks)
+            }
             Role::Assistant => {
                 let mut blocks: Vec<Block<'_>> = text_block(&message.content).into_iter().collect();
                 blocks.extend(message.tool_calls.iter().map(|call| Block::ToolUse {
@@ -250,6 +273,27 @@ mod tests {
         let mut message = ChatMessage::new(Role::Tool, text);
         message.tool_call_id = Some(id.into());
         message
+    }
+
+    #[test]
+    fn a_user_message_with_an_image_gets_a_base64_image_block() {
+        let mut user = ChatMessage::new(Role::User, "what is this?");
+        user.images
+            .push(crate::types::ImagePart::new("image/jpeg", b"\xff\xd8\xff"));
+        let request = ChatRequest {
+            model: "claude-x".into(),
+            messages: vec![user],
+            tools: Vec::new(),
+            max_tokens: None,
+        };
+        assert_eq!(
+            body(&request)["messages"],
+            json!([{"role": "user", "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image", "source": {
+                    "type": "base64", "media_type": "image/jpeg", "data": "/9j/"}},
+            ]}])
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! must not do I/O: it is pure translation, tested without a server.
 
 use crate::http::WireError;
-use crate::types::{ChatMessage, ChatRequest, Role, ToolCall, ToolSpec};
+use crate::types::{ChatMessage, ChatRequest, ImagePart, Role, ToolCall, ToolSpec};
 use serde::{Deserialize, Serialize};
 
 /// The body of `POST /chat/completions`.
@@ -33,11 +33,43 @@ pub(crate) struct WireMessage<'a> {
     pub role: &'static str,
     /// `None` serializes as `null`: an assistant message that only calls tools has no text,
     /// and some servers reject an empty string there while all accept `null`.
-    pub content: Option<&'a str>,
+    pub content: Option<WireContent<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<WireToolCall<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<&'a str>,
+}
+
+/// A plain string for text-only messages (what every compatible server understands), content
+/// parts when the message carries images.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum WireContent<'a> {
+    Text(&'a str),
+    Parts(Vec<WirePart<'a>>),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum WirePart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: WireImageUrl },
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct WireImageUrl {
+    /// A `data:` URL: the image travels inline, so the provider never fetches anything.
+    pub url: String,
+}
+
+impl<'a> WirePart<'a> {
+    fn image(image: &ImagePart) -> Self {
+        WirePart::ImageUrl {
+            image_url: WireImageUrl {
+                url: format!("data:{};base64,{}", image.media_type, image.data_base64),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -93,8 +125,18 @@ impl<'a> From<&'a ChatMessage> for WireMessage<'a> {
         };
         let content = if message.content.is_empty() && !tool_calls.is_empty() {
             None
+        } else if !message.images.is_empty() && message.role == Role::User {
+            // Only user messages may carry images on this API.
+            let mut parts = Vec::with_capacity(message.images.len() + 1);
+            if !message.content.is_empty() {
+                parts.push(WirePart::Text {
+                    text: &message.content,
+                });
+            }
+            parts.extend(message.images.iter().map(WirePart::image));
+            Some(WireContent::Parts(parts))
         } else {
-            Some(message.content.as_str())
+            Some(WireContent::Text(message.content.as_str()))
         };
         let tool_call_id = match message.role {
             Role::Tool => Some(message.tool_call_id.as_deref().unwrap_or_default()),
@@ -249,6 +291,28 @@ mod tests {
                     "name": "run_code", "description": "runs code",
                     "parameters": {"type": "object"}}}],
             })
+        );
+    }
+
+    #[test]
+    fn a_user_message_with_an_image_becomes_content_parts() {
+        let mut user = ChatMessage::new(Role::User, "what is this?");
+        user.images.push(ImagePart::new("image/png", b"\x89PNG"));
+        let request = ChatRequest {
+            model: "m".into(),
+            messages: vec![user, ChatMessage::new(Role::Assistant, "a cat")],
+            tools: Vec::new(),
+            max_tokens: None,
+        };
+        assert_eq!(
+            body(&request)["messages"],
+            json!([
+                {"role": "user", "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}},
+                ]},
+                {"role": "assistant", "content": "a cat"},
+            ])
         );
     }
 

@@ -8,6 +8,7 @@
 mod common;
 mod concurrency;
 mod containment;
+mod files;
 mod isolation;
 mod javascript;
 mod python;

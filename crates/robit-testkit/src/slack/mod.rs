@@ -17,7 +17,7 @@ mod socket;
 mod web;
 
 pub use delivery::{DeliveryAttempt, Via};
-pub use model::{ApiCall, CommandResponse, File, Message};
+pub use model::{ApiCall, CommandResponse, File, FileFetch, Message, SharedFile};
 pub use web::{POST_MAX_CHARS, UPDATE_MAX_CHARS};
 
 use axum::routing::{any, get, post};
@@ -223,6 +223,7 @@ impl SlackEmulator {
             .route("/link/", get(socket::link))
             .route("/link", get(socket::link))
             .route("/upload/v1/{id}", post(web::upload))
+            .route("/files-pri/{team_file}/{name}", get(web::private_file))
             .route("/commands/{trigger}", post(web::response_url))
             .merge(control::routes())
             .with_state(shared.clone());
@@ -288,9 +289,49 @@ impl SlackEmulator {
     /// `channel` or `im`) and, when it mentions the bot outside a DM, `app_mention`. Returns
     /// the `app_mention` delivery when there is one.
     pub fn user_message(&self, channel: &str, thread_ts: Option<&str>, text: &str) -> Delivered {
-        let (ts, message_event_id, mention_event_id) = {
+        self.user_message_with_files(channel, thread_ts, text, Vec::new())
+    }
+
+    /// The user mentions the bot in a new top-level message of `channel`, sharing `files`.
+    pub fn user_mentions_with_files(
+        &self,
+        channel: &str,
+        text: &str,
+        files: Vec<SharedFile>,
+    ) -> Delivered {
+        self.user_message_with_files(channel, None, &format!("<@{BOT_USER}> {text}"), files)
+    }
+
+    /// [`user_message`](Self::user_message) with files shared: the events carry Slack's
+    /// `files` objects (the `message` event with subtype `file_share`), and each file's
+    /// `url_private` is served by the emulator to the bot token (see [`file_fetches`]).
+    ///
+    /// [`file_fetches`]: Self::file_fetches
+    pub fn user_message_with_files(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+        files: Vec<SharedFile>,
+    ) -> Delivered {
+        let (ts, message_event_id, mention_event_id, file_objects) = {
             let mut m = self.shared.model.lock().unwrap();
             m.ensure_channel(channel);
+            let mut file_objects = Vec::new();
+            for f in files {
+                let id = m.next_id("F");
+                let url = format!(
+                    "http://{}/files-pri/{TEAM_ID}-{id}/{}",
+                    self.shared.addr, f.name
+                );
+                file_objects.push(json!({
+                    "id": id, "name": f.name, "title": f.name, "mimetype": f.mimetype,
+                    "filetype": f.name.rsplit('.').next().unwrap_or(""), "size": f.bytes.len(),
+                    "user": USER, "url_private": url,
+                    "url_private_download": format!("{url}?download=1"),
+                }));
+                m.shared_files.insert(id, f);
+            }
             let ts = m.next_ts();
             m.insert(Message {
                 channel: channel.to_string(),
@@ -304,7 +345,7 @@ impl SlackEmulator {
                 streaming: false,
                 deleted: false,
             });
-            (ts, m.next_id("Ev"), m.next_id("Ev"))
+            (ts, m.next_id("Ev"), m.next_id("Ev"), file_objects)
         };
         let is_dm = channel.starts_with('D');
         let mut event = json!({
@@ -314,6 +355,10 @@ impl SlackEmulator {
         });
         if let Some(t) = thread_ts {
             event["thread_ts"] = json!(t);
+        }
+        if !file_objects.is_empty() {
+            event["subtype"] = json!("file_share");
+            event["files"] = json!(file_objects);
         }
         let mentions = !is_dm && text.contains(&format!("<@{BOT_USER}>"));
         let delivered = Delivered {
@@ -333,6 +378,9 @@ impl SlackEmulator {
             });
             if let Some(t) = thread_ts {
                 mention["thread_ts"] = json!(t);
+            }
+            if !file_objects.is_empty() {
+                mention["files"] = json!(file_objects);
             }
             self.send_event(&mention_event_id, mention);
         }
@@ -505,6 +553,12 @@ impl SlackEmulator {
             .unwrap_or_default()
     }
 
+    /// Every request for a shared file's `url_private`, in order.
+    pub fn file_fetches(&self) -> Vec<FileFetch> {
+        self.shared.model.lock().unwrap().file_fetches.clone()
+    }
+
+    /// Files the bot uploaded (external upload flow).
     pub fn files(&self) -> Vec<File> {
         self.shared
             .model

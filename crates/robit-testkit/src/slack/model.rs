@@ -77,6 +77,38 @@ pub struct File {
     pub completed: bool,
 }
 
+/// A file a user shared with a message, served at its `url_private` to the bot token only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedFile {
+    pub name: String,
+    pub mimetype: String,
+    pub bytes: Vec<u8>,
+}
+
+impl SharedFile {
+    pub fn new(
+        name: impl Into<String>,
+        mimetype: impl Into<String>,
+        bytes: impl Into<Vec<u8>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            mimetype: mimetype.into(),
+            bytes: bytes.into(),
+        }
+    }
+}
+
+/// One request for a shared file's `url_private`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileFetch {
+    pub file_id: String,
+    /// Whether it carried `Authorization: Bearer <bot token>` (only then is the file served).
+    pub authorized: bool,
+    /// The HTTP status answered.
+    pub status: u16,
+}
+
 /// Injected trouble.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RateLimitFault {
@@ -100,6 +132,9 @@ pub(crate) struct Model {
     pub channels: BTreeMap<String, BTreeMap<String, Message>>,
     pub calls: Vec<ApiCall>,
     pub files: HashMap<String, File>,
+    /// Files users shared, by file id.
+    pub shared_files: HashMap<String, SharedFile>,
+    pub file_fetches: Vec<FileFetch>,
     pub faults: VecDeque<RateLimitFault>,
     pub statuses: Vec<(String, String, String)>,
     pub command_responses: Vec<CommandResponse>,

@@ -460,6 +460,48 @@ pub(crate) async fn upload(
     }
 }
 
+/// `GET /files-pri/{team-file}/{name}`: a shared file's `url_private`. Served only with the bot
+/// token; without it Slack answers with a redirect to its sign-in page, and so does this.
+pub(crate) async fn private_file(
+    State(shared): State<Arc<Shared>>,
+    Path((team_file, _name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let file_id = team_file
+        .split_once('-')
+        .map(|(_, f)| f.to_string())
+        .unwrap_or(team_file);
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(format!("Bearer {BOT_TOKEN}").as_str());
+    let response = {
+        let mut model = shared.model.lock().unwrap();
+        let response = match model.shared_files.get(&file_id) {
+            _ if !authorized => (
+                StatusCode::FOUND,
+                [(header::LOCATION, "/signin".to_string())],
+            )
+                .into_response(),
+            Some(f) => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, f.mimetype.clone())],
+                f.bytes.clone(),
+            )
+                .into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+        model.file_fetches.push(super::model::FileFetch {
+            file_id,
+            authorized,
+            status: response.status().as_u16(),
+        });
+        response
+    };
+    shared.changed.notify_waiters();
+    response
+}
+
 /// `POST /commands/{trigger}`: a slash command's `response_url`.
 pub(crate) async fn response_url(
     State(shared): State<Arc<Shared>>,
