@@ -1,4 +1,4 @@
-//! `/help`, `/reset`, `/model` and `/run`.
+//! `/help`, `/reset`, `/model` and `/run` (`/config` is in `admin.rs`).
 
 use crate::engine::{Inner, TurnOutcome};
 use crate::format;
@@ -13,11 +13,14 @@ in a DM, or with these commands:\n\
 • `/run python <code>` or `/run js <code>` (or a ```python code block): run code in the sandbox\n\
 • `/model [name]`: show or switch this conversation's model\n\
 • `/reset`: forget this conversation's history\n\
+• `/config [show]`: this channel's settings; admins: `/config set <setting> <value>`, \
+`/config unset <setting>` (`/config workspace set …` for the whole workspace), \
+`/config allow|deny|clear user|role|channel <id>`\n\
 • `/help`: this message";
 
 pub(crate) async fn run(
     inner: &Arc<Inner>,
-    _inbound: &Inbound,
+    inbound: &Inbound,
     conversation: &Conversation,
     sink: &Arc<dyn ReplySink>,
     command: Command,
@@ -66,8 +69,16 @@ pub(crate) async fn run(
                 }
             }
         }
+        Command::Config(c) => return crate::admin::run(inner, inbound, sink, c).await,
         Command::Run { language, code } => {
-            if let Err(e) = format::run_and_post(inner, sink, language, &code, false).await {
+            let settings = crate::settings::effective(inner, &inbound.key).await;
+            if !settings.run_code.value {
+                say(sink, "⚠️ Running code is turned off in this channel.").await;
+                return TurnOutcome::Failed("run_code disabled".into());
+            }
+            let limits = settings.limits(&inner.config.sandbox_limits);
+            if let Err(e) = format::run_and_post(inner, sink, language, &code, false, limits).await
+            {
                 say(sink, &format!("⚠️ {e}")).await;
                 return TurnOutcome::Failed(e.to_string());
             }

@@ -37,6 +37,12 @@ pub struct EngineConfig {
     /// Conversation leases, for several replicas sharing one database; `None` for one
     /// process, where the in-memory queue already keeps turns one at a time.
     pub lease: Option<crate::LeaseConfig>,
+    /// Who may use robit and who may change its settings.
+    pub access: crate::AccessConfig,
+    /// Turn rate limits and the daily token quota.
+    pub limits: crate::LimitsConfig,
+    /// The longest system prompt `/config set system_prompt` accepts, in characters.
+    pub max_system_prompt_chars: usize,
 }
 
 impl EngineConfig {
@@ -84,6 +90,9 @@ impl Default for EngineConfig {
             system_prompt_overrides: HashMap::new(),
             cancel_on_new_message: false,
             lease: None,
+            access: crate::AccessConfig::open(),
+            limits: crate::LimitsConfig::default(),
+            max_system_prompt_chars: 4_000,
         }
     }
 }

@@ -25,6 +25,7 @@ pub(crate) async fn run_and_post(
     language: Language,
     code: &str,
     show_code: bool,
+    limits: robit_sandbox::Limits,
 ) -> Result<RunOutput, RunError> {
     let sandbox = inner.sandbox.clone().ok_or(RunError::NoSandbox)?;
     if show_code {
@@ -40,7 +41,7 @@ pub(crate) async fn run_and_post(
     }
     let _ = sink.typing().await;
     let output = sandbox
-        .run(language, code, b"", inner.config.sandbox_limits)
+        .run(language, code, b"", limits)
         .await
         .map_err(|e| RunError::Sandbox(e.to_string()))?;
     let outcome = match output.outcome {

@@ -71,6 +71,7 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
                 commands::say(&sink, "🧹 Done: I've forgotten this conversation.").await;
                 TurnOutcome::Command
             }
+            Work::Refused(refusal) => crate::access::refuse(inner, &inbound, &sink, refusal).await,
             Work::ResetDone { ok: false } => {
                 commands::say(
                     &sink,
@@ -121,14 +122,13 @@ async fn chat(
             return TurnOutcome::Failed("history unavailable".into());
         }
     };
+    let settings = crate::settings::effective(inner, &inbound.key).await;
+    let limits = settings.limits(&inner.config.sandbox_limits);
     let model = conversation
         .model
         .clone()
-        .unwrap_or_else(|| inner.config.default_model.clone());
-    let mut messages = vec![ChatMessage::new(
-        Role::System,
-        inner.config.system_prompt_for(&inbound.key).to_string(),
-    )];
+        .unwrap_or_else(|| settings.model.value.clone());
+    let mut messages = vec![ChatMessage::new(Role::System, settings.system_prompt.value)];
     messages.extend(history.iter().map(to_chat_message));
     let mut messages = match budget::fit(messages, inner.config.prompt_budget(&model)) {
         Ok(m) => m,
@@ -145,7 +145,7 @@ async fn chat(
             return TurnOutcome::Failed("prompt too large".into());
         }
     };
-    let tools = if inner.sandbox.is_some() && inner.config.run_code_tool {
+    let tools = if inner.sandbox.is_some() && settings.run_code.value {
         vec![run_code_spec()]
     } else {
         Vec::new()
@@ -221,7 +221,7 @@ async fn chat(
                 msg.tool_calls = calls.clone();
                 messages.push(msg);
                 for call in calls {
-                    let result = run_tool(inner, sink, &call).await;
+                    let result = run_tool(inner, sink, &call, limits).await;
                     persist(
                         inner,
                         conversation,
@@ -464,7 +464,12 @@ fn run_code_spec() -> ToolSpec {
 }
 
 /// Runs one tool call; returns the text fed back to the model.
-async fn run_tool(inner: &Arc<Inner>, sink: &Arc<dyn ReplySink>, call: &ToolCall) -> String {
+async fn run_tool(
+    inner: &Arc<Inner>,
+    sink: &Arc<dyn ReplySink>,
+    call: &ToolCall,
+    limits: robit_sandbox::Limits,
+) -> String {
     if call.name != RUN_CODE_TOOL {
         return format!("error: unknown tool `{}`", call.name);
     }
@@ -483,7 +488,7 @@ async fn run_tool(inner: &Arc<Inner>, sink: &Arc<dyn ReplySink>, call: &ToolCall
             args.language
         );
     };
-    match format::run_and_post(inner, sink, language, &args.code, true).await {
+    match format::run_and_post(inner, sink, language, &args.code, true, limits).await {
         Ok(output) => format::tool_result(&output),
         Err(e) => format!("error: the sandbox failed: {e}"),
     }
