@@ -57,9 +57,18 @@ impl CodeRunner for FakeRunner {
 }
 
 pub async fn engine(db: &Path, llm: &FakeLlm, sandbox: Option<Arc<dyn CodeRunner>>) -> Engine {
+    engine_with(db, llm, sandbox, EngineConfig::default()).await
+}
+
+pub async fn engine_with(
+    db: &Path,
+    llm: &FakeLlm,
+    sandbox: Option<Arc<dyn CodeRunner>>,
+    config: EngineConfig,
+) -> Engine {
     let store = robit_store::connect_sqlite(db).await.unwrap();
     store.migrate().await.unwrap();
-    Engine::new(EngineConfig::default(), store, Some(provider(llm)), sandbox)
+    Engine::new(config, store, Some(provider(llm)), sandbox)
 }
 
 pub fn config(emulator: &SlackEmulator) -> SlackConfig {
@@ -86,10 +95,18 @@ pub struct Setup {
 
 impl Setup {
     pub async fn new(options: SlackEmulatorOptions, sandbox: Option<Arc<dyn CodeRunner>>) -> Setup {
+        Self::new_with(options, sandbox, EngineConfig::default()).await
+    }
+
+    pub async fn new_with(
+        options: SlackEmulatorOptions,
+        sandbox: Option<Arc<dyn CodeRunner>>,
+        engine_config: EngineConfig,
+    ) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("robit.db");
         let llm = FakeLlm::start().await;
-        let engine = engine(&db, &llm, sandbox).await;
+        let engine = engine_with(&db, &llm, sandbox, engine_config).await;
         Setup {
             emulator: SlackEmulator::with_options(options).await,
             llm,
@@ -118,6 +135,40 @@ impl Setup {
             "the adapter never connected over socket mode"
         );
         s
+    }
+
+    /// The adapter over Socket Mode with the engine configured as given.
+    pub async fn socket_config(engine_config: EngineConfig) -> Setup {
+        let s = Self::new_with(SlackEmulatorOptions::default(), None, engine_config).await;
+        s.start_socket(config(&s.emulator));
+        s.wait_connected().await;
+        s
+    }
+
+    async fn wait_connected(&self) {
+        assert!(
+            self.emulator
+                .wait_for(WAIT, |e| e.socket_connections() == 1)
+                .await,
+            "the adapter never connected over socket mode"
+        );
+    }
+
+    /// Stops the adapter and the engine, then starts both again on the same database file:
+    /// what a restarted process would see.
+    pub async fn restart(&mut self, engine_config: EngineConfig) {
+        self.shutdown.cancel();
+        self.engine.shutdown(Duration::from_secs(5)).await;
+        assert!(
+            self.emulator
+                .wait_for(WAIT, |e| e.socket_connections() == 0)
+                .await,
+            "the old adapter never disconnected"
+        );
+        self.engine = engine_with(&self.db, &self.llm, None, engine_config).await;
+        self.shutdown = CancellationToken::new();
+        self.start_socket(config(&self.emulator));
+        self.wait_connected().await;
     }
 
     pub fn start_socket(&self, config: SlackConfig) {
