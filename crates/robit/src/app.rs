@@ -142,8 +142,10 @@ pub async fn build_engine(config: &Config) -> anyhow::Result<(Engine, Arc<dyn St
         }
     }
     let sandbox = sandbox(config).await;
+    let mut engine_config = engine_config(config, &providers);
+    crate::access_config::apply(&config.access, &config.limits, &mut engine_config)?;
     let engine = Engine::new(
-        engine_config(config, &providers),
+        engine_config,
         store.clone(),
         providers.provider.clone(),
         sandbox,
@@ -161,7 +163,14 @@ pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
     // Adapters stop taking events first; running turns then get the grace period.
     let adapters_stop = CancellationToken::new();
     let mut adapters = tokio::task::JoinSet::new();
-    let mut app = crate::http::router(crate::http::HttpState { store, metrics });
+    let mut app = crate::http::router(crate::http::HttpState {
+        store: store.clone(),
+        metrics,
+    });
+    if config.admin_api.enabled {
+        app = app.merge(crate::admin_api::router(engine.clone(), store));
+        tracing::info!("admin API on /admin/v1");
+    }
 
     if config.discord.token.is_some() {
         let (engine, cfg, stop) = (

@@ -27,6 +27,12 @@ pub struct Config {
     /// The Slack adapter; on when `slack.bot_token` is set (`ROBIT_SLACK__BOT_TOKEN`), over
     /// Socket Mode with `slack.app_token` and over HTTP with `slack.signing_secret`.
     pub slack: robit_slack::SlackConfig,
+    /// Who may use robit, and its admins.
+    pub access: crate::access_config::AccessSection,
+    /// Turn rate limits and the daily token quota.
+    pub limits: crate::access_config::LimitsSection,
+    /// The optional admin HTTP API (off by default).
+    pub admin_api: crate::access_config::AdminApiSection,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -306,6 +312,9 @@ pub fn load_with_env(
             .separator(ENV_SEPARATOR)
             .list_separator(",")
             .with_list_parse_key("llm.models")
+            .with_list_parse_key("access.allow")
+            .with_list_parse_key("access.deny")
+            .with_list_parse_key("access.admins")
             .try_parsing(true)
             .source(Some(env)),
     );
