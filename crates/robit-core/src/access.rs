@@ -159,11 +159,14 @@ pub(crate) fn decide(config: &AccessConfig, stored: &[AccessRule], inbound: &Inb
     config.default_allow
 }
 
+/// A workspace's stored rules and when they were read.
+type CachedRules = (Instant, Arc<Vec<AccessRule>>);
+
 /// Per-process state of access control: a short-lived cache of each workspace's rules, so
 /// intake does not read them for every event.
 #[derive(Default)]
 pub(crate) struct AccessState {
-    rules: Mutex<HashMap<(Platform, WorkspaceId), (Instant, Arc<Vec<AccessRule>>)>>,
+    rules: Mutex<HashMap<(Platform, WorkspaceId), CachedRules>>,
 }
 
 impl AccessState {

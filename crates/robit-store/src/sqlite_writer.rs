@@ -26,7 +26,7 @@ const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4096;
 
 enum Job {
-    Accept(NewEvent, oneshot::Sender<Result<Accepted>>),
+    Accept(Box<NewEvent>, oneshot::Sender<Result<Accepted>>),
     Close(oneshot::Sender<()>),
 }
 
@@ -48,7 +48,7 @@ impl Writer {
     pub async fn accept(&self, event: NewEvent) -> Result<Accepted> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Job::Accept(event, reply))
+            .send(Job::Accept(Box::new(event), reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -92,7 +92,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
 /// Runs the batch in one transaction and answers every caller in it.
 async fn commit_batch(
     conn: &mut SqliteConnection,
-    batch: &mut Vec<(NewEvent, oneshot::Sender<Result<Accepted>>)>,
+    batch: &mut Vec<(Box<NewEvent>, oneshot::Sender<Result<Accepted>>)>,
 ) {
     let outcome: Result<Vec<Result<Accepted>>> = async {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
