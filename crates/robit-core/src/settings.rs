@@ -297,8 +297,10 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        let mut config = EngineConfig::default();
-        config.max_system_prompt_chars = 10;
+        let mut config = EngineConfig {
+            max_system_prompt_chars: 10,
+            ..EngineConfig::default()
+        };
         let err = validate(&config, SettingKey::SystemPrompt, "x".repeat(11).as_str()).unwrap_err();
         assert!(err.contains("11 characters") && err.contains("10"), "{err}");
         let err = validate(&config, SettingKey::SandboxWallTimeMs, "99999").unwrap_err();
