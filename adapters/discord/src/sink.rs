@@ -40,7 +40,6 @@ fn no_mentions() -> CreateAllowedMentions {
 }
 
 /// Shared by all sinks of one adapter.
-#[derive(Debug)]
 pub(crate) struct SinkContext {
     pub http: Arc<Http>,
     pub pacer: Arc<Pacer>,
@@ -51,9 +50,12 @@ pub(crate) struct SinkContext {
     pub shared: Option<(Arc<dyn CallBudget>, Rate)>,
 }
 
-impl std::fmt::Debug for dyn CallBudget {
+impl std::fmt::Debug for SinkContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CallBudget")
+        f.debug_struct("SinkContext")
+            .field("caps", &self.caps)
+            .field("shared", &self.shared.as_ref().map(|(_, rate)| rate))
+            .finish_non_exhaustive()
     }
 }
 
