@@ -157,6 +157,7 @@ pub fn line_to_inbound(options: &ConsoleOptions, line: &str) -> Inbound {
             id: UserId(options.user.clone()),
             name: options.user.clone(),
             is_bot: false,
+            roles: Vec::new(),
         },
         line.to_string(),
     )

@@ -5,7 +5,7 @@ use serenity::all::{CommandOptionType, CreateCommand, CreateCommandOption, Guild
 use serenity::http::Http;
 use serenity::model::application::Command as DiscordCommand;
 
-/// `/ask prompt`, `/run language code`, `/reset`, `/model [name]`, `/help`.
+/// `/ask prompt`, `/run language code`, `/reset`, `/model [name]`, `/help`, `/config [args]`.
 pub(crate) fn definitions() -> Vec<CreateCommand> {
     vec![
         CreateCommand::new("ask")
@@ -35,6 +35,15 @@ pub(crate) fn definitions() -> Vec<CreateCommand> {
                 "The model to switch to",
             )),
         CreateCommand::new("help").description("What robit can do"),
+        // One free-text option: the `/config` grammar (show, set, unset, allow, deny, clear)
+        // is the same on every platform and parsed by robit-types.
+        CreateCommand::new("config")
+            .description("Show or change robit's settings here (admins)")
+            .add_option(CreateCommandOption::new(
+                CommandOptionType::String,
+                "args",
+                "show | set <setting> <value> | unset <setting> | allow|deny|clear user|role|channel <id>",
+            )),
     ]
 }
 

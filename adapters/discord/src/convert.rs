@@ -68,6 +68,7 @@ pub(crate) fn command_from(
         "reset" => Ok(Command::Reset),
         "model" => Command::from_parts("model", opt("name")),
         "help" => Ok(Command::Help),
+        "config" => Command::from_parts("config", opt("args")),
         other => Command::from_parts(other, ""),
     }
 }

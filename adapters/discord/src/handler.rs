@@ -133,6 +133,11 @@ impl Handler {
                 id: UserId(msg.author.id.to_string()),
                 name: msg.author.name.clone(),
                 is_bot: false,
+                roles: msg
+                    .member
+                    .as_ref()
+                    .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
+                    .unwrap_or_default(),
             },
             kind: InboundKind::Message {
                 text,

@@ -195,6 +195,11 @@ impl Intake {
                 id: UserId(cmd.user.id.to_string()),
                 name: cmd.user.name.clone(),
                 is_bot: false,
+                roles: cmd
+                    .member
+                    .as_ref()
+                    .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
+                    .unwrap_or_default(),
             },
             command,
         );

@@ -13,9 +13,7 @@
 use crate::download::Downloader;
 use crate::pacer::Pacer;
 use async_trait::async_trait;
-use robit_types::{
-    Attachment, CallBudget, Capabilities, MessageRef, Rate, ReplySink, SinkError,
-};
+use robit_types::{Attachment, CallBudget, Capabilities, MessageRef, Rate, ReplySink, SinkError};
 use serenity::builder::{
     Builder, CreateAllowedMentions, CreateAttachment, CreateInteractionResponseFollowup,
     CreateMessage, EditInteractionResponse, EditMessage,

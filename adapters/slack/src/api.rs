@@ -189,6 +189,29 @@ impl SlackApi {
         Ok(r.ts.0)
     }
 
+    /// `chat.postEphemeral`: a message only `user` sees (refusals, errors).
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        user: &str,
+        text: &str,
+    ) -> Result<(), SinkError> {
+        let req = SlackApiChatPostEphemeralRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackUserId(user.to_string()),
+            SlackMessageContent::new().with_text(text.to_string()),
+        )
+        .opt_thread_ts(thread_ts.map(|t| SlackTs(t.to_string())));
+        self.call_in("chat.postEphemeral", Some(channel), |s| {
+            let req = &req;
+            async move { s.chat_post_ephemeral(req).await }
+        })
+        .await
+        .map_err(sink_error)?;
+        Ok(())
+    }
+
     /// `chat.update` of a message the bot posted.
     pub async fn update(&self, channel: &str, ts: &str, text: &str) -> Result<(), SinkError> {
         let req = SlackApiChatUpdateRequest::new(

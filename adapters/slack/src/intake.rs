@@ -414,6 +414,7 @@ fn author(user: &str) -> Author {
         // Slack events carry only the id; a name would cost a users.info call per event.
         name: user.to_string(),
         is_bot: false,
+        roles: Vec::new(),
     }
 }
 

@@ -11,7 +11,7 @@
 use crate::api::SlackApi;
 use crate::mrkdwn;
 use async_trait::async_trait;
-use robit_types::{Attachment, Capabilities, MessageRef, ReplySink, SinkError};
+use robit_types::{Attachment, Capabilities, MessageRef, ReplySink, SinkError, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -260,6 +260,16 @@ impl ReplySink for SlackSink {
             return Ok(());
         }
         self.edit_plain(message, text).await
+    }
+
+    async fn post_ephemeral(&self, user: &UserId, text: &str) -> Result<MessageRef, SinkError> {
+        // Ephemeral messages cannot be edited later, so one converted part each is fine.
+        for part in mrkdwn::render_parts(text, HARD_LIMIT) {
+            self.api
+                .post_ephemeral(&self.target.channel, self.thread(), user.as_str(), &part)
+                .await?;
+        }
+        Ok(MessageRef(String::new()))
     }
 
     async fn upload(

@@ -1,4 +1,4 @@
-//! `/help`, `/reset`, `/model` and `/run`.
+//! `/help`, `/reset`, `/model` and `/run` (`/config` is in `admin.rs`).
 
 use crate::engine::{Inner, TurnOutcome};
 use crate::format;
@@ -13,6 +13,9 @@ in a DM, or with these commands:\n\
 • `/run python <code>` or `/run js <code>` (or a ```python code block): run code in the sandbox\n\
 • `/model [name]`: show or switch this conversation's model\n\
 • `/reset`: forget this conversation's history\n\
+• `/config [show]`: this channel's settings; admins: `/config set <setting> <value>`, \
+`/config unset <setting>` (`/config workspace set …` for the whole workspace), \
+`/config allow|deny|clear user|role|channel <id>`\n\
 • `/help`: this message";
 
 pub(crate) async fn run(
@@ -66,14 +69,23 @@ pub(crate) async fn run(
                 }
             }
         }
+        Command::Config(c) => return crate::admin::run(inner, inbound, sink, c).await,
         Command::Run { language, code } => {
+            let settings = crate::settings::effective(inner, &inbound.key).await;
+            if !settings.run_code.value {
+                say(sink, "⚠️ Running code is turned off in this channel.").await;
+                return TurnOutcome::Failed("run_code disabled".into());
+            }
+            let limits = settings.limits(&inner.config.sandbox_limits);
             // Without a sandbox there is nothing to place the files in; run_and_post says so.
             let files = if inner.sandbox.is_some() {
                 crate::attachments::run_inputs(inner, inbound, sink).await
             } else {
                 Vec::new()
             };
-            if let Err(e) = format::run_and_post(inner, sink, language, &code, files, false).await {
+            if let Err(e) =
+                format::run_and_post(inner, sink, language, &code, files, false, limits).await
+            {
                 say(sink, &format!("⚠️ {e}")).await;
                 return TurnOutcome::Failed(e.to_string());
             }

@@ -39,6 +39,12 @@ pub struct EngineConfig {
     pub lease: Option<crate::LeaseConfig>,
     /// Attachments in (text files, images, `/run` inputs) and run files out.
     pub attachments: crate::AttachmentLimits,
+    /// Who may use robit and who may change its settings.
+    pub access: crate::AccessConfig,
+    /// Turn rate limits and the daily token quota.
+    pub limits: crate::LimitsConfig,
+    /// The longest system prompt `/config set system_prompt` accepts, in characters.
+    pub max_system_prompt_chars: usize,
 }
 
 impl EngineConfig {
@@ -87,6 +93,9 @@ impl Default for EngineConfig {
             cancel_on_new_message: false,
             lease: None,
             attachments: crate::AttachmentLimits::default(),
+            access: crate::AccessConfig::open(),
+            limits: crate::LimitsConfig::default(),
+            max_system_prompt_chars: 4_000,
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum TurnOutcome {
     Ignored,
     /// The engine shut down before the turn ended.
     Cancelled,
+    /// An access rule, a rate limit or a quota kept the turn from running; the user was told
+    /// why. `0` is the reason (`denied`, `not_admin`, `user_rate`, `channel_rate`, `quota`).
+    Refused(String),
 }
 
 /// What `submit` did with an event.
@@ -75,6 +78,7 @@ impl TurnOutcome {
             TurnOutcome::Failed(_) => "failed",
             TurnOutcome::Ignored => "ignored",
             TurnOutcome::Cancelled => "cancelled",
+            TurnOutcome::Refused(_) => "refused",
         }
     }
 }
@@ -97,6 +101,8 @@ pub(crate) enum Work {
     ResetDone {
         ok: bool,
     },
+    /// Kept out by an access rule or a limit; the reply says why.
+    Refused(crate::access::Refusal),
 }
 
 pub(crate) struct Job {
@@ -116,6 +122,7 @@ pub(crate) struct Inner {
     /// Tools of MCP servers, offered beside `run_code`.
     pub tools: Option<Arc<dyn ToolProvider>>,
     pub config: EngineConfig,
+    pub access: crate::access::AccessState,
     queues: Mutex<HashMap<ConversationKey, mpsc::UnboundedSender<Job>>>,
     /// The running chat turn of each busy conversation, so a newer message can stop it.
     running: Mutex<HashMap<ConversationKey, CancellationToken>>,
@@ -146,6 +153,7 @@ impl Engine {
                 sandbox,
                 tools: None,
                 config,
+                access: Default::default(),
                 queues: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
                 permits,
@@ -175,6 +183,10 @@ impl Engine {
     /// The adapters' connection states, for readiness.
     pub fn connections(&self) -> &Connections {
         &self.inner.connections
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     /// The platform call budget shared with other replicas, when the engine runs as one of
@@ -232,8 +244,13 @@ impl Engine {
             Work::Command(Command::Ask { prompt }) => Work::Chat { text: prompt },
             w => w,
         };
+        // Access is decided before anything is stored, so a refused user's words never enter
+        // a conversation's history (and never reach the model in someone else's turn).
+        let denied = crate::access::check(&self.inner, &inbound).await;
         let message = match &work {
-            Work::Chat { text } => Some(NewMessage::user(inbound.author.id.clone(), text.clone())),
+            Work::Chat { text } if denied.is_none() => {
+                Some(NewMessage::user(inbound.author.id.clone(), text.clone()))
+            }
             _ => None,
         };
         let accepted = self
@@ -259,6 +276,17 @@ impl Engine {
         };
         tracing::Span::current().record("conversation", conversation.id.0);
         tracing::debug!(queued = true, "event accepted");
+        // Limits are taken only for a new event, so a redelivery is not counted twice.
+        let work = match (denied, work) {
+            (Some(refusal), _) => Work::Refused(refusal),
+            (None, w @ (Work::Chat { .. } | Work::Command(Command::Run { .. }))) => {
+                match crate::limits::check(&self.inner, &inbound).await {
+                    Some(refusal) => Work::Refused(refusal),
+                    None => w,
+                }
+            }
+            (None, w) => w,
+        };
         // A reset takes effect in submission order: messages sent after it start afresh even
         // if they were stored before the queue reached it.
         let work = match work {

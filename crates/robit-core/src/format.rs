@@ -26,6 +26,7 @@ pub(crate) async fn run_and_post(
     code: &str,
     files: Vec<InputFile>,
     show_code: bool,
+    limits: robit_sandbox::Limits,
 ) -> Result<RunOutput, RunError> {
     let sandbox = inner.sandbox.clone().ok_or(RunError::NoSandbox)?;
     if show_code {
@@ -41,7 +42,7 @@ pub(crate) async fn run_and_post(
     }
     let _ = sink.typing().await;
     let output = sandbox
-        .run_with_files(language, code, b"", files, inner.config.sandbox_limits)
+        .run_with_files(language, code, b"", files, limits)
         .await
         .map_err(|e| RunError::Sandbox(e.to_string()))?;
     let outcome = match output.outcome {

@@ -7,6 +7,8 @@
 //! slack-morphism) and never read configuration files or the environment: the binary hands
 //! it typed values.
 
+mod access;
+mod admin;
 mod attachments;
 mod budget;
 mod call_budget;
@@ -17,18 +19,24 @@ mod engine;
 mod error;
 mod format;
 mod lease;
+mod limits;
 pub mod metrics;
 pub mod render;
+mod settings;
 mod tokens;
 mod tools;
 mod turn;
 
-pub use call_budget::StoreCallBudget;
+pub use access::{AccessConfig, Subject};
+pub use admin::SettingError;
 pub use attachments::AttachmentLimits;
+pub use call_budget::StoreCallBudget;
 pub use config::EngineConfig;
 pub use connections::{ConnectionState, Connections};
 pub use engine::{Engine, Submission, TurnHandle, TurnOutcome};
 pub use error::EngineError;
 pub use lease::LeaseConfig;
+pub use limits::LimitsConfig;
 pub use robit_mcp::{ServerFilter, ToolProvider};
+pub use settings::{Effective, Source, Sourced};
 pub use tokens::estimate_tokens;

@@ -14,6 +14,7 @@ pub const PLATFORM_RATE_LIMITED: &str = "robit_platform_rate_limited_total";
 pub const QUEUE_DEPTH: &str = "robit_queue_depth";
 pub const ACTIVE_CONVERSATIONS: &str = "robit_active_conversations";
 pub const CALL_BUDGET_WAITS: &str = "robit_call_budget_waits_total";
+pub const REFUSALS: &str = "robit_refusals_total";
 
 /// Every metric the engine records, with its type, labels and meaning.
 pub const ALL: &[(&str, &str, &str, &str)] = &[
@@ -89,5 +90,11 @@ pub const ALL: &[(&str, &str, &str, &str)] = &[
         "counter",
         "",
         "platform calls that waited for the budget shared by replicas",
+    ),
+    (
+        REFUSALS,
+        "counter",
+        "platform, reason",
+        "events refused by an access rule, a rate limit or a quota (reason: denied, not_admin, user_rate, channel_rate, quota)",
     ),
 ];

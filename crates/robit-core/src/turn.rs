@@ -71,6 +71,7 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
                 commands::say(&sink, "🧹 Done: I've forgotten this conversation.").await;
                 TurnOutcome::Command
             }
+            Work::Refused(refusal) => crate::access::refuse(inner, &inbound, &sink, refusal).await,
             Work::ResetDone { ok: false } => {
                 commands::say(
                     &sink,
@@ -128,10 +129,13 @@ async fn chat(
             return TurnOutcome::Failed("history unavailable".into());
         }
     };
-    let mut messages = vec![ChatMessage::new(
-        Role::System,
-        inner.config.system_prompt_for(&inbound.key).to_string(),
-    )];
+    let settings = crate::settings::effective(inner, &inbound.key).await;
+    let limits = settings.limits(&inner.config.sandbox_limits);
+    let model = conversation
+        .model
+        .clone()
+        .unwrap_or_else(|| settings.model.value.clone());
+    let mut messages = vec![ChatMessage::new(Role::System, settings.system_prompt.value)];
     messages.extend(history.iter().map(to_chat_message));
     let mut messages = match budget::fit(messages, inner.config.prompt_budget(&model)) {
         Ok(m) => m,
@@ -149,7 +153,7 @@ async fn chat(
         }
     };
     crate::attachments::attach_images(&mut messages, images);
-    let mut tools = if inner.sandbox.is_some() && inner.config.run_code_tool {
+    let mut tools = if inner.sandbox.is_some() && settings.run_code.value {
         vec![run_code_spec()]
     } else {
         Vec::new()
@@ -229,7 +233,7 @@ async fn chat(
                 msg.tool_calls = calls.clone();
                 messages.push(msg);
                 for call in calls {
-                    let result = run_tool(inner, sink, &call, &servers).await;
+                    let result = run_tool(inner, sink, &call, &servers, limits).await;
                     persist(
                         inner,
                         conversation,
@@ -477,6 +481,7 @@ async fn run_tool(
     sink: &Arc<dyn ReplySink>,
     call: &ToolCall,
     servers: &robit_mcp::ServerFilter,
+    limits: robit_sandbox::Limits,
 ) -> String {
     if call.name != RUN_CODE_TOOL {
         return match crate::tools::run(inner, sink, call, servers).await {
@@ -499,7 +504,7 @@ async fn run_tool(
             args.language
         );
     };
-    match format::run_and_post(inner, sink, language, &args.code, Vec::new(), true).await {
+    match format::run_and_post(inner, sink, language, &args.code, Vec::new(), true, limits).await {
         Ok(output) => format::tool_result(&output),
         Err(e) => format!("error: the sandbox failed: {e}"),
     }

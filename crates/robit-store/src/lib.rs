@@ -8,6 +8,7 @@
 //! Start with [`connect`], then [`Store::migrate`]. The SQL schema lives in `migrations/` at
 //! the workspace root and is compiled in (see `migrations.rs`).
 
+mod access;
 pub mod bench;
 mod buckets;
 mod error;
@@ -18,6 +19,7 @@ mod rows;
 mod sqlite;
 mod sqlite_writer;
 
+pub use access::{AccessRule, ApiKeyRow, AuditEntry, NewAuditEntry, SettingPlace, SettingRow};
 pub use error::StoreError;
 pub use model::{
     Accepted, Conversation, ConversationId, MessageRole, MessageStatus, MigrationStatus, NewEvent,
@@ -27,7 +29,9 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
-use robit_types::{ConversationKey, Rate};
+use robit_types::{
+    ChannelId, ConversationKey, Platform, Rate, RuleEffect, SubjectKind, WorkspaceId,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,6 +179,63 @@ pub trait Store: Send + Sync {
     /// Empties the bucket so that its next one-token take waits `pause` (a platform's
     /// `Retry-After`); never shortens a longer block already in place.
     async fn block_bucket(&self, bucket: &str, rate: Rate, pause: Duration) -> Result<()>;
+
+    /// The settings stored for `channel` and for its whole workspace (rows of both scopes;
+    /// a workspace row has `channel: None`).
+    async fn settings(
+        &self,
+        platform: Platform,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+    ) -> Result<Vec<SettingRow>>;
+
+    /// Stores a setting at `place` (`value: None` removes it), recording who changed it.
+    async fn put_setting(
+        &self,
+        place: &SettingPlace,
+        key: &str,
+        value: Option<&str>,
+        actor: &str,
+    ) -> Result<()>;
+
+    /// The access rules stored for a workspace.
+    async fn access_rules(
+        &self,
+        platform: Platform,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<AccessRule>>;
+
+    /// Stores the workspace's rule on one subject (`effect: None` removes it).
+    async fn put_access_rule(
+        &self,
+        platform: Platform,
+        workspace: &WorkspaceId,
+        kind: SubjectKind,
+        subject: &str,
+        effect: Option<RuleEffect>,
+        actor: &str,
+    ) -> Result<()>;
+
+    /// Prompt plus completion tokens a workspace used at or after `since_ms` (unix ms), for
+    /// daily quotas.
+    async fn tokens_used_since(
+        &self,
+        platform: Platform,
+        workspace: &WorkspaceId,
+        since_ms: i64,
+    ) -> Result<u64>;
+
+    /// Appends a line to the audit log.
+    async fn record_audit(&self, entry: NewAuditEntry) -> Result<()>;
+
+    /// Audit log lines at or after `since_ms`, newest first, at most `limit`.
+    async fn audit_log(&self, since_ms: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// Stores an admin API key's hash under `name`; returns its id.
+    async fn add_api_key(&self, name: &str, hash: &str) -> Result<i64>;
+
+    /// The admin API key with this id, if any.
+    async fn api_key(&self, id: i64) -> Result<Option<ApiKeyRow>>;
 }
 
 #[cfg(test)]

@@ -24,6 +24,11 @@ const SQLITE: &[Embedded] = &[
         "rate buckets",
         include_str!("../../../migrations/sqlite/0002_rate_buckets.sql"),
     ),
+    (
+        3,
+        "access",
+        include_str!("../../../migrations/sqlite/0003_access.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -36,6 +41,11 @@ const POSTGRES: &[Embedded] = &[
         2,
         "rate buckets",
         include_str!("../../../migrations/postgres/0002_rate_buckets.sql"),
+    ),
+    (
+        3,
+        "access",
+        include_str!("../../../migrations/postgres/0003_access.sql"),
     ),
 ];
 

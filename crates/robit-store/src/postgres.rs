@@ -400,6 +400,73 @@ impl Store for PostgresStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn settings(
+        &self,
+        platform: robit_types::Platform,
+        workspace: &robit_types::WorkspaceId,
+        channel: &robit_types::ChannelId,
+    ) -> Result<Vec<crate::SettingRow>> {
+        crate::access::postgres::settings(&self.pool, platform, workspace, channel).await
+    }
+
+    async fn put_setting(
+        &self,
+        place: &crate::SettingPlace,
+        key: &str,
+        value: Option<&str>,
+        actor: &str,
+    ) -> Result<()> {
+        crate::access::postgres::put_setting(&self.pool, place, key, value, actor).await
+    }
+
+    async fn access_rules(
+        &self,
+        platform: robit_types::Platform,
+        workspace: &robit_types::WorkspaceId,
+    ) -> Result<Vec<crate::AccessRule>> {
+        crate::access::postgres::access_rules(&self.pool, platform, workspace).await
+    }
+
+    async fn put_access_rule(
+        &self,
+        platform: robit_types::Platform,
+        workspace: &robit_types::WorkspaceId,
+        kind: robit_types::SubjectKind,
+        subject: &str,
+        effect: Option<robit_types::RuleEffect>,
+        actor: &str,
+    ) -> Result<()> {
+        crate::access::postgres::put_access_rule(
+            &self.pool, platform, workspace, kind, subject, effect, actor,
+        )
+        .await
+    }
+
+    async fn tokens_used_since(
+        &self,
+        platform: robit_types::Platform,
+        workspace: &robit_types::WorkspaceId,
+        since_ms: i64,
+    ) -> Result<u64> {
+        crate::access::postgres::tokens_used_since(&self.pool, platform, workspace, since_ms).await
+    }
+
+    async fn record_audit(&self, entry: crate::NewAuditEntry) -> Result<()> {
+        crate::access::postgres::record_audit(&self.pool, entry).await
+    }
+
+    async fn audit_log(&self, since_ms: i64, limit: u32) -> Result<Vec<crate::AuditEntry>> {
+        crate::access::postgres::audit_log(&self.pool, since_ms, limit).await
+    }
+
+    async fn add_api_key(&self, name: &str, hash: &str) -> Result<i64> {
+        crate::access::postgres::add_api_key(&self.pool, name, hash).await
+    }
+
+    async fn api_key(&self, id: i64) -> Result<Option<crate::ApiKeyRow>> {
+        crate::access::postgres::api_key(&self.pool, id).await
+    }
 }
 
 /// The database clock in unix milliseconds. `clock_timestamp()`, not `now()`: `now()` is the

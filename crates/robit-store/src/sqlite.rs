@@ -394,6 +394,73 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn settings(
+        &self,
+        platform: robit_types::Platform,
+        workspace: &robit_types::WorkspaceId,
+        channel: &robit_types::ChannelId,
+    ) -> Result<Vec<crate::SettingRow>> {
+        crate::access::sqlite::settings(&self.pool, platform, workspace, channel).await
+    }
+
+    async fn put_setting(
+        &self,
+        place: &crate::SettingPlace,
+        key: &str,
+        value: Option<&str>,
+        actor: &str,
+    ) -> Result<()> {
+        crate::access::sqlite::put_setting(&self.pool, place, key, value, actor).await
+    }
+
+    async fn access_rules(
+        &self,
+        platform: robit_types::Platform,
+        workspace: &robit_types::WorkspaceId,
+    ) -> Result<Vec<crate::AccessRule>> {
+        crate::access::sqlite::access_rules(&self.pool, platform, workspace).await
+    }
+
+    async fn put_access_rule(
+        &self,
+        platform: robit_types::Platform,
+        workspace: &robit_types::WorkspaceId,
+        kind: robit_types::SubjectKind,
+        subject: &str,
+        effect: Option<robit_types::RuleEffect>,
+        actor: &str,
+    ) -> Result<()> {
+        crate::access::sqlite::put_access_rule(
+            &self.pool, platform, workspace, kind, subject, effect, actor,
+        )
+        .await
+    }
+
+    async fn tokens_used_since(
+        &self,
+        platform: robit_types::Platform,
+        workspace: &robit_types::WorkspaceId,
+        since_ms: i64,
+    ) -> Result<u64> {
+        crate::access::sqlite::tokens_used_since(&self.pool, platform, workspace, since_ms).await
+    }
+
+    async fn record_audit(&self, entry: crate::NewAuditEntry) -> Result<()> {
+        crate::access::sqlite::record_audit(&self.pool, entry).await
+    }
+
+    async fn audit_log(&self, since_ms: i64, limit: u32) -> Result<Vec<crate::AuditEntry>> {
+        crate::access::sqlite::audit_log(&self.pool, since_ms, limit).await
+    }
+
+    async fn add_api_key(&self, name: &str, hash: &str) -> Result<i64> {
+        crate::access::sqlite::add_api_key(&self.pool, name, hash).await
+    }
+
+    async fn api_key(&self, id: i64) -> Result<Option<crate::ApiKeyRow>> {
+        crate::access::sqlite::api_key(&self.pool, id).await
+    }
 }
 
 /// The bucket's balance at `now`; a bucket never used is full. Runs inside a write

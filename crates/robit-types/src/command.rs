@@ -1,5 +1,6 @@
 //! The commands robit understands, in one parsed form whichever platform they came from.
 
+use crate::config_command::{ConfigCommand, ConfigParseError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -38,11 +39,20 @@ impl fmt::Display for Language {
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    Ask { prompt: String },
-    Run { language: Language, code: String },
+    Ask {
+        prompt: String,
+    },
+    Run {
+        language: Language,
+        code: String,
+    },
     Reset,
-    Model { name: Option<String> },
+    Model {
+        name: Option<String>,
+    },
     Help,
+    /// `/config …`: settings and access rules (admins only, except `show`).
+    Config(ConfigCommand),
 }
 
 /// Why a command could not be parsed; shown to the user as is.
@@ -56,6 +66,8 @@ pub enum CommandParseError {
     MissingCode,
     #[error("unknown language `{0}`; use python or js")]
     UnknownLanguage(String),
+    #[error(transparent)]
+    Config(#[from] ConfigParseError),
 }
 
 impl Command {
@@ -67,6 +79,7 @@ impl Command {
             Command::Reset => "reset",
             Command::Model { .. } => "model",
             Command::Help => "help",
+            Command::Config(_) => "config",
         }
     }
 
@@ -90,6 +103,7 @@ impl Command {
                 name: (!args.is_empty()).then(|| args.to_string()),
             }),
             "help" => Ok(Command::Help),
+            "config" => Ok(Command::Config(ConfigCommand::parse(args)?)),
             other => Err(CommandParseError::Unknown(other.to_string())),
         }
     }

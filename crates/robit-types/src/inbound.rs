@@ -13,6 +13,22 @@ pub struct Author {
     /// Adapters drop bot messages before they reach the engine; the engine checks again so a
     /// misbehaving adapter cannot start a bot-to-bot loop.
     pub is_bot: bool,
+    /// The author's roles where the platform has them (Discord role ids), for access rules;
+    /// empty elsewhere.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl Author {
+    /// A human author without roles.
+    pub fn user(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: UserId(id.into()),
+            name: name.into(),
+            is_bot: false,
+            roles: Vec::new(),
+        }
+    }
 }
 
 /// A file attached to a message.

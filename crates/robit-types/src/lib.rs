@@ -7,12 +7,16 @@
 
 mod budget;
 mod command;
+mod config_command;
 mod ids;
 mod inbound;
 mod sink;
 
 pub use budget::{CallBudget, Rate};
 pub use command::{Command, CommandParseError, Language};
+pub use config_command::{
+    ConfigCommand, ConfigParseError, RuleEffect, SettingKey, SettingScope, SubjectKind,
+};
 pub use ids::{ChannelId, ConversationKey, EventId, Platform, ThreadId, UserId, WorkspaceId};
 pub use inbound::{Attachment, Author, Inbound, InboundKind};
 pub use sink::{Capabilities, MessageRef, ReplySink, SinkError};

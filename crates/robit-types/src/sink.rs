@@ -1,5 +1,6 @@
 //! The port adapters implement so the engine can answer in a thread without naming a platform.
 
+use crate::ids::UserId;
 use crate::inbound::Attachment;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -81,6 +82,12 @@ pub trait ReplySink: Send + Sync {
         _max_bytes: u64,
     ) -> Result<Vec<u8>, SinkError> {
         Err(SinkError::Unsupported("attachment download"))
+    }
+
+    /// Posts a message only `user` sees, where the platform can (Slack `chat.postEphemeral`);
+    /// elsewhere it is an ordinary post. Refusals use it so they do not clutter a channel.
+    async fn post_ephemeral(&self, _user: &UserId, text: &str) -> Result<MessageRef, SinkError> {
+        self.post(text).await
     }
 
     /// Shows that the bot is working (typing indicator, status line). Best effort.

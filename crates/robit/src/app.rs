@@ -213,8 +213,10 @@ pub async fn build_engine(
         }
     }
     let sandbox = sandbox(config).await;
+    let mut engine_config = engine_config(config, &providers);
+    crate::access_config::apply(&config.access, &config.limits, &mut engine_config)?;
     let mut engine = Engine::new(
-        engine_config(config, &providers),
+        engine_config,
         store.clone(),
         providers.provider.clone(),
         sandbox,
@@ -236,11 +238,15 @@ pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
     let adapters_stop = CancellationToken::new();
     let mut adapters = tokio::task::JoinSet::new();
     let mut app = crate::http::router(crate::http::HttpState {
-        store,
+        store: store.clone(),
         metrics,
         connections: engine.connections().clone(),
         stopping: adapters_stop.clone(),
     });
+    if config.admin_api.enabled {
+        app = app.merge(crate::admin_api::router(engine.clone(), store));
+        tracing::info!("admin API on /admin/v1");
+    }
 
     if config.discord.token.is_some() {
         let (engine, cfg, stop) = (

@@ -109,6 +109,7 @@ async fn engine(iterations: usize) -> anyhow::Result<()> {
                             id: UserId("u".into()),
                             name: "u".into(),
                             is_bot: false,
+                            roles: Vec::new(),
                         },
                         "ping".into(),
                     );

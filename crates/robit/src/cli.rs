@@ -65,6 +65,32 @@ pub enum Cmd {
     Healthcheck,
     /// Token usage by workspace, channel, user, model or day.
     Usage(UsageArgs),
+    /// The audit log: admin changes and refusals, newest first.
+    Audit(AuditArgs),
+    /// Admin API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCmd,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// How many hours back.
+    #[arg(long, default_value_t = 24 * 7)]
+    pub hours: u32,
+    /// Most entries shown.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCmd {
+    /// Create a key for the admin API; it is printed once and only its hash is stored.
+    Create {
+        /// Who or what the key is for (shown in the audit log as apikey:<id>).
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

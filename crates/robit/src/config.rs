@@ -31,6 +31,12 @@ pub struct Config {
     pub slack: robit_slack::SlackConfig,
     /// MCP servers whose tools the model may call (`[mcp.servers.<name>]`).
     pub mcp: crate::mcp::McpSection,
+    /// Who may use robit, and its admins.
+    pub access: crate::access_config::AccessSection,
+    /// Turn rate limits and the daily token quota.
+    pub limits: crate::access_config::LimitsSection,
+    /// The optional admin HTTP API (off by default).
+    pub admin_api: crate::access_config::AdminApiSection,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -359,6 +365,9 @@ pub fn load_with_env(
             .list_separator(",")
             .with_list_parse_key("llm.models")
             .with_list_parse_key("llm.vision_models")
+            .with_list_parse_key("access.allow")
+            .with_list_parse_key("access.deny")
+            .with_list_parse_key("access.admins")
             .try_parsing(true)
             .source(Some(env)),
     );

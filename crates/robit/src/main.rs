@@ -2,7 +2,11 @@
 //! sandbox and store. This is the only crate that reads configuration or the environment and
 //! the only one that installs a tracing subscriber.
 
+mod access_config;
+mod admin_api;
+mod apikey;
 mod app;
+mod audit;
 mod bench;
 mod cli;
 mod config;
@@ -45,6 +49,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Run(args) => app::run_code(loaded, args).await,
         Cmd::Bench(args) => bench::run(loaded, args).await,
         Cmd::Usage(args) => app::usage(loaded, args).await,
+        Cmd::Audit(args) => audit::run(loaded, args).await,
+        Cmd::Apikey {
+            command: cli::ApikeyCmd::Create { name },
+        } => apikey::run_create(loaded, &name).await,
         Cmd::Healthcheck => http::healthcheck(&loaded.config.http.addr).await,
     }
 }

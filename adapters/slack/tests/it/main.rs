@@ -2,6 +2,7 @@
 //! emulator, through the real engine on a temp-file SQLite store, with the real OpenAI client
 //! talking to the fake LLM. One binary, a module per feature.
 
+mod access;
 mod attachments;
 mod commands;
 mod exactly_once;

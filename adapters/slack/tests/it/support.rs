@@ -147,6 +147,40 @@ impl Setup {
         s
     }
 
+    /// The adapter over Socket Mode with the engine configured as given.
+    pub async fn socket_config(engine_config: EngineConfig) -> Setup {
+        let s = Self::new_with(SlackEmulatorOptions::default(), None, engine_config).await;
+        s.start_socket(config(&s.emulator));
+        s.wait_connected().await;
+        s
+    }
+
+    async fn wait_connected(&self) {
+        assert!(
+            self.emulator
+                .wait_for(WAIT, |e| e.socket_connections() == 1)
+                .await,
+            "the adapter never connected over socket mode"
+        );
+    }
+
+    /// Stops the adapter and the engine, then starts both again on the same database file:
+    /// what a restarted process would see.
+    pub async fn restart(&mut self, engine_config: EngineConfig) {
+        self.shutdown.cancel();
+        self.engine.shutdown(Duration::from_secs(5)).await;
+        assert!(
+            self.emulator
+                .wait_for(WAIT, |e| e.socket_connections() == 0)
+                .await,
+            "the old adapter never disconnected"
+        );
+        self.engine = engine_with(&self.db, &self.llm, None, engine_config).await;
+        self.shutdown = CancellationToken::new();
+        self.start_socket(config(&self.emulator));
+        self.wait_connected().await;
+    }
+
     pub fn start_socket(&self, config: SlackConfig) {
         let (engine, shutdown) = (self.engine.clone(), self.shutdown.clone());
         tokio::spawn(async move {

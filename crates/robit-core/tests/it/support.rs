@@ -131,6 +131,7 @@ pub fn message(key: &ConversationKey, text: &str) -> Inbound {
             id: UserId("alice".into()),
             name: "alice".into(),
             is_bot: false,
+            roles: Vec::new(),
         },
         text.to_string(),
     )

@@ -8,6 +8,7 @@
 mod support;
 
 mod accept;
+mod access;
 mod buckets;
 mod concurrency;
 mod connect;

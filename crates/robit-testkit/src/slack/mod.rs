@@ -17,7 +17,7 @@ mod socket;
 mod web;
 
 pub use delivery::{DeliveryAttempt, Via};
-pub use model::{ApiCall, CommandResponse, File, FileFetch, Message, SharedFile};
+pub use model::{ApiCall, CommandResponse, Ephemeral, File, FileFetch, Message, SharedFile};
 pub use web::{POST_MAX_CHARS, UPDATE_MAX_CHARS};
 
 use axum::routing::{any, get, post};
@@ -289,7 +289,19 @@ impl SlackEmulator {
     /// `channel` or `im`) and, when it mentions the bot outside a DM, `app_mention`. Returns
     /// the `app_mention` delivery when there is one.
     pub fn user_message(&self, channel: &str, thread_ts: Option<&str>, text: &str) -> Delivered {
-        self.user_message_with_files(channel, thread_ts, text, Vec::new())
+        self.user_message_as(USER, channel, thread_ts, text)
+    }
+
+    /// [`SlackEmulator::user_message`] from another user of the workspace (`U…`), for tests
+    /// of who may do what.
+    pub fn user_message_as(
+        &self,
+        user: &str,
+        channel: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+    ) -> Delivered {
+        self.user_message_full(user, channel, thread_ts, text, Vec::new())
     }
 
     /// The user mentions the bot in a new top-level message of `channel`, sharing `files`.
@@ -309,6 +321,18 @@ impl SlackEmulator {
     /// [`file_fetches`]: Self::file_fetches
     pub fn user_message_with_files(
         &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+        files: Vec<SharedFile>,
+    ) -> Delivered {
+        self.user_message_full(USER, channel, thread_ts, text, files)
+    }
+
+    /// A message from `user`, sharing `files`: what every `user_*` scenario method sends.
+    pub fn user_message_full(
+        &self,
+        user: &str,
         channel: &str,
         thread_ts: Option<&str>,
         text: &str,
@@ -337,7 +361,7 @@ impl SlackEmulator {
                 channel: channel.to_string(),
                 ts: ts.clone(),
                 thread_ts: thread_ts.map(str::to_string),
-                user: USER.to_string(),
+                user: user.to_string(),
                 bot_id: None,
                 text: text.to_string(),
                 edits: 0,
@@ -349,7 +373,7 @@ impl SlackEmulator {
         };
         let is_dm = channel.starts_with('D');
         let mut event = json!({
-            "type": "message", "channel": channel, "user": USER, "text": text, "ts": ts,
+            "type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
             "event_ts": ts, "team": TEAM_ID, "client_msg_id": format!("cm-{ts}"),
             "channel_type": if is_dm { "im" } else { "channel" },
         });
@@ -373,7 +397,7 @@ impl SlackEmulator {
         };
         if mentions {
             let mut mention = json!({
-                "type": "app_mention", "user": USER, "text": text, "ts": ts,
+                "type": "app_mention", "user": user, "text": text, "ts": ts,
                 "channel": channel, "event_ts": ts, "team": TEAM_ID,
             });
             if let Some(t) = thread_ts {
@@ -395,6 +419,11 @@ impl SlackEmulator {
 
     /// The user runs a slash command in `channel`.
     pub fn slash_in(&self, channel: &str, command: &str, text: &str) -> Delivered {
+        self.slash_as(USER, channel, command, text)
+    }
+
+    /// A slash command typed by another user of the workspace.
+    pub fn slash_as(&self, user: &str, channel: &str, command: &str, text: &str) -> Delivered {
         let trigger = {
             let mut m = self.shared.model.lock().unwrap();
             m.ensure_channel(channel);
@@ -402,7 +431,7 @@ impl SlackEmulator {
         };
         let payload = json!({
             "token": "emulator-verification-token", "team_id": TEAM_ID, "team_domain": "emulator",
-            "channel_id": channel, "channel_name": channel.to_lowercase(), "user_id": USER,
+            "channel_id": channel, "channel_name": channel.to_lowercase(), "user_id": user,
             "user_name": "alice", "command": command, "text": text, "api_app_id": APP_ID,
             "is_enterprise_install": "false",
             "response_url": format!("http://{}/commands/{trigger}", self.shared.addr),
@@ -573,6 +602,11 @@ impl SlackEmulator {
     /// `(channel, thread_ts, status)` for each `assistant.threads.setStatus`.
     pub fn statuses(&self) -> Vec<(String, String, String)> {
         self.shared.model.lock().unwrap().statuses.clone()
+    }
+
+    /// Messages the bot posted with `chat.postEphemeral` (only their user sees them).
+    pub fn ephemerals(&self) -> Vec<Ephemeral> {
+        self.shared.model.lock().unwrap().ephemerals.clone()
     }
 
     pub fn command_responses(&self) -> Vec<CommandResponse> {

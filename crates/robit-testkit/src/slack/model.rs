@@ -118,6 +118,16 @@ pub(crate) struct RateLimitFault {
     pub retry_after_secs: u64,
 }
 
+/// A message posted with `chat.postEphemeral`: shown to one user, never stored in the
+/// channel's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ephemeral {
+    pub channel: String,
+    pub user: String,
+    pub thread_ts: Option<String>,
+    pub text: String,
+}
+
 /// A slash command's answer, from its ack or from its `response_url`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CommandResponse {
@@ -138,6 +148,7 @@ pub(crate) struct Model {
     pub faults: VecDeque<RateLimitFault>,
     pub statuses: Vec<(String, String, String)>,
     pub command_responses: Vec<CommandResponse>,
+    pub ephemerals: Vec<Ephemeral>,
     /// Tickets handed out by `apps.connections.open`, not used yet.
     pub tickets: Vec<String>,
     ts_counter: u64,

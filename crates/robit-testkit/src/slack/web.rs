@@ -6,7 +6,7 @@
 //! Stricter than Slack on purpose where a bug would otherwise hide: a `thread_ts` must name a
 //! message, and only the bot's own messages can be edited.
 
-use super::model::{ApiCall, File, Message};
+use super::model::{ApiCall, Ephemeral, File, Message};
 use super::{Shared, APP_ID, APP_TOKEN, BOT_ID, BOT_TOKEN, BOT_USER, TEAM_ID};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -168,6 +168,28 @@ fn dispatch(shared: &Shared, model: &mut super::model::Model, method: &str, p: &
         }
         "chat.postMessage" => post_message(model, p),
         "chat.update" => update(model, p),
+        "chat.postEphemeral" => {
+            let channel = str_param(p, "channel").ok_or("channel_not_found")?;
+            let user = str_param(p, "user").ok_or("user_not_in_channel")?;
+            if !model.channels.contains_key(channel) {
+                return Err("channel_not_found");
+            }
+            let text = str_param(p, "text").ok_or("no_text")?.to_string();
+            let thread_ts = str_param(p, "thread_ts").map(str::to_string);
+            if let Some(t) = &thread_ts {
+                if model.get(channel, t).is_none() {
+                    return Err("thread_not_found");
+                }
+            }
+            model.ephemerals.push(Ephemeral {
+                channel: channel.to_string(),
+                user: user.to_string(),
+                thread_ts,
+                text,
+            });
+            let ts = model.next_ts();
+            Ok(json!({"message_ts": ts}))
+        }
         "chat.delete" => {
             let (channel, ts) = (str_param(p, "channel"), str_param(p, "ts"));
             let m = own_message(model, channel, ts)?;

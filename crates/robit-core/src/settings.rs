@@ -1,0 +1,324 @@
+//! Per-channel and per-workspace settings: which value a conversation uses and where it came
+//! from, and what values `/config set` accepts.
+//!
+//! Precedence, most specific first: channel setting, workspace setting (both stored by
+//! admins), the configuration's per-channel and per-workspace system prompts, then the global
+//! configuration. Sandbox limits set here are only ever tightened to the global maxima, never
+//! raised past them. This file reads settings; changing them is `admin.rs`'s job.
+
+use crate::engine::Inner;
+use robit_sandbox::Limits;
+use robit_store::SettingRow;
+use robit_types::{ConversationKey, SettingKey};
+use std::time::Duration;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Where an effective value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The global configuration.
+    Global,
+    /// The configuration's override for this workspace or channel (`engine.system_prompts`).
+    Configured,
+    /// Set with `/config workspace set`.
+    Workspace,
+    /// Set with `/config set` in this channel.
+    Channel,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Global => "global",
+            Source::Configured => "configuration for this workspace/channel",
+            Source::Workspace => "workspace",
+            Source::Channel => "channel",
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+/// The settings a conversation runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effective {
+    pub system_prompt: Sourced<String>,
+    pub model: Sourced<String>,
+    pub run_code: Sourced<bool>,
+    pub wall_time_ms: Sourced<u64>,
+    pub memory_mb: Sourced<u64>,
+    pub output_kb: Sourced<u64>,
+}
+
+impl Effective {
+    /// The sandbox limits, within the global maxima whatever is stored.
+    pub fn limits(&self, max: &Limits) -> Limits {
+        Limits {
+            wall_time: Duration::from_millis(self.wall_time_ms.value),
+            memory_bytes: self.memory_mb.value.saturating_mul(MIB),
+            output_bytes: usize::try_from(self.output_kb.value.saturating_mul(1024))
+                .unwrap_or(usize::MAX),
+            // Output files are not a per-channel setting: the global limits apply.
+            max_files: max.max_files,
+            max_file_bytes: max.max_file_bytes,
+        }
+        .clamp_to(max)
+    }
+}
+
+/// The effective settings for a conversation. A store failure falls back to the
+/// configuration (logged): a turn should not fail because settings could not be read.
+pub(crate) async fn effective(inner: &Inner, key: &ConversationKey) -> Effective {
+    let rows = match inner
+        .store
+        .settings(key.platform, &key.workspace, &key.channel)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "reading settings failed; using the configuration");
+            Vec::new()
+        }
+    };
+    resolve(&inner.config, key, &rows)
+}
+
+/// [`effective`] without I/O.
+pub(crate) fn resolve(
+    config: &crate::EngineConfig,
+    key: &ConversationKey,
+    rows: &[SettingRow],
+) -> Effective {
+    let stored = |k: SettingKey| -> Option<(String, Source)> {
+        let find = |channel: bool| {
+            rows.iter()
+                .find(|r| r.key == k.as_str() && r.channel.is_some() == channel)
+                .map(|r| r.value.clone())
+        };
+        find(true)
+            .map(|v| (v, Source::Channel))
+            .or_else(|| find(false).map(|v| (v, Source::Workspace)))
+    };
+    let number = |k: SettingKey, global: u64| -> Sourced<u64> {
+        match stored(k).and_then(|(v, s)| Some((v.parse::<u64>().ok()?, s))) {
+            Some((value, source)) => Sourced {
+                value: value.min(global),
+                source,
+            },
+            None => Sourced {
+                value: global,
+                source: Source::Global,
+            },
+        }
+    };
+    let configured_prompt = config.system_prompt_for(key);
+    let system_prompt = match stored(SettingKey::SystemPrompt) {
+        Some((value, source)) => Sourced { value, source },
+        None => Sourced {
+            value: configured_prompt.to_string(),
+            source: if configured_prompt == config.system_prompt {
+                Source::Global
+            } else {
+                Source::Configured
+            },
+        },
+    };
+    let max = maxima(config);
+    Effective {
+        system_prompt,
+        model: match stored(SettingKey::Model) {
+            Some((value, source)) => Sourced { value, source },
+            None => Sourced {
+                value: config.default_model.clone(),
+                source: Source::Global,
+            },
+        },
+        run_code: match stored(SettingKey::RunCode) {
+            Some((v, source)) => Sourced {
+                value: v == "true",
+                source,
+            },
+            None => Sourced {
+                value: config.run_code_tool,
+                source: Source::Global,
+            },
+        },
+        wall_time_ms: number(SettingKey::SandboxWallTimeMs, max.0),
+        memory_mb: number(SettingKey::SandboxMemoryMb, max.1),
+        output_kb: number(SettingKey::SandboxOutputKb, max.2),
+    }
+}
+
+/// The global sandbox limits in the units settings use: (ms, MiB, KiB).
+fn maxima(config: &crate::EngineConfig) -> (u64, u64, u64) {
+    let l = &config.sandbox_limits;
+    (
+        u64::try_from(l.wall_time.as_millis()).unwrap_or(u64::MAX),
+        l.memory_bytes / MIB,
+        l.output_bytes as u64 / 1024,
+    )
+}
+
+/// Checks a value for `/config set`; returns it as stored, or a message naming the problem.
+pub(crate) fn validate(
+    config: &crate::EngineConfig,
+    key: SettingKey,
+    value: &str,
+) -> Result<String, String> {
+    let value = value.trim();
+    let max = maxima(config);
+    let range = |name: &str, top: u64| -> Result<String, String> {
+        match value.parse::<u64>() {
+            Ok(n) if (1..=top).contains(&n) => Ok(n.to_string()),
+            _ => Err(format!(
+                "`{name}` must be a whole number from 1 to {top} (the global maximum); got \
+                 `{value}`"
+            )),
+        }
+    };
+    match key {
+        SettingKey::SystemPrompt => {
+            let chars = value.chars().count();
+            if chars > config.max_system_prompt_chars {
+                Err(format!(
+                    "the system prompt is {chars} characters long; the most allowed is {}",
+                    config.max_system_prompt_chars
+                ))
+            } else {
+                Ok(value.to_string())
+            }
+        }
+        SettingKey::Model => {
+            if !config.models.is_empty() && !config.models.iter().any(|m| m == value) {
+                Err(format!(
+                    "unknown model `{value}`; available: {}",
+                    config.models.join(", ")
+                ))
+            } else if value.contains(char::is_whitespace) || value.len() > 200 {
+                Err(format!("`{value}` is not a model name"))
+            } else {
+                Ok(value.to_string())
+            }
+        }
+        SettingKey::RunCode => match value.to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => Ok("true".into()),
+            "off" | "false" | "no" | "0" => Ok("false".into()),
+            _ => Err(format!("`run_code` is `on` or `off`; got `{value}`")),
+        },
+        SettingKey::SandboxWallTimeMs => range(key.as_str(), max.0),
+        SettingKey::SandboxMemoryMb => range(key.as_str(), max.1),
+        SettingKey::SandboxOutputKb => range(key.as_str(), max.2),
+    }
+}
+
+/// `/config show`: one line per setting with its source.
+pub(crate) fn show(e: &Effective, max: &Limits) -> String {
+    let prompt: String = e.system_prompt.value.chars().take(300).collect();
+    let ellipsis = if e.system_prompt.value.chars().count() > 300 {
+        "…"
+    } else {
+        ""
+    };
+    let on = |b: bool| if b { "on" } else { "off" };
+    let l = max;
+    format!(
+        "**robit settings here** (most specific wins: channel, workspace, global)\n\
+         • `system_prompt` ({}): {prompt}{ellipsis}\n\
+         • `model` ({}): `{}`\n\
+         • `run_code` ({}): {}\n\
+         • `sandbox.wall_time_ms` ({}): {} (at most {})\n\
+         • `sandbox.memory_mb` ({}): {} (at most {})\n\
+         • `sandbox.output_kb` ({}): {} (at most {})",
+        e.system_prompt.source.as_str(),
+        e.model.source.as_str(),
+        e.model.value,
+        e.run_code.source.as_str(),
+        on(e.run_code.value),
+        e.wall_time_ms.source.as_str(),
+        e.wall_time_ms.value,
+        l.wall_time.as_millis(),
+        e.memory_mb.source.as_str(),
+        e.memory_mb.value,
+        l.memory_bytes / MIB,
+        e.output_kb.source.as_str(),
+        e.output_kb.value,
+        l.output_bytes / 1024,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EngineConfig;
+    use robit_types::{ChannelId, Platform};
+
+    fn row(channel: Option<&str>, key: &str, value: &str) -> SettingRow {
+        SettingRow {
+            channel: channel.map(ChannelId::new),
+            key: key.into(),
+            value: value.into(),
+            updated_by: "U".into(),
+            updated_at: 0,
+        }
+    }
+
+    fn key() -> ConversationKey {
+        ConversationKey::new(Platform::Slack, "T1", "C1", None)
+    }
+
+    #[test]
+    fn channel_beats_workspace_beats_configuration() {
+        let mut config = EngineConfig::default();
+        config
+            .system_prompt_overrides
+            .insert("slack:T1".into(), "configured".into());
+        let e = resolve(&config, &key(), &[]);
+        assert_eq!(e.system_prompt.source, Source::Configured);
+        assert_eq!(e.model.source, Source::Global);
+        let rows = [
+            row(None, "system_prompt", "ws"),
+            row(Some("C1"), "system_prompt", "chan"),
+            row(None, "run_code", "false"),
+            row(Some("C1"), "sandbox.memory_mb", "999999"),
+        ];
+        let e = resolve(&config, &key(), &rows);
+        assert_eq!(e.system_prompt.value, "chan");
+        assert_eq!(e.system_prompt.source, Source::Channel);
+        assert_eq!(
+            (e.run_code.value, e.run_code.source),
+            (false, Source::Workspace)
+        );
+        // A stored value above the global maximum (lowered since) is capped.
+        assert_eq!(e.memory_mb.value, 256);
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let mut config = EngineConfig {
+            max_system_prompt_chars: 10,
+            ..EngineConfig::default()
+        };
+        let err = validate(&config, SettingKey::SystemPrompt, "x".repeat(11).as_str()).unwrap_err();
+        assert!(err.contains("11 characters") && err.contains("10"), "{err}");
+        let err = validate(&config, SettingKey::SandboxWallTimeMs, "99999").unwrap_err();
+        assert!(
+            err.contains("sandbox.wall_time_ms") && err.contains("10000"),
+            "{err}"
+        );
+        assert!(validate(&config, SettingKey::SandboxMemoryMb, "0").is_err());
+        assert_eq!(
+            validate(&config, SettingKey::RunCode, "Off").unwrap(),
+            "false"
+        );
+        config.models = vec!["a".into()];
+        assert!(validate(&config, SettingKey::Model, "b")
+            .unwrap_err()
+            .contains("`b`"));
+    }
+}
