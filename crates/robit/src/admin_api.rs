@@ -65,12 +65,12 @@ async fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<String, Resp
     }
 }
 
-fn platform(s: &str) -> Result<Platform, Response> {
+fn platform(s: &str) -> Result<Platform, Box<Response>> {
     Platform::parse(s).ok_or_else(|| {
-        error(
+        Box::new(error(
             StatusCode::NOT_FOUND,
             format!("unknown platform `{s}`; use discord, slack or console"),
-        )
+        ))
     })
 }
 
@@ -88,7 +88,7 @@ async fn show(
     }
     let platform = match platform(&p) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let key = ConversationKey::new(platform, workspace, channel, None);
     let e = state.engine.effective_settings(&key).await;
@@ -137,7 +137,7 @@ async fn change(
     };
     let platform = match platform(&p) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(setting) = SettingKey::parse(&key) else {
         return error(
