@@ -473,6 +473,7 @@ mod tests {
         let mut in_example = BTreeSet::new();
         keys("", &example, &mut in_example);
         let mut full = Config::default();
+        full.database.schema = Some("x".into());
         full.llm.base_url = Some("x".into());
         full.llm.api_key_file = Some("x".into());
         full.llm.providers.insert(

@@ -19,7 +19,7 @@ async fn commands_are_registered_globally_at_start() {
         .await;
     let mut names: Vec<&str> = names.iter().map(|c| c["name"].as_str().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["ask", "help", "model", "reset", "run"]);
+    assert_eq!(names, ["ask", "config", "help", "model", "reset", "run"]);
     let put = emu.requests_to("PUT", "/applications/");
     assert_eq!(
         put[0].path,
@@ -43,7 +43,7 @@ async fn commands_go_to_the_dev_guild_when_configured() {
     )
     .await;
     emu.wait_for("guild commands", WAIT, |e| {
-        (e.guild_commands(e.guild_id()).len() == 5).then_some(())
+        (e.guild_commands(e.guild_id()).len() == 6).then_some(())
     })
     .await;
     assert!(emu.global_commands().is_empty());
