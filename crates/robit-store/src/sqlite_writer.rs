@@ -5,9 +5,9 @@
 //! `BEGIN IMMEDIATE`, concurrent intakes queue in SQLite's busy handler, which sleeps in
 //! growing steps (up to 100 ms) rather than waking when the lock frees; that, not the writes,
 //! set the ingest p99. A single writer never waits for the lock against itself, and a batch
-//! pays one commit for many events. Each event runs inside its own savepoint, so one event's
-//! error (a row too large, say) fails that event alone; a failed commit fails the batch, and
-//! every caller in it gets the error (nothing of theirs was persisted).
+//! pays one commit for many events. One event's error (a row too large, say) fails that event
+//! alone: the batch is then run again with a savepoint per event. A failed commit fails the
+//! batch, and every caller in it gets the error (nothing of theirs was persisted).
 //!
 //! It must not change what `accept` means: an event's caller hears back only after the
 //! transaction holding its rows has committed.
@@ -90,30 +90,21 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
 }
 
 /// Runs the batch in one transaction and answers every caller in it.
+///
+/// First optimistically, every event straight in the transaction (a savepoint per event
+/// costs two more statements each); if any event fails, that attempt is rolled back and the
+/// batch runs again with a savepoint per event, so only the failing event fails.
 async fn commit_batch(
     conn: &mut SqliteConnection,
     batch: &mut Vec<(Box<NewEvent>, oneshot::Sender<Result<Accepted>>)>,
 ) {
-    let outcome: Result<Vec<Result<Accepted>>> = async {
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut results = Vec::with_capacity(batch.len());
-        for (event, _) in batch.iter() {
-            let mut savepoint = tx.begin().await?;
-            match crate::sqlite::accept_in(&mut savepoint, event).await {
-                Ok(accepted) => {
-                    savepoint.commit().await?;
-                    results.push(Ok(accepted));
-                }
-                Err(e) => {
-                    savepoint.rollback().await?;
-                    results.push(Err(e));
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(results)
-    }
-    .await;
+    let outcome = match run_batch(conn, batch, false).await {
+        Ok(Some(results)) => Ok(results),
+        Ok(None) => run_batch(conn, batch, true)
+            .await
+            .map(|r| r.expect("with savepoints every event has its own result")),
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok(results) => {
             for ((_, reply), result) in batch.drain(..).zip(results) {
@@ -128,4 +119,40 @@ async fn commit_batch(
             }
         }
     }
+}
+
+/// One attempt at the batch. Without savepoints, the first failing event rolls the attempt
+/// back and returns `None`; with them, each event's failure is its own result.
+async fn run_batch(
+    conn: &mut SqliteConnection,
+    batch: &[(Box<NewEvent>, oneshot::Sender<Result<Accepted>>)],
+    savepoints: bool,
+) -> Result<Option<Vec<Result<Accepted>>>> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for (event, _) in batch {
+        if !savepoints {
+            match crate::sqlite::accept_in(&mut tx, event).await {
+                Ok(accepted) => results.push(Ok(accepted)),
+                Err(_) => {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+            }
+            continue;
+        }
+        let mut savepoint = tx.begin().await?;
+        match crate::sqlite::accept_in(&mut savepoint, event).await {
+            Ok(accepted) => {
+                savepoint.commit().await?;
+                results.push(Ok(accepted));
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(results))
 }
