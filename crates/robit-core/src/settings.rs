@@ -54,6 +54,19 @@ pub struct Effective {
     pub wall_time_ms: Sourced<u64>,
     pub memory_mb: Sourced<u64>,
     pub output_kb: Sourced<u64>,
+    /// `all`, `none`, or the comma-separated names of the MCP servers enabled here.
+    pub mcp_servers: Sourced<String>,
+}
+
+impl Effective {
+    /// The MCP servers whose tools this conversation's turns are offered.
+    pub fn mcp_filter(&self) -> robit_mcp::ServerFilter {
+        match self.mcp_servers.value.as_str() {
+            "all" => robit_mcp::ServerFilter::All,
+            "none" => robit_mcp::ServerFilter::Only(Default::default()),
+            names => robit_mcp::ServerFilter::Only(names.split(',').map(str::to_string).collect()),
+        }
+    }
 }
 
 impl Effective {
@@ -152,6 +165,13 @@ pub(crate) fn resolve(
         wall_time_ms: number(SettingKey::SandboxWallTimeMs, max.0),
         memory_mb: number(SettingKey::SandboxMemoryMb, max.1),
         output_kb: number(SettingKey::SandboxOutputKb, max.2),
+        mcp_servers: match stored(SettingKey::McpServers) {
+            Some((value, source)) => Sourced { value, source },
+            None => Sourced {
+                value: "all".into(),
+                source: Source::Global,
+            },
+        },
     }
 }
 
@@ -214,7 +234,35 @@ pub(crate) fn validate(
         SettingKey::SandboxWallTimeMs => range(key.as_str(), max.0),
         SettingKey::SandboxMemoryMb => range(key.as_str(), max.1),
         SettingKey::SandboxOutputKb => range(key.as_str(), max.2),
+        SettingKey::McpServers => mcp_servers(value),
     }
+}
+
+/// `all`, `none`, or server names (as in `[mcp.servers.<name>]`) separated by commas; stored
+/// sorted and without repeats, so `show` and the filter read one spelling.
+fn mcp_servers(value: &str) -> Result<String, String> {
+    let lower = value.to_ascii_lowercase();
+    if lower == "all" || lower == "none" {
+        return Ok(lower);
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let ok = name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(format!(
+                "`mcp_servers` is `all`, `none` or server names separated by commas; `{name}` \
+                 is not a server name"
+            ));
+        }
+        names.insert(name.to_string());
+    }
+    if names.is_empty() {
+        return Err("`mcp_servers` is `all`, `none` or server names separated by commas".into());
+    }
+    Ok(names.into_iter().collect::<Vec<_>>().join(","))
 }
 
 /// `/config show`: one line per setting with its source.
@@ -234,7 +282,8 @@ pub(crate) fn show(e: &Effective, max: &Limits) -> String {
          • `run_code` ({}): {}\n\
          • `sandbox.wall_time_ms` ({}): {} (at most {})\n\
          • `sandbox.memory_mb` ({}): {} (at most {})\n\
-         • `sandbox.output_kb` ({}): {} (at most {})",
+         • `sandbox.output_kb` ({}): {} (at most {})\n\
+         • `mcp_servers` ({}): {}",
         e.system_prompt.source.as_str(),
         e.model.source.as_str(),
         e.model.value,
@@ -249,6 +298,8 @@ pub(crate) fn show(e: &Effective, max: &Limits) -> String {
         e.output_kb.source.as_str(),
         e.output_kb.value,
         l.output_bytes / 1024,
+        e.mcp_servers.source.as_str(),
+        e.mcp_servers.value,
     )
 }
 
@@ -296,6 +347,22 @@ mod tests {
         );
         // A stored value above the global maximum (lowered since) is capped.
         assert_eq!(e.memory_mb.value, 256);
+        assert_eq!(e.mcp_filter(), robit_mcp::ServerFilter::All);
+    }
+
+    #[test]
+    fn mcp_servers_setting_picks_servers() {
+        let config = EngineConfig::default();
+        assert_eq!(mcp_servers(" b, a ,a").as_deref(), Ok("a,b"));
+        assert_eq!(mcp_servers("NONE").as_deref(), Ok("none"));
+        assert!(mcp_servers("a b").unwrap_err().contains("`a b`"));
+        assert!(mcp_servers(" , ").is_err());
+        let e = resolve(&config, &key(), &[row(Some("C1"), "mcp_servers", "calc")]);
+        assert_eq!(e.mcp_servers.source, Source::Channel);
+        let filter = e.mcp_filter();
+        assert!(filter.allows("calc") && !filter.allows("files"));
+        let none = resolve(&config, &key(), &[row(None, "mcp_servers", "none")]).mcp_filter();
+        assert!(!none.allows("calc"));
     }
 
     #[test]

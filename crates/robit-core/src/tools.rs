@@ -10,22 +10,13 @@ use crate::engine::Inner;
 use crate::metrics as m;
 use robit_llm::{ToolCall, ToolSpec};
 use robit_mcp::{ServerFilter, ToolError, ToolProvider};
-use robit_types::{ConversationKey, ReplySink};
+use robit_types::ReplySink;
 use std::sync::Arc;
 
 /// Most characters of a tool's result fed back to the model.
 const RESULT_MAX: usize = 8_000;
 /// Most characters of arguments and of the result shown in the thread's one-line summary.
 const SHOWN_MAX: usize = 160;
-
-/// The MCP servers a conversation may use.
-///
-/// This is the hook for per-channel settings (issue #9): return [`ServerFilter::Only`] with
-/// the servers enabled where `key` lives. Until those settings exist every configured server
-/// is enabled, as the configuration documents.
-pub(crate) fn enabled_servers(_inner: &Inner, _key: &ConversationKey) -> ServerFilter {
-    ServerFilter::All
-}
 
 /// The tools of the enabled servers, as the model is offered them.
 pub(crate) fn specs(tools: &dyn ToolProvider, filter: &ServerFilter) -> Vec<ToolSpec> {

@@ -135,7 +135,10 @@ async fn chat(
         .model
         .clone()
         .unwrap_or_else(|| settings.model.value.clone());
-    let mut messages = vec![ChatMessage::new(Role::System, settings.system_prompt.value)];
+    let mut messages = vec![ChatMessage::new(
+        Role::System,
+        settings.system_prompt.value.clone(),
+    )];
     messages.extend(history.iter().map(to_chat_message));
     let mut messages = match budget::fit(messages, inner.config.prompt_budget(&model)) {
         Ok(m) => m,
@@ -158,7 +161,7 @@ async fn chat(
     } else {
         Vec::new()
     };
-    let servers = crate::tools::enabled_servers(inner, &inbound.key);
+    let servers = settings.mcp_filter();
     if let Some(mcp) = &inner.tools {
         tools.extend(crate::tools::specs(mcp.as_ref(), &servers));
     }

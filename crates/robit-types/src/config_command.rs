@@ -17,16 +17,19 @@ pub enum SettingKey {
     SandboxWallTimeMs,
     SandboxMemoryMb,
     SandboxOutputKb,
+    /// Which configured MCP servers' tools the model is offered here.
+    McpServers,
 }
 
 impl SettingKey {
-    pub const ALL: [SettingKey; 6] = [
+    pub const ALL: [SettingKey; 7] = [
         SettingKey::SystemPrompt,
         SettingKey::Model,
         SettingKey::RunCode,
         SettingKey::SandboxWallTimeMs,
         SettingKey::SandboxMemoryMb,
         SettingKey::SandboxOutputKb,
+        SettingKey::McpServers,
     ];
 
     /// The name typed in `/config set <name> …` and stored in the database.
@@ -38,6 +41,7 @@ impl SettingKey {
             SettingKey::SandboxWallTimeMs => "sandbox.wall_time_ms",
             SettingKey::SandboxMemoryMb => "sandbox.memory_mb",
             SettingKey::SandboxOutputKb => "sandbox.output_kb",
+            SettingKey::McpServers => "mcp_servers",
         }
     }
 

@@ -230,3 +230,38 @@ async fn a_tool_that_times_out_is_reported_and_the_turn_finishes() {
     assert!(shown.contains("⏱️ `calc__sleep`"), "{shown}");
     assert!(shown.contains("timed out"), "{shown}");
 }
+
+#[tokio::test]
+async fn the_channel_setting_chooses_which_mcp_servers_are_offered() {
+    let h = start(&["add"], Duration::from_secs(5)).await;
+    let sink = RecordingSink::fast();
+    // The channel "quiet" has MCP turned off; "busy" keeps the default (every server).
+    h.store
+        .put_setting(
+            &robit_store::SettingPlace {
+                platform: robit_types::Platform::Console,
+                workspace: robit_types::WorkspaceId::new("ws"),
+                channel: Some(robit_types::ChannelId::new("quiet")),
+            },
+            "mcp_servers",
+            Some("none"),
+            "U-admin",
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.say(&sink, "quiet", "hello").await, TurnOutcome::Replied);
+    assert_eq!(h.say(&sink, "busy", "hello").await, TurnOutcome::Replied);
+    let reqs = h.llm.chat_requests();
+    assert!(
+        !tool_names(&reqs[0].body)
+            .iter()
+            .any(|n| n.starts_with("calc__")),
+        "{:?}",
+        tool_names(&reqs[0].body)
+    );
+    assert!(
+        tool_names(&reqs[1].body).iter().any(|n| n == "calc__add"),
+        "{:?}",
+        tool_names(&reqs[1].body)
+    );
+}
