@@ -129,6 +129,8 @@ pub(crate) struct Inner {
     permits: Semaphore,
     tracker: TaskTracker,
     connections: Connections,
+    /// Built once: adapters ask for it for every sink they make.
+    call_budget: Option<Arc<dyn CallBudget>>,
     pub shutdown: CancellationToken,
 }
 
@@ -148,6 +150,10 @@ impl Engine {
         let permits = Semaphore::new(config.max_concurrent_turns.max(1));
         Self {
             inner: Arc::new(Inner {
+                call_budget: config
+                    .lease
+                    .as_ref()
+                    .map(|_| Arc::new(StoreCallBudget::new(store.clone())) as Arc<dyn CallBudget>),
                 store,
                 provider,
                 sandbox,
@@ -193,8 +199,7 @@ impl Engine {
     /// several (leases configured); `None` for a single process, whose adapters' own pacing
     /// already sees every call.
     pub fn call_budget(&self) -> Option<Arc<dyn CallBudget>> {
-        self.inner.config.lease.as_ref()?;
-        Some(Arc::new(StoreCallBudget::new(self.inner.store.clone())))
+        self.inner.call_budget.clone()
     }
 
     /// Accepts one inbound event: dedups and persists it, then queues its turn on its
