@@ -15,7 +15,7 @@ use crate::intake::{discord_code, Intake, Place};
 use crate::sink::ChannelSink;
 use async_trait::async_trait;
 use robit_core::Submission;
-use robit_types::{Attachment, Author, EventId, Inbound, InboundKind, UserId};
+use robit_types::{Attachment, Author, EventId, Inbound, InboundKind, ReplySink, UserId};
 use serenity::all::{
     AutoArchiveDuration, ChannelId, Context, CreateThread, EventHandler, Interaction, Message,
     MessageType, Ready,
@@ -23,6 +23,10 @@ use serenity::all::{
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
+
+/// Shown when a message could not be saved (the database is unreachable, robit is stopping).
+const UNSAVED: &str =
+    "⚠️ robit can't save this message right now, so it won't be answered. Please send it again in a minute.";
 
 /// Discord's error code for "a thread has already been created for this message".
 const THREAD_ALREADY_CREATED: isize = 160_004;
@@ -156,10 +160,17 @@ impl Handler {
             received_at: SystemTime::now(),
         };
         let sink = Arc::new(ChannelSink::new(self.intake.sinks(&ctx.http), reply_in));
-        match self.intake.engine.submit(inbound, sink).await {
+        match self.intake.engine.submit(inbound, sink.clone()).await {
             Ok(Submission::Duplicate) => tracing::debug!(id = %msg.id, "duplicate discord message"),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "the engine did not take a discord message"),
+            Err(e) => {
+                // Discord does not deliver a message again, so the author has to be told: a
+                // log line alone would be a silently dropped question.
+                tracing::warn!(error = %e, "the engine did not take a discord message");
+                if let Err(e) = sink.post(UNSAVED).await {
+                    tracing::warn!(error = %e, "telling the author failed too");
+                }
+            }
         }
     }
 }

@@ -77,6 +77,15 @@ pub async fn run(
     let (http, caps, pacer) = build_http(&config)?;
     let downloads = download::Downloader::new(config.api_base.as_deref());
     let intake = Arc::new(intake::Intake::new(engine, pacer.clone(), caps, downloads));
+    // Turns a crashed or stopped process left in the journal are finished through sinks on a
+    // REST client of their own (the gateway client owns the first one).
+    let (rest, _, _) = build_http(&config)?;
+    let opener = sink::DiscordOpener {
+        cx: intake.sinks(&Arc::new(rest)),
+    };
+    intake
+        .engine
+        .resume_turns(robit_types::Platform::Discord, Arc::new(opener));
     let shards: Vec<(u32, ConnectionState)> = (first..=last)
         .map(|id| {
             let state = intake

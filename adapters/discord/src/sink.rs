@@ -189,6 +189,10 @@ impl ReplySink for ChannelSink {
         self.cx.caps.clone()
     }
 
+    fn route(&self) -> Option<String> {
+        Some(format!("{CHANNEL_ROUTE}{}", self.channel))
+    }
+
     async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
         self.create(|| CreateMessage::new().content(text)).await
     }
@@ -262,15 +266,22 @@ pub(crate) struct InteractionSink {
     /// Whether the deferred original response has been filled; held across the call so the
     /// first post is exactly one edit of `@original` even when it has to be retried.
     original_used: tokio::sync::Mutex<bool>,
+    /// When the interaction arrived (unix ms): its token works for 15 minutes.
+    created_ms: u64,
 }
 
 impl InteractionSink {
     pub fn new(cx: Arc<SinkContext>, token: String) -> Self {
+        Self::resumed(cx, token, unix_ms(), false)
+    }
+
+    fn resumed(cx: Arc<SinkContext>, token: String, created_ms: u64, original_used: bool) -> Self {
         Self {
             bucket: format!("wh:{token}"),
             cx,
             token,
-            original_used: tokio::sync::Mutex::new(false),
+            original_used: tokio::sync::Mutex::new(original_used),
+            created_ms,
         }
     }
 
@@ -331,6 +342,13 @@ impl ReplySink for InteractionSink {
         self.cx.caps.clone()
     }
 
+    fn route(&self) -> Option<String> {
+        Some(format!(
+            "{INTERACTION_ROUTE}{}:{}",
+            self.created_ms, self.token
+        ))
+    }
+
     async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
         self.post_with(
             || EditInteractionResponse::new().content(text),
@@ -384,4 +402,47 @@ impl ReplySink for InteractionSink {
     }
 
     // The deferred response already shows "thinking…"; typing would be noise.
+}
+
+const CHANNEL_ROUTE: &str = "discord:channel:";
+const INTERACTION_ROUTE: &str = "discord:interaction:";
+/// An interaction token lives 15 minutes; a resumed turn needs some of it left to answer.
+const INTERACTION_TOKEN_LIFE_MS: u64 = 14 * 60 * 1000;
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Rebuilds the sinks of journaled turns from their routes, for the engine's takeover.
+pub(crate) struct DiscordOpener {
+    pub cx: Arc<SinkContext>,
+}
+
+impl robit_types::SinkOpener for DiscordOpener {
+    fn open(&self, route: &str, posted: &[MessageRef]) -> Option<Arc<dyn ReplySink>> {
+        if let Some(channel) = route.strip_prefix(CHANNEL_ROUTE) {
+            let channel = channel.parse::<u64>().ok().filter(|c| *c != 0)?;
+            return Some(Arc::new(ChannelSink::new(
+                self.cx.clone(),
+                ChannelId::new(channel),
+            )));
+        }
+        let (created, token) = route.strip_prefix(INTERACTION_ROUTE)?.split_once(':')?;
+        let created: u64 = created.parse().ok()?;
+        // An expired token cannot edit the answer nor post in its place: the turn is given
+        // up (the engine logs and counts it).
+        if unix_ms().saturating_sub(created) > INTERACTION_TOKEN_LIFE_MS {
+            return None;
+        }
+        let original_used = posted.iter().any(|m| m.0 == ORIGINAL);
+        Some(Arc::new(InteractionSink::resumed(
+            self.cx.clone(),
+            token.to_string(),
+            created,
+            original_used,
+        )))
+    }
 }

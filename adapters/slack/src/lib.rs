@@ -53,6 +53,14 @@ fn intake(
     replies: Replies,
 ) -> Result<Arc<Intake>, SlackError> {
     let api = Arc::new(api::SlackApi::new(config, engine.call_budget())?);
+    if let Replies::Slack(options) = &replies {
+        // Turns a crashed or stopped process left in the journal are finished from here.
+        let opener = sink::SlackOpener {
+            api: api.clone(),
+            options: options.clone(),
+        };
+        engine.resume_turns(robit_types::Platform::Slack, Arc::new(opener));
+    }
     Ok(Arc::new(Intake::new(engine, api, replies)))
 }
 

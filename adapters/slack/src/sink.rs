@@ -237,8 +237,50 @@ impl SlackSink {
     }
 }
 
+/// Routes of Slack sinks: `slack:<team>:<channel>:<thread_ts>:<user>` (an empty thread for
+/// the top level). Slack ids and timestamps never contain `:`.
+const ROUTE: &str = "slack:";
+
+/// Rebuilds the sinks of journaled turns from their routes, for the engine's takeover.
+pub(crate) struct SlackOpener {
+    pub api: Arc<SlackApi>,
+    pub options: SinkOptions,
+}
+
+impl robit_types::SinkOpener for SlackOpener {
+    fn open(&self, route: &str, _posted: &[MessageRef]) -> Option<Arc<dyn ReplySink>> {
+        let mut parts = route.strip_prefix(ROUTE)?.split(':');
+        let (team, channel, thread, user) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || channel.is_empty() {
+            return None;
+        }
+        Some(Arc::new(SlackSink::new(
+            self.api.clone(),
+            Target {
+                team: team.to_string(),
+                channel: channel.to_string(),
+                thread_ts: (!thread.is_empty()).then(|| thread.to_string()),
+                user: user.to_string(),
+            },
+            self.options.clone(),
+        )))
+    }
+}
+
 #[async_trait]
 impl ReplySink for SlackSink {
+    fn route(&self) -> Option<String> {
+        let t = &self.target;
+        Some(format!(
+            "{ROUTE}{}:{}:{}:{}",
+            t.team,
+            t.channel,
+            t.thread_ts.as_deref().unwrap_or(""),
+            t.user
+        ))
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             max_message_len: MAX_MESSAGE_LEN,
@@ -316,6 +358,11 @@ pub(crate) struct NullSink;
 
 #[async_trait]
 impl ReplySink for NullSink {
+    /// A route, so the benchmark's events are journaled like real ones (it never resumes).
+    fn route(&self) -> Option<String> {
+        Some("slack:bench".to_string())
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             max_message_len: MAX_MESSAGE_LEN,

@@ -37,6 +37,8 @@ pub struct EngineConfig {
     /// Conversation leases, for several replicas sharing one database; `None` for one
     /// process, where the in-memory queue already keeps turns one at a time.
     pub lease: Option<crate::LeaseConfig>,
+    /// The turn journal: this replica's holder name, its turn lease and the pending caps.
+    pub journal: crate::JournalConfig,
     /// Attachments in (text files, images, `/run` inputs) and run files out.
     pub attachments: crate::AttachmentLimits,
     /// Who may use robit and who may change its settings.
@@ -92,6 +94,7 @@ impl Default for EngineConfig {
             system_prompt_overrides: HashMap::new(),
             cancel_on_new_message: false,
             lease: None,
+            journal: crate::JournalConfig::default(),
             attachments: crate::AttachmentLimits::default(),
             access: crate::AccessConfig::open(),
             limits: crate::LimitsConfig::default(),

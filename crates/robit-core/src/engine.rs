@@ -1,23 +1,30 @@
 //! Intake and scheduling: dedup, persist, then one queue per conversation.
 //!
-//! `submit` persists the event (dedup + user message, one transaction) before it returns, so
-//! an adapter that acknowledges after `submit` never loses a message. Each conversation with
-//! pending work has one worker task draining its queue in order; a global semaphore bounds
-//! how many turns run at once. Workers exit when their queue is empty, so idle conversations
-//! cost nothing.
+//! `submit` persists the event (dedup + user message + the turn it needs, one transaction)
+//! before it returns, so an adapter that acknowledges after `submit` never loses a message
+//! or its answer: a turn whose process dies is taken over from the journal (`resume_turns`).
+//! Each conversation with pending work has one worker task draining its queue in order; a
+//! global semaphore bounds how many turns run at once. Workers exit when their queue is
+//! empty, so idle conversations cost nothing. Pending turns are capped per conversation and
+//! in total; past the caps the user is told instead of the queue growing.
 
 use crate::call_budget::StoreCallBudget;
 use crate::config::EngineConfig;
 use crate::connections::Connections;
 use crate::error::EngineError;
+use crate::journal::{Held, StoredJob, StoredWork, Ticket, UNRESUMABLE_NOTE};
 use crate::metrics as m;
 use crate::turn;
 use robit_llm::Provider;
 use robit_mcp::ToolProvider;
 use robit_sandbox::CodeRunner;
-use robit_store::{Accepted, Conversation, NewEvent, NewMessage, Store};
-use robit_types::{CallBudget, Command, ConversationKey, Inbound, InboundKind, ReplySink};
+use robit_store::TurnStatus;
+use robit_store::{Accepted, ClaimedTurn, Conversation, NewEvent, NewMessage, NewTurn, Store};
+use robit_types::{
+    CallBudget, Command, ConversationKey, Inbound, InboundKind, Platform, ReplySink, SinkOpener,
+};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -113,7 +120,13 @@ pub(crate) struct Job {
     pub turn: Option<i64>,
     pub sink: Arc<dyn ReplySink>,
     pub done: oneshot::Sender<TurnOutcome>,
+    /// The journaled turn, when the work is journaled.
+    pub ticket: Option<Ticket>,
 }
+
+/// How many times a turn is taken over before robit gives up on it and says so: a turn that
+/// crashes its process every time must not crash every replica in turn forever.
+const MAX_ATTEMPTS: i64 = 3;
 
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
@@ -126,12 +139,22 @@ pub(crate) struct Inner {
     queues: Mutex<HashMap<ConversationKey, mpsc::UnboundedSender<Job>>>,
     /// The running chat turn of each busy conversation, so a newer message can stop it.
     running: Mutex<HashMap<ConversationKey, CancellationToken>>,
-    permits: Semaphore,
+    pub(crate) permits: Semaphore,
     tracker: TaskTracker,
     connections: Connections,
     /// Built once: adapters ask for it for every sink they make.
     call_budget: Option<Arc<dyn CallBudget>>,
     pub shutdown: CancellationToken,
+    /// The journaled turns this replica holds.
+    pub held: Arc<Held>,
+    /// Queued or running turns per conversation, and in all, for the caps.
+    pending: Mutex<HashMap<ConversationKey, usize>>,
+    pending_total: AtomicUsize,
+    journal_started: AtomicBool,
+    /// A graceful stop began: queued turns stay in the journal for the next process.
+    pub stopping: AtomicBool,
+    /// Stops the journal's background tasks once the engine has stopped.
+    journal_stop: CancellationToken,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -166,6 +189,12 @@ impl Engine {
                 tracker: TaskTracker::new(),
                 connections: Connections::default(),
                 shutdown: CancellationToken::new(),
+                held: Arc::default(),
+                pending: Mutex::new(HashMap::new()),
+                pending_total: AtomicUsize::new(0),
+                journal_started: AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
+                journal_stop: CancellationToken::new(),
             }),
         }
     }
@@ -258,7 +287,34 @@ impl Engine {
             }
             _ => None,
         };
-        let accepted = self
+        // Only a turn whose sink another process could rebuild is worth journaling (the
+        // console and tests have no route: their turns live and die with the process).
+        let route = sink.route();
+        let journaled = match (&denied, &work) {
+            _ if route.is_none() => None,
+            (None, Work::Chat { text }) => Some(StoredWork::Chat { text: text.clone() }),
+            (None, Work::Command(Command::Reset)) => None,
+            (None, Work::Command(c)) => Some(StoredWork::Command(c.clone())),
+            _ => None,
+        };
+        if journaled.is_some() {
+            if let Some(refusal) = self.over_cap(&inbound.key) {
+                return Ok(self.refuse_now(inbound, sink, refusal));
+            }
+        }
+        let journal = &self.inner.config.journal;
+        let turn = journaled.map(|work| NewTurn {
+            job: serde_json::to_string(&StoredJob {
+                inbound: inbound.clone(),
+                work,
+            })
+            .expect("a job serializes"),
+            route,
+            holder: journal.holder.clone(),
+            lease: journal.lease,
+        });
+        self.start_journal();
+        let accepted = match self
             .inner
             .store
             .accept(NewEvent {
@@ -266,9 +322,20 @@ impl Engine {
                 event_id: inbound.event_id.clone(),
                 key: inbound.key.clone(),
                 message,
+                turn,
             })
-            .await?;
-        let (conversation, turn) = match accepted {
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                // Not acknowledged: the adapter tells the platform (or the user) so the event
+                // is delivered again or sent again once the database is back.
+                metrics::counter!(m::EVENTS_UNSAVED, "platform" => platform).increment(1);
+                tracing::error!(error = %e, "saving an event failed; not acknowledging it");
+                return Err(e.into());
+            }
+        };
+        let (conversation, turn, turn_id) = match accepted {
             Accepted::Duplicate => {
                 metrics::counter!(m::EVENTS_DEDUPLICATED, "platform" => platform).increment(1);
                 tracing::debug!(event_id = %inbound.event_id, "duplicate event");
@@ -277,8 +344,15 @@ impl Engine {
             Accepted::New {
                 conversation,
                 message_id,
-            } => (conversation, message_id),
+                turn_id,
+            } => (conversation, message_id, turn_id),
         };
+        let ticket = turn_id.map(|id| Ticket {
+            id,
+            lost: self.inner.held.hold(id),
+            posted: Vec::new(),
+            resumed: false,
+        });
         tracing::Span::current().record("conversation", conversation.id.0);
         tracing::debug!(queued = true, "event accepted");
         // Limits are taken only for a new event, so a redelivery is not counted twice.
@@ -329,13 +403,229 @@ impl Engine {
             turn,
             sink,
             done,
+            ticket,
         });
         Ok(Submission::Queued(TurnHandle(rx)))
+    }
+
+    /// The refusal for a conversation (or a replica) that already has as many pending turns
+    /// as it may.
+    fn over_cap(&self, key: &ConversationKey) -> Option<crate::access::Refusal> {
+        let journal = &self.inner.config.journal;
+        let here = self
+            .inner
+            .pending
+            .lock()
+            .expect("pending poisoned")
+            .get(key)
+            .copied()
+            .unwrap_or(0);
+        if here >= journal.max_pending_per_conversation {
+            return Some(crate::access::Refusal {
+                reason: "busy",
+                text: format!(
+                    "⏳ This conversation already has {here} messages waiting for an answer; \
+                     this one was not taken. Send it again once they are answered."
+                ),
+            });
+        }
+        if self.inner.pending_total.load(Ordering::Relaxed) >= journal.max_pending_total {
+            return Some(crate::access::Refusal {
+                reason: "busy",
+                text: "⏳ robit is answering as many messages as it can right now; this one \
+                       was not taken. Please send it again in a minute."
+                    .to_string(),
+            });
+        }
+        None
+    }
+
+    /// Tells the user at once, without storing the event (it was not taken), and counts and
+    /// audits the refusal.
+    fn refuse_now(
+        &self,
+        inbound: Inbound,
+        sink: Arc<dyn ReplySink>,
+        refusal: crate::access::Refusal,
+    ) -> Submission {
+        let (done, rx) = oneshot::channel();
+        let inner = self.inner.clone();
+        self.inner.tracker.spawn(async move {
+            let outcome = crate::access::refuse(&inner, &inbound, &sink, refusal).await;
+            let _ = done.send(outcome);
+        });
+        Submission::Queued(TurnHandle(rx))
+    }
+
+    /// Starts renewing this replica's turn leases (once).
+    fn start_journal(&self) {
+        if self.inner.journal_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tokio::spawn(crate::journal::heartbeat(
+            self.inner.store.clone(),
+            self.inner.held.clone(),
+            self.inner.config.journal.clone(),
+            self.inner.journal_stop.clone(),
+        ));
+    }
+
+    /// Takes over journaled turns of `platform` whose holder is gone, now and then every half
+    /// lease until shutdown, and runs them through sinks `opener` rebuilds. Adapters call it
+    /// once when they start. A single process (no conversation leases configured: SQLite)
+    /// takes every open turn at its first pass, since its predecessor can hold nothing.
+    pub fn resume_turns(&self, platform: Platform, opener: Arc<dyn SinkOpener>) {
+        self.start_journal();
+        let engine = self.clone();
+        let mut any_lease = self.inner.config.lease.is_none();
+        let stop = self.inner.journal_stop.clone();
+        let every = self.inner.config.journal.lease / 2;
+        tokio::spawn(async move {
+            loop {
+                if engine.inner.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                match engine.recover(platform, &opener, any_lease).await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => any_lease = false,
+                    Err(e) => tracing::warn!(error = %e, "looking for turns to resume failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// One pass of [`Engine::resume_turns`]; returns how many turns it took over.
+    pub async fn recover(
+        &self,
+        platform: Platform,
+        opener: &Arc<dyn SinkOpener>,
+        any_lease: bool,
+    ) -> Result<usize, EngineError> {
+        let journal = &self.inner.config.journal;
+        let claimed = self
+            .inner
+            .store
+            .claim_turns(&journal.holder, journal.lease, platform, 64, any_lease)
+            .await?;
+        let n = claimed.len();
+        for turn in claimed {
+            // Our own turn whose lease ran out during a database outage: still running here.
+            if self.inner.held.contains(turn.id) {
+                continue;
+            }
+            self.take_over(turn, opener).await;
+        }
+        Ok(n)
+    }
+
+    async fn take_over(&self, turn: ClaimedTurn, opener: &Arc<dyn SinkOpener>) {
+        let holder = &self.inner.config.journal.holder;
+        let id = turn.id;
+        let give_up = |why: &str| {
+            metrics::counter!(m::TURNS_LOST).increment(1);
+            tracing::error!(turn = id, why, "a journaled turn cannot be resumed");
+        };
+        let job: StoredJob = match serde_json::from_str(&turn.job) {
+            Ok(job) => job,
+            Err(e) => {
+                give_up(&format!("unreadable job: {e}"));
+                let _ = self
+                    .inner
+                    .store
+                    .set_turn_status(id, holder, TurnStatus::Failed)
+                    .await;
+                return;
+            }
+        };
+        let posted: Vec<robit_types::MessageRef> = turn
+            .posted
+            .iter()
+            .map(|(_, r)| robit_types::MessageRef(r.clone()))
+            .collect();
+        let Some(sink) = turn.route.as_deref().and_then(|r| opener.open(r, &posted)) else {
+            give_up("no way back to its thread");
+            let _ = self
+                .inner
+                .store
+                .set_turn_status(id, holder, TurnStatus::Failed)
+                .await;
+            return;
+        };
+        if turn.attempts > MAX_ATTEMPTS {
+            give_up("too many attempts");
+            let _ = crate::render::wait_out_rate_limits(|| sink.post(UNRESUMABLE_NOTE)).await;
+            let _ = self
+                .inner
+                .store
+                .set_turn_status(id, holder, TurnStatus::Failed)
+                .await;
+            return;
+        }
+        let conversation = match self.inner.store.conversation(&job.inbound.key).await {
+            Ok(c) => c,
+            Err(e) => {
+                // Left claimed: the lease runs out and the next pass tries again.
+                tracing::warn!(error = %e, turn = id, "loading a resumed turn's conversation failed");
+                return;
+            }
+        };
+        let work = match job.work {
+            StoredWork::Chat { text } => Work::Chat { text },
+            StoredWork::Command(c) => Work::Command(c),
+        };
+        if matches!(work, Work::Chat { .. }) && turn.message_id.is_none() {
+            give_up("a chat turn without its message");
+            let _ = self
+                .inner
+                .store
+                .set_turn_status(id, holder, TurnStatus::Failed)
+                .await;
+            return;
+        }
+        metrics::counter!(m::TURNS_RESUMED).increment(1);
+        tracing::info!(
+            turn = id,
+            attempts = turn.attempts,
+            posted = turn.posted.len(),
+            "resuming a journaled turn"
+        );
+        let (done, _rx) = oneshot::channel();
+        self.enqueue(Job {
+            inbound: job.inbound,
+            work,
+            conversation,
+            turn: turn.message_id,
+            sink,
+            done,
+            ticket: Some(Ticket {
+                id,
+                lost: self.inner.held.hold(id),
+                resumed: !posted.is_empty(),
+                posted,
+            }),
+        });
+    }
+
+    /// Turns queued or running on this replica.
+    pub fn pending_turns(&self) -> usize {
+        self.inner.pending_total.load(Ordering::Relaxed)
     }
 
     fn enqueue(&self, job: Job) {
         metrics::gauge!(m::QUEUE_DEPTH).increment(1.0);
         let key = job.inbound.key.clone();
+        *self
+            .inner
+            .pending
+            .lock()
+            .expect("pending poisoned")
+            .entry(key.clone())
+            .or_default() += 1;
+        self.inner.pending_total.fetch_add(1, Ordering::Relaxed);
         let mut queues = self.inner.queues.lock().expect("queue map poisoned");
         let job = match queues.get(&key) {
             Some(tx) => match tx.send(job) {
@@ -359,8 +649,11 @@ impl Engine {
     }
 
     /// Stops taking events and waits up to `grace` for running turns; turns still running
-    /// then are cancelled (they tell their thread they were cut off) and awaited.
+    /// then are cancelled (they tell their thread they will continue) and awaited. Queued
+    /// turns that had not started stay in the journal, and every open turn's lease is ended,
+    /// so the next process (or another replica) takes them over at once.
     pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
         self.inner.tracker.close();
         if tokio::time::timeout(grace, self.inner.tracker.wait())
             .await
@@ -371,6 +664,17 @@ impl Engine {
             self.inner.tracker.wait().await;
         }
         self.inner.shutdown.cancel();
+        self.inner.journal_stop.cancel();
+        match self
+            .inner
+            .store
+            .release_turns(&self.inner.config.journal.holder)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(turns = n, "left open turns for the next start"),
+            Err(e) => tracing::warn!(error = %e, "releasing turn leases failed; they will expire"),
+        }
     }
 }
 
@@ -388,6 +692,18 @@ impl Inner {
 
     pub(crate) fn end_turn(&self, key: &ConversationKey) {
         self.running.lock().expect("poisoned").remove(key);
+    }
+
+    /// A queued or running turn of `key` ended (or was left for the next process).
+    fn turn_left(&self, key: &ConversationKey) {
+        let mut pending = self.pending.lock().expect("pending poisoned");
+        if let Some(n) = pending.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                pending.remove(key);
+            }
+        }
+        self.pending_total.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -410,10 +726,16 @@ async fn worker(inner: Arc<Inner>, key: ConversationKey, mut rx: mpsc::Unbounded
                 }
             }
         };
-        let Ok(_permit) = inner.permits.acquire().await else {
-            return;
-        };
         metrics::gauge!(m::QUEUE_DEPTH).decrement(1.0);
-        turn::run_job(&inner, job).await;
+        // A graceful stop leaves queued journaled turns in the journal instead of starting
+        // them; the others run within the grace period as before.
+        match &job.ticket {
+            Some(ticket) if inner.stopping.load(Ordering::SeqCst) => {
+                inner.held.release(ticket.id);
+                let _ = job.done.send(TurnOutcome::Cancelled);
+            }
+            _ => turn::run_job(&inner, job).await,
+        }
+        inner.turn_left(&key);
     }
 }

@@ -15,9 +15,30 @@ pub const QUEUE_DEPTH: &str = "robit_queue_depth";
 pub const ACTIVE_CONVERSATIONS: &str = "robit_active_conversations";
 pub const CALL_BUDGET_WAITS: &str = "robit_call_budget_waits_total";
 pub const REFUSALS: &str = "robit_refusals_total";
+pub const EVENTS_UNSAVED: &str = "robit_events_unsaved_total";
+pub const TURNS_RESUMED: &str = "robit_turns_resumed_total";
+pub const TURNS_LOST: &str = "robit_turns_lost_total";
 
 /// Every metric the engine records, with its type, labels and meaning.
 pub const ALL: &[(&str, &str, &str, &str)] = &[
+    (
+        EVENTS_UNSAVED,
+        "counter",
+        "platform",
+        "events refused because the store could not save them (not acknowledged)",
+    ),
+    (
+        TURNS_RESUMED,
+        "counter",
+        "",
+        "journaled turns taken over from a crashed, stopped or dead holder",
+    ),
+    (
+        TURNS_LOST,
+        "counter",
+        "",
+        "turns stopped because another replica took their lease, or that could not be resumed",
+    ),
     (
         EVENTS_RECEIVED,
         "counter",

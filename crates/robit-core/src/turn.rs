@@ -4,6 +4,7 @@ use crate::budget;
 use crate::commands;
 use crate::engine::{Inner, Job, TurnOutcome, Work};
 use crate::format;
+use crate::journal::{JournalSink, PAUSED_NOTE};
 use crate::metrics as m;
 use crate::render::StreamRenderer;
 use crate::tokens::estimate_tokens;
@@ -12,7 +13,7 @@ use robit_llm::{
     ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall, ToolSpec,
 };
 use robit_store::{
-    Conversation, MessageRole, MessageStatus, NewMessage, StoredMessage, UsageRecord,
+    Conversation, MessageRole, MessageStatus, NewMessage, StoredMessage, TurnStatus, UsageRecord,
 };
 use robit_types::{Inbound, Language, ReplySink};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
         turn,
         sink,
         done,
+        ticket,
     } = job;
     let span = tracing::info_span!(
         "turn",
@@ -43,6 +45,8 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
         Work::Chat { .. } => "chat",
         _ => "command",
     };
+    // The conversation's lease first, then a global permit: a turn waiting for another
+    // replica to finish in its conversation must not keep a permit from turns elsewhere.
     let lease = match &inner.config.lease {
         Some(config) => match crate::lease::acquire(inner, config, conversation.id).await {
             Some(guard) => Some(guard),
@@ -53,12 +57,58 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
         },
         None => None,
     };
-    let outcome = async {
+    let Ok(_permit) = inner.permits.acquire().await else {
+        let _ = done.send(TurnOutcome::Cancelled);
+        return;
+    };
+    let holder = inner.config.journal.holder.clone();
+    if let Some(ticket) = &ticket {
+        match inner
+            .store
+            .set_turn_status(ticket.id, &holder, TurnStatus::Running)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                // Taken over (or finished) elsewhere while it waited here.
+                inner.held.release(ticket.id);
+                if let Some(lease) = lease {
+                    lease.release().await;
+                }
+                let _ = done.send(TurnOutcome::Cancelled);
+                return;
+            }
+            // The database is away: run the turn anyway; its state is kept for a takeover.
+            Err(e) => tracing::warn!(error = %e, "marking a turn running failed"),
+        }
+    }
+    let journal_sink = ticket
+        .as_ref()
+        .map(|t| Arc::new(JournalSink::new(sink.clone(), inner.store.clone(), t)));
+    let sink: Arc<dyn ReplySink> = match &journal_sink {
+        Some(j) => j.clone(),
+        None => sink,
+    };
+    let lost = ticket.as_ref().map(|t| t.lost.clone()).unwrap_or_default();
+    let journaled = ticket.is_some();
+    let resumed = ticket.as_ref().is_some_and(|t| t.resumed);
+    let mut kept_tool_rounds = false;
+    let work = async {
         match work {
             Work::Chat { .. } => {
                 let turn = turn.expect("a chat job carries its stored message");
                 let cancel = inner.begin_turn(&inbound.key);
-                let outcome = chat(inner, &inbound, &conversation, turn, &sink, &cancel).await;
+                let outcome = chat(
+                    inner,
+                    &inbound,
+                    &conversation,
+                    turn,
+                    &sink,
+                    &cancel,
+                    journaled,
+                    &mut kept_tool_rounds,
+                )
+                .await;
                 inner.end_turn(&inbound.key);
                 outcome
             }
@@ -82,8 +132,23 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
             }
         }
     }
-    .instrument(span)
-    .await;
+    .instrument(span);
+    // A replica that lost its lease stops the turn at once: the new holder answers.
+    let (outcome, was_lost) = tokio::select! {
+        outcome = work => (outcome, false),
+        _ = lost.cancelled() => (TurnOutcome::Cancelled, true),
+    };
+    if let (Some(ticket), false) = (&ticket, was_lost) {
+        if resumed && outcome == TurnOutcome::Replied && !kept_tool_rounds {
+            if let Some(j) = &journal_sink {
+                j.retire_leftovers().await;
+            }
+        }
+        close_turn(inner, ticket.id, &holder, &outcome).await;
+    }
+    if let Some(ticket) = &ticket {
+        inner.held.release(ticket.id);
+    }
     if let Some(lease) = lease {
         lease.release().await;
     }
@@ -92,7 +157,106 @@ pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
     let _ = done.send(outcome);
 }
 
+/// Ends a journaled turn's journal entry. A turn cut off by a graceful stop stays open, so
+/// the next process finishes it. Retried a few times: a turn left open would be answered a
+/// second time by whoever takes it over.
+async fn close_turn(inner: &Arc<Inner>, turn: i64, holder: &str, outcome: &TurnOutcome) {
+    let status = match outcome {
+        TurnOutcome::Cancelled if inner.shutdown.is_cancelled() => return,
+        TurnOutcome::Cancelled => TurnStatus::Cancelled,
+        TurnOutcome::Failed(_) => TurnStatus::Failed,
+        _ => TurnStatus::Done,
+    };
+    let mut pause = std::time::Duration::from_millis(100);
+    for _ in 0..5 {
+        match inner.store.set_turn_status(turn, holder, status).await {
+            Ok(_) => return,
+            Err(e) => tracing::warn!(error = %e, turn, "closing a turn failed; retrying"),
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 3;
+    }
+    tracing::error!(
+        turn,
+        "closing a turn failed; it may be answered again after a takeover"
+    );
+}
+
+/// What a takeover found of the turn's earlier attempt.
+enum Earlier {
+    /// Its answer is stored: the crash came after it was complete.
+    Answered,
+    /// Start (again) from the stored history; `tool_rounds` says whether completed tool
+    /// rounds are reused.
+    Continue { tool_rounds: bool },
+}
+
+/// Prepares a resumed chat turn: reuses completed tool rounds and tells the model, for each
+/// call that was in flight, that its result is unknown. A tool call is never repeated by the
+/// engine: an MCP tool may have had effects; code runs are pure, so the model may simply ask
+/// for the run again.
+async fn take_over(inner: &Arc<Inner>, conversation: &Conversation, turn: i64) -> Earlier {
+    let history = match inner
+        .store
+        .turn_history(conversation.id, turn, inner.config.history_limit)
+        .await
+    {
+        Ok(h) => h,
+        Err(_) => return Earlier::Continue { tool_rounds: false },
+    };
+    let Some(start) = history.iter().position(|m| m.id == turn) else {
+        return Earlier::Continue { tool_rounds: false };
+    };
+    let own = &history[start + 1..];
+    if let Some(last) = own.last() {
+        if last.role == MessageRole::Assistant
+            && last.tool_calls.is_none()
+            && last.status == MessageStatus::Complete
+        {
+            return Earlier::Answered;
+        }
+    }
+    let mut calls: Vec<ToolCall> = Vec::new();
+    for m in own {
+        if let Some(json) = &m.tool_calls {
+            calls.extend(serde_json::from_str::<Vec<ToolCall>>(json).unwrap_or_default());
+        }
+    }
+    let answered: Vec<&str> = own
+        .iter()
+        .filter_map(|m| m.tool_call_id.as_deref())
+        .collect();
+    for call in calls.iter().filter(|c| !answered.contains(&c.id.as_str())) {
+        let content = if call.name == RUN_CODE_TOOL {
+            "error: robit restarted while this code ran, so its result is unknown; call \
+             run_code again if you need it."
+        } else {
+            "error: robit restarted while this tool call was in flight, so its result is \
+             unknown; it was not repeated, since it may have taken effect. Tell the user."
+        };
+        persist(
+            inner,
+            conversation,
+            turn,
+            NewMessage {
+                role: MessageRole::Tool,
+                content: content.to_string(),
+                tool_calls: None,
+                tool_call_id: Some(call.id.clone()),
+                status: MessageStatus::Complete,
+                author: None,
+                turn: None,
+            },
+        )
+        .await;
+    }
+    Earlier::Continue {
+        tool_rounds: !calls.is_empty(),
+    }
+}
+
 /// A chat turn: history → model → streamed reply, with up to `max_tool_rounds` tool rounds.
+#[allow(clippy::too_many_arguments)]
 async fn chat(
     inner: &Arc<Inner>,
     inbound: &Inbound,
@@ -100,11 +264,19 @@ async fn chat(
     turn: i64,
     sink: &Arc<dyn ReplySink>,
     cancel: &CancellationToken,
+    journaled: bool,
+    kept_tool_rounds: &mut bool,
 ) -> TurnOutcome {
     let Some(provider) = inner.provider.clone() else {
         commands::say(sink, &inner.config.no_provider_hint).await;
         return TurnOutcome::NoProvider;
     };
+    if journaled {
+        match take_over(inner, conversation, turn).await {
+            Earlier::Answered => return TurnOutcome::Replied,
+            Earlier::Continue { tool_rounds } => *kept_tool_rounds = tool_rounds,
+        }
+    }
     let _ = sink.typing().await;
     let model = conversation
         .model
@@ -183,8 +355,16 @@ async fn chat(
             .iter()
             .map(|m| estimate_tokens(&m.content))
             .sum();
-        let round_result =
-            stream_round(inner, provider.as_ref(), request, inbound, sink, cancel).await;
+        let round_result = stream_round(
+            inner,
+            provider.as_ref(),
+            request,
+            inbound,
+            sink,
+            cancel,
+            journaled,
+        )
+        .await;
         let (served_provider, served_model) = round_result
             .served
             .clone()
@@ -211,8 +391,12 @@ async fn chat(
                 return TurnOutcome::Replied;
             }
             end @ (RoundEnd::Failed(_) | RoundEnd::Cancelled) => {
-                // Keep what the user saw, marked as cut short, so history matches the thread.
-                if !round_result.text.is_empty() {
+                // Keep what the user saw, marked as cut short, so history matches the thread;
+                // except a journaled answer paused by a graceful stop: it will be finished.
+                let paused = journaled
+                    && matches!(end, RoundEnd::Cancelled)
+                    && inner.shutdown.is_cancelled();
+                if !round_result.text.is_empty() && !paused {
                     persist(
                         inner,
                         conversation,
@@ -291,6 +475,7 @@ async fn stream_round(
     inbound: &Inbound,
     sink: &Arc<dyn ReplySink>,
     cancel: &CancellationToken,
+    journaled: bool,
 ) -> RoundResult {
     let platform = inbound.key.platform;
     let mut renderer =
@@ -335,7 +520,9 @@ async fn stream_round(
                     break if calls.is_empty() { RoundEnd::Answered } else { RoundEnd::ToolCalls(std::mem::take(&mut calls)) };
                 }
                 Some(Err(LlmError::Cancelled)) => {
-                    let note = if inner.shutdown.is_cancelled() {
+                    let note = if inner.shutdown.is_cancelled() && journaled {
+                        PAUSED_NOTE
+                    } else if inner.shutdown.is_cancelled() {
                         "⚠️ robit is restarting; this answer was cut off. Ask again in a moment."
                     } else {
                         "⏹️ Stopped: a newer message in this conversation replaced this answer."
@@ -403,13 +590,32 @@ fn provider_failure_note(e: &LlmError, after_text: bool) -> String {
     }
 }
 
+/// Stores one message of a turn. Retried for about half a minute, so an answer that streamed
+/// through a short database outage still lands in the history; the turn stays open (and its
+/// lease renewed) meanwhile.
 async fn persist(inner: &Arc<Inner>, conversation: &Conversation, turn: i64, message: NewMessage) {
     let message = NewMessage {
         turn: Some(turn),
         ..message
     };
-    if let Err(e) = inner.store.append_message(conversation.id, message).await {
-        tracing::error!(error = %e, "storing a message failed");
+    let mut pause = std::time::Duration::from_millis(100);
+    for attempt in 0..12 {
+        match inner
+            .store
+            .append_message(conversation.id, message.clone())
+            .await
+        {
+            Ok(_) => return,
+            Err(e) if attempt < 11 && !inner.shutdown.is_cancelled() => {
+                tracing::warn!(error = %e, "storing a message failed; retrying");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing a message failed");
+                return;
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
     }
 }
 

@@ -46,6 +46,7 @@ pub async fn bench_persist(
                     event_id: EventId::new(format!("bench-{run}-{task}-{i}")),
                     key: key.clone(),
                     message: Some(NewMessage::user(UserId::new("bench"), TEXT)),
+                    turn: None,
                 };
                 if let Accepted::New { .. } = store.accept(event).await? {
                     persisted += 1;

@@ -29,6 +29,11 @@ const SQLITE: &[Embedded] = &[
         "access",
         include_str!("../../../migrations/sqlite/0003_access.sql"),
     ),
+    (
+        4,
+        "turns",
+        include_str!("../../../migrations/sqlite/0004_turns.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -46,6 +51,11 @@ const POSTGRES: &[Embedded] = &[
         3,
         "access",
         include_str!("../../../migrations/postgres/0003_access.sql"),
+    ),
+    (
+        4,
+        "turns",
+        include_str!("../../../migrations/postgres/0004_turns.sql"),
     ),
 ];
 

@@ -128,6 +128,88 @@ pub struct NewEvent {
     pub key: ConversationKey,
     /// The user's message, for chat turns; `None` for commands that add nothing to history.
     pub message: Option<NewMessage>,
+    /// The turn this event needs, recorded in the same transaction (the turn journal).
+    pub turn: Option<NewTurn>,
+}
+
+/// A turn to record with its event: what to run, where to answer, and who runs it first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTurn {
+    /// The engine's serialised job; opaque to the store.
+    pub job: String,
+    /// Where the answer goes, as the adapter names it; opaque to the store.
+    pub route: Option<String>,
+    /// The replica that queued it; it holds the turn's lease from the start.
+    pub holder: String,
+    /// How long the lease lives without renewal.
+    pub lease: std::time::Duration,
+}
+
+/// Where a journaled turn is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnStatus {
+    /// Recorded, not started yet.
+    Pending,
+    /// Started by the lease holder.
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl TurnStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnStatus::Pending => "pending",
+            TurnStatus::Running => "running",
+            TurnStatus::Done => "done",
+            TurnStatus::Failed => "failed",
+            TurnStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TurnStatus> {
+        Some(match s {
+            "pending" => TurnStatus::Pending,
+            "running" => TurnStatus::Running,
+            "done" => TurnStatus::Done,
+            "failed" => TurnStatus::Failed,
+            "cancelled" => TurnStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Pending or running: someone still owes this turn's answer.
+    pub fn is_open(self) -> bool {
+        matches!(self, TurnStatus::Pending | TurnStatus::Running)
+    }
+}
+
+/// An open turn a replica has just taken over (its previous holder's lease had expired).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedTurn {
+    pub id: i64,
+    pub conversation: ConversationId,
+    pub event_id: String,
+    pub message_id: Option<i64>,
+    pub job: String,
+    pub route: Option<String>,
+    pub status: TurnStatus,
+    /// How many times a replica has taken it over, this claim included.
+    pub attempts: i64,
+    /// The platform references of the messages it posted so far, by slot, in order.
+    pub posted: Vec<(i64, String)>,
+}
+
+/// One journaled turn, for tests and operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnRow {
+    pub id: i64,
+    pub event_id: String,
+    pub status: TurnStatus,
+    pub holder: String,
+    pub attempts: i64,
+    pub posted: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +218,8 @@ pub enum Accepted {
         conversation: Conversation,
         /// The stored user message's id, when the event carried one.
         message_id: Option<i64>,
+        /// The journaled turn's id, when the event asked for one.
+        turn_id: Option<i64>,
     },
     Duplicate,
 }

@@ -193,10 +193,22 @@ impl Store for PostgresStore {
             Some(message) => Some(insert_message(&mut tx, conversation.id, message).await?),
             None => None,
         };
+        let turn_id = match &event.turn {
+            Some(turn) => Some(crate::journal::insert_turn!(
+                "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+                tx,
+                event,
+                turn,
+                conversation.id.0,
+                message_id
+            )),
+            None => None,
+        };
         tx.commit().await?;
         Ok(Accepted::New {
             conversation,
             message_id,
+            turn_id,
         })
     }
 
@@ -513,3 +525,9 @@ mod tests {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 }
+
+crate::journal::journal_impl!(
+    PostgresStore,
+    "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    " FOR UPDATE SKIP LOCKED"
+);

@@ -169,9 +169,21 @@ pub(crate) async fn accept_in(conn: &mut SqliteConnection, event: &NewEvent) -> 
         Some(message) => Some(insert_message(conn, conversation.id, message).await?),
         None => None,
     };
+    let turn_id = match &event.turn {
+        Some(turn) => Some(crate::journal::insert_turn!(
+            "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            conn,
+            event,
+            turn,
+            conversation.id.0,
+            message_id
+        )),
+        None => None,
+    };
     Ok(Accepted::New {
         conversation,
         message_id,
+        turn_id,
     })
 }
 
@@ -498,3 +510,9 @@ async fn save_bucket(
     .await?;
     Ok(())
 }
+
+crate::journal::journal_impl!(
+    SqliteStore,
+    "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+    ""
+);

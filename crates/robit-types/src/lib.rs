@@ -19,4 +19,4 @@ pub use config_command::{
 };
 pub use ids::{ChannelId, ConversationKey, EventId, Platform, ThreadId, UserId, WorkspaceId};
 pub use inbound::{Attachment, Author, Inbound, InboundKind};
-pub use sink::{Capabilities, MessageRef, ReplySink, SinkError};
+pub use sink::{Capabilities, MessageRef, ReplySink, SinkError, SinkOpener};

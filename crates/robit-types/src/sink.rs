@@ -55,6 +55,13 @@ pub enum SinkError {
 pub trait ReplySink: Send + Sync {
     fn capabilities(&self) -> Capabilities;
 
+    /// Where this sink answers, as a string its adapter's [`SinkOpener`] turns back into a
+    /// sink in another process: the turn journal keeps it so a turn can be resumed after a
+    /// crash. `None`: replies cannot be resumed elsewhere (the console, tests).
+    fn route(&self) -> Option<String> {
+        None
+    }
+
     /// Posts a new message in the thread.
     async fn post(&self, text: &str) -> Result<MessageRef, SinkError>;
 
@@ -94,4 +101,14 @@ pub trait ReplySink: Send + Sync {
     async fn typing(&self) -> Result<(), SinkError> {
         Ok(())
     }
+}
+
+/// Rebuilds the sink of a journaled turn from the route its first sink gave
+/// ([`ReplySink::route`]), so another process can finish the answer. Each adapter implements
+/// it for its own routes.
+pub trait SinkOpener: Send + Sync {
+    /// `posted` are the messages the turn's earlier attempts posted, in order (a sink whose
+    /// first post differs from later ones needs to know). `None` when the route is not this
+    /// adapter's or can no longer be answered.
+    fn open(&self, route: &str, posted: &[MessageRef]) -> Option<std::sync::Arc<dyn ReplySink>>;
 }

@@ -143,6 +143,7 @@ pub async fn sandbox(config: &Config) -> Option<Arc<dyn CodeRunner>> {
 }
 
 pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -> EngineConfig {
+    let holder = robit_core::default_holder();
     EngineConfig {
         max_concurrent_turns: config.engine.max_concurrent_turns,
         system_prompt: config.engine.system_prompt.clone(),
@@ -158,13 +159,20 @@ pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -
         system_prompt_overrides: config.engine.system_prompts.clone(),
         cancel_on_new_message: config.engine.cancel_on_new_message,
         attachments: attachment_limits(config),
+        // One holder name for both kinds of lease, so operators see one replica id.
+        journal: robit_core::JournalConfig {
+            holder: holder.clone(),
+            lease: Duration::from_millis(config.engine.lease_ttl_ms),
+            max_pending_per_conversation: config.engine.max_pending_per_conversation,
+            max_pending_total: config.engine.max_pending_turns,
+        },
         // Leases matter only when replicas share the database, which SQLite cannot do.
         lease: config
             .database
             .url
             .starts_with("postgres")
             .then(|| robit_core::LeaseConfig {
-                holder: replica_id(),
+                holder,
                 ttl: Duration::from_millis(config.engine.lease_ttl_ms),
             }),
         ..EngineConfig::default()
@@ -448,16 +456,4 @@ pub async fn usage(loaded: Loaded, args: crate::cli::UsageArgs) -> anyhow::Resul
         println!("(no usage in the last {} days)", args.days);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A name for this process that no other replica has: host, pid and start time.
-fn replica_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "robit".into());
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    format!("{host}-{}-{started}", std::process::id())
 }

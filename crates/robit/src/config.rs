@@ -191,6 +191,10 @@ pub struct EngineSection {
     /// On PostgreSQL (several replicas), how long a conversation lease lives unrenewed: how
     /// long a dead replica's conversations wait before another replica takes them over.
     pub lease_ttl_ms: u64,
+    /// Most turns one conversation may have waiting or running; past it the user is told.
+    pub max_pending_per_conversation: usize,
+    /// Most turns this replica may have waiting or running in all.
+    pub max_pending_turns: usize,
 }
 
 impl Default for EngineSection {
@@ -209,6 +213,8 @@ impl Default for EngineSection {
             cancel_on_new_message: d.cancel_on_new_message,
             shutdown_grace_ms: 30_000,
             lease_ttl_ms: 30_000,
+            max_pending_per_conversation: d.journal.max_pending_per_conversation,
+            max_pending_turns: d.journal.max_pending_total,
         }
     }
 }

@@ -12,6 +12,7 @@ async fn accept_stores_event_message_and_conversation(store: Arc<dyn Store>) {
     let Accepted::New {
         conversation,
         message_id,
+        ..
     } = store.accept(event("Ev1", &key, "hello")).await.unwrap()
     else {
         panic!("a first delivery must be new");
@@ -38,11 +39,13 @@ async fn accept_without_message_creates_only_the_conversation(store: Arc<dyn Sto
     let key = key(None);
     let command = NewEvent {
         message: None,
+        turn: None,
         ..event("Ev1", &key, "")
     };
     let Accepted::New {
         conversation,
         message_id,
+        ..
     } = store.accept(command).await.unwrap()
     else {
         panic!("a first delivery must be new");

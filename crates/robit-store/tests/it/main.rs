@@ -13,6 +13,7 @@ mod buckets;
 mod concurrency;
 mod connect;
 mod history;
+mod journal;
 mod lease;
 mod migrate;
 mod usage;

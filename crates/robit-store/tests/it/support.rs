@@ -187,5 +187,6 @@ pub fn event(id: &str, key: &ConversationKey, text: &str) -> NewEvent {
         event_id: EventId::new(id),
         key: key.clone(),
         message: Some(NewMessage::user(UserId::new("U1"), text)),
+        turn: None,
     }
 }

@@ -1,6 +1,6 @@
 //! Several `robit serve` processes on one PostgreSQL database and one Slack workspace behave
 //! as one bot: an event delivered to both is answered once, a replica killed mid-turn leaves
-//! the conversation to the other once its lease expires, and together they stay inside one
+//! the conversation (and its unfinished answer) to the other once its lease expires, and together they stay inside one
 //! channel's posting budget.
 
 use crate::support::{free_port, sigterm, text};
@@ -165,13 +165,16 @@ async fn a_replica_killed_mid_turn_leaves_the_conversation_to_the_other() {
     a.kill();
     let killed_at = Instant::now();
 
-    // The next message in the thread goes to B, which waits out A's lease and answers with
-    // the conversation's history from the database.
+    // B waits out A's lease, finishes A's answer from the turn journal, then answers the
+    // next message in the thread with the conversation's history from the database.
     slack.set_events_url(&b.events_url);
+    llm.push(Reply::text("Let me think about it: done by B"));
     llm.push(Reply::text("B picks it up"));
     slack.user_replies(&d.thread(), "are you there?");
     let reply = slack
-        .wait_for_reply(&d.thread(), WAIT, |t| t.contains("B picks it up"))
+        .wait_for_reply(&d.thread(), WAIT, |t| {
+            t.contains("B picks it up") && t.contains("done by B")
+        })
         .await;
     assert!(reply.is_some(), "B never answered");
     let waited = killed_at.elapsed();

@@ -1,0 +1,201 @@
+//! The turn journal's SQL, written once for both backends.
+//!
+//! The statements differ between SQLite and PostgreSQL only in how they read the clock and in
+//! row locking, so each is built by `concat!` from one text with the dialect's pieces: the
+//! two backends cannot drift in what a claim or a renewal means. Time is the database's clock
+//! (milliseconds), so replicas with skewed clocks agree on when a lease expired.
+//!
+//! SQLite claims go through an ordinary pooled connection rather than the group-commit writer:
+//! a claim is one `UPDATE … RETURNING` statement, which SQLite runs under its single write
+//! lock, so two claimers can never take the same row.
+
+// Each backend passes its clock expression (unix milliseconds) as `$now`, and its row lock
+// for claims as `$lock` (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: nothing).
+
+/// Records the turn an accepted event needs, inside the caller's transaction.
+macro_rules! insert_turn {
+    ($now:literal, $conn:expr, $event:expr, $turn:expr, $conversation:expr, $message:expr) => {{
+        let id: i64 = sqlx::query_scalar(concat!(
+            "INSERT INTO turns (conversation_id, platform, event_id, message_id, job, route,
+                                status, holder, lease_until, attempts, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, ",
+            $now,
+            " + $8, 0, ",
+            $now,
+            ", ",
+            $now,
+            ") RETURNING id"
+        ))
+        .bind($conversation)
+        .bind($event.platform.as_str())
+        .bind($event.event_id.as_str())
+        .bind($message)
+        .bind($turn.job.as_str())
+        .bind($turn.route.as_deref())
+        .bind($turn.holder.as_str())
+        .bind(crate::rows::millis($turn.lease))
+        .fetch_one(&mut *$conn)
+        .await?;
+        id
+    }};
+}
+pub(crate) use insert_turn;
+
+/// `TurnJournal` for a backend type whose pool is `self.pool`.
+macro_rules! journal_impl {
+    ($store:ty, $now:literal, $lock:literal) => {
+        #[async_trait::async_trait]
+        impl crate::TurnJournal for $store {
+        async fn renew_turns(
+            &self,
+            holder: &str,
+            lease: std::time::Duration,
+        ) -> crate::Result<Vec<i64>> {
+            let ids: Vec<i64> = sqlx::query_scalar(concat!(
+                "UPDATE turns SET lease_until = ",
+                $now,
+                " + $2
+                 WHERE holder = $1 AND status IN ('pending', 'running')
+                 RETURNING id"
+            ))
+            .bind(holder)
+            .bind(crate::rows::millis(lease))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(ids)
+        }
+
+        async fn claim_turns(
+            &self,
+            holder: &str,
+            lease: std::time::Duration,
+            platform: robit_types::Platform,
+            limit: u32,
+            any_lease: bool,
+        ) -> crate::Result<Vec<crate::model::ClaimedTurn>> {
+            let rows: Vec<(i64, i64, String, Option<i64>, String, Option<String>, String, i64)> =
+                sqlx::query_as(concat!(
+                    "UPDATE turns SET holder = $1, lease_until = ",
+                    $now,
+                    " + $2, attempts = attempts + 1, updated_at = ",
+                    $now,
+                    " WHERE id IN (
+                        SELECT id FROM turns
+                        WHERE platform = $3 AND status IN ('pending', 'running')
+                          AND (lease_until <= ",
+                    $now,
+                    " OR ($4 AND holder <> $1))
+                        ORDER BY id LIMIT $5",
+                    $lock,
+                    ") RETURNING id, conversation_id, event_id, message_id, job, route, status,
+                                 CAST(attempts AS BIGINT)"
+                ))
+                .bind(holder)
+                .bind(crate::rows::millis(lease))
+                .bind(platform.as_str())
+                .bind(any_lease)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            for (id, conversation, event_id, message_id, job, route, status, attempts) in rows {
+                let posted: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT CAST(slot AS BIGINT), ref FROM turn_posts WHERE turn_id = $1 ORDER BY slot",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                claimed.push(crate::model::ClaimedTurn {
+                    id,
+                    conversation: crate::model::ConversationId(conversation),
+                    event_id,
+                    message_id,
+                    job,
+                    route,
+                    status: crate::model::TurnStatus::parse(&status).ok_or_else(|| {
+                        crate::StoreError::Corrupt(format!("turn {id} has status `{status}`"))
+                    })?,
+                    attempts,
+                    posted,
+                });
+            }
+            claimed.sort_by_key(|t| t.id);
+            Ok(claimed)
+        }
+
+        async fn set_turn_status(
+            &self,
+            turn: i64,
+            holder: &str,
+            status: crate::model::TurnStatus,
+        ) -> crate::Result<bool> {
+            let changed = sqlx::query(concat!(
+                "UPDATE turns SET status = $3, updated_at = ",
+                $now,
+                " WHERE id = $1 AND holder = $2 AND status IN ('pending', 'running')"
+            ))
+            .bind(turn)
+            .bind(holder)
+            .bind(status.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            Ok(changed == 1)
+        }
+
+        async fn release_turns(&self, holder: &str) -> crate::Result<u64> {
+            let released = sqlx::query(
+                "UPDATE turns SET lease_until = 0
+                 WHERE holder = $1 AND status IN ('pending', 'running')",
+            )
+            .bind(holder)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            Ok(released)
+        }
+
+        async fn turn_posted(&self, turn: i64, slot: i64, message: &str) -> crate::Result<()> {
+            sqlx::query(
+                "INSERT INTO turn_posts (turn_id, slot, ref) VALUES ($1, $2, $3)
+                 ON CONFLICT (turn_id, slot) DO UPDATE SET ref = excluded.ref",
+            )
+            .bind(turn)
+            .bind(slot)
+            .bind(message)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        async fn turns(
+            &self,
+            conversation: crate::model::ConversationId,
+        ) -> crate::Result<Vec<crate::model::TurnRow>> {
+            let rows: Vec<(i64, String, String, String, i64, i64)> = sqlx::query_as(
+                "SELECT t.id, t.event_id, t.status, t.holder, CAST(t.attempts AS BIGINT),
+                        (SELECT COUNT(*) FROM turn_posts p WHERE p.turn_id = t.id)
+                 FROM turns t WHERE t.conversation_id = $1 ORDER BY t.id",
+            )
+            .bind(conversation.0)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(id, event_id, status, holder, attempts, posted)| {
+                    Ok(crate::model::TurnRow {
+                        id,
+                        event_id,
+                        status: crate::model::TurnStatus::parse(&status).ok_or_else(|| {
+                            crate::StoreError::Corrupt(format!("turn {id} has status `{status}`"))
+                        })?,
+                        holder,
+                        attempts,
+                        posted,
+                    })
+                })
+                .collect()
+        }
+        }
+    };
+}
+pub(crate) use journal_impl;

@@ -1,0 +1,9 @@
+//! The chaos suite: the real `robit serve` is killed, restarted, cut off from its database
+//! and flooded, and every test checks from outside (the emulators' records and the
+//! database's rows) that each acknowledged message gets exactly one complete answer.
+
+mod crash;
+mod flood;
+mod outage;
+mod platform;
+mod replicas;
