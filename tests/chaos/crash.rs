@@ -185,18 +185,8 @@ async fn slack_sqlite_killed_during_a_sandbox_run() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn discord_postgres_killed_during_a_sandbox_run() {
-    killed_during_a_sandbox_run(Platform::discord().await, Db::postgres()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn slack_sqlite_killed_mid_stream() {
     killed_mid_stream(Platform::slack().await, Db::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn slack_postgres_killed_mid_stream() {
-    killed_mid_stream(Platform::slack().await, Db::postgres()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -45,10 +45,21 @@ async fn a_flooded_thread_keeps_its_cap() {
         "not every flood message was acknowledged"
     );
     let refused = FLOOD + 1 - CAP;
+    let enough = eventually(|| slack.ephemerals().len() >= refused).await;
     assert!(
-        eventually(|| slack.ephemerals().len() >= refused).await,
-        "{} refusals, expected {refused}",
-        slack.ephemerals().len()
+        enough,
+        "{} refusals, expected {refused}; turns {:?}; first {:?}; log {}",
+        slack.ephemerals().len(),
+        db.rows("SELECT status, CAST(COUNT(*) AS TEXT) FROM turns GROUP BY status")
+            .await,
+        slack.ephemerals().first(),
+        robit
+            .log()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let ephemerals = slack.ephemerals();
     assert_eq!(ephemerals.len(), refused, "the cap is exact");

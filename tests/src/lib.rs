@@ -113,7 +113,7 @@ impl Db {
     /// Runs one query returning rows of text columns (cast in SQL), straight on the
     /// database, as an operator's `psql`/`sqlite3` would.
     pub async fn rows(&self, sql: &str) -> Vec<Vec<String>> {
-        use sqlx::{Column, Connection, Row};
+        use sqlx::{Connection, Row};
         fn texts<R: Row>(row: &R) -> Vec<String>
         where
             for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,

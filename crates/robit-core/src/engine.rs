@@ -297,11 +297,20 @@ impl Engine {
             (None, Work::Command(c)) => Some(StoredWork::Command(c.clone())),
             _ => None,
         };
-        if journaled.is_some() {
-            if let Some(refusal) = self.over_cap(&inbound.key) {
-                return Ok(self.refuse_now(inbound, sink, refusal));
+        // The pending slot is reserved here, atomically with the cap check, so concurrent
+        // submits cannot all slip under the cap; it is given back if the event is not queued.
+        let reserved = match &journaled {
+            Some(_) => match self.reserve(&inbound.key) {
+                Ok(()) => Some(inbound.key.clone()),
+                Err(refusal) => return Ok(self.refuse_now(inbound, sink, refusal)),
+            },
+            None => None,
+        };
+        let unreserve = |engine: &Engine| {
+            if let Some(key) = &reserved {
+                engine.inner.turn_left(key);
             }
-        }
+        };
         let journal = &self.inner.config.journal;
         let turn = journaled.map(|work| NewTurn {
             job: serde_json::to_string(&StoredJob {
@@ -328,6 +337,7 @@ impl Engine {
         {
             Ok(a) => a,
             Err(e) => {
+                unreserve(self);
                 // Not acknowledged: the adapter tells the platform (or the user) so the event
                 // is delivered again or sent again once the database is back.
                 metrics::counter!(m::EVENTS_UNSAVED, "platform" => platform).increment(1);
@@ -337,6 +347,7 @@ impl Engine {
         };
         let (conversation, turn, turn_id) = match accepted {
             Accepted::Duplicate => {
+                unreserve(self);
                 metrics::counter!(m::EVENTS_DEDUPLICATED, "platform" => platform).increment(1);
                 tracing::debug!(event_id = %inbound.event_id, "duplicate event");
                 return Ok(Submission::Duplicate);
@@ -396,32 +407,29 @@ impl Engine {
             }
         }
         let (done, rx) = oneshot::channel();
-        self.enqueue(Job {
-            inbound,
-            work,
-            conversation,
-            turn,
-            sink,
-            done,
-            ticket,
-        });
+        self.enqueue(
+            Job {
+                inbound,
+                work,
+                conversation,
+                turn,
+                sink,
+                done,
+                ticket,
+            },
+            reserved.is_some(),
+        );
         Ok(Submission::Queued(TurnHandle(rx)))
     }
 
-    /// The refusal for a conversation (or a replica) that already has as many pending turns
-    /// as it may.
-    fn over_cap(&self, key: &ConversationKey) -> Option<crate::access::Refusal> {
+    /// Takes one pending slot of `key`'s conversation and of this replica; the refusal when
+    /// either already has as many pending turns as it may.
+    fn reserve(&self, key: &ConversationKey) -> Result<(), crate::access::Refusal> {
         let journal = &self.inner.config.journal;
-        let here = self
-            .inner
-            .pending
-            .lock()
-            .expect("pending poisoned")
-            .get(key)
-            .copied()
-            .unwrap_or(0);
+        let mut pending = self.inner.pending.lock().expect("pending poisoned");
+        let here = pending.get(key).copied().unwrap_or(0);
         if here >= journal.max_pending_per_conversation {
-            return Some(crate::access::Refusal {
+            return Err(crate::access::Refusal {
                 reason: "busy",
                 text: format!(
                     "⏳ This conversation already has {here} messages waiting for an answer; \
@@ -430,14 +438,16 @@ impl Engine {
             });
         }
         if self.inner.pending_total.load(Ordering::Relaxed) >= journal.max_pending_total {
-            return Some(crate::access::Refusal {
+            return Err(crate::access::Refusal {
                 reason: "busy",
                 text: "⏳ robit is answering as many messages as it can right now; this one \
                        was not taken. Please send it again in a minute."
                     .to_string(),
             });
         }
-        None
+        *pending.entry(key.clone()).or_default() += 1;
+        self.inner.pending_total.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Tells the user at once, without storing the event (it was not taken), and counts and
@@ -594,20 +604,23 @@ impl Engine {
             "resuming a journaled turn"
         );
         let (done, _rx) = oneshot::channel();
-        self.enqueue(Job {
-            inbound: job.inbound,
-            work,
-            conversation,
-            turn: turn.message_id,
-            sink,
-            done,
-            ticket: Some(Ticket {
-                id,
-                lost: self.inner.held.hold(id),
-                resumed: !posted.is_empty(),
-                posted,
-            }),
-        });
+        self.enqueue(
+            Job {
+                inbound: job.inbound,
+                work,
+                conversation,
+                turn: turn.message_id,
+                sink,
+                done,
+                ticket: Some(Ticket {
+                    id,
+                    lost: self.inner.held.hold(id),
+                    resumed: !posted.is_empty(),
+                    posted,
+                }),
+            },
+            false,
+        );
     }
 
     /// Turns queued or running on this replica.
@@ -615,17 +628,20 @@ impl Engine {
         self.inner.pending_total.load(Ordering::Relaxed)
     }
 
-    fn enqueue(&self, job: Job) {
+    /// Queues a job on its conversation; `reserved`: its pending slot was taken already.
+    fn enqueue(&self, job: Job, reserved: bool) {
         metrics::gauge!(m::QUEUE_DEPTH).increment(1.0);
         let key = job.inbound.key.clone();
-        *self
-            .inner
-            .pending
-            .lock()
-            .expect("pending poisoned")
-            .entry(key.clone())
-            .or_default() += 1;
-        self.inner.pending_total.fetch_add(1, Ordering::Relaxed);
+        if !reserved {
+            *self
+                .inner
+                .pending
+                .lock()
+                .expect("pending poisoned")
+                .entry(key.clone())
+                .or_default() += 1;
+            self.inner.pending_total.fetch_add(1, Ordering::Relaxed);
+        }
         let mut queues = self.inner.queues.lock().expect("queue map poisoned");
         let job = match queues.get(&key) {
             Some(tx) => match tx.send(job) {
