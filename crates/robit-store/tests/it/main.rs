@@ -15,4 +15,5 @@ mod connect;
 mod history;
 mod lease;
 mod migrate;
+mod retention;
 mod usage;
