@@ -305,7 +305,10 @@ impl Intake {
             }
             Classified::IfBotInThread(a) => {
                 let thread = a.thread_ts.clone().unwrap_or_default();
-                if !self.known_participation(&ev.team_id.0, &a.channel, &thread).await? {
+                if !self
+                    .known_participation(&ev.team_id.0, &a.channel, &thread)
+                    .await?
+                {
                     // Unknown here: ask Slack after the ack (see the module comment).
                     let intake = self.clone();
                     tokio::spawn(async move {

@@ -115,7 +115,9 @@ impl Downloader {
                     .and_then(|l| l.to_str().ok())
                     .and_then(|l| url.join(l).ok())
                     .ok_or_else(|| {
-                        SinkError::Rejected(format!("file download: http {status} without Location"))
+                        SinkError::Rejected(format!(
+                            "file download: http {status} without Location"
+                        ))
                     })?;
                 url = next;
                 continue;
@@ -216,12 +218,14 @@ mod tests {
         let (allowed, allowed_seen) = server(move |path| match path {
             "/away" => redirect(&evil_target),
             "/moved" => redirect("/file"),
-            _ => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
-                .to_string(),
+            _ => {
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".to_string()
+            }
         })
         .await;
-        let d = Downloader::new(&["cdn.example"], Some(&allowed))
-            .with_bearer(SecretString::from("xoxb-token-for-allowed-hosts".to_string()));
+        let d = Downloader::new(&["cdn.example"], Some(&allowed)).with_bearer(SecretString::from(
+            "xoxb-token-for-allowed-hosts".to_string(),
+        ));
 
         let err = d
             .fetch(&attachment(format!("{allowed}/away")), 1024)
@@ -231,10 +235,16 @@ mod tests {
             matches!(&err, SinkError::Rejected(m) if m.contains("not on an allowed host")),
             "{err:?}"
         );
-        assert!(evil_seen.lock().unwrap().is_empty(), "the other host was contacted");
+        assert!(
+            evil_seen.lock().unwrap().is_empty(),
+            "the other host was contacted"
+        );
 
         // A redirect within the allowed host is followed, and capped reads still apply.
-        let got = d.fetch(&attachment(format!("{allowed}/moved")), 3).await.unwrap();
+        let got = d
+            .fetch(&attachment(format!("{allowed}/moved")), 3)
+            .await
+            .unwrap();
         assert_eq!(got, b"hel");
         let heads = allowed_seen.lock().unwrap().clone();
         assert_eq!(heads.len(), 3, "{heads:?}");

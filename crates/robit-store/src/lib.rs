@@ -304,7 +304,10 @@ mod tests {
             redact_url("postgres://u:pw@h:5432/db?sslmode=require&sslpassword=k&x=1#f"),
             "postgres://u:***@h:5432/db?sslmode=require&sslpassword=***&x=1#f"
         );
-        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(
             redact_url("sqlite:///var/lib/robit/robit.db"),
             "sqlite:///var/lib/robit/robit.db"

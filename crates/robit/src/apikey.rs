@@ -135,7 +135,10 @@ pub async fn run_create(
 pub async fn run_list(loaded: crate::config::Loaded) -> anyhow::Result<std::process::ExitCode> {
     let store = crate::app::open_store(&loaded.config).await?;
     let keys = store.api_keys().await?;
-    println!("{:>6}  {:<24}  {:<20}  check", "id", "name", "created (UTC)");
+    println!(
+        "{:>6}  {:<24}  {:<20}  check",
+        "id", "name", "created (UTC)"
+    );
     for k in &keys {
         let scheme = if k.hash.starts_with(SHA256) {
             "sha256"

@@ -667,8 +667,16 @@ mod tests {
         assert!(c.slack.signing_secret.is_none());
 
         let cases = [
-            ("slack.signing_secret", "ROBIT_SLACK__SIGNING_SECRET", "tiny-secret"),
-            ("slack.bot_token", "ROBIT_SLACK__BOT_TOKEN", "xoxb-CHANGE-ME"),
+            (
+                "slack.signing_secret",
+                "ROBIT_SLACK__SIGNING_SECRET",
+                "tiny-secret",
+            ),
+            (
+                "slack.bot_token",
+                "ROBIT_SLACK__BOT_TOKEN",
+                "xoxb-CHANGE-ME",
+            ),
             ("slack.app_token", "ROBIT_SLACK__APP_TOKEN", "xapp-1"),
             ("discord.token", "ROBIT_DISCORD__TOKEN", "CHANGE-ME"),
             ("discord.public_key", "ROBIT_DISCORD__PUBLIC_KEY", "abcd"),
@@ -681,15 +689,30 @@ mod tests {
         }
         // An empty value in a file (or a flag) is refused, naming the key.
         let overrides = vec![("slack.signing_secret".to_string(), String::new())];
-        let err = format!("{:#}", load_with_env(None, &overrides, Vec::new()).unwrap_err());
-        assert!(err.contains("slack.signing_secret") && err.contains("empty"), "{err}");
+        let err = format!(
+            "{:#}",
+            load_with_env(None, &overrides, Vec::new()).unwrap_err()
+        );
+        assert!(
+            err.contains("slack.signing_secret") && err.contains("empty"),
+            "{err}"
+        );
         let overrides = vec![("discord.token".to_string(), "  ".to_string())];
-        let err = format!("{:#}", load_with_env(None, &overrides, Vec::new()).unwrap_err());
+        let err = format!(
+            "{:#}",
+            load_with_env(None, &overrides, Vec::new()).unwrap_err()
+        );
         assert!(err.contains("discord.token"), "{err}");
 
         let good = vec![
-            ("ROBIT_SLACK__SIGNING_SECRET".to_string(), "8f742231b10e8888abcd99yyyzzz85a5".to_string()),
-            ("ROBIT_SLACK__BOT_TOKEN".to_string(), "xoxb-emulator-bot-token".to_string()),
+            (
+                "ROBIT_SLACK__SIGNING_SECRET".to_string(),
+                "8f742231b10e8888abcd99yyyzzz85a5".to_string(),
+            ),
+            (
+                "ROBIT_SLACK__BOT_TOKEN".to_string(),
+                "xoxb-emulator-bot-token".to_string(),
+            ),
             ("ROBIT_DISCORD__PUBLIC_KEY".to_string(), "0f".repeat(32)),
         ];
         load_with_env(None, &[], good).unwrap();

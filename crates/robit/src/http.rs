@@ -74,7 +74,10 @@ async fn read_body(State(limits): State<BodyLimits>, req: Request, next: Next) -
         Ok(Bytes::from(buf))
     };
     match tokio::time::timeout(limits.read_timeout, read).await {
-        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         Ok(Err(StatusCode::PAYLOAD_TOO_LARGE)) => too_large(limits.max_bytes),
         Ok(Err(status)) => (status, "unreadable request body\n").into_response(),
         Err(_) => (
@@ -219,8 +222,7 @@ async fn accept_loop(
             builder
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
-            let conn =
-                builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {
@@ -269,10 +271,7 @@ mod tests {
     use tokio::net::TcpStream;
 
     async fn start(limits: ConnLimits, body_timeout: Duration) -> (SocketAddr, CancellationToken) {
-        let echo = Router::new().route(
-            "/echo",
-            axum::routing::post(|b: Bytes| async move { b }),
-        );
+        let echo = Router::new().route("/echo", axum::routing::post(|b: Bytes| async move { b }));
         let app = with_body_limits(
             echo,
             BodyLimits {
@@ -334,7 +333,10 @@ mod tests {
         );
         // 50 ms a byte: the whole head would take over 6 s.
         let (sent, answer) = trickle(addr, head.as_bytes(), Duration::from_millis(50)).await;
-        assert!(sent < head.len(), "the server waited for the whole slow head");
+        assert!(
+            sent < head.len(),
+            "the server waited for the whole slow head"
+        );
         assert!(!answer.contains("200 OK"), "{answer}");
     }
 
@@ -368,7 +370,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let answer = reader.await.unwrap();
-        assert!(sent < body.len(), "the server waited for the whole slow body");
+        assert!(
+            sent < body.len(),
+            "the server waited for the whole slow body"
+        );
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
 

@@ -132,13 +132,18 @@ async fn forged_stale_and_oversized_interactions_are_refused() {
     assert_eq!(forged.status, 401);
 
     // Correctly signed, but the timestamp is out of the window either way: a replay.
-    for skew in [-(robit_discord::MAX_AGE_SECS + 1), robit_discord::MAX_AGE_SECS + 1] {
+    for skew in [
+        -(robit_discord::MAX_AGE_SECS + 1),
+        robit_discord::MAX_AGE_SECS + 1,
+    ] {
         let ts = (now + skew).to_string();
         let stale = endpoint.handle(&sign(&key, &ts, ping), &ts, ping).await;
         assert_eq!(stale.status, 401, "skew {skew}: {stale:?}");
         assert!(stale.body.unwrap().contains("stale"));
     }
-    let garbled = endpoint.handle(&sign(&key, "soon", ping), "soon", ping).await;
+    let garbled = endpoint
+        .handle(&sign(&key, "soon", ping), "soon", ping)
+        .await;
     assert_eq!(garbled.status, 401);
 
     // Over the webhook body cap: refused even though correctly signed.

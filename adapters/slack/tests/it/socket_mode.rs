@@ -195,7 +195,11 @@ async fn a_thread_reply_is_acknowledged_before_slack_is_asked_about_the_thread()
     // Slack is slow to answer: its first answer is a 429 asking to wait 3 s.
     s.emulator.rate_limit(Some("conversations.replies"), 1, 3);
     let reply = s.emulator.user_replies(&thread, "follow up");
-    assert!(s.emulator.wait_for(WAIT, |e| e.acked(&reply.event_id)).await);
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e.acked(&reply.event_id))
+            .await
+    );
     // The ack did not wait for Slack's answer about the thread.
     let answered = s
         .emulator
@@ -224,7 +228,11 @@ async fn a_reply_in_a_thread_robit_started_needs_no_call_to_slack() {
     // A restarted process has no memory of the thread; the store's conversation answers.
     s.restart(robit_core::EngineConfig::default()).await;
     let reply = s.emulator.user_replies(&thread, "still there?");
-    assert!(s.emulator.wait_for(WAIT, |e| e.acked(&reply.event_id)).await);
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e.acked(&reply.event_id))
+            .await
+    );
     expect_reply(
         &s.emulator,
         &thread,

@@ -29,7 +29,10 @@ async fn unreadable_access_rules_refuse_the_turn_with_a_message() {
     drop_table(&h, "access_rules").await;
     let outcome = h.say(&sink, message(&k, "hello")).await;
     assert_eq!(outcome, TurnOutcome::Refused("unavailable".into()));
-    assert!(h.llm.chat_requests().is_empty(), "the model was asked anyway");
+    assert!(
+        h.llm.chat_requests().is_empty(),
+        "the model was asked anyway"
+    );
     let last = sink.messages().last().cloned().unwrap_or_default();
     assert!(last.contains("can't check"), "{last}");
 }

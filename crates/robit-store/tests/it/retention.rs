@@ -38,10 +38,7 @@ async fn pruning_forgets_only_event_ids_older_than_the_cutoff(store: Arc<dyn Sto
     let week_ago = now_ms() - 7 * 86_400_000;
     assert_eq!(store.prune_processed_events(week_ago).await.unwrap(), 2);
     assert_eq!(store.prune_processed_events(week_ago).await.unwrap(), 0);
-    assert_eq!(
-        raw.scalar("SELECT COUNT(*) FROM processed_events").await,
-        1
-    );
+    assert_eq!(raw.scalar("SELECT COUNT(*) FROM processed_events").await, 1);
     // A recent id is still a duplicate; a pruned one would be taken as new.
     assert_eq!(
         store.accept(event("New1", &k, "again")).await.unwrap(),

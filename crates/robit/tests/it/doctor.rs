@@ -75,7 +75,10 @@ async fn doctor_never_prints_a_database_password() {
             .await
             .unwrap();
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert!(stdout.contains("FAIL  database postgres://robit"), "{stdout}");
+        assert!(
+            stdout.contains("FAIL  database postgres://robit"),
+            "{stdout}"
+        );
         assert!(stdout.contains("***"), "{stdout}");
         assert!(
             !stdout.contains("hunter2") && !stderr.contains("hunter2"),

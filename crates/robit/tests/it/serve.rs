@@ -205,7 +205,12 @@ async fn operator_routes_listen_apart_from_the_public_port() {
     }
     // The Slack intake is on the public port (401: unsigned), not on the operators'.
     let client = reqwest::Client::new();
-    let intake = |base: &str| client.post(format!("{base}/slack/events")).body("{}").send();
+    let intake = |base: &str| {
+        client
+            .post(format!("{base}/slack/events"))
+            .body("{}")
+            .send()
+    };
     assert_eq!(intake(&pub_base).await.unwrap().status(), 401);
     assert_eq!(intake(&ops_base).await.unwrap().status(), 404);
     sigterm(child.id());
@@ -228,8 +233,14 @@ async fn apikeys_are_listed_without_secrets_and_revoked_keys_stop_working() {
     let listed = robit(dir.path(), &["apikey", "list"], &env, "");
     let listing = text(&listed.stdout);
     assert!(listed.status.success(), "{}", text(&listed.stderr));
-    assert!(listing.contains("ops-team") && listing.contains("sha256"), "{listing}");
-    assert!(!listing.contains(&secret), "a secret was printed: {listing}");
+    assert!(
+        listing.contains("ops-team") && listing.contains("sha256"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(&secret),
+        "a secret was printed: {listing}"
+    );
 
     // The key works on the admin API, then not after revocation.
     let port = free_port();
@@ -251,12 +262,7 @@ async fn apikeys_are_listed_without_secrets_and_revoked_keys_stop_working() {
     let child = serve(port);
     let audit = format!("http://127.0.0.1:{port}/admin/v1/audit");
     wait_for(&audit, 401).await;
-    let with_key = || {
-        reqwest::Client::new()
-            .get(&audit)
-            .bearer_auth(&key)
-            .send()
-    };
+    let with_key = || reqwest::Client::new().get(&audit).bearer_auth(&key).send();
     assert_eq!(with_key().await.unwrap().status(), 200);
     let revoked = robit(dir.path(), &["apikey", "revoke", &id], &env, "");
     assert!(revoked.status.success(), "{}", text(&revoked.stderr));
