@@ -3,8 +3,12 @@
 //! of sending them over the gateway, signed with Ed25519.
 //!
 //! [`HttpInteractions::handle`] is framework-free (signature headers and body in, status and
-//! body out) so the binary can mount it on its own HTTP server. A request whose signature does
-//! not verify gets 401, as Discord requires (it checks this when the URL is saved). A PING gets
+//! body out) so the binary can mount it on its own HTTP server. A body over
+//! [`robit_core::MAX_WEBHOOK_BODY_BYTES`] (the Slack intake's cap too) gets 413 unread. A
+//! request whose signature does not verify gets 401, as Discord requires (it checks this when
+//! the URL is saved), and so does a correctly signed one whose timestamp is more than
+//! [`MAX_AGE_SECS`] from now: the signature covers the timestamp, so a captured request
+//! cannot be replayed later with a fresh one. A PING gets
 //! PONG. A command is deferred through the callback endpoint and handed to the engine exactly
 //! as from the gateway, and the HTTP request is answered 202 with no body.
 
@@ -15,6 +19,9 @@ use serenity::all::Interaction;
 use serenity::http::Http;
 use serenity::interactions_endpoint::Verifier;
 use std::sync::Arc;
+
+/// How far a request's `X-Signature-Timestamp` may be from now (as Slack's five minutes).
+pub const MAX_AGE_SECS: i64 = 5 * 60;
 
 /// The answer to one HTTP request from Discord. `body`, when present, is JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +93,23 @@ impl HttpInteractions {
     /// Handles one POST from Discord: `signature` and `timestamp` are the
     /// `X-Signature-Ed25519` and `X-Signature-Timestamp` headers, `body` the raw body.
     pub async fn handle(&self, signature: &str, timestamp: &str, body: &[u8]) -> HttpReply {
+        if body.len() > robit_core::MAX_WEBHOOK_BODY_BYTES {
+            return HttpReply::json(413, r#"{"message":"request body too large"}"#);
+        }
         if self.verifier.verify(signature, timestamp, body).is_err() {
             return HttpReply::json(401, r#"{"message":"invalid request signature"}"#);
+        }
+        // Checked after the signature, so the answer says nothing to a forger.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let fresh = timestamp
+            .trim()
+            .parse::<i64>()
+            .is_ok_and(|ts| (now - ts).abs() <= MAX_AGE_SECS);
+        if !fresh {
+            tracing::warn!("discord interaction refused: stale or unreadable timestamp");
+            return HttpReply::json(401, r#"{"message":"stale request timestamp"}"#);
         }
         let interaction: Interaction = match serde_json::from_slice(body) {
             Ok(i) => i,

@@ -40,7 +40,7 @@ mod sink;
 
 pub use config::DiscordConfig;
 pub use error::DiscordError;
-pub use http::{HttpInteractions, HttpReply};
+pub use http::{HttpInteractions, HttpReply, MAX_AGE_SECS};
 
 use robit_core::{ConnectionState, Engine};
 use robit_types::Capabilities;

@@ -26,7 +26,13 @@ pub(crate) struct HttpState {
 }
 
 pub(crate) fn router(state: Arc<HttpState>, path: &str) -> Router {
-    Router::new().route(path, post(handle)).with_state(state)
+    Router::new()
+        .route(path, post(handle))
+        // Explicit rather than axum's 2 MB default; the same cap as Discord's interactions.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            robit_core::MAX_WEBHOOK_BODY_BYTES,
+        ))
+        .with_state(state)
 }
 
 async fn handle(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {

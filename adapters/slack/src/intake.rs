@@ -6,9 +6,17 @@
 //! - `message` in a DM (`channel_type: im`): the DM is the conversation (its thread, when the
 //!   user writes in one).
 //! - `message` in a channel thread without a mention: only when the bot takes part in that
-//!   thread. That is asked of Slack (`conversations.replies`: did the bot post there, or did a
-//!   message there mention it), so any replica can answer without shared state; a positive
-//!   answer is cached per process only to save calls.
+//!   thread. Nothing on the acknowledgement path waits on Slack for that (Slack wants the ack
+//!   within 3 s, and in Socket Mode one slow event holds up the others on its connection):
+//!   1. a thread this process saw the bot take part in is remembered (per process, bounded);
+//!   2. else the engine is asked whether it has a conversation for the thread (one indexed
+//!      read of the store, shared by all replicas): every thread a mention started has one;
+//!   3. else, and only then, Slack is asked (`conversations.replies`: did the bot post there,
+//!      or did a message there mention it), *after* the ack, and the message is submitted
+//!      if so. That covers threads under the bot's top-level answers to slash commands. An
+//!      event decided this way is lost if the process stops between the ack and the submit
+//!      (Slack does not redeliver an acknowledged event): the one exception to "ack only
+//!      once durable", taken because the alternative is a network wait inside the ack.
 //! - A `message` that mentions the bot is skipped: the same message also arrives as
 //!   `app_mention` (with its own event id) and is answered once, from that.
 //! - Anything sent by a bot (`bot_id`, `subtype: bot_message`) or by the bot's own user, edits,
@@ -17,8 +25,9 @@
 //! Slash commands (`/robit ask …`) address the channel-level conversation (no thread: Slack
 //! does not say which thread a command was typed in) and are answered at the top level.
 //!
-//! The classification is pure ([`classify`]); this file must not do more I/O than the
-//! thread check and the submit, because the platform's ack waits for it.
+//! The classification is pure ([`classify`]); on the ack path this file must not do more
+//! I/O than the store's thread lookup and the submit, because the platform's ack waits for
+//! it.
 
 use crate::api::{BotIdentity, SlackApi};
 use crate::error::IntakeError;
@@ -268,8 +277,12 @@ impl Intake {
     }
 
     /// Handles one Events API callback. Returns once the event is durable (or known to be
-    /// a duplicate, or not for us); an error means it was not stored and must be redelivered.
-    pub async fn push_event(&self, ev: SlackPushEventCallback) -> Result<(), IntakeError> {
+    /// a duplicate, or not for us, or handed to [`Self::decide_after_ack`] for a thread reply
+    /// only Slack can place); an error means it was not stored and must be redelivered.
+    pub async fn push_event(
+        self: &Arc<Self>,
+        ev: SlackPushEventCallback,
+    ) -> Result<(), IntakeError> {
         self.learn_identity(&ev);
         let bot = match self.identity().await {
             Ok(b) => b.clone(),
@@ -292,14 +305,47 @@ impl Intake {
             }
             Classified::IfBotInThread(a) => {
                 let thread = a.thread_ts.clone().unwrap_or_default();
-                if !self.bot_in_thread(&a.channel, &thread, &bot).await? {
-                    tracing::debug!(event_id = %ev.event_id.0, "thread reply, bot not in thread");
-                    self.stats.ignored.fetch_add(1, Ordering::Relaxed);
+                if !self
+                    .known_participation(&ev.team_id.0, &a.channel, &thread)
+                    .await?
+                {
+                    // Unknown here: ask Slack after the ack (see the module comment).
+                    let intake = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = intake.decide_after_ack(ev, a, bot).await {
+                            tracing::warn!(error = %e, "thread reply decided after the ack was not accepted");
+                        }
+                    });
                     return Ok(());
                 }
                 a
             }
         };
+        self.submit_event(ev, accepted).await
+    }
+
+    /// The rest of [`Self::push_event`] for a thread reply whose thread the bot was not known
+    /// to take part in: asks Slack, then submits or ignores.
+    async fn decide_after_ack(
+        &self,
+        ev: SlackPushEventCallback,
+        accepted: Accepted,
+        bot: BotIdentity,
+    ) -> Result<(), IntakeError> {
+        let thread = accepted.thread_ts.clone().unwrap_or_default();
+        if !self.bot_in_thread(&accepted.channel, &thread, &bot).await? {
+            tracing::debug!(event_id = %ev.event_id.0, "thread reply, bot not in thread");
+            self.stats.ignored.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.submit_event(ev, accepted).await
+    }
+
+    async fn submit_event(
+        &self,
+        ev: SlackPushEventCallback,
+        accepted: Accepted,
+    ) -> Result<(), IntakeError> {
         let key = ConversationKey::new(
             Platform::Slack,
             ev.team_id.0.clone(),
@@ -319,11 +365,14 @@ impl Intake {
         self.submit(inbound, sink).await
     }
 
-    async fn bot_in_thread(
+    /// Whether the bot is known to take part in the thread without asking Slack: this
+    /// process saw it, or the engine has a conversation there. A store failure is an error
+    /// (the event is not acknowledged, so it comes again).
+    async fn known_participation(
         &self,
+        team: &str,
         channel: &str,
         thread: &str,
-        bot: &BotIdentity,
     ) -> Result<bool, IntakeError> {
         let key = (channel.to_string(), thread.to_string());
         if self
@@ -334,6 +383,27 @@ impl Intake {
         {
             return Ok(true);
         }
+        let conversation = ConversationKey::new(
+            Platform::Slack,
+            team.to_string(),
+            channel.to_string(),
+            Some(thread.to_string()),
+        );
+        if self.engine.has_conversation(&conversation).await? {
+            self.remember_participation(channel, thread);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Asks Slack whether the bot took part in the thread (`conversations.replies`). Never
+    /// on the acknowledgement path.
+    async fn bot_in_thread(
+        &self,
+        channel: &str,
+        thread: &str,
+        bot: &BotIdentity,
+    ) -> Result<bool, IntakeError> {
         match self.api.bot_in_thread(channel, thread, bot).await {
             Ok(true) => {
                 self.remember_participation(channel, thread);

@@ -91,6 +91,9 @@ pub async fn run(
     .await
 }
 
+/// The shortest signing secret [`events_router`] accepts (Slack's have 32 characters).
+pub const MIN_SIGNING_SECRET_LEN: usize = 16;
+
 /// The HTTP intake: a `Router` with one POST route at `config.events_path` for Events API
 /// callbacks and slash commands. Needs `bot_token` and `signing_secret`.
 pub fn events_router(engine: Engine, config: SlackConfig) -> Result<axum::Router, SlackError> {
@@ -98,6 +101,12 @@ pub fn events_router(engine: Engine, config: SlackConfig) -> Result<axum::Router
         .signing_secret
         .clone()
         .ok_or(SlackError::Missing("signing_secret"))?;
+    // With an empty key, a request "signed" with an empty key verifies: refuse to start.
+    if signing_secret.expose_secret().trim().len() < MIN_SIGNING_SECRET_LEN {
+        return Err(SlackError::Config(format!(
+            "signing_secret is empty or shorter than {MIN_SIGNING_SECRET_LEN} characters"
+        )));
+    }
     if !config.events_path.starts_with('/') {
         return Err(SlackError::Config(format!(
             "events_path must start with '/', got {:?}",
@@ -105,6 +114,16 @@ pub fn events_router(engine: Engine, config: SlackConfig) -> Result<axum::Router
         )));
     }
     let intake = intake(engine, &config, Replies::Slack(sink_options(&config)))?;
+    // Learn who the bot is now (auth.test), not on the first event's ack path; events carry
+    // it too (`authorizations`), so a failure here is only logged.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let warm = intake.clone();
+        rt.spawn(async move {
+            if let Err(e) = warm.identity().await {
+                tracing::warn!(error = %e, "auth.test failed; the bot's identity will come from events");
+            }
+        });
+    }
     Ok(http::router(
         Arc::new(http::HttpState {
             intake,

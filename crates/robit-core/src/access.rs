@@ -104,7 +104,7 @@ impl AccessConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
     /// The metric label and audit action: `denied`, `not_admin`, `user_rate`,
-    /// `channel_rate`, `quota`.
+    /// `channel_rate`, `quota`, `unavailable` (the rules could not be read).
     pub reason: &'static str,
     pub text: String,
 }
@@ -179,41 +179,42 @@ impl AccessState {
     }
 }
 
-/// The workspace's stored rules, cached for [`RULES_TTL`]. A store failure lets the
-/// configured rules decide alone (and is logged): rules are for keeping people out of a
-/// bot, not a security boundary worth an outage of the whole bot.
+/// The workspace's stored rules, cached for [`RULES_TTL`].
 async fn stored_rules(
     inner: &Inner,
     platform: Platform,
     workspace: &WorkspaceId,
-) -> Arc<Vec<AccessRule>> {
+) -> Result<Arc<Vec<AccessRule>>, robit_store::StoreError> {
     let cache_key = (platform, workspace.clone());
     if let Some((at, rules)) = inner.access.rules.lock().expect("poisoned").get(&cache_key) {
         if at.elapsed() < RULES_TTL {
-            return rules.clone();
+            return Ok(rules.clone());
         }
     }
-    match inner.store.access_rules(platform, workspace).await {
-        Ok(rules) => {
-            let rules = Arc::new(rules);
-            inner
-                .access
-                .rules
-                .lock()
-                .expect("poisoned")
-                .insert(cache_key, (Instant::now(), rules.clone()));
-            rules
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reading access rules failed; using configured rules only");
-            Arc::new(Vec::new())
-        }
-    }
+    let rules = Arc::new(inner.store.access_rules(platform, workspace).await?);
+    inner
+        .access
+        .rules
+        .lock()
+        .expect("poisoned")
+        .insert(cache_key, (Instant::now(), rules.clone()));
+    Ok(rules)
 }
 
 /// Checks the event's author against the rules; `Some` when they are kept out.
+///
+/// When the stored rules cannot be read, the event is refused (configured admins excepted,
+/// so someone can still look into it): deciding on the configured rules alone would let in
+/// a user an admin denied with `/config deny` for as long as the database hiccups.
 pub(crate) async fn check(inner: &Inner, inbound: &Inbound) -> Option<Refusal> {
-    let stored = stored_rules(inner, inbound.key.platform, &inbound.key.workspace).await;
+    let stored = match stored_rules(inner, inbound.key.platform, &inbound.key.workspace).await {
+        Ok(stored) => stored,
+        Err(_) if inner.config.access.is_admin(inbound) => return None,
+        Err(e) => {
+            tracing::error!(error = %e, "reading access rules failed; refusing the event");
+            return Some(unavailable());
+        }
+    };
     if decide(&inner.config.access, &stored, inbound) {
         return None;
     }
@@ -223,6 +224,16 @@ pub(crate) async fn check(inner: &Inner, inbound: &Inbound) -> Option<Refusal> {
                should."
             .to_string(),
     })
+}
+
+/// The refusal when access rules or limits cannot be checked (the store failed).
+pub(crate) fn unavailable() -> Refusal {
+    Refusal {
+        reason: "unavailable",
+        text: "⚠️ robit can't check its access rules and limits right now (its database is not \
+               answering), so it isn't taking requests. Try again in a minute."
+            .to_string(),
+    }
 }
 
 /// Tells the user why they were refused (only them, where the platform can), counts it and

@@ -231,6 +231,14 @@ impl Engine {
         self.inner.call_budget.clone()
     }
 
+    /// Whether robit already has a conversation for `key` (one of its turns was started
+    /// there, on any replica): one indexed read, never a create. Adapters use it to tell
+    /// whether a message not addressed to the bot continues one of its threads without
+    /// asking the platform on their acknowledgement path.
+    pub async fn has_conversation(&self, key: &ConversationKey) -> Result<bool, EngineError> {
+        Ok(self.inner.store.find_conversation(key).await?.is_some())
+    }
+
     /// Accepts one inbound event: dedups and persists it, then queues its turn on its
     /// conversation. Returns once the event is durable; the turn runs in the background.
     pub async fn submit(

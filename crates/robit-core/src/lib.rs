@@ -15,6 +15,7 @@ mod call_budget;
 mod commands;
 mod config;
 mod connections;
+pub mod download;
 mod engine;
 mod error;
 mod format;
@@ -42,3 +43,7 @@ pub use limits::LimitsConfig;
 pub use robit_mcp::{ServerFilter, ToolProvider};
 pub use settings::{Effective, Source, Sourced};
 pub use tokens::estimate_tokens;
+
+/// The largest request body a platform webhook intake reads (the Slack Events API and
+/// Discord's HTTP interactions alike). Real payloads are a few kilobytes.
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;

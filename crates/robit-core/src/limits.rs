@@ -4,8 +4,9 @@
 //! The buckets are the store's shared ones (`Store::take_tokens`), so the limits hold across
 //! restarts and across replicas, like the platform call budgets (prefix `call:`; these use
 //! `turns:`). The quota is the workspace's recorded usage since 00:00 UTC, read from the
-//! usage table. Both fail open: a store outage must not stop every conversation, and it is
-//! logged. This file decides nothing about access (`access.rs` does).
+//! usage table. Both fail closed: when the store cannot answer, the turn is refused with a
+//! message (as access rules are, see `access.rs`), because a limit that switches itself off
+//! during a database hiccup is no limit. This file decides nothing about access.
 
 use crate::access::Refusal;
 use crate::engine::Inner;
@@ -36,7 +37,11 @@ pub(crate) async fn check(inner: &Inner, inbound: &Inbound) -> Option<Refusal> {
     let scope = format!("{}:{}", key.platform, key.workspace);
     if let Some(rate) = limits.user_turns {
         let bucket = format!("turns:user:{scope}:{}", inbound.author.id);
-        if let Some(wait) = take(inner, &bucket, rate).await {
+        let wait = match take(inner, &bucket, rate).await {
+            Ok(wait) => wait,
+            Err(refusal) => return Some(refusal),
+        };
+        if let Some(wait) = wait {
             return Some(Refusal {
                 reason: "user_rate",
                 text: format!(
@@ -49,7 +54,11 @@ pub(crate) async fn check(inner: &Inner, inbound: &Inbound) -> Option<Refusal> {
     }
     if let Some(rate) = limits.channel_turns {
         let bucket = format!("turns:channel:{scope}:{}", key.channel);
-        if let Some(wait) = take(inner, &bucket, rate).await {
+        let wait = match take(inner, &bucket, rate).await {
+            Ok(wait) => wait,
+            Err(refusal) => return Some(refusal),
+        };
+        if let Some(wait) = wait {
             return Some(Refusal {
                 reason: "channel_rate",
                 text: format!(
@@ -81,20 +90,23 @@ pub(crate) async fn check(inner: &Inner, inbound: &Inbound) -> Option<Refusal> {
                 });
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "reading the quota failed; letting the turn run"),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the quota failed; refusing the turn");
+                return Some(crate::access::unavailable());
+            }
         }
     }
     None
 }
 
-/// `Some(wait)` when the bucket is empty.
-async fn take(inner: &Inner, bucket: &str, rate: Rate) -> Option<Duration> {
+/// `Ok(Some(wait))` when the bucket is empty; `Err` is the refusal when the store failed.
+async fn take(inner: &Inner, bucket: &str, rate: Rate) -> Result<Option<Duration>, Refusal> {
     match inner.store.take_tokens(bucket, rate, 1.0).await {
-        Ok(Take::Granted) => None,
-        Ok(Take::Wait(wait)) => Some(wait),
+        Ok(Take::Granted) => Ok(None),
+        Ok(Take::Wait(wait)) => Ok(Some(wait)),
         Err(e) => {
-            tracing::error!(error = %e, bucket, "rate limit check failed; letting the turn run");
-            None
+            tracing::error!(error = %e, bucket, "rate limit check failed; refusing the turn");
+            Err(crate::access::unavailable())
         }
     }
 }

@@ -116,6 +116,6 @@ pub const ALL: &[(&str, &str, &str, &str)] = &[
         REFUSALS,
         "counter",
         "platform, reason",
-        "events refused by an access rule, a rate limit or a quota (reason: denied, not_admin, user_rate, channel_rate, quota)",
+        "events refused by an access rule, a rate limit or a quota (reason: denied, not_admin, user_rate, channel_rate, quota, unavailable)",
     ),
 ];

@@ -68,7 +68,8 @@ pub struct AuditEntry {
 pub struct ApiKeyRow {
     pub id: i64,
     pub name: String,
-    /// An argon2 PHC string.
+    /// How the secret is checked: `sha256$<hex digest>` (keys made since issue 15), or an
+    /// argon2id PHC string (older keys, still accepted).
     pub hash: String,
     pub created_at: i64,
 }
@@ -322,6 +323,30 @@ macro_rules! access_queries {
                 hash,
                 created_at,
             }))
+        }
+
+        pub(crate) async fn api_keys(pool: &$pool) -> crate::Result<Vec<ApiKeyRow>> {
+            let rows: Vec<(i64, String, String, i64)> =
+                sqlx::query_as("SELECT id, name, hash, created_at FROM api_keys ORDER BY id")
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, name, hash, created_at)| ApiKeyRow {
+                    id,
+                    name,
+                    hash,
+                    created_at,
+                })
+                .collect())
+        }
+
+        pub(crate) async fn delete_api_key(pool: &$pool, id: i64) -> crate::Result<bool> {
+            let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
         }
     };
 }

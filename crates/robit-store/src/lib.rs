@@ -38,6 +38,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Rows one pruning statement deletes at most.
+const PRUNE_BATCH: i64 = 5_000;
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// How many connections a store keeps and how long a caller waits for one. Configuration,
@@ -49,6 +52,12 @@ pub struct PoolOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection before failing with a pool timeout.
     pub acquire_timeout: Duration,
+    /// SQLite only: `PRAGMA synchronous = FULL` (fsync at every commit) instead of `NORMAL`.
+    /// Under WAL, `NORMAL` is safe against a crash of the process but a power loss or kernel
+    /// crash can lose the last commits: an event already acknowledged to the platform, and
+    /// its dedup record, so a redelivery could run a second time. `FULL` closes that at the
+    /// cost of an fsync per commit (group commit shares it between events).
+    pub sqlite_full_sync: bool,
 }
 
 impl Default for PoolOptions {
@@ -56,6 +65,7 @@ impl Default for PoolOptions {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(30),
+            sqlite_full_sync: false,
         }
     }
 }
@@ -72,7 +82,7 @@ pub async fn connect(url: &str, options: PoolOptions) -> Result<Arc<dyn Store>> 
         Some("postgres" | "postgresql") => {
             Ok(Arc::new(PostgresStore::connect(url, options).await?))
         }
-        _ => Err(StoreError::UnsupportedUrl(redact_password(url))),
+        _ => Err(StoreError::UnsupportedUrl(redact_url(url))),
     }
 }
 
@@ -83,20 +93,43 @@ pub async fn connect_sqlite(path: impl AsRef<Path>) -> Result<Arc<dyn Store>> {
     ))
 }
 
-/// The URL with any password replaced, because error messages end up in logs.
-fn redact_password(url: &str) -> String {
+/// The URL with any password replaced, because error messages end up in logs and in
+/// `robit doctor`: the one in the user-info part (`postgres://u:pw@h/db`) and the ones in
+/// query parameters (`?password=…`, `sslpassword=…`), which libpq and sqlx accept too.
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            format!("{scheme}://{user}:***@{host}{tail}")
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
+                        format!("{k}=***")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+            format!("{path}?{}{fragment}", query.join("&"))
         }
-        None => url.to_string(),
-    }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// The engine's port to durable state. Object safe; held as `Arc<dyn Store>`.
@@ -238,6 +271,19 @@ pub trait Store: TurnJournal + Send + Sync {
 
     /// The admin API key with this id, if any.
     async fn api_key(&self, id: i64) -> Result<Option<ApiKeyRow>>;
+
+    /// Every admin API key, oldest first (hashes included; callers show only the scheme).
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRow>>;
+
+    /// Deletes the admin API key `id`; `false` when there was none.
+    async fn delete_api_key(&self, id: i64) -> Result<bool>;
+
+    /// The conversation for `key` if it exists (never creates one).
+    async fn find_conversation(&self, key: &ConversationKey) -> Result<Option<Conversation>>;
+
+    /// Deletes dedup records of events received before `before_ms`; returns how many. Only
+    /// safe for ids no platform redelivers any more (see `store.event_retention_hours`).
+    async fn prune_processed_events(&self, before_ms: i64) -> Result<u64>;
 }
 
 #[cfg(test)]
@@ -247,11 +293,27 @@ mod tests {
     #[test]
     fn redacts_passwords_in_urls() {
         assert_eq!(
-            redact_password("mysql://robit:hunter2@db:3306/robit"),
+            redact_url("mysql://robit:hunter2@db:3306/robit"),
             "mysql://robit:***@db:3306/robit"
         );
-        assert_eq!(redact_password("mysql://db/robit"), "mysql://db/robit");
-        assert_eq!(redact_password("robit.db"), "robit.db");
+        assert_eq!(redact_url("mysql://db/robit"), "mysql://db/robit");
+        assert_eq!(redact_url("robit.db"), "robit.db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=x"),
+            "postgres://u@h/db?password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db?sslmode=require&sslpassword=k&x=1#f"),
+            "postgres://u:***@h:5432/db?sslmode=require&sslpassword=***&x=1#f"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            redact_url("sqlite:///var/lib/robit/robit.db"),
+            "sqlite:///var/lib/robit/robit.db"
+        );
     }
 
     #[tokio::test]

@@ -479,6 +479,42 @@ impl Store for PostgresStore {
     async fn api_key(&self, id: i64) -> Result<Option<crate::ApiKeyRow>> {
         crate::access::postgres::api_key(&self.pool, id).await
     }
+
+    async fn api_keys(&self) -> Result<Vec<crate::ApiKeyRow>> {
+        crate::access::postgres::api_keys(&self.pool).await
+    }
+
+    async fn delete_api_key(&self, id: i64) -> Result<bool> {
+        crate::access::postgres::delete_api_key(&self.pool, id).await
+    }
+
+    async fn find_conversation(&self, key: &ConversationKey) -> Result<Option<Conversation>> {
+        let mut conn = self.pool.acquire().await?;
+        find_conversation(&mut conn, key).await
+    }
+
+    async fn prune_processed_events(&self, before_ms: i64) -> Result<u64> {
+        // In batches, so no single statement holds the write lock (SQLite) or a long row
+        // lock set (PostgreSQL) while events keep arriving; the `received_at` index
+        // (`processed_events_by_time`, migration 0001) finds each batch.
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM processed_events WHERE (platform, event_id) IN (
+                     SELECT platform, event_id FROM processed_events
+                     WHERE received_at < $1 LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(crate::PRUNE_BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += n;
+            if n < crate::PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
 }
 
 /// The database clock in unix milliseconds. `clock_timestamp()`, not `now()`: `now()` is the

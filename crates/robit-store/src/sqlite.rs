@@ -55,9 +55,14 @@ impl SqliteStore {
             .create_if_missing(true)
             // WAL lets readers (history loads) proceed while a writer commits; with WAL,
             // NORMAL skips the fsync per commit and stays durable across application crashes,
-            // losing at most the last commits on power loss.
+            // losing at most the last commits on power loss (see `PoolOptions::
+            // sqlite_full_sync`, which trades that fsync back in).
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(if options.sqlite_full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -67,6 +72,14 @@ impl SqliteStore {
             .await?;
         let writer = Writer::start(&connect).await?;
         Ok(Self { pool, writer })
+    }
+
+    /// `PRAGMA synchronous` as a connection of the pool reads it (1 = NORMAL, 2 = FULL), for
+    /// checking the setting took effect.
+    pub async fn synchronous(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Closes the pool, waiting for connections in use to come back. Tests call it before
@@ -472,6 +485,42 @@ impl Store for SqliteStore {
 
     async fn api_key(&self, id: i64) -> Result<Option<crate::ApiKeyRow>> {
         crate::access::sqlite::api_key(&self.pool, id).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<crate::ApiKeyRow>> {
+        crate::access::sqlite::api_keys(&self.pool).await
+    }
+
+    async fn delete_api_key(&self, id: i64) -> Result<bool> {
+        crate::access::sqlite::delete_api_key(&self.pool, id).await
+    }
+
+    async fn find_conversation(&self, key: &ConversationKey) -> Result<Option<Conversation>> {
+        let mut conn = self.pool.acquire().await?;
+        find_conversation(&mut conn, key).await
+    }
+
+    async fn prune_processed_events(&self, before_ms: i64) -> Result<u64> {
+        // In batches, so no single statement holds the write lock (SQLite) or a long row
+        // lock set (PostgreSQL) while events keep arriving; the `received_at` index
+        // (`processed_events_by_time`, migration 0001) finds each batch.
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM processed_events WHERE (platform, event_id) IN (
+                     SELECT platform, event_id FROM processed_events
+                     WHERE received_at < $1 LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(crate::PRUNE_BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += n;
+            if n < crate::PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 }
 

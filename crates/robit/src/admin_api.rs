@@ -11,17 +11,26 @@
 //!
 //! Handlers are thin: validation, storage and auditing are the engine's
 //! (`Engine::change_setting`), exactly as for `/config`.
+//!
+//! Authentication is a layer in front of every route, so nothing of an unauthenticated
+//! request is read or parsed (its body included): no key, 401, whatever the request holds.
+//! Bodies are capped at [`MAX_BODY_BYTES`].
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use crate::apikey::{Rejected, Verifier};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use robit_core::{Engine, SettingError, Sourced};
 use robit_store::{SettingPlace, Store};
 use robit_types::{ChannelId, ConversationKey, Platform, SettingKey, WorkspaceId};
 use serde_json::{json, Value};
 use std::sync::Arc;
+
+/// The largest request body the admin API reads (a setting's value: a system prompt at most).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Clone)]
 struct ApiState {
@@ -29,7 +38,12 @@ struct ApiState {
     store: Arc<dyn Store>,
 }
 
+/// Who made an authenticated request: `apikey:<id>`.
+#[derive(Clone)]
+struct Actor(String);
+
 pub fn router(engine: Engine, store: Arc<dyn Store>) -> Router {
+    let verifier = Verifier::new(store.clone());
     Router::new()
         .route(
             "/admin/v1/settings/{platform}/{workspace}/{channel}",
@@ -40,6 +54,10 @@ pub fn router(engine: Engine, store: Arc<dyn Store>) -> Router {
             axum::routing::put(set).delete(unset),
         )
         .route("/admin/v1/audit", get(audit))
+        // Layers run outside in: the key is checked before any extractor of a handler
+        // (the body limit only takes effect when a handler reads the body).
+        .route_layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(verifier, authenticate))
         .with_state(ApiState { engine, store })
 }
 
@@ -47,21 +65,35 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// The actor (`apikey:<id>`) of a request with a valid key.
-async fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<String, Response> {
-    let presented = headers
+/// The authentication layer: passes the request on with its [`Actor`] only for a valid key.
+async fn authenticate(State(verifier): State<Verifier>, mut req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(key) => match crate::apikey::verify(state.store.as_ref(), key.trim()).await {
-            Some(id) => Ok(format!("apikey:{id}")),
-            None => Err(error(StatusCode::UNAUTHORIZED, "invalid API key")),
-        },
-        None => Err(error(
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|k| k.trim().to_string());
+    let Some(key) = presented else {
+        return error(
             StatusCode::UNAUTHORIZED,
             "send `Authorization: Bearer <key>` (create one with `robit apikey create`)",
-        )),
+        );
+    };
+    match verifier.verify(&key).await {
+        Ok(id) => {
+            req.extensions_mut().insert(Actor(format!("apikey:{id}")));
+            next.run(req).await
+        }
+        Err(Rejected::Invalid) => error(StatusCode::UNAUTHORIZED, "invalid API key"),
+        Err(Rejected::Busy) => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "an old (argon2id) key is being checked; retry, or replace the key",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        }
     }
 }
 
@@ -80,12 +112,8 @@ fn sourced<T: serde::Serialize>(s: &Sourced<T>) -> Value {
 
 async fn show(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path((p, workspace, channel)): Path<(String, String, String)>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers).await {
-        return r;
-    }
     let platform = match platform(&p) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -110,31 +138,27 @@ struct SetBody {
 
 async fn set(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    Extension(Actor(actor)): Extension<Actor>,
     Path(path): Path<(String, String, String, String)>,
     Json(body): Json<SetBody>,
 ) -> Response {
-    change(state, headers, path, Some(body.value)).await
+    change(state, actor, path, Some(body.value)).await
 }
 
 async fn unset(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    Extension(Actor(actor)): Extension<Actor>,
     Path(path): Path<(String, String, String, String)>,
 ) -> Response {
-    change(state, headers, path, None).await
+    change(state, actor, path, None).await
 }
 
 async fn change(
     state: ApiState,
-    headers: HeaderMap,
+    actor: String,
     (p, workspace, channel, key): (String, String, String, String),
     value: Option<String>,
 ) -> Response {
-    let actor = match authorize(&state, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let platform = match platform(&p) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -175,14 +199,7 @@ struct AuditQuery {
     limit: Option<u32>,
 }
 
-async fn audit(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers).await {
-        return r;
-    }
+async fn audit(State(state): State<ApiState>, Query(q): Query<AuditQuery>) -> Response {
     match state
         .store
         .audit_log(0, q.limit.unwrap_or(100).min(1000))
@@ -227,6 +244,16 @@ mod tests {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        call_raw(app, method, uri, key, body.map(|b| b.to_string())).await
+    }
+
+    async fn call_raw(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(k) = key {
             req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
@@ -234,7 +261,7 @@ mod tests {
         let req = match body {
             Some(b) => req
                 .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
+                .body(Body::from(b)),
             None => req.body(Body::empty()),
         }
         .unwrap();
@@ -313,5 +340,29 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
         assert!(body[0]["actor"].as_str().unwrap().starts_with("apikey:"));
+    }
+
+    #[tokio::test]
+    async fn authentication_comes_before_the_body_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = robit_store::connect_sqlite(dir.path().join("api.db"))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let engine = Engine::new(EngineConfig::default(), store.clone(), None, None);
+        let app = router(engine, store.clone());
+        let put = "/admin/v1/settings/slack/T1/C1/system_prompt";
+        // Bad JSON without a key (or with a wrong one) is 401, not 400: nothing was parsed.
+        for key in [None, Some("robit_1_0000")] {
+            let (status, _) = call_raw(&app, "PUT", put, key, Some("{not json".into())).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "key {key:?}");
+        }
+        let key = crate::apikey::create(store.as_ref(), "test").await.unwrap();
+        let (status, _) = call_raw(&app, "PUT", put, Some(&key), Some("{not json".into())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // A body over the limit is refused even with a key.
+        let big = json!({ "value": "x".repeat(MAX_BODY_BYTES) }).to_string();
+        let (status, _) = call_raw(&app, "PUT", put, Some(&key), Some(big)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

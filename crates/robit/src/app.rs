@@ -4,6 +4,7 @@
 use crate::cli::RunArgs;
 use crate::config::{Config, Loaded, LogFormat};
 use anyhow::Context;
+use axum::Router;
 use robit_core::{Engine, EngineConfig};
 use robit_sandbox::{CodeRunner, Limits, Sandbox, SandboxConfig};
 use robit_store::Store;
@@ -38,6 +39,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let options = robit_store::PoolOptions {
         max_connections: config.database.max_connections,
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+        sqlite_full_sync: config.database.sqlite_synchronous
+            == crate::config::SqliteSynchronous::Full,
     };
     let url = &config.database.url;
     let store: Arc<dyn Store> = match &config.database.schema {
@@ -59,18 +62,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// Hides a password in a database URL before it is printed.
+/// Hides the passwords in a database URL before it is printed or logged.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    robit_store::redact_url(url)
 }
 
 pub fn sandbox_config(config: &Config) -> SandboxConfig {
@@ -245,16 +239,37 @@ pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
     // Adapters stop taking events first; running turns then get the grace period.
     let adapters_stop = CancellationToken::new();
     let mut adapters = tokio::task::JoinSet::new();
-    let mut app = crate::http::router(crate::http::HttpState {
-        store: store.clone(),
-        metrics,
-        connections: engine.connections().clone(),
-        stopping: adapters_stop.clone(),
-    });
+    let body_timeout = Duration::from_millis(config.http.body_read_timeout_ms);
+    let probe_bodies = crate::http::BodyLimits {
+        max_bytes: crate::http::MAX_PROBE_BODY_BYTES,
+        read_timeout: body_timeout,
+    };
+    // The operators' routes; `public` gets the platform webhooks below.
+    let mut ops = crate::http::with_body_limits(
+        crate::http::router(crate::http::HttpState {
+            store: store.clone(),
+            metrics,
+            connections: engine.connections().clone(),
+            stopping: adapters_stop.clone(),
+        }),
+        probe_bodies,
+    );
+    let mut public = Router::new();
     if config.admin_api.enabled {
-        app = app.merge(crate::admin_api::router(engine.clone(), store));
-        tracing::info!("admin API on /admin/v1");
+        ops = ops.merge(crate::http::with_body_limits(
+            crate::admin_api::router(engine.clone(), store.clone()),
+            crate::http::BodyLimits {
+                max_bytes: crate::admin_api::MAX_BODY_BYTES,
+                read_timeout: body_timeout,
+            },
+        ));
+        tracing::info!(addr = %config.http.admin_addr, "admin API on /admin/v1");
     }
+    let pruning = spawn_event_pruning(
+        store.clone(),
+        config.database.event_retention_hours,
+        shutdown.clone(),
+    );
 
     if config.discord.token.is_some() {
         let (engine, cfg, stop) = (
@@ -286,13 +301,47 @@ pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
             );
             let events = robit_slack::events_router(engine.clone(), config.slack.clone())
                 .context("setting up the Slack Events API intake")?;
-            app = app.merge(events);
+            public = public.merge(crate::http::with_body_limits(
+                events,
+                crate::http::BodyLimits {
+                    max_bytes: robit_core::MAX_WEBHOOK_BODY_BYTES,
+                    read_timeout: body_timeout,
+                },
+            ));
             tracing::info!(path = %config.slack.events_path, "Slack Events API intake mounted");
         }
     }
-    let mut http_task = None;
+    let mut http_tasks = Vec::new();
     if config.http.enabled {
-        http_task = Some(crate::http::serve(&config.http.addr, app, shutdown.clone()).await?);
+        let limits = crate::http::ConnLimits {
+            header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+            max_connections: config.http.max_connections.max(1),
+        };
+        let (addr, admin_addr) = (&config.http.addr, &config.http.admin_addr);
+        if addr == admin_addr {
+            let (local, task) = crate::http::serve(
+                "http.addr",
+                addr,
+                ops.merge(public),
+                limits,
+                shutdown.clone(),
+            )
+            .await?;
+            tracing::info!(%local, "HTTP server listening (webhooks, /healthz, /readyz, /metrics)");
+            http_tasks.push(task);
+        } else {
+            let public = crate::http::with_body_limits(crate::http::health_router(), probe_bodies)
+                .merge(public);
+            let (local, task) =
+                crate::http::serve("http.addr", addr, public, limits, shutdown.clone()).await?;
+            tracing::info!(%local, "public HTTP server listening (webhooks, /healthz)");
+            http_tasks.push(task);
+            let (local, task) =
+                crate::http::serve("http.admin_addr", admin_addr, ops, limits, shutdown.clone())
+                    .await?;
+            tracing::info!(%local, "operator HTTP server listening (/readyz, /metrics, /healthz, admin API)");
+            http_tasks.push(task);
+        }
     }
     let console = if adapters.is_empty() && config.slack.bot_token.is_none() {
         tracing::info!("no Discord or Slack credentials configured: running the console adapter");
@@ -319,11 +368,47 @@ pub async fn serve(loaded: Loaded) -> anyhow::Result<ExitCode> {
     })
     .await;
     shutdown.cancel();
-    if let Some(t) = http_task {
+    for t in http_tasks {
+        let _ = t.await;
+    }
+    if let Some(t) = pruning {
         let _ = t.await;
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prunes dedup records older than `retention_hours`, at start and hourly, until `stop`.
+/// Every replica may run it: the deletes are idempotent and batched.
+fn spawn_event_pruning(
+    store: Arc<dyn Store>,
+    retention_hours: u64,
+    stop: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if retention_hours == 0 {
+        return None;
+    }
+    let retention_ms = i64::try_from(retention_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            match store
+                .prune_processed_events(now.saturating_sub(retention_ms))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "old processed event ids pruned"),
+                Err(e) => tracing::warn!(error = %e, "pruning processed event ids failed"),
+            }
+        }
+    }))
 }
 
 pub async fn chat(loaded: Loaded) -> anyhow::Result<ExitCode> {

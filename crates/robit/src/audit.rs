@@ -31,7 +31,7 @@ pub async fn run(
 }
 
 /// `2026-11-25 23:59:01Z` from unix milliseconds, without a date crate.
-fn utc(ms: i64) -> String {
+pub(crate) fn utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil-from-days (Howard Hinnant's algorithm).

@@ -86,10 +86,17 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ApikeyCmd {
-    /// Create a key for the admin API; it is printed once and only its hash is stored.
+    /// Create a key for the admin API; it is printed once and only its digest is stored.
     Create {
         /// Who or what the key is for (shown in the audit log as apikey:<id>).
         name: String,
+    },
+    /// List the keys: id, name, creation time and how each is checked (never a secret).
+    List,
+    /// Revoke a key by id; it stops working at once.
+    Revoke {
+        /// The key's id (the number in robit_<id>_…, or from `robit apikey list`).
+        id: i64,
     },
 }
 

@@ -42,10 +42,24 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Serve `/healthz`, `/readyz` and `/metrics` (and platform webhooks) under `robit serve`.
+    /// Serve HTTP under `robit serve`: platform webhooks and `/healthz` on `addr`;
+    /// `/readyz`, `/metrics` and the admin API on `admin_addr`.
     pub enabled: bool,
-    /// Listen address. Loopback by default; a container sets `0.0.0.0:8080`.
+    /// The public listen address (the Slack Events API intake, `/healthz`). Loopback by
+    /// default; a container sets `0.0.0.0:8080`.
     pub addr: String,
+    /// The operators' listen address: `/readyz` (it echoes database errors), `/metrics`,
+    /// the admin API and `/healthz`. Loopback by default; the container image sets
+    /// `0.0.0.0:9090` for probes and scrapes, which must not be exposed publicly. Set it
+    /// equal to `addr` to serve everything on one listener.
+    pub admin_addr: String,
+    /// How long a client has to send a request head (also how long an idle keep-alive
+    /// connection stays open).
+    pub header_read_timeout_ms: u64,
+    /// How long a client has to send a request body once its head arrived.
+    pub body_read_timeout_ms: u64,
+    /// Open connections per listener; a connection beyond this is closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +67,10 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             addr: "127.0.0.1:8080".into(),
+            admin_addr: "127.0.0.1:9090".into(),
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            max_connections: 1024,
         }
     }
 }
@@ -70,6 +88,21 @@ pub struct DatabaseConfig {
     /// `robit serve` only: how long to keep retrying a database that is down at start
     /// before giving up (0: try once). Other commands fail at once.
     pub startup_retry_secs: u64,
+    /// How long processed event ids are kept for deduplication before `robit serve` prunes
+    /// them (hourly). Must outlast every platform's redelivery window (Slack retries for
+    /// about 5 minutes, Discord's gateway replays on resume within minutes); 0 keeps them
+    /// forever.
+    pub event_retention_hours: u64,
+    /// SQLite only: `normal` (the default; under WAL a power loss or OS crash can lose the
+    /// last commits, including acknowledged events) or `full` (an fsync per commit).
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    Normal,
+    Full,
 }
 
 impl Default for DatabaseConfig {
@@ -80,6 +113,8 @@ impl Default for DatabaseConfig {
             max_connections: 8,
             acquire_timeout_ms: 5_000,
             startup_retry_secs: 300,
+            event_retention_hours: 7 * 24,
+            sqlite_synchronous: SqliteSynchronous::Normal,
         }
     }
 }
@@ -358,6 +393,9 @@ pub fn load_with_env(
         // Every key lives in a section, so a real setting always contains the separator;
         // this keeps ROBIT_CONFIG (the --config flag's variable) and the like out.
         .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")) && k.contains(ENV_SEPARATOR))
+        // An empty variable is "not set": a deployment template that maps a missing secret
+        // to "" must not turn a secret into the empty string (with which anyone can sign).
+        .filter(|(_, v)| !v.trim().is_empty())
         .collect();
     let mut builder = config::Config::builder();
     if let Some(f) = &file {
@@ -412,7 +450,50 @@ pub fn load_with_env(
             }
         }
     }
+    check_secrets(&config)?;
     Ok(Loaded { config, file })
+}
+
+/// The shortest secret or token accepted. Real ones are far longer (a Slack signing secret
+/// has 32 characters, tokens 50 and more); anything this short is a placeholder or a
+/// mistake, and a short HMAC key can be guessed.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// Refuses empty and implausibly short platform secrets, naming the key. A request signed
+/// with an empty signing secret verifies against an empty one, so starting with it would
+/// let anyone forge events and commands as any user.
+pub fn check_secrets(config: &Config) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let secrets = [
+        ("slack.signing_secret", &config.slack.signing_secret),
+        ("slack.bot_token", &config.slack.bot_token),
+        ("slack.app_token", &config.slack.app_token),
+        ("discord.token", &config.discord.token),
+    ];
+    for (key, value) in secrets {
+        let Some(value) = value else { continue };
+        let value = value.expose_secret();
+        let env = format!("ROBIT_{}", key.to_uppercase().replace('.', ENV_SEPARATOR));
+        anyhow::ensure!(
+            !value.trim().is_empty(),
+            "{key} ({env}) is set but empty; set the real value or remove the setting"
+        );
+        anyhow::ensure!(
+            value.trim().chars().count() >= MIN_SECRET_CHARS && value.trim() == value,
+            "{key} ({env}) is not a plausible secret: it is shorter than {MIN_SECRET_CHARS} \
+             characters or has surrounding whitespace; copy it again from the platform's app \
+             settings"
+        );
+    }
+    if let Some(key) = &config.discord.public_key {
+        let key = key.trim();
+        anyhow::ensure!(
+            key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()),
+            "discord.public_key (ROBIT_DISCORD__PUBLIC_KEY) must be the application's Ed25519 \
+             public key: 64 hexadecimal digits from the developer portal"
+        );
+    }
+    Ok(())
 }
 
 /// Parses a `key=value` command-line setting.
@@ -582,6 +663,65 @@ mod tests {
         );
         assert!(err.contains("base_urll"), "{err}");
         assert!(err.contains(&file.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn empty_or_short_secrets_refuse_to_start_and_name_the_key() {
+        // An empty variable is ignored, as if it were not set at all.
+        let env = vec![("ROBIT_SLACK__SIGNING_SECRET".to_string(), String::new())];
+        let c = load_with_env(None, &[], env).unwrap().config;
+        assert!(c.slack.signing_secret.is_none());
+
+        let cases = [
+            (
+                "slack.signing_secret",
+                "ROBIT_SLACK__SIGNING_SECRET",
+                "tiny-secret",
+            ),
+            (
+                "slack.bot_token",
+                "ROBIT_SLACK__BOT_TOKEN",
+                "xoxb-CHANGE-ME",
+            ),
+            ("slack.app_token", "ROBIT_SLACK__APP_TOKEN", "xapp-1"),
+            ("discord.token", "ROBIT_DISCORD__TOKEN", "CHANGE-ME"),
+            ("discord.public_key", "ROBIT_DISCORD__PUBLIC_KEY", "abcd"),
+        ];
+        for (key, var, value) in cases {
+            let env = vec![(var.to_string(), value.to_string())];
+            let err = format!("{:#}", load_with_env(None, &[], env).unwrap_err());
+            assert!(err.contains(key), "{key}: {err}");
+            assert!(!err.contains(value), "the value must not be echoed: {err}");
+        }
+        // An empty value in a file (or a flag) is refused, naming the key.
+        let overrides = vec![("slack.signing_secret".to_string(), String::new())];
+        let err = format!(
+            "{:#}",
+            load_with_env(None, &overrides, Vec::new()).unwrap_err()
+        );
+        assert!(
+            err.contains("slack.signing_secret") && err.contains("empty"),
+            "{err}"
+        );
+        let overrides = vec![("discord.token".to_string(), "  ".to_string())];
+        let err = format!(
+            "{:#}",
+            load_with_env(None, &overrides, Vec::new()).unwrap_err()
+        );
+        assert!(err.contains("discord.token"), "{err}");
+
+        let good = vec![
+            (
+                "ROBIT_SLACK__SIGNING_SECRET".to_string(),
+                "8f742231b10e8888abcd99yyyzzz85a5".to_string(),
+            ),
+            (
+                "ROBIT_SLACK__BOT_TOKEN".to_string(),
+                "xoxb-emulator-bot-token".to_string(),
+            ),
+            ("ROBIT_DISCORD__PUBLIC_KEY".to_string(), "0f".repeat(32)),
+        ];
+        load_with_env(None, &[], good).unwrap();
     }
 
     #[test]

@@ -50,9 +50,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Bench(args) => bench::run(loaded, args).await,
         Cmd::Usage(args) => app::usage(loaded, args).await,
         Cmd::Audit(args) => audit::run(loaded, args).await,
-        Cmd::Apikey {
-            command: cli::ApikeyCmd::Create { name },
-        } => apikey::run_create(loaded, &name).await,
+        Cmd::Apikey { command } => match command {
+            cli::ApikeyCmd::Create { name } => apikey::run_create(loaded, &name).await,
+            cli::ApikeyCmd::List => apikey::run_list(loaded).await,
+            cli::ApikeyCmd::Revoke { id } => apikey::run_revoke(loaded, id).await,
+        },
         Cmd::Healthcheck => http::healthcheck(&loaded.config.http.addr).await,
     }
 }

@@ -97,3 +97,60 @@ async fn a_malformed_public_key_is_a_configuration_error() {
     .unwrap_err();
     assert!(err.to_string().contains("public_key"), "{err}");
 }
+
+#[tokio::test]
+async fn forged_stale_and_oversized_interactions_are_refused() {
+    use ed25519_dalek::{Signer, SigningKey};
+    let emu = DiscordEmulator::start().await;
+    let (engine, llm, _dir) = engine(None).await;
+    let key = SigningKey::from_bytes(&[7u8; 32]);
+    let endpoint = HttpInteractions::new(
+        engine,
+        &DiscordConfig {
+            public_key: Some(hex::encode(key.verifying_key().to_bytes())),
+            ..config(&emu)
+        },
+    )
+    .unwrap();
+    let sign = |key: &SigningKey, ts: &str, body: &[u8]| {
+        hex::encode(key.sign(&[ts.as_bytes(), body].concat()).to_bytes())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ping = br#"{"id":"1","application_id":"333","type":1,"token":"t","version":1}"#;
+
+    // Fresh and correctly signed: answered.
+    let ts = now.to_string();
+    let ok = endpoint.handle(&sign(&key, &ts, ping), &ts, ping).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+
+    // Signed by another key: forged.
+    let other = SigningKey::from_bytes(&[8u8; 32]);
+    let forged = endpoint.handle(&sign(&other, &ts, ping), &ts, ping).await;
+    assert_eq!(forged.status, 401);
+
+    // Correctly signed, but the timestamp is out of the window either way: a replay.
+    for skew in [
+        -(robit_discord::MAX_AGE_SECS + 1),
+        robit_discord::MAX_AGE_SECS + 1,
+    ] {
+        let ts = (now + skew).to_string();
+        let stale = endpoint.handle(&sign(&key, &ts, ping), &ts, ping).await;
+        assert_eq!(stale.status, 401, "skew {skew}: {stale:?}");
+        assert!(stale.body.unwrap().contains("stale"));
+    }
+    let garbled = endpoint
+        .handle(&sign(&key, "soon", ping), "soon", ping)
+        .await;
+    assert_eq!(garbled.status, 401);
+
+    // Over the webhook body cap: refused even though correctly signed.
+    let mut big = ping.to_vec();
+    big.resize(robit_core::MAX_WEBHOOK_BODY_BYTES + 1, b' ');
+    let oversized = endpoint.handle(&sign(&key, &ts, &big), &ts, &big).await;
+    assert_eq!(oversized.status, 413);
+
+    assert!(llm.chat_requests().is_empty());
+}

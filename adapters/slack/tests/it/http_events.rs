@@ -103,7 +103,13 @@ async fn bad_signature_and_stale_timestamp_are_refused_and_nothing_is_processed(
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(s.llm.chat_requests().is_empty());
-    assert!(emulator.calls().is_empty(), "{:?}", emulator.calls());
+    // Only the start-up auth.test (the bot's identity, learnt off the ack path) reached Slack.
+    let calls: Vec<_> = emulator
+        .calls()
+        .into_iter()
+        .filter(|c| c.method != "auth.test")
+        .collect();
+    assert!(calls.is_empty(), "{calls:?}");
 
     // The same event, properly signed, is accepted once: the refusals stored nothing.
     let ok = post(&url, &body, SIGNING_SECRET, unix_now()).await;

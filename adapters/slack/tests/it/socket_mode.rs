@@ -166,3 +166,78 @@ async fn status_and_native_streaming_when_enabled() {
             .await
     );
 }
+
+#[tokio::test]
+async fn a_thread_reply_is_acknowledged_before_slack_is_asked_about_the_thread() {
+    let s = Setup::socket().await;
+    // A thread under the bot's top-level answer to a slash command: no mention started it,
+    // so only Slack (conversations.replies) can tell that the bot takes part.
+    s.llm.push(Reply::text("top-level answer"));
+    s.emulator.slash("/robit", "ask start");
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e
+                .bot_messages_in(GENERAL)
+                .iter()
+                .any(|m| m.text == "top-level answer"))
+            .await
+    );
+    let root = s
+        .emulator
+        .bot_messages_in(GENERAL)
+        .into_iter()
+        .find(|m| m.text == "top-level answer")
+        .unwrap();
+    let thread = ThreadRef {
+        channel: GENERAL.into(),
+        ts: root.ts.clone(),
+    };
+    // Slack is slow to answer: its first answer is a 429 asking to wait 3 s.
+    s.emulator.rate_limit(Some("conversations.replies"), 1, 3);
+    let reply = s.emulator.user_replies(&thread, "follow up");
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e.acked(&reply.event_id))
+            .await
+    );
+    // The ack did not wait for Slack's answer about the thread.
+    let answered = s
+        .emulator
+        .calls_to("conversations.replies")
+        .iter()
+        .filter(|c| c.status == 200)
+        .count();
+    assert_eq!(answered, 0, "the ack waited for conversations.replies");
+    // The decision, taken after the ack, still answers in the thread.
+    assert!(
+        s.emulator
+            .wait_for_reply(&thread, WAIT, |t| t.contains("echo: follow up"))
+            .await
+            .is_some(),
+        "no answer in the thread: {:?}",
+        s.emulator.reply_text(&thread)
+    );
+}
+
+#[tokio::test]
+async fn a_reply_in_a_thread_robit_started_needs_no_call_to_slack() {
+    let mut s = Setup::socket().await;
+    let first = s.emulator.user_mentions(GENERAL, "remember me");
+    let thread = first.thread();
+    expect_reply(&s.emulator, &thread, "echo: remember me").await;
+    // A restarted process has no memory of the thread; the store's conversation answers.
+    s.restart(robit_core::EngineConfig::default()).await;
+    let reply = s.emulator.user_replies(&thread, "still there?");
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e.acked(&reply.event_id))
+            .await
+    );
+    expect_reply(
+        &s.emulator,
+        &thread,
+        "echo: remember me\necho: still there?",
+    )
+    .await;
+    assert!(s.emulator.calls_to("conversations.replies").is_empty());
+}

@@ -4,6 +4,7 @@
 mod attachments;
 mod chat;
 mod commands;
+mod fail_closed;
 mod journal;
 mod mcp;
 mod replicas;

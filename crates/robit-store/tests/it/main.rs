@@ -16,4 +16,5 @@ mod history;
 mod journal;
 mod lease;
 mod migrate;
+mod retention;
 mod usage;

@@ -56,3 +56,33 @@ async fn doctor_passes_on_a_good_setup() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_never_prints_a_database_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let llm = FakeLlm::start().await;
+    for url in [
+        "postgres://robit@127.0.0.1:1/robit?password=hunter2-in-query",
+        "postgres://robit:hunter2-in-userinfo@127.0.0.1:1/robit",
+    ] {
+        let env = vec![
+            ("ROBIT_DATABASE__URL", url.to_string()),
+            ("ROBIT_LLM__BASE_URL", llm.base_url()),
+            ("ROBIT_SANDBOX__ENABLED", "false".to_string()),
+        ];
+        let d = dir.path().to_path_buf();
+        let out = tokio::task::spawn_blocking(move || robit(&d, &["doctor"], &env, ""))
+            .await
+            .unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(
+            stdout.contains("FAIL  database postgres://robit"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("***"), "{stdout}");
+        assert!(
+            !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+            "the password leaked: {stdout}\n{stderr}"
+        );
+    }
+}

@@ -56,6 +56,8 @@ impl Replica {
             .env("ROBIT_LLM__BASE_URL", llm.base_url())
             .env("ROBIT_SANDBOX__ENABLED", "false")
             .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{port}"))
+            // One listener for webhooks and operators, as a single-port deployment would.
+            .env("ROBIT_HTTP__ADMIN_ADDR", format!("127.0.0.1:{port}"))
             .env("ROBIT_ENGINE__LEASE_TTL_MS", lease_ttl_ms.to_string())
             .env("ROBIT_SLACK__BOT_TOKEN", BOT_TOKEN)
             .env("ROBIT_SLACK__SIGNING_SECRET", SIGNING_SECRET)

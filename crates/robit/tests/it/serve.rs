@@ -40,6 +40,8 @@ async fn metrics_move_after_a_turn_and_sigterm_stops_cleanly() {
         .env("ROBIT_LLM__BASE_URL", llm.base_url())
         .env("ROBIT_SANDBOX__ENABLED", "false")
         .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{port}"))
+        // One listener for webhooks and operators, as a single-port deployment would.
+        .env("ROBIT_HTTP__ADMIN_ADDR", format!("127.0.0.1:{port}"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -102,6 +104,8 @@ async fn readyz_follows_the_database() {
         .env("ROBIT_DATABASE__ACQUIRE_TIMEOUT_MS", "500")
         .env("ROBIT_SANDBOX__ENABLED", "false")
         .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{port}"))
+        // One listener for webhooks and operators, as a single-port deployment would.
+        .env("ROBIT_HTTP__ADMIN_ADDR", format!("127.0.0.1:{port}"))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -137,6 +141,8 @@ async fn readyz_follows_the_discord_gateway() {
         )
         .env("ROBIT_SANDBOX__ENABLED", "false")
         .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{port}"))
+        // One listener for webhooks and operators, as a single-port deployment would.
+        .env("ROBIT_HTTP__ADMIN_ADDR", format!("127.0.0.1:{port}"))
         .env("ROBIT_DISCORD__TOKEN", discord.token())
         .env("ROBIT_DISCORD__API_BASE", discord.base_url())
         .stdin(Stdio::null())
@@ -154,6 +160,115 @@ async fn readyz_follows_the_discord_gateway() {
     assert!(body.contains("discord:shard:0: not connected"), "{body}");
     assert!(!body.contains("database"), "{body}");
     wait_for(&format!("{base}/healthz"), 200).await;
+    sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_routes_listen_apart_from_the_public_port() {
+    use robit_testkit::slack::{SlackEmulator, BOT_TOKEN, SIGNING_SECRET};
+    let dir = tempfile::tempdir().unwrap();
+    let slack = SlackEmulator::start().await;
+    let (public, admin) = (free_port(), free_port());
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let child = Command::new(env!("CARGO_BIN_EXE_robit"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env("ROBIT_DATABASE__URL", &db)
+        .env("ROBIT_SANDBOX__ENABLED", "false")
+        .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{public}"))
+        .env("ROBIT_HTTP__ADMIN_ADDR", format!("127.0.0.1:{admin}"))
+        .env("ROBIT_ADMIN_API__ENABLED", "true")
+        .env("ROBIT_SLACK__BOT_TOKEN", BOT_TOKEN)
+        .env("ROBIT_SLACK__SIGNING_SECRET", SIGNING_SECRET)
+        .env("ROBIT_SLACK__API_URL", slack.api_url())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (pub_base, ops_base) = (
+        format!("http://127.0.0.1:{public}"),
+        format!("http://127.0.0.1:{admin}"),
+    );
+    // Both answer liveness; only the operators' port has readiness, metrics and the API.
+    wait_for(&format!("{pub_base}/healthz"), 200).await;
+    wait_for(&format!("{ops_base}/healthz"), 200).await;
+    wait_for(&format!("{ops_base}/readyz"), 200).await;
+    wait_for(&format!("{ops_base}/metrics"), 200).await;
+    wait_for(&format!("{ops_base}/admin/v1/audit"), 401).await;
+    for path in ["/readyz", "/metrics", "/admin/v1/audit"] {
+        let (status, _) = get(&format!("{pub_base}{path}")).await.unwrap();
+        assert_eq!(status, 404, "{path} on the public port");
+    }
+    // The Slack intake is on the public port (401: unsigned), not on the operators'.
+    let client = reqwest::Client::new();
+    let intake = |base: &str| {
+        client
+            .post(format!("{base}/slack/events"))
+            .body("{}")
+            .send()
+    };
+    assert_eq!(intake(&pub_base).await.unwrap().status(), 401);
+    assert_eq!(intake(&ops_base).await.unwrap().status(), 404);
+    sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apikeys_are_listed_without_secrets_and_revoked_keys_stop_working() {
+    use crate::support::robit;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let env = [("ROBIT_DATABASE__URL", db.clone())];
+    let created = robit(dir.path(), &["apikey", "create", "ops-team"], &env, "");
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let key = text(&created.stdout).trim().to_string();
+    let secret = key.rsplit('_').next().unwrap().to_string();
+    let id = key.split('_').nth(1).unwrap().to_string();
+
+    let listed = robit(dir.path(), &["apikey", "list"], &env, "");
+    let listing = text(&listed.stdout);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(
+        listing.contains("ops-team") && listing.contains("sha256"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(&secret),
+        "a secret was printed: {listing}"
+    );
+
+    // The key works on the admin API, then not after revocation.
+    let port = free_port();
+    let serve = |port: u16| {
+        Command::new(env!("CARGO_BIN_EXE_robit"))
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("ROBIT_DATABASE__URL", &db)
+            .env("ROBIT_SANDBOX__ENABLED", "false")
+            .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("ROBIT_HTTP__ADMIN_ADDR", format!("127.0.0.1:{port}"))
+            .env("ROBIT_ADMIN_API__ENABLED", "true")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let child = serve(port);
+    let audit = format!("http://127.0.0.1:{port}/admin/v1/audit");
+    wait_for(&audit, 401).await;
+    let with_key = || reqwest::Client::new().get(&audit).bearer_auth(&key).send();
+    assert_eq!(with_key().await.unwrap().status(), 200);
+    let revoked = robit(dir.path(), &["apikey", "revoke", &id], &env, "");
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert_eq!(with_key().await.unwrap().status(), 401);
+    let again = robit(dir.path(), &["apikey", "revoke", &id], &env, "");
+    assert!(!again.status.success());
     sigterm(child.id());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -23,6 +23,10 @@ async fn serve_with_slack_tokens_answers_a_mention_in_its_thread() {
         .env("ROBIT_LLM__BASE_URL", llm.base_url())
         .env("ROBIT_SANDBOX__ENABLED", "false")
         .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{}", free_port()))
+        .env(
+            "ROBIT_HTTP__ADMIN_ADDR",
+            format!("127.0.0.1:{}", free_port()),
+        )
         .env("ROBIT_SLACK__BOT_TOKEN", BOT_TOKEN)
         .env("ROBIT_SLACK__APP_TOKEN", APP_TOKEN)
         .env("ROBIT_SLACK__API_URL", slack.api_url())
