@@ -124,7 +124,7 @@ async fn readyz_follows_the_database() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn readyz_follows_the_discord_gateway() {
-    let discord = robit_testkit::discord::DiscordEmulator::start().await;
+    let discord = robit_emulators::discord::DiscordEmulator::start().await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_robit"))

@@ -1,7 +1,7 @@
 //! The Slack emulator on the raw wire: Slack's `{ok}` shapes, token checks, 429s with
 //! `Retry-After`, `msg_too_long`, the external upload flow, and signed HTTP event delivery.
 
-use robit_testkit::slack::{
+use robit_emulators::slack::{
     SlackEmulator, APP_TOKEN, BOT_TOKEN, BOT_USER, GENERAL, SIGNING_SECRET, UPDATE_MAX_CHARS,
 };
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! gateway is exercised end to end by robit-discord's tests with the real serenity client.)
 
 use reqwest::{Client, Response};
-use robit_testkit::discord::{DiscordEmulator, EmulatorConfig};
+use robit_emulators::discord::{DiscordEmulator, EmulatorConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
 
