@@ -265,6 +265,9 @@ def test_reactions_both_ways(discord_emu):
         fetched = await ch.fetch_message(m.id)
         assert [(str(r.emoji), r.count, r.me) for r in fetched.reactions] == [("👍", 1, True)]
         discord_emu.post("/_emulator/reactions", {"message_id": str(m.id), "emoji": "🎉"})
+        # Discord also tells the bot about its own reaction; skip to alice's.
+        mine = await asyncio.wait_for(bot.reactions.get(), 10)
+        assert str(mine.emoji) == "👍" and mine.user_id == bot.user.id
         payload = await asyncio.wait_for(bot.reactions.get(), 10)
         assert str(payload.emoji) == "🎉"
         assert payload.user_id == int(discord_emu.info["user_id"])

@@ -324,12 +324,22 @@ pub fn interaction(state: &State, i: &Interaction, options: &[(String, String)])
         .iter()
         .map(|(n, v)| json!({"name": n, "type": 3, "value": v}))
         .collect();
-    let data = json!({
+    let mut data = json!({
         "id": command_id(state, &i.name),
         "name": i.name,
         "type": 1,
         "options": options,
     });
+    // A guild command's data names the guild it is registered in (discord.py looks it up
+    // there first).
+    if let Some(g) = i.guild_id.filter(|g| {
+        state
+            .guild_commands
+            .get(g)
+            .is_some_and(|cmds| cmds.iter().any(|c| c["name"] == i.name))
+    }) {
+        data["guild_id"] = json!(g.to_string());
+    }
     interaction_with(state, i, data)
 }
 

@@ -299,7 +299,9 @@ async fn deliver_http(shared: Arc<Shared>, url: String, kind: Kind, id: String, 
                         .as_str()
                         .unwrap_or_default()
                         .to_string();
-                    let body = serde_json::from_str(&answer).unwrap_or(Value::String(answer));
+                    // A plain-text answer is the message text, as Slack reads it.
+                    let body =
+                        serde_json::from_str(&answer).unwrap_or_else(|_| json!({"text": answer}));
                     shared.record_command_response(&trigger, "ack", body);
                 }
                 shared.changed.notify_waiters();
