@@ -311,7 +311,7 @@ fn walk(
         *count += 1;
         let at = format!("{path}.{i}");
         let kind = c["type"].as_u64().unwrap_or(0);
-        let interactive = matches!(kind, 2 | 3 | 4 | 5 | 6 | 7 | 8);
+        let interactive = (2..=8).contains(&kind);
         let exempt =
             kind == BUTTON && matches!(c["style"].as_u64(), Some(LINK_STYLE) | Some(PREMIUM_STYLE));
         if interactive && !exempt {
