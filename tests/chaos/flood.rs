@@ -3,7 +3,7 @@
 
 use robit_system_tests::{eventually, Db, Robit};
 use robit_testkit::llm::{FakeLlm, Reply};
-use robit_testkit::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
+use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 
 const CAP: usize = 20;
 const FLOOD: usize = 200;

@@ -5,7 +5,7 @@
 
 use robit_system_tests::{eventually, pg_url, Db, Proxy, Robit};
 use robit_testkit::llm::{FakeLlm, Reply};
-use robit_testkit::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
+use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 use std::time::Duration;
 
 async fn ready(robit: &Robit) -> u16 {

@@ -1,7 +1,7 @@
 //! The two chat platforms behind one face, so each crash case runs on both emulators.
 
-use robit_testkit::discord::DiscordEmulator;
-use robit_testkit::slack::{SlackEmulator, ThreadRef, BOT_TOKEN, GENERAL, SIGNING_SECRET};
+use robit_emulators::discord::DiscordEmulator;
+use robit_emulators::slack::{SlackEmulator, ThreadRef, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 
 pub enum Platform {
     Slack(SlackEmulator),

@@ -67,6 +67,8 @@ pub enum Cmd {
     Usage(UsageArgs),
     /// The audit log: admin changes and refusals, newest first.
     Audit(AuditArgs),
+    /// Run a loopback Discord or Slack emulator and print how to point a bot at it.
+    Emulate(crate::emulate::EmulateArgs),
     /// Admin API keys.
     Apikey {
         #[command(subcommand)]

@@ -11,6 +11,7 @@ mod bench;
 mod cli;
 mod config;
 mod doctor;
+mod emulate;
 mod http;
 mod mcp;
 mod providers;
@@ -35,6 +36,10 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    // The emulators need no configuration, database or logging set-up.
+    if let Cmd::Emulate(args) = cli.command {
+        return emulate::run(args).await;
+    }
     let loaded = config::load(cli.config.as_deref(), &cli.overrides())?;
     app::init_tracing(
         &loaded.config,
@@ -55,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             cli::ApikeyCmd::List => apikey::run_list(loaded).await,
             cli::ApikeyCmd::Revoke { id } => apikey::run_revoke(loaded, id).await,
         },
+        Cmd::Emulate(_) => unreachable!("handled before configuration is loaded"),
         Cmd::Healthcheck => http::healthcheck(&loaded.config.http.addr).await,
     }
 }

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use robit_discord::{DiscordConfig, HttpInteractions};
-use robit_testkit::discord::DiscordEmulator;
+use robit_emulators::discord::DiscordEmulator;
 use std::sync::Arc;
 
 async fn interactions(

@@ -2,7 +2,7 @@
 //! conversations; bots (the bot itself included) are ignored; mentions in output are inert.
 
 use crate::support::{config, mention, wait_bot_text, wait_thread, Bot, WAIT};
-use robit_testkit::discord::{DiscordEmulator, PUBLIC_THREAD};
+use robit_emulators::discord::{DiscordEmulator, PUBLIC_THREAD};
 use robit_testkit::Reply;
 use serde_json::json;
 use std::time::Duration;

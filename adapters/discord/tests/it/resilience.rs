@@ -3,7 +3,7 @@
 
 use crate::support::{config, count_429, mention, wait_bot_text, wait_thread, Bot, WAIT};
 use robit_discord::DiscordConfig;
-use robit_testkit::discord::{DiscordEmulator, EmulatorConfig, Fault};
+use robit_emulators::discord::{DiscordEmulator, EmulatorConfig, Fault};
 use robit_testkit::Reply;
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! for a message arrives as a file.
 
 use crate::support::{config, mention, wait_bot_text, wait_thread, Bot, WAIT};
+use robit_emulators::discord::DiscordEmulator;
 use robit_sandbox::{CodeRunner, Sandbox, SandboxConfig};
-use robit_testkit::discord::DiscordEmulator;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::OnceCell;

@@ -3,7 +3,7 @@
 //! scenario is decoded here with serenity's own types.
 
 use crate::support::{config, mention, wait_bot_text, wait_thread, Bot, WAIT};
-use robit_testkit::discord::DiscordEmulator;
+use robit_emulators::discord::DiscordEmulator;
 use serenity::all::{Event, GatewayEvent};
 
 #[tokio::test]

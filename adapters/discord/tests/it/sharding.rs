@@ -2,7 +2,7 @@
 
 use crate::support::{config, mention, wait_bot_text, wait_thread, Bot};
 use robit_discord::DiscordConfig;
-use robit_testkit::discord::DiscordEmulator;
+use robit_emulators::discord::DiscordEmulator;
 use robit_testkit::Reply;
 
 #[tokio::test]

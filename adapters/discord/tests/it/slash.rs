@@ -3,7 +3,7 @@
 
 use crate::support::{config, count_429, Bot, WAIT};
 use robit_discord::DiscordConfig;
-use robit_testkit::discord::{DiscordEmulator, FLAG_LOADING};
+use robit_emulators::discord::{DiscordEmulator, FLAG_LOADING};
 use robit_testkit::Reply;
 use std::time::Duration;
 

@@ -3,9 +3,9 @@
 
 use robit_core::{Engine, EngineConfig};
 use robit_discord::{DiscordConfig, DiscordError};
+use robit_emulators::discord::{DiscordEmulator, Message};
 use robit_llm::{OpenAiCompatible, OpenAiConfig, Provider};
 use robit_sandbox::CodeRunner;
-use robit_testkit::discord::{DiscordEmulator, Message};
 use robit_testkit::llm::FakeLlm;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,8 @@
 
 use super::support::{Setup, WAIT};
 use robit_core::{AccessConfig, EngineConfig, LimitsConfig, Subject};
+use robit_emulators::slack::{GENERAL, TEAM_ID, USER};
 use robit_store::Store;
-use robit_testkit::slack::{GENERAL, TEAM_ID, USER};
 use robit_testkit::Reply;
 use robit_types::{ChannelId, Platform, Rate, WorkspaceId};
 use std::sync::Arc;
@@ -30,7 +30,7 @@ async fn mention(s: &Setup, user: &str, text: &str) {
         user,
         GENERAL,
         None,
-        &format!("<@{}> {text}", robit_testkit::slack::BOT_USER),
+        &format!("<@{}> {text}", robit_emulators::slack::BOT_USER),
     );
     // Submissions happen in delivery order; waiting for each ack keeps the test's order.
     assert!(

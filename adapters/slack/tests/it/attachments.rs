@@ -4,9 +4,9 @@
 
 use crate::support::{Setup, WAIT};
 use robit_core::EngineConfig;
+use robit_emulators::slack::{SharedFile, SlackEmulatorOptions, GENERAL};
 use robit_sandbox::{CodeRunner, Sandbox, SandboxConfig};
 use robit_testkit::llm::Reply;
-use robit_testkit::slack::{SharedFile, SlackEmulatorOptions, GENERAL};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ fn last_messages(setup: &Setup) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-async fn wait_for_answer(setup: &Setup, thread: &robit_testkit::slack::ThreadRef) {
+async fn wait_for_answer(setup: &Setup, thread: &robit_emulators::slack::ThreadRef) {
     let got = setup
         .emulator
         .wait_for_reply(thread, WAIT, |t| t.contains("seen"))

@@ -1,7 +1,7 @@
 //! Slash commands over Socket Mode and HTTP, and sandbox output (inline and uploaded).
 
 use super::support::{FakeRunner, Setup, WAIT};
-use robit_testkit::slack::GENERAL;
+use robit_emulators::slack::GENERAL;
 use robit_testkit::Reply;
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! and two processes sharing one database.
 
 use super::support::{config, engine, expect_reply, serve_events, Setup, WAIT};
-use robit_testkit::slack::GENERAL;
+use robit_emulators::slack::GENERAL;
 use robit_testkit::Reply;
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! limits.
 
 use super::support::{expect_reply, Setup, WAIT};
+use robit_emulators::slack::{GENERAL, UPDATE_MAX_CHARS};
 use robit_slack::mrkdwn::to_mrkdwn;
-use robit_testkit::slack::{GENERAL, UPDATE_MAX_CHARS};
 use robit_testkit::Reply;
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
 //! The HTTP Events API intake: signed deliveries, URL verification, refusals.
 
 use super::support::{config, expect_reply, serve_events, Setup};
+use robit_emulators::slack::{SlackEmulator, BOT_USER, GENERAL, SIGNING_SECRET, TEAM_ID};
 use robit_slack::signature::sign;
-use robit_testkit::slack::{SlackEmulator, BOT_USER, GENERAL, SIGNING_SECRET, TEAM_ID};
 use robit_testkit::Reply;
 use serde_json::json;
 use std::time::Duration;

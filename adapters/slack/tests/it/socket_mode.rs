@@ -1,8 +1,8 @@
 //! Conversations over Socket Mode: mentions, thread follow-ups, DMs, the loop guard.
 
 use super::support::{expect_reply, Setup, WAIT};
+use robit_emulators::slack::{ThreadRef, DM_CHANNEL, GENERAL};
 use robit_slack::mrkdwn::to_mrkdwn;
-use robit_testkit::slack::{ThreadRef, DM_CHANNEL, GENERAL};
 use robit_testkit::Reply;
 use serde_json::Value;
 use std::time::Duration;

@@ -3,10 +3,10 @@
 
 use async_trait::async_trait;
 use robit_core::{Engine, EngineConfig};
+use robit_emulators::slack::{self, SlackEmulator, SlackEmulatorOptions, ThreadRef};
 use robit_llm::{OpenAiCompatible, OpenAiConfig, Provider};
 use robit_sandbox::{CodeRunner, Limits, Outcome, RunOutput, SandboxError};
 use robit_slack::SlackConfig;
-use robit_testkit::slack::{self, SlackEmulator, SlackEmulatorOptions, ThreadRef};
 use robit_testkit::FakeLlm;
 use robit_types::Language;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,5 @@
-//! Integration tests of the testkit's emulators, checked on the raw wire so that a fake that
+//! Integration tests of the testkit's fakes, checked on the raw wire so that a fake that
 //! drifts from the real protocol is caught here rather than hidden behind our own clients.
 
 mod anthropic;
-mod discord;
 mod llm;
-mod slack;

@@ -4,8 +4,8 @@
 //! channel's posting budget.
 
 use crate::support::{free_port, sigterm, text};
+use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 use robit_testkit::llm::{FakeLlm, Reply};
-use robit_testkit::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

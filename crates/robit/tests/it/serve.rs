@@ -128,7 +128,7 @@ async fn readyz_follows_the_database() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn readyz_follows_the_discord_gateway() {
-    let discord = robit_testkit::discord::DiscordEmulator::start().await;
+    let discord = robit_emulators::discord::DiscordEmulator::start().await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_robit"))
@@ -167,7 +167,7 @@ async fn readyz_follows_the_discord_gateway() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operator_routes_listen_apart_from_the_public_port() {
-    use robit_testkit::slack::{SlackEmulator, BOT_TOKEN, SIGNING_SECRET};
+    use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, SIGNING_SECRET};
     let dir = tempfile::tempdir().unwrap();
     let slack = SlackEmulator::start().await;
     let (public, admin) = (free_port(), free_port());

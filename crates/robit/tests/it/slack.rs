@@ -2,8 +2,8 @@
 //! thread through the Slack emulator (Socket Mode) and stops cleanly.
 
 use crate::support::{free_port, sigterm, text};
+use robit_emulators::slack::{SlackEmulator, APP_TOKEN, BOT_TOKEN, GENERAL};
 use robit_testkit::llm::{FakeLlm, Reply};
-use robit_testkit::slack::{SlackEmulator, APP_TOKEN, BOT_TOKEN, GENERAL};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -22,6 +22,9 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_control/events_url", post(events_url))
         .route("/_control/messages", get(messages))
         .route("/_control/calls", get(calls))
+        .route("/_control/button", post(button))
+        .route("/_control/views", get(views))
+        .route("/_control/message", get(message))
 }
 
 /// A handle on the running emulator whose drop does not stop the server: its stop signal
@@ -148,5 +151,44 @@ async fn calls(State(s): State<Arc<Shared>>) -> Json<Value> {
         "deliveries": e.delivery_attempts(),
         "command_responses": e.command_responses(),
         "socket_connections": e.socket_connections(),
+        "acked": s.deliveries.lock().unwrap().acked.iter().cloned().collect::<Vec<_>>(),
     }))
+}
+
+#[derive(Deserialize)]
+struct Button {
+    channel: Option<String>,
+    ts: String,
+    action_id: String,
+    user: Option<String>,
+}
+
+/// The user clicks a button in a bot message: a `block_actions` payload goes to the app.
+async fn button(State(s): State<Arc<Shared>>, Json(b): Json<Button>) -> Json<Value> {
+    let channel = b.channel.as_deref().unwrap_or(GENERAL);
+    let user = b.user.as_deref().unwrap_or(super::USER);
+    match handle(&s).click_button_as(user, channel, &b.ts, &b.action_id) {
+        Ok(d) => delivered(d),
+        Err(e) => Json(json!({"ok": false, "error": e})),
+    }
+}
+
+/// Modals opened, Home tabs published and scheduled messages.
+async fn views(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let e = handle(&s);
+    let homes: HashMap<String, Value> = s.model.lock().unwrap().home_tabs.clone();
+    Json(json!({"views": e.views(), "home_tabs": homes, "scheduled": e.scheduled()}))
+}
+
+/// `?channel=…&ts=…`: one message as stored (blocks, reactions, edits, deleted).
+async fn message(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let channel = q.get("channel").map(String::as_str).unwrap_or(GENERAL);
+    let ts = q.get("ts").map(String::as_str).unwrap_or_default();
+    match handle(&s).message(channel, ts) {
+        Some(m) => Json(json!({"ok": true, "message": m})),
+        None => Json(json!({"ok": false, "error": "message_not_found"})),
+    }
 }

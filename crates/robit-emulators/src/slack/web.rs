@@ -81,6 +81,14 @@ pub(crate) async fn api(
         (StatusCode::OK, outcome)
     };
     shared.changed.notify_waiters();
+    if let (true, Ok(v)) = (method == "chat.scheduleMessage", &answer) {
+        if let Some(id) = v["scheduled_message_id"].as_str() {
+            tokio::spawn(super::methods::post_when_due(
+                shared.clone(),
+                id.to_string(),
+            ));
+        }
+    }
     if let (true, Ok(v)) = (method == "chat.postMessage", &answer) {
         let mut message = v["message"].clone();
         message["channel"] = v["channel"].clone();
@@ -149,7 +157,7 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-fn str_param<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
+pub(crate) fn str_param<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
     p.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
@@ -298,11 +306,16 @@ fn dispatch(shared: &Shared, model: &mut super::model::Model, method: &str, p: &
                 .push((channel.to_string(), thread.to_string(), status.to_string()));
             Ok(json!({}))
         }
-        _ => Err("unknown_method"),
+        other => super::methods::dispatch(shared, model, other, p),
     }
 }
 
-fn bot_message(channel: &str, ts: &str, thread_ts: Option<String>, text: &str) -> Message {
+pub(crate) fn bot_message(
+    channel: &str,
+    ts: &str,
+    thread_ts: Option<String>,
+    text: &str,
+) -> Message {
     Message {
         channel: channel.to_string(),
         ts: ts.to_string(),
@@ -314,6 +327,8 @@ fn bot_message(channel: &str, ts: &str, thread_ts: Option<String>, text: &str) -
         files: Vec::new(),
         streaming: false,
         deleted: false,
+        blocks: None,
+        reactions: Vec::new(),
     }
 }
 
@@ -372,8 +387,10 @@ fn post_message(model: &mut super::model::Model, p: &Value) -> Answer {
     } else {
         text.to_string()
     };
+    let blocks = super::methods::blocks_param(p)?;
     let ts = model.next_ts();
-    let m = bot_message(&channel, &ts, thread, &text);
+    let mut m = bot_message(&channel, &ts, thread, &text);
+    m.blocks = blocks;
     let message = m.to_json();
     model.insert(m);
     let mut r = json!({"channel": channel, "ts": ts, "message": message});
@@ -396,11 +413,19 @@ fn update(model: &mut super::model::Model, p: &Value) -> Answer {
     if text.trim().is_empty() && p.get("blocks").is_none() {
         return Err("no_text");
     }
+    let blocks = super::methods::blocks_param(p)?;
     m.text = text.clone();
     m.edits += 1;
+    if blocks.is_some() {
+        m.blocks = blocks;
+    }
+    let mut message = json!({"text": text, "user": BOT_USER, "bot_id": BOT_ID});
+    if let Some(b) = &m.blocks {
+        message["blocks"] = b.clone();
+    }
     Ok(json!({
         "channel": m.channel, "ts": m.ts, "text": text,
-        "message": {"text": text, "user": BOT_USER, "bot_id": BOT_ID},
+        "message": message,
     }))
 }
 

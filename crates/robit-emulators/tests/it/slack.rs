@@ -1,7 +1,7 @@
 //! The Slack emulator on the raw wire: Slack's `{ok}` shapes, token checks, 429s with
 //! `Retry-After`, `msg_too_long`, the external upload flow, and signed HTTP event delivery.
 
-use robit_testkit::slack::{
+use robit_emulators::slack::{
     SlackEmulator, APP_TOKEN, BOT_TOKEN, BOT_USER, GENERAL, SIGNING_SECRET, UPDATE_MAX_CHARS,
 };
 use serde_json::{json, Value};
@@ -214,4 +214,41 @@ async fn http_events_are_signed_and_retried_until_acknowledged() {
     assert_eq!(h["x-slack-signature"], expected.as_str());
     let v: Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["event"]["channel_type"], "im");
+}
+
+#[tokio::test]
+async fn button_clicks_carry_a_trigger_for_one_modal() {
+    let emu = SlackEmulator::start().await;
+    let blocks = json!([{"type": "actions", "block_id": "b", "elements": [
+        {"type": "button", "action_id": "go", "value": "1",
+         "text": {"type": "plain_text", "text": "Go"}}]}]);
+    let (_, _, posted) = call(
+        &emu,
+        "chat.postMessage",
+        Some(BOT_TOKEN),
+        json!({"channel": GENERAL, "text": "pick", "blocks": blocks}),
+    )
+    .await;
+    let ts = posted["ts"].as_str().unwrap().to_string();
+    assert!(emu.click_button(GENERAL, &ts, "nope").is_err());
+    let click = emu.click_button(GENERAL, &ts, "go").unwrap();
+    let trigger = click.event_id.strip_prefix("action:").unwrap().to_string();
+    let view =
+        json!({"type": "modal", "title": {"type": "plain_text", "text": "Hi"}, "blocks": []});
+    let open = json!({"trigger_id": trigger, "view": view});
+    let (_, _, opened) = call(&emu, "views.open", Some(BOT_TOKEN), open.clone()).await;
+    assert_eq!(opened["ok"], true, "{opened}");
+    assert_eq!(opened["view"]["type"], "modal");
+    let (_, _, again) = call(&emu, "views.open", Some(BOT_TOKEN), open).await;
+    assert_eq!(again["error"], "invalid_trigger_id");
+    assert_eq!(emu.views().len(), 1);
+    let (_, _, added) = call(
+        &emu,
+        "reactions.add",
+        Some(BOT_TOKEN),
+        json!({"channel": GENERAL, "timestamp": ts, "name": ":tada:"}),
+    )
+    .await;
+    assert_eq!(added["ok"], true);
+    assert_eq!(emu.message(GENERAL, &ts).unwrap().reactions[0].0, "tada");
 }

@@ -17,6 +17,15 @@ pub const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 /// Message flag `LOADING`: the "Bot is thinking…" placeholder of a deferred interaction.
 pub const FLAG_LOADING: u64 = 1 << 7;
 
+/// Message flag `SUPPRESS_EMBEDS`.
+pub const FLAG_SUPPRESS_EMBEDS: u64 = 1 << 2;
+/// Message flag `EPHEMERAL`: only the invoking user sees an interaction response.
+pub const FLAG_EPHEMERAL: u64 = 1 << 6;
+/// Message flag `SUPPRESS_NOTIFICATIONS`: a "silent" message (`@silent`).
+pub const FLAG_SUPPRESS_NOTIFICATIONS: u64 = 1 << 12;
+/// Message flag `IS_COMPONENTS_V2`: the message is laid out by `components` alone.
+pub const FLAG_IS_COMPONENTS_V2: u64 = 1 << 15;
+
 /// Channel types used here (Discord's numbers).
 pub const GUILD_TEXT: u8 = 0;
 pub const DM: u8 = 1;
@@ -47,6 +56,9 @@ pub struct EmulatorConfig {
     pub interaction_deadline: Duration,
     /// Interaction tokens take follow-ups for this long (Discord: 15 min).
     pub interaction_token_lifetime: Duration,
+    /// Gateway connections asking `compress=zlib-stream` get compressed binary frames.
+    /// Off, they get plain text frames (which clients must also accept).
+    pub zlib_stream: bool,
     /// Whether the privileged MESSAGE_CONTENT intent is enabled for the application. When the
     /// bot does not ask for it (or it is not granted), guild messages arrive with empty
     /// content unless they mention the bot, as on Discord.
@@ -66,6 +78,7 @@ impl Default for EmulatorConfig {
             interaction_deadline: Duration::from_secs(3),
             interaction_token_lifetime: Duration::from_secs(15 * 60),
             message_content_granted: true,
+            zlib_stream: true,
         }
     }
 }
@@ -134,6 +147,25 @@ pub struct Message {
     pub nonce: Option<String>,
     /// A thread started from this message.
     pub thread_id: Option<u64>,
+    /// Embed objects, as sent.
+    pub embeds: Vec<Value>,
+    /// Component objects (action rows, or components v2 layout), as sent.
+    pub components: Vec<Value>,
+    /// The message this one replies to (`message_reference`).
+    pub reference: Option<u64>,
+    /// Reactions in the order they were first added.
+    pub reactions: Vec<Reaction>,
+    pub pinned: bool,
+    /// Sticker ids, as sent.
+    pub sticker_ids: Vec<String>,
+}
+
+/// One emoji's reactions on a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    /// `name` for a unicode emoji, `name:id` for a custom one (the URL form).
+    pub emoji: String,
+    pub users: Vec<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +179,12 @@ pub struct Interaction {
     pub created: Instant,
     /// The callback type the bot answered with (4, 5, …), once it did.
     pub response_type: Option<u8>,
+    /// 2 for an application command, 3 for a message component, 5 for a modal submit.
+    pub kind: u8,
+    /// For a component interaction: the message the component is on.
+    pub message_id: Option<u64>,
+    /// A modal the bot answered with (callback type 9), as sent.
+    pub modal: Option<Value>,
     /// The message the response created (the deferred placeholder or a type-4 reply).
     pub original: Option<u64>,
     pub followups: Vec<u64>,
@@ -167,6 +205,8 @@ pub struct Fault {
 pub enum FaultKind {
     /// A real-looking 429 with this `retry_after`.
     RateLimited { retry_after: Duration },
+    /// The global rate limit's 429 (`"global": true`, `X-RateLimit-Global`).
+    GlobalRateLimited { retry_after: Duration },
     /// This status with a Discord error body (e.g. 500, 502, 503).
     Status(u16),
     /// Answer normally, but only after this long.
@@ -181,6 +221,21 @@ impl Fault {
             path_prefix,
             count,
             FaultKind::RateLimited { retry_after },
+        )
+    }
+
+    /// The next `count` requests matching `method path_prefix…` hit the global rate limit.
+    pub fn global_rate_limit(
+        method: &str,
+        path_prefix: &str,
+        count: u32,
+        retry_after: Duration,
+    ) -> Self {
+        Self::new(
+            method,
+            path_prefix,
+            count,
+            FaultKind::GlobalRateLimited { retry_after },
         )
     }
 
@@ -322,6 +377,8 @@ pub struct State {
     pub sessions: Vec<Session>,
     pub gateway_log: Vec<GatewayRecord>,
     pub next_connection: u64,
+    /// Connections that asked for (and got) `compress=zlib-stream`.
+    pub zlib_connections: u64,
     /// The base URL (`http://127.0.0.1:P`), for attachment URLs and the gateway URL.
     pub base_url: String,
     /// The application's "Interactions Endpoint URL": when set, interactions are POSTed
@@ -330,6 +387,10 @@ pub struct State {
     /// The application's Ed25519 key pair; the public half is what the bot verifies with.
     pub signing_key: ed25519_dalek::SigningKey,
     pub deliveries: Vec<Delivery>,
+    /// `POST /channels/{id}/typing` calls per channel.
+    pub typing: HashMap<u64, u32>,
+    /// Pinned messages per channel, newest pin last, with when they were pinned.
+    pub pins: HashMap<u64, Vec<(u64, SystemTime)>>,
 }
 
 /// One HTTP interaction the emulator POSTed to the bot, and how the bot answered.
@@ -365,10 +426,13 @@ impl State {
             sessions: Vec::new(),
             gateway_log: Vec::new(),
             next_connection: 0,
+            zlib_connections: 0,
             base_url,
             interactions_url: None,
             signing_key: ed25519_dalek::SigningKey::from_bytes(&[0; 32]),
             deliveries: Vec::new(),
+            typing: HashMap::new(),
+            pins: HashMap::new(),
         };
         // On Discord the bot user's id is the application id for every app made since 2016.
         let bot_name = state.config.bot_name.clone();
@@ -522,6 +586,12 @@ impl State {
                 interaction_id: None,
                 nonce: None,
                 thread_id: None,
+                embeds: Vec::new(),
+                components: Vec::new(),
+                reference: None,
+                reactions: Vec::new(),
+                pinned: false,
+                sticker_ids: Vec::new(),
             },
         );
         if let Some(c) = self.channels.get_mut(&channel_id) {

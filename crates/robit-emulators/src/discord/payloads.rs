@@ -46,6 +46,11 @@ fn partial_member(joined: &str) -> Value {
 
 /// A message as REST returns it; `gateway` adds `guild_id` and `member`, as dispatches do.
 pub fn message(state: &State, m: &Message, gateway: bool) -> Value {
+    message_inner(state, m, gateway, true)
+}
+
+/// `with_reference`: whether to embed the replied-to message (Discord nests it one level).
+fn message_inner(state: &State, m: &Message, gateway: bool, with_reference: bool) -> Value {
     let guild_id = state.channels.get(&m.channel_id).and_then(|c| c.guild_id);
     let attachments: Vec<Value> = m
         .attachments
@@ -65,6 +70,32 @@ pub fn message(state: &State, m: &Message, gateway: bool) -> Value {
             })
         })
         .collect();
+    let reactions: Vec<Value> = m
+        .reactions
+        .iter()
+        .filter(|r| !r.users.is_empty())
+        .map(|r| {
+            json!({
+                "count": r.users.len(),
+                "count_details": {"burst": 0, "normal": r.users.len()},
+                "me": r.users.contains(&state.bot_id),
+                "me_burst": false,
+                "burst_colors": [],
+                "emoji": emoji(&r.emoji),
+            })
+        })
+        .collect();
+    let kind = if m.reference.is_some() {
+        19
+    } else if m
+        .interaction_id
+        .and_then(|i| state.interactions.get(&i))
+        .is_some_and(|i| i.kind == 2)
+    {
+        20
+    } else {
+        0
+    };
     let mut v = json!({
         "id": m.id.to_string(),
         "channel_id": m.channel_id.to_string(),
@@ -77,23 +108,50 @@ pub fn message(state: &State, m: &Message, gateway: bool) -> Value {
         "mentions": m.mentions.iter().map(|u| user_by_id(state, *u)).collect::<Vec<_>>(),
         "mention_roles": [],
         "attachments": attachments,
-        "embeds": [],
-        "components": [],
-        "pinned": false,
-        "type": if m.interaction_id.is_some() { 20 } else { 0 },
+        "embeds": m.embeds,
+        "components": m.components,
+        "pinned": m.pinned,
+        "type": kind,
         "flags": m.flags,
     });
+    if !reactions.is_empty() {
+        v["reactions"] = json!(reactions);
+    }
+    if !m.sticker_ids.is_empty() {
+        v["sticker_items"] = json!(m
+            .sticker_ids
+            .iter()
+            .map(|id| json!({"id": id, "name": "sticker", "format_type": 1}))
+            .collect::<Vec<_>>());
+    }
+    if let Some(r) = m.reference {
+        let mut reference = json!({"type": 0, "message_id": r.to_string(),
+                                   "channel_id": m.channel_id.to_string()});
+        if let Some(g) = guild_id {
+            reference["guild_id"] = json!(g.to_string());
+        }
+        v["message_reference"] = reference;
+        // Discord nests the replied-to message one level deep (null once it was deleted).
+        v["referenced_message"] = match state.messages.get(&r) {
+            Some(rm) if with_reference => message_inner(state, rm, false, false),
+            _ => Value::Null,
+        };
+    }
     if let Some(w) = m.webhook_id {
         v["webhook_id"] = json!(w.to_string());
         v["application_id"] = json!(state.application_id.to_string());
     }
     if let Some(i) = m.interaction_id.and_then(|i| state.interactions.get(&i)) {
-        v["interaction_metadata"] = json!({
+        let mut meta = json!({
             "id": i.id.to_string(),
-            "type": 2,
+            "type": i.kind,
             "user": user_by_id(state, i.user_id),
             "authorizing_integration_owners": {},
         });
+        if let Some(source) = i.message_id {
+            meta["interacted_message_id"] = json!(source.to_string());
+        }
+        v["interaction_metadata"] = meta;
     }
     if let Some(n) = &m.nonce {
         v["nonce"] = json!(n);
@@ -111,6 +169,16 @@ pub fn message(state: &State, m: &Message, gateway: bool) -> Value {
         }
     }
     v
+}
+
+/// An emoji object from its URL form: `name` (unicode) or `name:id` (custom).
+pub fn emoji(key: &str) -> Value {
+    match key.rsplit_once(':') {
+        Some((name, id)) if id.chars().all(|c| c.is_ascii_digit()) && !id.is_empty() => {
+            json!({"id": id, "name": name, "animated": false})
+        }
+        _ => json!({"id": null, "name": key}),
+    }
 }
 
 pub fn channel(state: &State, c: &Channel) -> Value {
@@ -256,19 +324,47 @@ pub fn interaction(state: &State, i: &Interaction, options: &[(String, String)])
         .iter()
         .map(|(n, v)| json!({"name": n, "type": 3, "value": v}))
         .collect();
+    let mut data = json!({
+        "id": command_id(state, &i.name),
+        "name": i.name,
+        "type": 1,
+        "options": options,
+    });
+    // A guild command's data names the guild it is registered in (discord.py looks it up
+    // there first).
+    if let Some(g) = i.guild_id.filter(|g| {
+        state
+            .guild_commands
+            .get(g)
+            .is_some_and(|cmds| cmds.iter().any(|c| c["name"] == i.name))
+    }) {
+        data["guild_id"] = json!(g.to_string());
+    }
+    interaction_with(state, i, data)
+}
+
+/// A MESSAGE_COMPONENT interaction (type 3): a button press or a select-menu choice on
+/// `message`. `data` is `{custom_id, component_type, values?}`.
+pub fn component_interaction(
+    state: &State,
+    i: &Interaction,
+    message: &Message,
+    data: Value,
+) -> Value {
+    let mut v = interaction_with(state, i, data);
+    v["message"] = self::message(state, message, false);
+    v
+}
+
+fn interaction_with(state: &State, i: &Interaction, data: Value) -> Value {
     let mut v = json!({
         "id": i.id.to_string(),
         "application_id": state.application_id.to_string(),
-        "type": 2,
+        "type": i.kind,
         "token": i.token,
         "version": 1,
         "channel_id": i.channel_id.to_string(),
-        "data": {
-            "id": command_id(state, &i.name),
-            "name": i.name,
-            "type": 1,
-            "options": options,
-        },
+        "data": data,
         "app_permissions": "2248473465835073",
         "locale": "en-US",
         "entitlements": [],
@@ -325,6 +421,45 @@ pub fn ready(state: &State, session_id: &str, shard: (u32, u32), guilds: &[u64])
         "resume_gateway_url": super::gateway::ws_url(&state.base_url),
         "shard": [shard.0, shard.1],
         "application": {"id": state.application_id.to_string(), "flags": 0},
+    })
+}
+
+/// The application object of `GET /oauth2/applications/@me` (what discord.py reads at login).
+pub fn application(state: &State) -> Value {
+    let bot = state
+        .users
+        .get(&state.bot_id)
+        .map(user)
+        .unwrap_or(Value::Null);
+    let owner = state
+        .guilds
+        .values()
+        .next()
+        .map(|g| user_by_id(state, g.owner_id))
+        .unwrap_or_else(|| bot.clone());
+    json!({
+        "id": state.application_id.to_string(),
+        "name": state.config.bot_name,
+        "icon": null,
+        "description": "",
+        "summary": "",
+        "type": null,
+        "bot": bot,
+        "bot_public": true,
+        "bot_require_code_grant": false,
+        "verify_key": hex::encode(state.signing_key.verifying_key().to_bytes()),
+        "owner": owner,
+        "team": null,
+        "flags": 0,
+        "hook": true,
+        "is_monetized": false,
+        "is_verified": false,
+        "is_discoverable": false,
+        "interactions_endpoint_url": state.interactions_url,
+        "redirect_uris": [],
+        "tags": [],
+        "approximate_guild_count": state.guilds.len(),
+        "integration_types_config": {"0": {}},
     })
 }
 

@@ -12,12 +12,15 @@
 
 mod control;
 mod delivery;
+mod methods;
 mod model;
 mod socket;
 mod web;
 
 pub use delivery::{DeliveryAttempt, Via};
-pub use model::{ApiCall, CommandResponse, Ephemeral, File, FileFetch, Message, SharedFile};
+pub use model::{
+    ApiCall, CommandResponse, Ephemeral, File, FileFetch, Message, Scheduled, SharedFile,
+};
 pub use web::{POST_MAX_CHARS, UPDATE_MAX_CHARS};
 
 use axum::routing::{any, get, post};
@@ -87,9 +90,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn record_command_response(&self, trigger: &str, via: &'static str, body: Value) {
+        let replaced = via == "response_url" && self.apply_to_original(trigger, &body);
         let mut m = self.model.lock().unwrap();
         // An `in_channel` answer shows up in the channel, as the bot.
-        if body["response_type"] == "in_channel" {
+        if body["response_type"] == "in_channel" && !replaced {
             if let (Some(text), Some(channel)) =
                 (body["text"].as_str(), self.command_channel(trigger))
             {
@@ -105,6 +109,8 @@ impl Shared {
                     files: Vec::new(),
                     streaming: false,
                     deleted: false,
+                    blocks: None,
+                    reactions: Vec::new(),
                 });
             }
         }
@@ -122,6 +128,55 @@ impl Shared {
         events
             .get(&format!("command:{trigger}"))
             .and_then(|(_, p)| p["channel_id"].as_str().map(str::to_string))
+            .or_else(|| {
+                events
+                    .get(&format!("action:{trigger}"))
+                    .and_then(|(_, p)| p["channel"]["id"].as_str().map(str::to_string))
+            })
+    }
+
+    /// A `response_url` answer to a button click that replaces or deletes the message the
+    /// button was on, as Slack does for `replace_original` / `delete_original`.
+    fn apply_to_original(&self, trigger: &str, body: &Value) -> bool {
+        let source = {
+            let events = self.events.lock().unwrap();
+            events.get(&format!("action:{trigger}")).map(|(_, p)| {
+                (
+                    p["container"]["channel_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    p["container"]["message_ts"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+        };
+        let Some((channel, ts)) = source else {
+            return false;
+        };
+        let replace = body["replace_original"] == true || body["replace_original"] == "true";
+        let delete = body["delete_original"] == true || body["delete_original"] == "true";
+        if !replace && !delete {
+            return false;
+        }
+        let mut m = self.model.lock().unwrap();
+        let Some(msg) = m.get_mut(&channel, &ts) else {
+            return false;
+        };
+        if delete {
+            msg.deleted = true;
+        } else {
+            if let Some(t) = body["text"].as_str() {
+                msg.text = t.to_string();
+            }
+            if body.get("blocks").is_some() {
+                msg.blocks = Some(body["blocks"].clone());
+            }
+            msg.edits += 1;
+        }
+        true
     }
 }
 
@@ -368,6 +423,8 @@ impl SlackEmulator {
                 files: Vec::new(),
                 streaming: false,
                 deleted: false,
+                blocks: None,
+                reactions: Vec::new(),
             });
             (ts, m.next_id("Ev"), m.next_id("Ev"), file_objects)
         };
@@ -427,7 +484,7 @@ impl SlackEmulator {
         let trigger = {
             let mut m = self.shared.model.lock().unwrap();
             m.ensure_channel(channel);
-            m.next_id("trig.")
+            methods::issue_trigger(&mut m)
         };
         let payload = json!({
             "token": "emulator-verification-token", "team_id": TEAM_ID, "team_domain": "emulator",
@@ -480,6 +537,95 @@ impl SlackEmulator {
             panic!("no event {event_id} was sent");
         };
         delivery::deliver(&self.shared, kind, event_id.to_string(), payload);
+    }
+
+    /// The user clicks the button (or other element) `action_id` in the blocks of message
+    /// `ts` in `channel`: sends the app a `block_actions` interactive payload, with a fresh
+    /// `trigger_id` (good for `views.open` for 3 s) and a `response_url`. The returned
+    /// `event_id` is `action:<trigger_id>`.
+    pub fn click_button(
+        &self,
+        channel: &str,
+        ts: &str,
+        action_id: &str,
+    ) -> Result<Delivered, String> {
+        self.click_button_as(USER, channel, ts, action_id)
+    }
+
+    /// [`click_button`](Self::click_button) by another user.
+    pub fn click_button_as(
+        &self,
+        user: &str,
+        channel: &str,
+        ts: &str,
+        action_id: &str,
+    ) -> Result<Delivered, String> {
+        let (payload, trigger) = {
+            let mut m = self.shared.model.lock().unwrap();
+            let msg = m
+                .get(channel, ts)
+                .filter(|m| !m.deleted)
+                .cloned()
+                .ok_or_else(|| format!("no message {ts} in {channel}"))?;
+            let (element, block_id) = msg
+                .blocks
+                .as_ref()
+                .and_then(|b| methods::find_action(b, action_id))
+                .ok_or_else(|| format!("message {ts} has no element {action_id:?}"))?;
+            let trigger = methods::issue_trigger(&mut m);
+            let action_ts = m.next_ts();
+            let mut action = json!({
+                "action_id": action_id, "block_id": block_id,
+                "type": element["type"], "action_ts": action_ts,
+            });
+            for key in ["text", "value", "style", "url"] {
+                if let Some(v) = element.get(key) {
+                    action[key] = v.clone();
+                }
+            }
+            let mut message = msg.to_json();
+            message["channel"] = json!(channel);
+            let mut container = json!({"type": "message", "message_ts": ts,
+                                       "channel_id": channel, "is_ephemeral": false});
+            if let Some(t) = &msg.thread_ts {
+                container["thread_ts"] = json!(t);
+            }
+            let payload = json!({
+                "type": "block_actions",
+                "user": {"id": user, "username": "alice", "name": "alice", "team_id": TEAM_ID},
+                "api_app_id": APP_ID,
+                "token": "emulator-verification-token",
+                "container": container,
+                "trigger_id": trigger,
+                "team": {"id": TEAM_ID, "domain": "emulator"},
+                "enterprise": null,
+                "is_enterprise_install": false,
+                "channel": {"id": channel, "name": channel.to_lowercase()},
+                "message": message,
+                "state": {"values": {}},
+                "response_url": format!("http://{}/commands/{trigger}", self.shared.addr),
+                "actions": [action],
+            });
+            (payload, trigger)
+        };
+        let id = format!("action:{trigger}");
+        self.shared
+            .events
+            .lock()
+            .unwrap()
+            .insert(id.clone(), (delivery::Kind::Interactive, payload.clone()));
+        delivery::deliver(
+            &self.shared,
+            delivery::Kind::Interactive,
+            id.clone(),
+            payload,
+        );
+        Ok(Delivered {
+            event_id: id,
+            channel: channel.to_string(),
+            ts: ts.to_string(),
+            thread_ts: String::new(),
+        })
     }
 
     // ----- faults -----
@@ -602,6 +748,32 @@ impl SlackEmulator {
     /// `(channel, thread_ts, status)` for each `assistant.threads.setStatus`.
     pub fn statuses(&self) -> Vec<(String, String, String)> {
         self.shared.model.lock().unwrap().statuses.clone()
+    }
+
+    /// Modals the app opened (`views.open` / `views.push`, as last updated), oldest first.
+    pub fn views(&self) -> Vec<Value> {
+        self.shared.model.lock().unwrap().views.clone()
+    }
+
+    /// The Home tab published for `user`, if any.
+    pub fn home_tab(&self, user: &str) -> Option<Value> {
+        self.shared
+            .model
+            .lock()
+            .unwrap()
+            .home_tabs
+            .get(user)
+            .cloned()
+    }
+
+    /// Messages scheduled with `chat.scheduleMessage` (posted or not).
+    pub fn scheduled(&self) -> Vec<Scheduled> {
+        self.shared.model.lock().unwrap().scheduled.clone()
+    }
+
+    /// A message by channel and `ts` (deleted ones too).
+    pub fn message(&self, channel: &str, ts: &str) -> Option<Message> {
+        self.shared.model.lock().unwrap().get(channel, ts).cloned()
     }
 
     /// Messages the bot posted with `chat.postEphemeral` (only their user sees them).

@@ -73,6 +73,33 @@ pub async fn api(
                 &shared, &method_s, &path, &uri, &headers, json_body, &files, reply,
             );
         }
+        Some(FaultKind::GlobalRateLimited { retry_after }) => {
+            let reply = Reply {
+                status: 429,
+                body: Some(json!({
+                    "message": "You are being rate limited.",
+                    "retry_after": (retry_after.as_secs_f64() * 1000.0).ceil() / 1000.0,
+                    "global": true,
+                    "code": 0,
+                })),
+                bucket: None,
+            };
+            let mut response = finish(
+                &shared, &method_s, &path, &uri, &headers, json_body, &files, reply,
+            );
+            let h = response.headers_mut();
+            put(h, "x-ratelimit-global", "true".to_string());
+            put(h, "x-ratelimit-scope", "global".to_string());
+            put(
+                h,
+                header::RETRY_AFTER.as_str(),
+                retry_after.as_secs_f64().ceil().max(1.0).to_string(),
+            );
+            if let Some(last) = shared.lock().requests.last_mut() {
+                last.response_headers = header_list(response.headers());
+            }
+            return response;
+        }
         Some(FaultKind::Status(status)) => {
             let reply = Reply::error(status, 0, &format!("{status}: Emulated failure"));
             return finish(
@@ -92,12 +119,37 @@ pub async fn api(
         let request = ApiBody {
             json: &json_body,
             files: &files,
+            query: uri.query().unwrap_or_default(),
         };
         routes::route(&mut st, &method_s, &segments, request, authorized)
     };
     finish(
         &shared, &method_s, &path, &uri, &headers, json_body, &files, reply,
     )
+}
+
+/// The CDN: an attachment's bytes at the URL its message carries (no auth, as on Discord).
+pub async fn attachment(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    axum::extract::Path((channel, id, _name)): axum::extract::Path<(u64, u64, String)>,
+) -> Response {
+    let st = shared.lock();
+    let found = st
+        .messages
+        .values()
+        .filter(|m| m.channel_id == channel)
+        .flat_map(|m| m.attachments.iter())
+        .find(|a| a.id == id)
+        .cloned();
+    match found {
+        Some(a) => {
+            let ct = a
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".to_string());
+            ([(header::CONTENT_TYPE, ct)], a.data).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "404: Not Found").into_response(),
+    }
 }
 
 /// Records the request and turns a [`Reply`] into an HTTP response with Discord's headers.
@@ -118,8 +170,12 @@ fn finish(
         None => status.into_response(),
     };
     let h = response.headers_mut();
+    // Discord's responses come through Google's front end; discord.py treats a 429 without
+    // `Via` as a Cloudflare ban and gives up instead of waiting.
+    put(h, "via", "1.1 google".to_string());
     if let Some((bucket, key)) = reply.bucket {
-        let reset_after = bucket.reset_after.as_secs_f64();
+        // Rounded up to the millisecond: a client that waits this long finds the bucket reset.
+        let reset_after = (bucket.reset_after.as_secs_f64() * 1000.0).ceil() / 1000.0;
         let reset = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -159,19 +215,21 @@ fn finish(
             .map(|f| (f.field.clone(), f.filename.clone(), f.data.len()))
             .collect(),
         status: status.as_u16(),
-        response_headers: response
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        response_headers: header_list(response.headers()),
         at: Instant::now(),
     });
     response
+}
+
+fn header_list(h: &HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 fn put(h: &mut HeaderMap, name: &str, value: String) {

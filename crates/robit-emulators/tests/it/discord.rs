@@ -3,7 +3,7 @@
 //! gateway is exercised end to end by robit-discord's tests with the real serenity client.)
 
 use reqwest::{Client, Response};
-use robit_testkit::discord::{DiscordEmulator, EmulatorConfig};
+use robit_emulators::discord::{DiscordEmulator, EmulatorConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -300,4 +300,114 @@ async fn the_control_api_drives_a_scenario() {
     assert_eq!(r.status(), 204);
     assert_eq!(api.send("GET", "/users/@me", None).await.status(), 503);
     assert_eq!(api.send("GET", "/users/@me", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn application_info_and_callbacks_with_response() {
+    let api = Api::start().await;
+    let (status, app) = body(api.send("GET", "/oauth2/applications/@me", None).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(app["id"], api.emu.application_id().to_string());
+    assert_eq!(app["verify_key"], api.emu.public_key());
+    let channel = api.emu.channel_id();
+    let cmd = api.emu.slash_command(channel, "ask", &[]);
+    let callback = format!(
+        "/interactions/{}/{}/callback?with_response=true",
+        cmd.id, cmd.token
+    );
+    let answer = json!({"type": 4, "data": {"embeds": [{"title": "only an embed"}]}});
+    let (status, r) = body(api.send("POST", &callback, Some(answer)).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(r["interaction"]["id"], cmd.id.to_string());
+    assert_eq!(r["interaction"]["type"], 2);
+    assert_eq!(r["resource"]["type"], 4);
+    assert_eq!(
+        r["resource"]["message"]["embeds"][0]["title"],
+        "only an embed"
+    );
+    assert_eq!(
+        r["interaction"]["response_message_id"],
+        r["resource"]["message"]["id"]
+    );
+    // Without the parameter the same callback answers 204.
+    let cmd = api.emu.slash_command(channel, "ask", &[]);
+    let plain = format!("/interactions/{}/{}/callback", cmd.id, cmd.token);
+    let r = api
+        .send("POST", &plain, Some(json!({"type": 5, "data": {}})))
+        .await;
+    assert_eq!(r.status().as_u16(), 204);
+}
+
+#[tokio::test]
+async fn embeds_components_replies_and_silent_messages() {
+    let api = Api::start().await;
+    let channel = api.emu.channel_id();
+    let path = format!("/channels/{channel}/messages");
+    let (status, m) = body(
+        api.send(
+            "POST",
+            &path,
+            Some(json!({"embeds": [{"description": "no content"}], "flags": 4096})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["flags"], 4096);
+    let row = json!([{"type": 1, "components": [
+        {"type": 2, "style": 1, "label": "Go", "custom_id": "go"}]}]);
+    let reply = json!({"components": row, "message_reference": {"message_id": m["id"]}});
+    let (status, r) = body(api.send("POST", &path, Some(reply)).await).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["type"], 19);
+    assert_eq!(r["referenced_message"]["id"], m["id"]);
+    assert_eq!(r["components"], row);
+    let clicked = api
+        .emu
+        .click(r["id"].as_str().unwrap().parse().unwrap(), "go")
+        .unwrap();
+    assert_eq!(api.emu.interaction(clicked.id).unwrap().kind, 3);
+    assert!(api.emu.click(1, "go").is_err());
+    // Components v2 refuse content; a dangling reply is a form error.
+    let v2 =
+        json!({"flags": 1 << 15, "content": "x", "components": [{"type": 10, "content": "t"}]});
+    let (status, e) = body(api.send("POST", &path, Some(v2)).await).await;
+    assert_eq!((status, e["code"].clone()), (400, json!(50035)));
+    let dangling = json!({"content": "x", "message_reference": {"message_id": "1"}});
+    let (status, e) = body(api.send("POST", &path, Some(dangling)).await).await;
+    assert_eq!((status, e["code"].clone()), (400, json!(50035)));
+}
+
+#[tokio::test]
+async fn reactions_pins_and_a_global_rate_limit() {
+    let api = Api::start().await;
+    let channel = api.emu.channel_id();
+    let (_, m) = body(api.post_message(channel, "hi").await).await;
+    let mid = m["id"].as_str().unwrap().to_string();
+    let react = format!("/channels/{channel}/messages/{mid}/reactions/%F0%9F%91%8D/@me");
+    assert_eq!(api.send("PUT", &react, None).await.status().as_u16(), 204);
+    let pin = format!("/channels/{channel}/pins/{mid}");
+    assert_eq!(api.send("PUT", &pin, None).await.status().as_u16(), 204);
+    let (_, got) = body(
+        api.send("GET", &format!("/channels/{channel}/messages/{mid}"), None)
+            .await,
+    )
+    .await;
+    assert_eq!(got["reactions"][0]["emoji"]["name"], "👍");
+    assert_eq!(got["reactions"][0]["me"], true);
+    assert_eq!(got["pinned"], true);
+    api.emu
+        .inject(robit_emulators::discord::Fault::global_rate_limit(
+            "GET",
+            "/channels/",
+            1,
+            Duration::from_millis(250),
+        ));
+    let r = api.send("GET", &format!("/channels/{channel}"), None).await;
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(r.headers()["x-ratelimit-global"], "true");
+    assert_eq!(r.headers()["via"], "1.1 google");
+    let (_, b) = body(r).await;
+    assert_eq!(b["global"], true);
+    assert_eq!(b["retry_after"], 0.25);
 }

@@ -97,6 +97,7 @@ impl DiscordEmulator {
         });
         let app = Router::new()
             .route("/gateway-ws", get(gateway::upgrade))
+            .route("/attachments/{channel}/{id}/{name}", get(rest::attachment))
             .nest("/_emulator", control::router())
             .fallback(rest::api)
             .with_state(shared.clone());
@@ -270,6 +271,77 @@ impl DiscordEmulator {
             ));
         }
         InteractionRef { id, token }
+    }
+
+    /// `alice` presses the button `custom_id` on bot message `message`; dispatches a
+    /// MESSAGE_COMPONENT INTERACTION_CREATE (or POSTs it to the Interactions Endpoint URL).
+    pub fn click(&self, message: u64, custom_id: &str) -> Result<InteractionRef, String> {
+        self.component_as(self.user_id(), message, custom_id, None)
+    }
+
+    /// `alice` picks `values` in the select menu `custom_id` on bot message `message`.
+    pub fn select(
+        &self,
+        message: u64,
+        custom_id: &str,
+        values: &[&str],
+    ) -> Result<InteractionRef, String> {
+        let values = values.iter().map(|v| v.to_string()).collect();
+        self.component_as(self.user_id(), message, custom_id, Some(values))
+    }
+
+    /// A component interaction by `user`: a button press (`values: None`) or a select.
+    pub fn component_as(
+        &self,
+        user: u64,
+        message: u64,
+        custom_id: &str,
+        values: Option<Vec<String>>,
+    ) -> Result<InteractionRef, String> {
+        component_interaction(&self.shared, user, message, custom_id, values)
+    }
+
+    /// `author` replies to `message` (a `message_reference` reply); dispatches MESSAGE_CREATE
+    /// with `referenced_message`. Returns the reply's id.
+    pub fn replies(&self, author: u64, message: u64, text: &str) -> u64 {
+        let mut st = self.shared.lock();
+        let channel = st.messages.get(&message).map(|m| m.channel_id);
+        let channel = channel.unwrap_or_else(|| panic!("unknown message {message}"));
+        let id = st.create_message(channel, author, text, true);
+        if let Some(m) = st.messages.get_mut(&id) {
+            m.reference = Some(message);
+        }
+        gateway::dispatch_message(&mut st, id, "MESSAGE_CREATE");
+        id
+    }
+
+    /// `user` reacts to `message` with `emoji` (`👍`, or `name:id` for a custom emoji);
+    /// dispatches MESSAGE_REACTION_ADD.
+    pub fn react(&self, user: u64, message: u64, emoji: &str) {
+        let mut st = self.shared.lock();
+        let channel = st.messages.get(&message).map(|m| m.channel_id);
+        let channel = channel.unwrap_or_else(|| panic!("unknown message {message}"));
+        super::channels::react(&mut st, channel, message, user, emoji, true);
+    }
+
+    /// How many times the bot triggered the typing indicator in `channel`.
+    pub fn typing_count(&self, channel: u64) -> u32 {
+        self.shared
+            .lock()
+            .typing
+            .get(&channel)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Pinned message ids of `channel`, oldest pin first.
+    pub fn pins(&self, channel: u64) -> Vec<u64> {
+        self.shared
+            .lock()
+            .pins
+            .get(&channel)
+            .map(|p| p.iter().map(|(m, _)| *m).collect())
+            .unwrap_or_default()
     }
 
     /// The application's public key (hex), for the bot to verify HTTP interactions with.
@@ -494,6 +566,31 @@ impl DiscordEmulator {
         })
         .await;
     }
+}
+
+/// Creates a component interaction and delivers it (gateway, or the Interactions Endpoint
+/// URL when one is set); shared by the scenario API and the control API.
+pub(crate) fn component_interaction(
+    shared: &Arc<Shared>,
+    user: u64,
+    message: u64,
+    custom_id: &str,
+    values: Option<Vec<String>>,
+) -> Result<InteractionRef, String> {
+    let mut st = shared.lock();
+    let (id, token, payload) =
+        routes::new_component_interaction(&mut st, user, message, custom_id, values)?;
+    if let Some(url) = st.interactions_url.clone() {
+        drop(st);
+        tokio::spawn(delivery::deliver(
+            shared.clone(),
+            url,
+            Some(id),
+            payload.to_string(),
+            true,
+        ));
+    }
+    Ok(InteractionRef { id, token })
 }
 
 /// GUILD_CREATE for a guild added while shards are connected.

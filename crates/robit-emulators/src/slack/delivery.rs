@@ -52,6 +52,8 @@ pub struct DeliveryAttempt {
 pub(crate) enum Kind {
     Event,
     Command,
+    /// `block_actions` and other interactivity payloads.
+    Interactive,
 }
 
 pub(crate) struct Envelope {
@@ -107,6 +109,12 @@ fn envelope_json(env: &Envelope) -> String {
             "envelope_id": env.envelope_id,
             "type": "slash_commands",
             "accepts_response_payload": true,
+            "payload": env.payload,
+        }),
+        Kind::Interactive => json!({
+            "envelope_id": env.envelope_id,
+            "type": "interactive",
+            "accepts_response_payload": false,
             "payload": env.payload,
         }),
     }
@@ -222,6 +230,11 @@ async fn deliver_http(shared: Arc<Shared>, url: String, kind: Kind, id: String, 
     let (body, content_type) = match kind {
         Kind::Event => (payload.to_string(), "application/json"),
         Kind::Command => (form_encode(&payload), "application/x-www-form-urlencoded"),
+        // Interactivity comes as one form field, `payload`, holding the JSON.
+        Kind::Interactive => (
+            form_encode(&json!({"payload": payload.to_string()})),
+            "application/x-www-form-urlencoded",
+        ),
     };
     let mut reason: Option<&'static str> = None;
     let retries = shared.options.http_retry_delays.len() as u32;
@@ -286,7 +299,9 @@ async fn deliver_http(shared: Arc<Shared>, url: String, kind: Kind, id: String, 
                         .as_str()
                         .unwrap_or_default()
                         .to_string();
-                    let body = serde_json::from_str(&answer).unwrap_or(Value::String(answer));
+                    // A plain-text answer is the message text, as Slack reads it.
+                    let body =
+                        serde_json::from_str(&answer).unwrap_or_else(|_| json!({"text": answer}));
                     shared.record_command_response(&trigger, "ack", body);
                 }
                 shared.changed.notify_waiters();

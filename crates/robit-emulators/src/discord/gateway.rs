@@ -1,4 +1,5 @@
-//! The emulated gateway (v10, JSON text frames): HELLO, IDENTIFY → READY + GUILD_CREATE,
+//! The emulated gateway (v10, JSON; text frames, or binary ones with `compress=zlib-stream`):
+//! HELLO, IDENTIFY → READY + GUILD_CREATE,
 //! heartbeats, per-shard routing, RESUME with replay of missed dispatches, RECONNECT and
 //! INVALID_SESSION.
 //!
@@ -12,16 +13,20 @@ use super::payloads;
 use super::server::Shared;
 use super::state::{GatewayRecord, Outbound, Session, State};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::State as AxumState;
+use axum::extract::{Query, State as AxumState};
 use axum::response::Response;
+use flate2::{Compress, Compression, FlushCompress};
 use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub const INTENT_GUILDS: u64 = 1 << 0;
 pub const INTENT_GUILD_MESSAGES: u64 = 1 << 9;
+pub const INTENT_GUILD_MESSAGE_REACTIONS: u64 = 1 << 10;
 pub const INTENT_DIRECT_MESSAGES: u64 = 1 << 12;
+pub const INTENT_DIRECT_MESSAGE_REACTIONS: u64 = 1 << 13;
 pub const INTENT_MESSAGE_CONTENT: u64 = 1 << 15;
 
 /// The gateway URL handed out by `GET /gateway`; serenity appends `?v=10` itself, so it must
@@ -35,16 +40,77 @@ pub fn ws_url(base_url: &str) -> String {
     )
 }
 
-pub async fn upgrade(ws: WebSocketUpgrade, AxumState(shared): AxumState<Arc<Shared>>) -> Response {
-    ws.on_upgrade(move |socket| connection(shared, socket))
+/// The gateway's connection parameters (`?v=10&encoding=json&compress=zlib-stream`).
+#[derive(Debug, Deserialize)]
+pub struct ConnectParams {
+    encoding: Option<String>,
+    compress: Option<String>,
 }
 
-async fn connection(shared: Arc<Shared>, socket: WebSocket) {
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    Query(params): Query<ConnectParams>,
+    AxumState(shared): AxumState<Arc<Shared>>,
+) -> Response {
+    // Only JSON is spoken; Discord would also offer ETF.
+    if params.encoding.as_deref().is_some_and(|e| e != "json") {
+        return ws.on_upgrade(|mut socket| async move {
+            let frame = CloseFrame {
+                code: 4002,
+                reason: "only encoding=json is emulated".into(),
+            };
+            let _ = socket.send(WsMessage::Close(Some(frame))).await;
+        });
+    }
+    let zlib =
+        params.compress.as_deref() == Some("zlib-stream") && shared.lock().config.zlib_stream;
+    ws.on_upgrade(move |socket| connection(shared, socket, zlib))
+}
+
+/// One zlib stream over a whole connection, as Discord's `zlib-stream` transport: every
+/// message is compressed with the shared context and ends with a sync flush
+/// (`00 00 ff ff`), which is how clients know a message is complete.
+struct ZlibStream(Compress);
+
+impl ZlibStream {
+    fn new() -> Self {
+        Self(Compress::new(Compression::default(), true))
+    }
+
+    fn frame(&mut self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len() / 2 + 64);
+        let start = self.0.total_in();
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(64));
+            }
+            let done = (self.0.total_in() - start) as usize;
+            if self
+                .0
+                .compress_vec(&input[done..], &mut out, FlushCompress::Sync)
+                .is_err()
+            {
+                break;
+            }
+            let done = (self.0.total_in() - start) as usize;
+            // With Z_SYNC_FLUSH, spare output space left over means the flush is complete.
+            if done == input.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        out
+    }
+}
+
+async fn connection(shared: Arc<Shared>, socket: WebSocket, zlib: bool) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     let conn = {
         let mut st = shared.lock();
         st.next_connection += 1;
+        if zlib {
+            st.zlib_connections += 1;
+        }
         let conn = st.next_connection;
         let hello = json!({"op": 10, "s": null, "t": null, "d": {
             "heartbeat_interval": st.config.heartbeat_interval.as_millis() as u64,
@@ -54,10 +120,15 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket) {
     };
     shared.connections.lock().unwrap().push((conn, tx.clone()));
     let writer = async {
+        let mut deflate = zlib.then(ZlibStream::new);
         while let Some(out) = rx.recv().await {
             match out {
                 Outbound::Frame(text) => {
-                    if sink.send(WsMessage::Text(text.into())).await.is_err() {
+                    let msg = match deflate.as_mut() {
+                        Some(z) => WsMessage::Binary(z.frame(text.as_bytes()).into()),
+                        None => WsMessage::Text(text.into()),
+                    };
+                    if sink.send(msg).await.is_err() {
                         break;
                     }
                 }
@@ -328,5 +399,25 @@ pub fn send_all(shared: &Shared, frame: Value) {
     let mut st = shared.lock();
     for (conn, tx) in conns {
         send(&mut st, conn, &tx, None, text.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ZlibStream;
+    use flate2::{Decompress, FlushDecompress};
+
+    #[test]
+    fn zlib_stream_frames_decode_with_one_shared_context() {
+        let mut z = ZlibStream::new();
+        let mut d = Decompress::new(true);
+        for msg in [r#"{"op":10}"#, r#"{"op":11}"#, &"x".repeat(100_000)] {
+            let frame = z.frame(msg.as_bytes());
+            assert!(frame.ends_with(&[0, 0, 0xff, 0xff]));
+            let mut out = Vec::with_capacity(msg.len() + 64);
+            d.decompress_vec(&frame, &mut out, FlushDecompress::Sync)
+                .unwrap();
+            assert_eq!(out, msg.as_bytes());
+        }
     }
 }

@@ -26,6 +26,10 @@ pub struct Message {
     /// An open `chat.startStream` message.
     pub streaming: bool,
     pub deleted: bool,
+    /// Block Kit blocks, as sent.
+    pub blocks: Option<Value>,
+    /// `(emoji name, users)` in the order first added.
+    pub reactions: Vec<(String, Vec<String>)>,
 }
 
 impl Message {
@@ -47,6 +51,19 @@ impl Message {
         }
         if !self.files.is_empty() {
             m["files"] = Value::Array(self.files.iter().map(|f| json!({"id": f})).collect());
+        }
+        if let Some(b) = &self.blocks {
+            m["blocks"] = b.clone();
+        }
+        if !self.reactions.is_empty() {
+            m["reactions"] = Value::Array(
+                self.reactions
+                    .iter()
+                    .map(
+                        |(name, users)| json!({"name": name, "users": users, "count": users.len()}),
+                    )
+                    .collect(),
+            );
         }
         m
     }
@@ -136,6 +153,19 @@ pub struct CommandResponse {
     pub body: Value,
 }
 
+/// A message `chat.scheduleMessage` will post at `post_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scheduled {
+    pub id: String,
+    pub channel: String,
+    pub post_at: u64,
+    pub text: String,
+    pub thread_ts: Option<String>,
+    pub blocks: Option<Value>,
+    /// The `ts` of the message once posted.
+    pub posted_ts: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Model {
     /// Messages per channel, by `ts` (ts sort as time).
@@ -151,6 +181,15 @@ pub(crate) struct Model {
     pub ephemerals: Vec<Ephemeral>,
     /// Tickets handed out by `apps.connections.open`, not used yet.
     pub tickets: Vec<String>,
+    /// Trigger ids handed to the app (slash commands, button clicks) and when: `views.open`
+    /// accepts one for 3 s, once.
+    pub triggers: HashMap<String, Instant>,
+    /// Modals opened (`views.open`, `views.push`, `views.update` replace in place), by view id.
+    pub views: Vec<Value>,
+    /// Home tabs published with `views.publish`, by user.
+    pub home_tabs: HashMap<String, Value>,
+    /// Messages waiting for their `post_at` (`chat.scheduleMessage`).
+    pub scheduled: Vec<Scheduled>,
     ts_counter: u64,
     id_counter: u64,
 }

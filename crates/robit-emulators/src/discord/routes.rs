@@ -4,22 +4,35 @@
 //!
 //! Called by `rest.rs` with the state lock held, so a route must not await or block.
 
+use super::channels;
+use super::content::{empty_message, MessageInput};
 use super::gateway::{self, INTENT_GUILDS};
 use super::payloads;
 use super::rest::{rate_limited, FilePart};
 use super::state::{
-    BucketState, Interaction, State, StoredAttachment, FLAG_LOADING, GUILD_TEXT, PUBLIC_THREAD,
+    BucketState, Interaction, State, StoredAttachment, FLAG_EPHEMERAL, FLAG_LOADING, GUILD_TEXT,
+    PUBLIC_THREAD,
 };
 use serde_json::{json, Value};
 use std::time::{Instant, SystemTime};
 
-/// Discord's message length limit, in Unicode scalar values.
-pub const MAX_CONTENT: usize = 2000;
-const EPHEMERAL: u64 = 1 << 6;
-
 pub struct ApiBody<'a> {
     pub json: &'a Value,
     pub files: &'a [FilePart],
+    /// The raw query string (`""` when there is none).
+    pub query: &'a str,
+}
+
+impl ApiBody<'_> {
+    /// A query parameter's value, if present.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .trim_start_matches('?')
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
 }
 
 /// What a route answers: status, optional JSON body, and the rate-limit bucket it counted
@@ -32,7 +45,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn ok(body: Value) -> Self {
+    pub fn ok(body: Value) -> Self {
         Self {
             status: 200,
             body: Some(body),
@@ -40,10 +53,19 @@ impl Reply {
         }
     }
 
-    fn no_content() -> Self {
+    pub fn no_content() -> Self {
         Self {
             status: 204,
             body: None,
+            bucket: None,
+        }
+    }
+
+    /// A 400 "Invalid Form Body" (code 50035) with its `errors` tree.
+    pub fn form(body: Value) -> Self {
+        Self {
+            status: 400,
+            body: Some(body),
             bucket: None,
         }
     }
@@ -56,7 +78,7 @@ impl Reply {
         }
     }
 
-    fn with_bucket(mut self, bucket: Option<(BucketState, String)>) -> Self {
+    pub fn with_bucket(mut self, bucket: Option<(BucketState, String)>) -> Self {
         self.bucket = bucket;
         self
     }
@@ -64,11 +86,11 @@ impl Reply {
 
 type RouteResult = Result<Reply, Reply>;
 
-fn unknown_channel() -> Reply {
+pub fn unknown_channel() -> Reply {
     Reply::error(404, 10003, "Unknown Channel")
 }
 
-fn unknown_message() -> Reply {
+pub fn unknown_message() -> Reply {
     Reply::error(404, 10008, "Unknown Message")
 }
 
@@ -112,6 +134,16 @@ fn route_inner(st: &mut State, method: &str, segments: &[&str], body: ApiBody<'_
             me["flags"] = json!(0);
             Ok(Reply::ok(me))
         }
+        ("GET", ["oauth2", "applications", "@me"]) | ("GET", ["applications", "@me"]) => {
+            Ok(Reply::ok(payloads::application(st)))
+        }
+        ("GET", ["users", uid]) => {
+            let u = id(uid)
+                .and_then(|u| st.users.get(&u))
+                .ok_or_else(|| Reply::error(404, 10013, "Unknown User"))?;
+            Ok(Reply::ok(payloads::user(u)))
+        }
+        ("POST", ["users", "@me", "channels"]) => channels::create_dm(st, body.json),
         ("PUT", ["applications", app, "commands"]) => put_commands(st, app, None, body.json),
         ("PUT", ["applications", app, "guilds", guild, "commands"]) => {
             put_commands(st, app, Some(guild), body.json)
@@ -126,8 +158,26 @@ fn route_inner(st: &mut State, method: &str, segments: &[&str], body: ApiBody<'_
             let c = channel(st, cid)?;
             Ok(Reply::ok(payloads::channel(st, &c)))
         }
-        ("POST", ["channels", cid, "typing"]) => channel(st, cid).map(|_| Reply::no_content()),
+        ("POST", ["channels", cid, "typing"]) => channels::typing(st, cid),
         ("POST", ["channels", cid, "messages"]) => create_message(st, cid, &body),
+        ("GET", ["channels", cid, "messages"]) => channels::history(st, cid, &body),
+        ("POST", ["channels", cid, "threads"]) => channels::create_thread(st, cid, body.json),
+        ("PUT", ["channels", cid, "thread-members", "@me"])
+        | ("DELETE", ["channels", cid, "thread-members", "@me"]) => {
+            channel(st, cid).map(|_| Reply::no_content())
+        }
+        ("GET", ["channels", cid, "pins"]) => channels::pins_legacy(st, cid),
+        ("GET", ["channels", cid, "messages", "pins"]) => channels::pins(st, cid),
+        ("PUT", ["channels", cid, "pins", mid])
+        | ("PUT", ["channels", cid, "messages", "pins", mid]) => channels::pin(st, cid, mid, true),
+        ("DELETE", ["channels", cid, "pins", mid])
+        | ("DELETE", ["channels", cid, "messages", "pins", mid]) => {
+            channels::pin(st, cid, mid, false)
+        }
+        (m, ["channels", cid, "messages", mid, "reactions", rest @ ..]) => {
+            channels::reactions(st, m, cid, mid, rest, &body)
+        }
+        ("DELETE", ["channels", cid, "messages", mid]) => channels::delete_message(st, cid, mid),
         ("GET", ["channels", cid, "messages", mid]) => {
             let (_, m) = message_in(st, cid, mid)?;
             let m = st.messages[&m].clone();
@@ -169,25 +219,6 @@ fn charge(st: &mut State, key: String) -> Result<Option<(BucketState, String)>, 
     Ok(Some((bucket, key)))
 }
 
-fn check_content(content: Option<&str>) -> Result<(), Reply> {
-    if content.is_some_and(|c| c.chars().count() > MAX_CONTENT) {
-        return Err(Reply {
-            status: 400,
-            body: Some(payloads::form_error(
-                "content",
-                "BASE_TYPE_MAX_LENGTH",
-                "Must be 2000 or fewer in length.",
-            )),
-            bucket: None,
-        });
-    }
-    Ok(())
-}
-
-fn empty_message() -> Reply {
-    Reply::error(400, 50006, "Cannot send an empty message")
-}
-
 /// `@everyone` resolves only if `allowed_mentions` lets it (absent means the default: all).
 fn everyone_allowed(body: &Value) -> bool {
     match body.get("allowed_mentions") {
@@ -214,11 +245,25 @@ fn attachments(st: &mut State, files: &[FilePart]) -> Vec<StoredAttachment> {
 fn create_message(st: &mut State, cid: &str, body: &ApiBody<'_>) -> RouteResult {
     let c = channel(st, cid)?;
     let bucket = charge(st, format!("channel:{}", c.id))?;
-    let content = body.json["content"].as_str().unwrap_or_default();
-    check_content(Some(content)).map_err(|e| e.with_bucket(bucket.clone()))?;
-    if content.is_empty() && body.files.is_empty() {
+    let input = MessageInput::parse(body.json).map_err(|e| e.with_bucket(bucket.clone()))?;
+    if input.is_empty(body.files.len()) {
         return Err(empty_message().with_bucket(bucket));
     }
+    let reference = match input.reference {
+        Some((r, fail)) => {
+            let known = st.messages.get(&r).is_some_and(|m| m.channel_id == c.id);
+            if !known && fail {
+                return Err(Reply::form(payloads::form_error(
+                    "message_reference",
+                    "MESSAGE_REFERENCE_UNKNOWN_MESSAGE",
+                    "Unknown message",
+                ))
+                .with_bucket(bucket));
+            }
+            known.then_some(r)
+        }
+        None => None,
+    };
     // With `enforce_nonce`, a retried create returns the message the first try made.
     let nonce = body.json["nonce"].as_str().map(str::to_string);
     if let (Some(n), Some(true)) = (&nonce, body.json["enforce_nonce"].as_bool()) {
@@ -234,11 +279,14 @@ fn create_message(st: &mut State, cid: &str, body: &ApiBody<'_>) -> RouteResult 
     }
     let everyone = everyone_allowed(body.json);
     let bot = st.bot_id;
-    let mid = st.create_message(c.id, bot, content, everyone);
+    let content = input.content.clone().unwrap_or_default();
+    let mid = st.create_message(c.id, bot, &content, everyone);
     let files = attachments(st, body.files);
     if let Some(m) = st.messages.get_mut(&mid) {
         m.attachments = files;
         m.nonce = nonce;
+        m.reference = reference;
+        input.fill(m);
     }
     gateway::dispatch_message(st, mid, "MESSAGE_CREATE");
     let m = st.messages[&mid].clone();
@@ -247,18 +295,24 @@ fn create_message(st: &mut State, cid: &str, body: &ApiBody<'_>) -> RouteResult 
 
 /// Applies an edit body (content, new files) to a stored message.
 fn apply_edit(st: &mut State, mid: u64, body: &ApiBody<'_>) -> Result<(), Reply> {
-    let content = body.json.get("content").and_then(Value::as_str);
-    check_content(content)?;
-    let everyone = everyone_allowed(body.json);
+    apply_edit_json(st, mid, body.json, body.files)
+}
+
+/// Applies an edit (`json` is the message fields: a PATCH body, or a callback's `data`).
+fn apply_edit_json(
+    st: &mut State,
+    mid: u64,
+    json: &Value,
+    files: &[FilePart],
+) -> Result<(), Reply> {
+    let input = MessageInput::parse(json)?;
+    let content = input.content.as_deref();
+    let everyone = everyone_allowed(json);
     let mentions = content.map(super::state::parse_mentions);
-    let new_files = attachments(st, body.files);
+    let new_files = attachments(st, files);
     let m = st.messages.get_mut(&mid).ok_or_else(unknown_message)?;
-    let new_content = content.map(str::to_string).unwrap_or(m.content.clone());
-    if new_content.is_empty() && m.attachments.is_empty() && new_files.is_empty() {
-        return Err(empty_message());
-    }
+    input.edit(m, new_files.len())?;
     if let Some(c) = content {
-        m.content = c.to_string();
         m.mention_everyone = everyone && (c.contains("@everyone") || c.contains("@here"));
     }
     if let Some(mentions) = mentions {
@@ -453,61 +507,120 @@ fn callback(st: &mut State, iid: &str, token: &str, body: &ApiBody<'_>) -> Route
     let kind = body.json["type"].as_u64().unwrap_or(0) as u8;
     let data = &body.json["data"];
     let flags = data["flags"].as_u64().unwrap_or(0);
-    let (content, loading) = match kind {
-        4 => {
-            let content = data["content"].as_str().unwrap_or_default();
-            check_content(Some(content))?;
-            if content.is_empty() && body.files.is_empty() {
-                return Err(empty_message());
-            }
-            (content.to_string(), false)
-        }
-        5 => {
-            if flags & !EPHEMERAL != 0 {
-                return Err(Reply::error(400, 50035, "Invalid Form Body"));
-            }
-            (String::new(), true)
-        }
-        _ => {
-            return Err(Reply::error(
-                400,
-                40_004,
-                "Interaction response type not valid for this interaction",
-            ))
-        }
+    let not_valid = || {
+        Reply::error(
+            400,
+            40_004,
+            "Interaction response type not valid for this interaction",
+        )
     };
-    let everyone = everyone_allowed(data);
-    let bot = st.bot_id;
-    let mid = st.create_message(i.channel_id, bot, &content, everyone);
-    let files = attachments(st, body.files);
-    let app = st.application_id;
-    if let Some(m) = st.messages.get_mut(&mid) {
-        m.attachments = files;
-        m.webhook_id = Some(app);
-        m.interaction_id = Some(i.id);
-        m.flags = flags | if loading { FLAG_LOADING } else { 0 };
-    }
+    // The message the response made or changed, and whether it is a "thinking" placeholder.
+    let (message, loading) = match kind {
+        4 | 5 => {
+            let (input, loading) = if kind == 4 {
+                let input = MessageInput::parse(data)?;
+                if input.is_empty(body.files.len()) {
+                    return Err(empty_message());
+                }
+                (input, false)
+            } else {
+                if flags & !FLAG_EPHEMERAL != 0 {
+                    return Err(Reply::form(payloads::form_error(
+                        "data.flags",
+                        "INTERACTION_RESPONSE_FLAGS_INVALID",
+                        "Only EPHEMERAL may be set on a deferred response",
+                    )));
+                }
+                (MessageInput::default(), true)
+            };
+            let everyone = everyone_allowed(data);
+            let bot = st.bot_id;
+            let content = input.content.clone().unwrap_or_default();
+            let mid = st.create_message(i.channel_id, bot, &content, everyone);
+            let files = attachments(st, body.files);
+            let app = st.application_id;
+            if let Some(m) = st.messages.get_mut(&mid) {
+                m.attachments = files;
+                m.webhook_id = Some(app);
+                m.interaction_id = Some(i.id);
+                input.fill(m);
+                m.flags |= (flags & FLAG_EPHEMERAL) | if loading { FLAG_LOADING } else { 0 };
+            }
+            if flags & FLAG_EPHEMERAL != 0 {
+                // Only the invoking user sees an ephemeral reply: it is not part of the channel.
+                if let Some(c) = st.channels.get_mut(&i.channel_id) {
+                    c.messages.retain(|m| *m != mid);
+                }
+            } else {
+                gateway::dispatch_message(st, mid, "MESSAGE_CREATE");
+            }
+            (Some(mid), loading)
+        }
+        // A component's message: acknowledged now, edited later (6), or edited now (7).
+        6 | 7 => {
+            let Some(source) = i.message_id.filter(|m| st.messages.contains_key(m)) else {
+                return Err(not_valid());
+            };
+            if kind == 7 {
+                apply_edit_json(st, source, data, body.files)?;
+            }
+            (Some(source), false)
+        }
+        9 => {
+            if i.kind == 5 {
+                return Err(not_valid());
+            }
+            let title = data["title"].as_str().unwrap_or_default();
+            if data["custom_id"].as_str().is_none_or(str::is_empty)
+                || !(1..=45).contains(&title.chars().count())
+                || data["components"].as_array().is_none_or(Vec::is_empty)
+            {
+                return Err(Reply::form(payloads::form_error(
+                    "data",
+                    "BASE_TYPE_REQUIRED",
+                    "A modal needs a custom_id, a title (1-45) and components",
+                )));
+            }
+            if let Some(entry) = st.interactions.get_mut(&i.id) {
+                entry.modal = Some(data.clone());
+            }
+            (None, false)
+        }
+        _ => return Err(not_valid()),
+    };
     if let Some(entry) = st.interactions.get_mut(&i.id) {
         entry.response_type = Some(kind);
-        entry.original = Some(mid);
+        entry.original = message;
     }
-    if flags & EPHEMERAL != 0 {
-        // Only the invoking user sees an ephemeral reply: it is not part of the channel.
-        if let Some(c) = st.channels.get_mut(&i.channel_id) {
-            c.messages.retain(|m| *m != mid);
-        }
-    } else {
-        gateway::dispatch_message(st, mid, "MESSAGE_CREATE");
+    // `?with_response=true` (discord.py sends `1`) answers with the interaction callback
+    // response object instead of 204.
+    let with_response = body
+        .param("with_response")
+        .is_some_and(|v| matches!(v, "true" | "True" | "1"));
+    if !with_response {
+        return Ok(Reply::no_content());
     }
-    Ok(Reply::no_content())
+    let mut resource = json!({"type": kind});
+    let mut interaction = json!({
+        "id": i.id.to_string(),
+        "type": i.kind,
+        "response_message_loading": loading,
+        "response_message_ephemeral": flags & FLAG_EPHEMERAL != 0,
+    });
+    if let Some(m) = message.and_then(|m| st.messages.get(&m)).cloned() {
+        interaction["response_message_id"] = json!(m.id.to_string());
+        resource["message"] = payloads::message(st, &m, false);
+    }
+    Ok(Reply::ok(
+        json!({"interaction": interaction, "resource": resource}),
+    ))
 }
 
 fn followup(st: &mut State, app: &str, token: &str, body: &ApiBody<'_>) -> RouteResult {
     let i = interaction_by_token(st, app, token)?;
     let bucket = charge(st, format!("webhook:{token}"))?;
-    let content = body.json["content"].as_str().unwrap_or_default();
-    check_content(Some(content)).map_err(|e| e.with_bucket(bucket.clone()))?;
-    if content.is_empty() && body.files.is_empty() {
+    let input = MessageInput::parse(body.json).map_err(|e| e.with_bucket(bucket.clone()))?;
+    if input.is_empty(body.files.len()) {
         return Err(empty_message().with_bucket(bucket));
     }
     // After a deferred response, the first follow-up replaces the "thinking" placeholder.
@@ -525,18 +638,31 @@ fn followup(st: &mut State, app: &str, token: &str, body: &ApiBody<'_>) -> Route
     }
     let everyone = everyone_allowed(body.json);
     let bot = st.bot_id;
-    let mid = st.create_message(i.channel_id, bot, content, everyone);
+    let content = input.content.clone().unwrap_or_default();
+    let mid = st.create_message(i.channel_id, bot, &content, everyone);
     let files = attachments(st, body.files);
     let app_id = st.application_id;
+    let ephemeral = input.flags.unwrap_or(0) & FLAG_EPHEMERAL != 0;
     if let Some(m) = st.messages.get_mut(&mid) {
         m.attachments = files;
         m.webhook_id = Some(app_id);
         m.interaction_id = Some(i.id);
+        input.fill(m);
+        if ephemeral {
+            m.flags |= FLAG_EPHEMERAL;
+        }
     }
     if let Some(entry) = st.interactions.get_mut(&i.id) {
         entry.followups.push(mid);
     }
-    gateway::dispatch_message(st, mid, "MESSAGE_CREATE");
+    if ephemeral {
+        // Only the invoking user sees an ephemeral follow-up: it is not part of the channel.
+        if let Some(c) = st.channels.get_mut(&i.channel_id) {
+            c.messages.retain(|m| *m != mid);
+        }
+    } else {
+        gateway::dispatch_message(st, mid, "MESSAGE_CREATE");
+    }
     let m = st.messages[&mid].clone();
     Ok(Reply::ok(payloads::message(st, &m, false)).with_bucket(bucket))
 }
@@ -570,10 +696,7 @@ fn webhook_message(
         }
         "DELETE" => {
             let bucket = charge(st, format!("webhook:{token}"))?;
-            let channel = st.messages.remove(&mid).map(|m| m.channel_id);
-            if let Some(c) = channel.and_then(|c| st.channels.get_mut(&c)) {
-                c.messages.retain(|m| *m != mid);
-            }
+            channels::remove_message(st, mid);
             Ok(Reply::no_content().with_bucket(bucket))
         }
         _ => Err(Reply::error(405, 0, "405: Method Not Allowed")),
@@ -600,6 +723,9 @@ pub fn new_interaction(
         user_id,
         created: Instant::now(),
         response_type: None,
+        kind: 2,
+        message_id: None,
+        modal: None,
         original: None,
         followups: Vec::new(),
     };
@@ -610,6 +736,55 @@ pub fn new_interaction(
         gateway::dispatch(st, guild_id, "INTERACTION_CREATE", 0, |_| d.clone());
     }
     (iid, token, d)
+}
+
+/// A user presses a button (`values: None`) or picks `values` in a select menu with
+/// `custom_id` on bot message `message_id`: creates a MESSAGE_COMPONENT interaction and
+/// dispatches INTERACTION_CREATE. `Err` names what is wrong (no such message or component).
+pub fn new_component_interaction(
+    st: &mut State,
+    user_id: u64,
+    message_id: u64,
+    custom_id: &str,
+    values: Option<Vec<String>>,
+) -> Result<(u64, String, Value), String> {
+    let m = st
+        .messages
+        .get(&message_id)
+        .cloned()
+        .ok_or_else(|| format!("unknown message {message_id}"))?;
+    let component_type = super::content::find_component(&m.components, custom_id)
+        .ok_or_else(|| format!("message {message_id} has no component {custom_id:?}"))?;
+    let guild_id = st.channels.get(&m.channel_id).and_then(|c| c.guild_id);
+    let iid = st.next_id();
+    let token = format!("aW50ZXJhY3Rpb24-{iid}-{}", st.next_id());
+    let i = Interaction {
+        id: iid,
+        token: token.clone(),
+        name: String::new(),
+        guild_id,
+        channel_id: m.channel_id,
+        user_id,
+        created: Instant::now(),
+        response_type: None,
+        kind: 3,
+        message_id: Some(message_id),
+        modal: None,
+        original: None,
+        followups: Vec::new(),
+    };
+    let mut data = json!({"custom_id": custom_id, "component_type": component_type});
+    if let Some(v) = values {
+        data["values"] = json!(v);
+    } else if component_type != super::content::BUTTON {
+        data["values"] = json!([]);
+    }
+    let d = payloads::component_interaction(st, &i, &m, data);
+    st.interactions.insert(iid, i);
+    if st.interactions_url.is_none() {
+        gateway::dispatch(st, guild_id, "INTERACTION_CREATE", 0, |_| d.clone());
+    }
+    Ok((iid, token, d))
 }
 
 /// Applies an interaction response that came back as the body of an HTTP delivery, exactly
@@ -623,6 +798,7 @@ pub fn respond_in_body(st: &mut State, iid: u64, body: &Value) -> u16 {
     let body = ApiBody {
         json: body,
         files: &[],
+        query: "",
     };
     route(st, "POST", &segments, body, true).status
 }
