@@ -8,6 +8,7 @@
 mod common;
 mod concurrency;
 mod containment;
+mod disk;
 mod files;
 mod isolation;
 mod javascript;
