@@ -223,7 +223,13 @@ impl Prepared {
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            // File operations run inline on the sandbox's own worker instead of on tokio's
+            // blocking pool. The scratch directory is local and the guest is ours to block;
+            // and a blocking task cancelled under a guest (the runtime shutting down while a
+            // pooled Python starts, as on `robit run`'s exit) makes wasmtime-wasi panic with
+            // "child task panicked: JoinError::Cancelled".
+            .allow_blocking_current_thread(true);
         for (k, v) in launch.env {
             wasi.env(k, v);
         }

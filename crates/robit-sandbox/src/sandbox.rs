@@ -355,15 +355,25 @@ impl Sandbox {
     }
 }
 
-/// The sandbox's runtime, shut down without blocking when dropped: dropping a
-/// plain `Runtime` inside an async context (a caller's task, or an early return
-/// from `Sandbox::new`) panics. Pending guests are dropped with their tasks.
+/// The sandbox's runtime, shut down when dropped: its tasks (guests, the pool) are dropped and
+/// its worker threads have stopped by the time the drop returns (waiting at most
+/// [`SHUTDOWN_WAIT`]), so nothing of the sandbox is still running when, say, `robit run` exits.
+/// The wait happens on a thread of its own: dropping or shutting down a runtime with a wait
+/// from inside an async context (a caller's task, an early return from `Sandbox::new`) panics.
 struct OwnedRuntime(Option<Runtime>);
+
+/// How long dropping a sandbox waits for its threads.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for OwnedRuntime {
     fn drop(&mut self) {
         if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
+            let stopper = std::thread::Builder::new()
+                .name("robit-sandbox-stop".into())
+                .spawn(move || rt.shutdown_timeout(SHUTDOWN_WAIT));
+            if let Ok(stopper) = stopper {
+                let _ = stopper.join();
+            }
         }
     }
 }

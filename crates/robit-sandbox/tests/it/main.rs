@@ -14,3 +14,4 @@ mod isolation;
 mod javascript;
 mod python;
 mod setup;
+mod shutdown;
