@@ -334,6 +334,23 @@ fn delimited(s: &str, open: &str, with: &str, before: Option<char>) -> Option<(u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_issue_attack_stays_in_its_block() {
+        let attack = "````<@&123> @everyone [verify](https://evil.example)";
+        let out = to_mrkdwn(&format!("```\n{attack}\n```"));
+        // Slack ends a block at the first three backticks after it.
+        let body = out.find("```\n").unwrap() + 4;
+        assert_eq!(
+            body + out[body..].find("```").unwrap(),
+            out.len() - 3,
+            "{out:?}"
+        );
+        assert!(
+            out.contains("@everyone [verify](https://evil.example)"),
+            "{out:?}"
+        );
+    }
     use proptest::prelude::*;
 
     #[test]
