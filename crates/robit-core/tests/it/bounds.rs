@@ -73,7 +73,9 @@ async fn a_looping_model_is_cut_at_the_reply_cap_with_a_note() {
     let conv = h.store.conversation(&k).await.unwrap();
     let history = h.store.history(conv.id, 10).await.unwrap();
     let answer = history.last().unwrap();
-    assert_eq!(answer.content.chars().count(), 2_000);
+    // (Trailing whitespace of the cut is trimmed with the note.)
+    let kept = answer.content.chars().count();
+    assert!((1_990..=2_000).contains(&kept), "{kept}");
     assert_eq!(answer.status, robit_store::MessageStatus::Interrupted);
 }
 
