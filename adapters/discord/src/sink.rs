@@ -13,6 +13,7 @@
 use crate::download::Downloader;
 use crate::pacer::Pacer;
 use async_trait::async_trait;
+use robit_types::fence::fence_safe;
 use robit_types::{Attachment, CallBudget, Capabilities, MessageRef, Rate, ReplySink, SinkError};
 use serenity::builder::{
     Builder, CreateAllowedMentions, CreateAttachment, CreateInteractionResponseFollowup,
@@ -194,10 +195,12 @@ impl ReplySink for ChannelSink {
     }
 
     async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+        let text = &*fence_safe(text);
         self.create(|| CreateMessage::new().content(text)).await
     }
 
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+        let text = &*fence_safe(text);
         let id = parse_id(message)?;
         let http = self.cx.http.clone();
         self.cx
@@ -219,6 +222,7 @@ impl ReplySink for ChannelSink {
         bytes: &[u8],
         comment: &str,
     ) -> Result<MessageRef, SinkError> {
+        let comment = &*fence_safe(comment);
         self.create(|| {
             CreateMessage::new()
                 .content(comment)
@@ -350,6 +354,7 @@ impl ReplySink for InteractionSink {
     }
 
     async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+        let text = &*fence_safe(text);
         self.post_with(
             || EditInteractionResponse::new().content(text),
             || CreateInteractionResponseFollowup::new().content(text),
@@ -358,6 +363,7 @@ impl ReplySink for InteractionSink {
     }
 
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+        let text = &*fence_safe(text);
         if message.0 == ORIGINAL {
             return self
                 .edit_original(|| EditInteractionResponse::new().content(text))
@@ -377,6 +383,7 @@ impl ReplySink for InteractionSink {
         bytes: &[u8],
         comment: &str,
     ) -> Result<MessageRef, SinkError> {
+        let comment = &*fence_safe(comment);
         let file = || CreateAttachment::bytes(bytes.to_vec(), file_name);
         self.post_with(
             || {

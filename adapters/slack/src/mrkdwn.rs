@@ -12,9 +12,13 @@
 //! file is pure: no I/O, no Slack client types.
 
 use robit_core::render::{is_fence_line, split_message};
+use robit_types::fence::fence_safe;
 
 /// Converts Markdown to mrkdwn. Fences stay balanced: one fence line in, one fence line out.
+/// The Markdown is made fence-safe first (`robit_types::fence`): Slack ends a code block at
+/// the first three backticks after it, so no other run of three may reach it.
 pub fn to_mrkdwn(markdown: &str) -> String {
+    let markdown = &*fence_safe(markdown);
     let mut out = String::with_capacity(markdown.len() + 16);
     let mut in_fence = false;
     for line in markdown.split_inclusive('\n') {
@@ -36,6 +40,7 @@ pub fn to_mrkdwn(markdown: &str) -> String {
 /// breaking code fences. The engine already split at its own limit; this only cuts again when
 /// escaping grew a message past what Slack takes.
 pub fn render_parts(markdown: &str, limit: usize) -> Vec<String> {
+    let markdown = &*fence_safe(markdown);
     let whole = to_mrkdwn(markdown);
     if whole.chars().count() <= limit {
         return vec![whole];
@@ -329,6 +334,23 @@ fn delimited(s: &str, open: &str, with: &str, before: Option<char>) -> Option<(u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_issue_attack_stays_in_its_block() {
+        let attack = "````<@&123> @everyone [verify](https://evil.example)";
+        let out = to_mrkdwn(&format!("```\n{attack}\n```"));
+        // Slack ends a block at the first three backticks after it.
+        let body = out.find("```\n").unwrap() + 4;
+        assert_eq!(
+            body + out[body..].find("```").unwrap(),
+            out.len() - 3,
+            "{out:?}"
+        );
+        assert!(
+            out.contains("@everyone [verify](https://evil.example)"),
+            "{out:?}"
+        );
+    }
     use proptest::prelude::*;
 
     #[test]

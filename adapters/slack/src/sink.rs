@@ -11,6 +11,7 @@
 use crate::api::SlackApi;
 use crate::mrkdwn;
 use async_trait::async_trait;
+use robit_types::fence::fence_safe;
 use robit_types::{Attachment, Capabilities, MessageRef, ReplySink, SinkError, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -131,7 +132,10 @@ impl SlackSink {
         Ok(())
     }
 
+    /// Streams send Markdown as it is (`markdown_text`), so it is made fence-safe here as
+    /// mrkdwn is in its conversion.
     async fn post_stream(&self, text: &str) -> Result<MessageRef, SinkError> {
+        let text = &*fence_safe(text);
         let thread = self.thread().unwrap_or_default();
         // Streams in channels must name who they answer; DMs must not.
         let recipient = (!self.target.channel.starts_with('D'))
@@ -190,6 +194,7 @@ impl SlackSink {
     }
 
     async fn edit_stream(&self, message: &MessageRef, text: &str) -> Result<bool, SinkError> {
+        let text = &*fence_safe(text);
         enum Step {
             Append(String),
             Replace { was_open: bool },

@@ -192,18 +192,9 @@ pub(crate) fn cut_text(bytes: &[u8], limit: usize) -> Option<(String, bool)> {
 }
 
 /// A Markdown fence longer than any run of backticks in `text`, so the file cannot close it.
+/// (This block goes to the model, which reads CommonMark; the file's text is left exact.)
 fn fence_for(text: &str) -> String {
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        if c == '`' {
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
-        }
-    }
-    "`".repeat((longest + 1).max(3))
+    "`".repeat((robit_types::fence::longest_backtick_run(text) + 1).max(3))
 }
 
 /// How a text file appears in the user's turn.

@@ -17,6 +17,15 @@ pub struct EngineConfig {
     pub history_limit: u32,
     /// Tool rounds (model → tool → model) allowed in one turn.
     pub max_tool_rounds: u32,
+    /// Tool calls run from one model response; further calls get a "not run" result the
+    /// model reads, and the thread gets a note.
+    pub max_tool_calls_per_round: usize,
+    /// `max_tokens` of every model request, so a model that does not stop is stopped by the
+    /// provider; an answer that reaches it gets a note.
+    pub max_reply_tokens: u32,
+    /// The most characters of one answer shown and kept; the stream is cut there, with a
+    /// note. Bounds what a looping model can post and what every flush re-renders.
+    pub max_reply_chars: usize,
     /// Whether the model is offered the `run_code` tool when a sandbox is present.
     pub run_code_tool: bool,
     /// Limits for `/run` and `run_code`.
@@ -82,6 +91,9 @@ impl Default for EngineConfig {
             models: Vec::new(),
             history_limit: 200,
             max_tool_rounds: 5,
+            max_tool_calls_per_round: 8,
+            max_reply_tokens: 4_096,
+            max_reply_chars: 16_000,
             run_code_tool: true,
             sandbox_limits: Limits::default(),
             no_provider_hint: "No LLM provider is configured, so I can't answer yet. Set \

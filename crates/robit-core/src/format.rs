@@ -3,6 +3,7 @@
 use crate::commands::say;
 use crate::engine::Inner;
 use robit_sandbox::{InputFile, Outcome, RunOutput};
+use robit_types::fence::code_block;
 use robit_types::{Language, ReplySink};
 use std::sync::Arc;
 
@@ -33,9 +34,8 @@ pub(crate) async fn run_and_post(
         say(
             sink,
             &format!(
-                "Running {language}:\n```{}\n{}\n```",
-                fence_tag(language),
-                escape_fences(code)
+                "Running {language}:\n{}",
+                code_block(fence_tag(language), code)
             ),
         )
         .await;
@@ -50,6 +50,7 @@ pub(crate) async fn run_and_post(
         Outcome::TimedOut => "timed_out",
         Outcome::OutOfMemory => "out_of_memory",
         Outcome::OutputTruncated => "output_truncated",
+        Outcome::DiskLimit => "disk_limit",
         Outcome::Trapped(_) => "trapped",
     };
     metrics::counter!(crate::metrics::SANDBOX_RUNS, "language" => language.as_str(), "outcome" => outcome)
@@ -66,11 +67,6 @@ fn fence_tag(language: Language) -> &'static str {
     }
 }
 
-/// Keeps output from closing our code fence early.
-fn escape_fences(s: &str) -> String {
-    s.replace("```", "`\u{200B}``")
-}
-
 pub(crate) fn status_line(output: &RunOutput) -> String {
     let exit = match output.exit_code {
         Some(c) => format!("exit {c}"),
@@ -81,6 +77,7 @@ pub(crate) fn status_line(output: &RunOutput) -> String {
         Outcome::TimedOut => " · ⏱️ timed out".to_string(),
         Outcome::OutOfMemory => " · 💥 out of memory".to_string(),
         Outcome::OutputTruncated => " · ✂️ output truncated".to_string(),
+        Outcome::DiskLimit => " · 💾 disk limit reached".to_string(),
         Outcome::Trapped(why) => format!(" · 💥 crashed: {why}"),
     };
     format!("`{exit} · {} ms`{outcome}", output.duration.as_millis())
@@ -104,10 +101,7 @@ async fn post_output(sink: &Arc<dyn ReplySink>, _language: Language, output: &Ru
     let inline = if body.is_empty() {
         format!("(no output)\n{status}")
     } else {
-        format!(
-            "```\n{}\n```\n{status}",
-            escape_fences(body.trim_end_matches('\n'))
-        )
+        format!("{}\n{status}", code_block("", body.trim_end_matches('\n')))
     };
     if inline.chars().count() <= caps.max_message_len {
         say(sink, &inline).await;
@@ -136,8 +130,8 @@ async fn post_output(sink: &Arc<dyn ReplySink>, _language: Language, output: &Ru
     say(
         sink,
         &format!(
-            "```\n{}\n```\n… {left} more characters not shown. {status}",
-            escape_fences(head.trim_end_matches('\n'))
+            "{}\n… {left} more characters not shown. {status}",
+            code_block("", head.trim_end_matches('\n'))
         ),
     )
     .await;

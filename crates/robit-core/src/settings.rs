@@ -77,9 +77,12 @@ impl Effective {
             memory_bytes: self.memory_mb.value.saturating_mul(MIB),
             output_bytes: usize::try_from(self.output_kb.value.saturating_mul(1024))
                 .unwrap_or(usize::MAX),
-            // Output files are not a per-channel setting: the global limits apply.
+            // Output files and the disk quota are not per-channel settings: the global
+            // limits apply.
             max_files: max.max_files,
             max_file_bytes: max.max_file_bytes,
+            disk_bytes: max.disk_bytes,
+            disk_files: max.disk_files,
         }
         .clamp_to(max)
     }
@@ -283,6 +286,7 @@ pub(crate) fn show(e: &Effective, max: &Limits) -> String {
          • `sandbox.wall_time_ms` ({}): {} (at most {})\n\
          • `sandbox.memory_mb` ({}): {} (at most {})\n\
          • `sandbox.output_kb` ({}): {} (at most {})\n\
+         • sandbox disk (global): {} MiB and {} files per run\n\
          • `mcp_servers` ({}): {}",
         e.system_prompt.source.as_str(),
         e.model.source.as_str(),
@@ -298,6 +302,8 @@ pub(crate) fn show(e: &Effective, max: &Limits) -> String {
         e.output_kb.source.as_str(),
         e.output_kb.value,
         l.output_bytes / 1024,
+        l.disk_bytes / MIB,
+        l.disk_files,
         e.mcp_servers.source.as_str(),
         e.mcp_servers.value,
     )

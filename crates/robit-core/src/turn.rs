@@ -348,7 +348,7 @@ async fn chat(
                 // Last round: no tools, so the model has to answer in words.
                 Vec::new()
             },
-            max_tokens: None,
+            max_tokens: Some(inner.config.max_reply_tokens.max(1)),
         };
         let prompt_estimate: u64 = request
             .messages
@@ -390,6 +390,17 @@ async fn chat(
                 .await;
                 return TurnOutcome::Replied;
             }
+            RoundEnd::Capped => {
+                // What the user saw, marked as cut short so the model knows it was.
+                persist(
+                    inner,
+                    conversation,
+                    turn,
+                    NewMessage::assistant(round_result.text, MessageStatus::Interrupted),
+                )
+                .await;
+                return TurnOutcome::Replied;
+            }
             end @ (RoundEnd::Failed(_) | RoundEnd::Cancelled) => {
                 // Keep what the user saw, marked as cut short, so history matches the thread;
                 // except a journaled answer paused by a graceful stop: it will be finished.
@@ -419,8 +430,26 @@ async fn chat(
                 let mut msg = ChatMessage::new(Role::Assistant, round_result.text);
                 msg.tool_calls = calls.clone();
                 messages.push(msg);
-                for call in calls {
-                    let result = run_tool(inner, sink, &call, &servers, limits).await;
+                let cap = inner.config.max_tool_calls_per_round;
+                if calls.len() > cap {
+                    commands::say(
+                        sink,
+                        &format!(
+                            "⚠️ The model asked for {} tool calls at once; only the first {cap} \
+                             were run.",
+                            calls.len()
+                        ),
+                    )
+                    .await;
+                }
+                for (i, call) in calls.into_iter().enumerate() {
+                    // Every call gets a result (the APIs require one per call id); those past
+                    // the cap say why they did not run.
+                    let result = if i < cap {
+                        run_tool(inner, sink, &call, &servers, limits).await
+                    } else {
+                        format!("not run: at most {cap} tool calls are run per response")
+                    };
                     persist(
                         inner,
                         conversation,
@@ -453,6 +482,8 @@ async fn chat(
 
 enum RoundEnd {
     Answered,
+    /// The answer reached `max_reply_chars` and was cut there; the user was told.
+    Capped,
     ToolCalls(Vec<ToolCall>),
     /// The provider or platform failed; the user was told. The string is a short reason.
     Failed(String),
@@ -483,6 +514,9 @@ async fn stream_round(
     let mut calls = Vec::new();
     let mut usage = None;
     let mut served = None;
+    let max_chars = inner.config.max_reply_chars;
+    let mut shown_chars = 0usize;
+    let mut finish_reason = String::new();
     let stream = provider.stream(request, cancel.clone()).await;
     let mut stream = match stream {
         Ok(s) => s,
@@ -508,7 +542,29 @@ async fn stream_round(
                 }
             }
             event = stream.next() => match event {
-                Some(Ok(StreamEvent::TextDelta(t))) => renderer.push(&t),
+                Some(Ok(StreamEvent::TextDelta(t))) => {
+                    let n = t.chars().count();
+                    if shown_chars + n <= max_chars {
+                        shown_chars += n;
+                        renderer.push(&t);
+                        continue;
+                    }
+                    // Cut here: dropping the stream ends the request, so a model that does
+                    // not stop costs no more than this.
+                    let head: String = t.chars().take(max_chars - shown_chars).collect();
+                    renderer.push(&head);
+                    if open_fence(renderer.text()) {
+                        renderer.push("\n```");
+                    }
+                    let note = format!(
+                        "✂️ The answer was cut here: replies are limited to {max_chars} characters."
+                    );
+                    if let Err(e) = renderer.finish(Some(&note)).await {
+                        tracing::warn!(error = %e, "posting the reply failed");
+                    }
+                    let text = strip_note(renderer.text(), &note);
+                    return RoundResult { text, usage, served, end: RoundEnd::Capped };
+                }
                 Some(Ok(StreamEvent::ToolCall(c))) => calls.push(c),
                 Some(Ok(StreamEvent::Usage(u))) => usage = Some(u),
                 // Which provider answered; the engine does not record it yet.
@@ -516,7 +572,11 @@ async fn stream_round(
                     tracing::info!(%provider, %model, "serving provider");
                     served = Some((provider, model));
                 }
-                Some(Ok(StreamEvent::Done { .. })) | None => {
+                Some(Ok(StreamEvent::Done { reason })) => {
+                    finish_reason = reason;
+                    break if calls.is_empty() { RoundEnd::Answered } else { RoundEnd::ToolCalls(std::mem::take(&mut calls)) };
+                }
+                None => {
                     break if calls.is_empty() { RoundEnd::Answered } else { RoundEnd::ToolCalls(std::mem::take(&mut calls)) };
                 }
                 Some(Err(LlmError::Cancelled)) => {
@@ -544,7 +604,12 @@ async fn stream_round(
         }
     };
     if matches!(end, RoundEnd::Answered | RoundEnd::ToolCalls(_)) {
-        if let Err(e) = renderer.finish(None).await {
+        // The provider stopped at `max_tokens`: say so, or the user takes it for the end.
+        let note = note_text(&finish_reason, inner);
+        if note.is_some() && open_fence(renderer.text()) {
+            renderer.push("\n```");
+        }
+        if let Err(e) = renderer.finish(note.as_deref()).await {
             tracing::warn!(error = %e, "posting the reply failed");
             return RoundResult {
                 text: renderer.text().to_string(),
@@ -554,12 +619,36 @@ async fn stream_round(
             };
         }
     }
+    let text = match &note_text(&finish_reason, inner) {
+        Some(note) => strip_note(renderer.text(), note),
+        None => renderer.text().to_string(),
+    };
     RoundResult {
-        text: renderer.text().to_string(),
+        text,
         usage,
         served,
         end,
     }
+}
+
+/// The note shown when the provider stopped at `max_tokens`.
+fn note_text(finish_reason: &str, inner: &Inner) -> Option<String> {
+    (finish_reason == "length").then(|| {
+        format!(
+            "✂️ The answer reached the limit of {} tokens and stops here.",
+            inner.config.max_reply_tokens
+        )
+    })
+}
+
+/// Whether `text` ends inside a code block (an odd number of fence lines).
+fn open_fence(text: &str) -> bool {
+    let safe = robit_types::fence::fence_safe(text);
+    safe.lines()
+        .filter(|l| robit_types::fence::is_bare_fence_line(l))
+        .count()
+        % 2
+        == 1
 }
 
 /// The renderer holds text + note; history keeps only what the model said.

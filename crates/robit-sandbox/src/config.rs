@@ -25,6 +25,12 @@ pub struct SandboxConfig {
     pub python_pool_size: usize,
     /// The most any single run may ask for; limits passed to `run` are clamped to these.
     pub max_limits: Limits,
+    /// The most bytes all live runs together may hold in their scratch directories; a run
+    /// whose write would pass it ends with `Outcome::DiskLimit`. Keep it below the space of
+    /// the file system holding the scratch directories.
+    pub disk_total_bytes: u64,
+    /// Where runs' scratch directories are created; `None` is the system's temp dir.
+    pub scratch_dir: Option<PathBuf>,
 }
 
 impl SandboxConfig {
@@ -39,9 +45,18 @@ impl SandboxConfig {
             max_concurrent: default_concurrency(),
             python_pool_size: 2,
             max_limits: Limits::default(),
+            disk_total_bytes: DEFAULT_DISK_TOTAL_BYTES,
+            scratch_dir: None,
         }
     }
 }
+
+/// The default for [`SandboxConfig::disk_total_bytes`]: four runs at the default quota,
+/// well inside the 256 MiB the Kubernetes manifest gives `/tmp`.
+pub const DEFAULT_DISK_TOTAL_BYTES: u64 = 4 * DEFAULT_DISK_BYTES;
+
+/// The default per-run quota of bytes written to the scratch directory.
+pub const DEFAULT_DISK_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The number of cores, which is where CPU-bound guests stop gaining from more parallelism.
 pub fn default_concurrency() -> usize {
@@ -61,6 +76,11 @@ pub struct Limits {
     pub max_files: usize,
     /// Largest file read back; larger ones are reported, not read.
     pub max_file_bytes: u64,
+    /// Bytes the program may add to its scratch directory (input files placed by the host
+    /// are not counted; growing them is).
+    pub disk_bytes: u64,
+    /// Files, directories and links the program may create in its scratch directory.
+    pub disk_files: u64,
 }
 
 impl Default for Limits {
@@ -71,6 +91,8 @@ impl Default for Limits {
             output_bytes: 64 * 1024,
             max_files: 10,
             max_file_bytes: 8 * 1024 * 1024,
+            disk_bytes: DEFAULT_DISK_BYTES,
+            disk_files: 256,
         }
     }
 }
@@ -84,6 +106,8 @@ impl Limits {
             output_bytes: self.output_bytes.min(max.output_bytes),
             max_files: self.max_files.min(max.max_files),
             max_file_bytes: self.max_file_bytes.min(max.max_file_bytes),
+            disk_bytes: self.disk_bytes.min(max.disk_bytes),
+            disk_files: self.disk_files.min(max.disk_files),
         }
     }
 }
@@ -101,6 +125,8 @@ mod tests {
             output_bytes: usize::MAX,
             max_files: 1,
             max_file_bytes: u64::MAX,
+            disk_bytes: 1,
+            disk_files: u64::MAX,
         };
         let got = asked.clamp_to(&max);
         assert_eq!(got.wall_time, max.wall_time);
@@ -108,5 +134,7 @@ mod tests {
         assert_eq!(got.output_bytes, max.output_bytes);
         assert_eq!(got.max_files, 1);
         assert_eq!(got.max_file_bytes, max.max_file_bytes);
+        assert_eq!(got.disk_bytes, 1);
+        assert_eq!(got.disk_files, max.disk_files);
     }
 }

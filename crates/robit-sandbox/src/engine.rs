@@ -72,11 +72,14 @@ pub(crate) fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
     Engine::new(&c).map_err(|e| SandboxError::Engine(chain(&e)))
 }
 
-/// A linker with WASI preview 1 (async flavour) and nothing else.
+/// A linker with WASI preview 1 (async flavour, behind the disk quota of `wasi_quota.rs`)
+/// and nothing else.
 pub(crate) fn linker(engine: &Engine) -> Result<Linker<GuestState>, SandboxError> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut GuestState| &mut s.wasi)
-        .map_err(|e| SandboxError::Engine(chain(&e)))?;
+    wasmtime_wasi::p1::wasi_snapshot_preview1::add_to_linker(&mut linker, |s: &mut GuestState| {
+        &mut s.wasi
+    })
+    .map_err(|e| SandboxError::Engine(chain(&e)))?;
     Ok(linker)
 }
 

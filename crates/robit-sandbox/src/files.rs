@@ -101,6 +101,16 @@ pub(crate) fn collect_outputs(
     inputs: &HashMap<String, Vec<u8>>,
     limits: &Limits,
 ) -> Collected {
+    collect_with(dir, inputs, limits, read_at_most)
+}
+
+/// [`collect_outputs`] with the reader as a parameter, so a test can see what is read.
+fn collect_with(
+    dir: &Path,
+    inputs: &HashMap<String, Vec<u8>>,
+    limits: &Limits,
+    mut read: impl FnMut(&Path, u64) -> io::Result<Vec<u8>>,
+) -> Collected {
     let mut found = Vec::new();
     let mut budget = MAX_ENTRIES;
     walk(dir, "", 0, &mut budget, &mut found);
@@ -115,14 +125,22 @@ pub(crate) fn collect_outputs(
             ));
             continue;
         }
-        let bytes = match fs::read(dir.join(&name)) {
+        // Decide from the metadata whether the file can be returned at all, before reading
+        // it: only an input of unchanged length may still turn out to be left out as
+        // unchanged, and inputs are the host's own, bounded files.
+        let input = inputs.get(&name).filter(|b| b.len() as u64 == len);
+        if out.files.len() >= limits.max_files && input.is_none() {
+            over_count += 1;
+            continue;
+        }
+        let bytes = match read(&dir.join(&name), len) {
             Ok(b) => b,
             Err(e) => {
                 out.left_out.push(format!("{name} (unreadable: {e})"));
                 continue;
             }
         };
-        if inputs.get(&name) == Some(&bytes) {
+        if input == Some(&bytes) {
             continue;
         }
         if out.files.len() >= limits.max_files {
@@ -142,6 +160,15 @@ pub(crate) fn collect_outputs(
             .push(format!("files beyond the first {MAX_ENTRIES} entries"));
     }
     out
+}
+
+/// Reads at most `len` bytes (the size the walk saw), so a file that grew since cannot make
+/// the host read more than was counted.
+fn read_at_most(path: &Path, len: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    fs::File::open(path)?.take(len).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn walk(
@@ -250,6 +277,22 @@ mod tests {
             "{:?}",
             got.left_out
         );
+    }
+
+    #[test]
+    fn files_past_the_count_limit_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a", "b", "c"] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let mut read = Vec::new();
+        let got = collect_with(dir.path(), &HashMap::new(), &limits(1, 50), |p, len| {
+            read.push(p.file_name().unwrap().to_string_lossy().into_owned());
+            read_at_most(p, len)
+        });
+        assert_eq!(got.files, [("a".to_string(), b"x".to_vec())]);
+        assert_eq!(got.left_out, ["2 more file(s): at most 1 are returned"]);
+        assert_eq!(read, ["a"], "only the file that is returned is read");
     }
 
     #[test]

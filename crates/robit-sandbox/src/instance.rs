@@ -22,15 +22,16 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use wasmtime::{Engine, InstancePre, ResourceLimiter, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::config::Limits;
+use crate::disk::{DiskDenied, DiskPool, DiskUse};
 use crate::engine::chain;
 use crate::error::SandboxError;
 use crate::files::{collect_outputs, write_inputs, InputFile};
 use crate::output::{render, Outcome, RunOutput};
 use crate::pipes::{CappedPipe, StdinFeed};
+use crate::wasi_quota::QuotaWasi;
 
 /// Where the scratch directory appears inside the guest. It is mounted as the
 /// root, so relative paths (resolved against the guest's cwd `/`) land in it,
@@ -45,9 +46,9 @@ const HARD_STOP_SLACK: Duration = Duration::from_millis(20);
 /// Table elements a guest may grow to; CPython's function table is far smaller.
 const MAX_TABLE_ELEMENTS: usize = 64 * 1024;
 
-/// Store data: the WASI context and the limiter.
+/// Store data: the WASI context (behind the disk quota) and the limiter.
 pub(crate) struct GuestState {
-    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) wasi: QuotaWasi,
     limiter: GuestLimiter,
 }
 
@@ -165,6 +166,10 @@ pub(crate) struct Launch<'a> {
     pub(crate) read_only_dir: Option<(&'a Path, &'a str)>,
     /// Limits while the guest starts, before [`Prepared::run`] arms the real ones.
     pub(crate) startup: Limits,
+    /// The sandbox-wide bound on bytes held by live runs.
+    pub(crate) disk_pool: &'a Arc<DiskPool>,
+    /// Where the scratch directory is created; `None` is the system's temp dir.
+    pub(crate) scratch_parent: Option<&'a Path>,
 }
 
 /// A started guest waiting for (or already consuming) its stdin.
@@ -181,6 +186,9 @@ pub(crate) struct Prepared {
     permit: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
     /// Deleted on drop, after the run.
     scratch: TempDir,
+    /// The run's disk use; declared after `scratch` so that, when this is the last holder,
+    /// the bytes go back to the pool only once the directory is gone.
+    disk: DiskUse,
 }
 
 impl Prepared {
@@ -190,10 +198,18 @@ impl Prepared {
         pre: &InstancePre<GuestState>,
         launch: Launch<'_>,
     ) -> Result<Prepared, SandboxError> {
-        let scratch = tempfile::Builder::new()
-            .prefix("robit-run-")
-            .tempdir()
-            .map_err(SandboxError::Scratch)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("robit-run-");
+        let scratch = match launch.scratch_parent {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .map_err(SandboxError::Scratch)?;
+        let disk = DiskUse::new(
+            launch.disk_pool.clone(),
+            launch.startup.disk_bytes,
+            launch.startup.disk_files,
+        );
         let stdin = StdinFeed::new();
         let stdout = CappedPipe::new(launch.startup.output_bytes);
         let stderr = CappedPipe::new(launch.startup.output_bytes);
@@ -207,7 +223,13 @@ impl Prepared {
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            // File operations run inline on the sandbox's own worker instead of on tokio's
+            // blocking pool. The scratch directory is local and the guest is ours to block;
+            // and a blocking task cancelled under a guest (the runtime shutting down while a
+            // pooled Python starts, as on `robit run`'s exit) makes wasmtime-wasi panic with
+            // "child task panicked: JoinError::Cancelled".
+            .allow_blocking_current_thread(true);
         for (k, v) in launch.env {
             wasi.env(k, v);
         }
@@ -227,7 +249,7 @@ impl Prepared {
         let mut store = Store::new(
             engine,
             GuestState {
-                wasi: wasi.build_p1(),
+                wasi: QuotaWasi::new(wasi.build_p1(), disk.clone()),
                 limiter: GuestLimiter(control.clone()),
             },
         );
@@ -266,6 +288,7 @@ impl Prepared {
             ended,
             permit,
             scratch,
+            disk,
         })
     }
 
@@ -310,6 +333,7 @@ impl Prepared {
         self.control
             .memory_cap
             .store(limits.memory_bytes, Ordering::SeqCst);
+        self.disk.arm(limits.disk_bytes, limits.disk_files);
         self.stdin.deliver(input);
 
         let hard_stop = tokio::time::sleep(limits.wall_time + HARD_STOP_SLACK);
@@ -340,6 +364,8 @@ impl Prepared {
             Some(GuestEnd::Instantiate(e)) => {
                 if self.control.memory_denied.load(Ordering::SeqCst) {
                     (None, Outcome::OutOfMemory)
+                } else if self.disk.denied().is_some() {
+                    (None, Outcome::DiskLimit)
                 } else {
                     return Err(SandboxError::Instantiate {
                         language: self.language,
@@ -401,6 +427,9 @@ impl Prepared {
         }
         if self.control.memory_denied.load(Ordering::SeqCst) || e.is::<MemoryLimitReached>() {
             return (None, Outcome::OutOfMemory);
+        }
+        if self.disk.denied().is_some() || e.is::<DiskDenied>() {
+            return (None, Outcome::DiskLimit);
         }
         let why = match e.downcast_ref::<Trap>() {
             // This QuickJS build has no stack-overflow check and a 64 KiB C

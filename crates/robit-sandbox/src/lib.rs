@@ -42,6 +42,10 @@
 //!   ⇒ [`Outcome::OutputTruncated`] when the program otherwise finished. Python
 //!   runs unbuffered (`-u`) and the prelude flushes, so output written before a
 //!   timeout is kept.
+//! - Disk: the scratch directory counts bytes and entries (files, directories, links)
+//!   as the guest creates them (`disk.rs`, `wasi_quota.rs`): an operation that would pass
+//!   `Limits::disk_bytes` or `disk_files`, or the sandbox-wide `disk_total_bytes` shared by
+//!   all runs, is refused before it happens and ends the run ⇒ [`Outcome::DiskLimit`].
 //! - Other traps ⇒ [`Outcome::Trapped`]. This QuickJS build has no stack
 //!   overflow check and a 64 KiB C stack, so JavaScript recursion deeper than
 //!   about 250 calls ends this way.
@@ -83,6 +87,7 @@
 
 mod cache;
 mod config;
+mod disk;
 mod engine;
 mod error;
 mod files;
@@ -92,10 +97,13 @@ mod output;
 mod pipes;
 mod pool;
 mod sandbox;
+mod wasi_quota;
 
 pub mod bench;
 
-pub use config::{default_concurrency, Limits, SandboxConfig};
+pub use config::{
+    default_concurrency, Limits, SandboxConfig, DEFAULT_DISK_BYTES, DEFAULT_DISK_TOTAL_BYTES,
+};
 pub use error::SandboxError;
 pub use files::{safe_name, InputFile};
 pub use guest::{GuestStatus, PYTHON_WASM_SHA256, QUICKJS_WASM_SHA256};

@@ -18,6 +18,10 @@ pub enum Outcome {
     /// The program exited on its own but wrote more than the output limit;
     /// the kept output ends with a truncation marker.
     OutputTruncated,
+    /// The guest tried to write more to its scratch directory than its disk quota (bytes
+    /// or files and directories), or than the sandbox's total for concurrent runs, and was
+    /// stopped before the write happened.
+    DiskLimit,
     /// The guest hit a WebAssembly trap (stack overflow, unreachable, ...).
     Trapped(String),
 }
@@ -29,6 +33,7 @@ impl fmt::Display for Outcome {
             Outcome::TimedOut => f.write_str("timed out"),
             Outcome::OutOfMemory => f.write_str("out of memory"),
             Outcome::OutputTruncated => f.write_str("output truncated"),
+            Outcome::DiskLimit => f.write_str("disk limit reached"),
             Outcome::Trapped(why) => write!(f, "trapped: {why}"),
         }
     }

@@ -16,6 +16,7 @@ use wasmtime::{Engine, InstancePre};
 
 use crate::cache;
 use crate::config::{default_concurrency, Limits, SandboxConfig};
+use crate::disk::DiskPool;
 use crate::engine::{self, chain, Ticker};
 use crate::error::SandboxError;
 use crate::files::InputFile;
@@ -127,6 +128,9 @@ struct RunCtx {
     max_limits: Limits,
     /// Holds the QuickJS prelude; shown read-only to JavaScript guests.
     js_support: Arc<TempDir>,
+    /// Bytes held by all live runs' scratch directories, within `disk_total_bytes`.
+    disk_pool: Arc<DiskPool>,
+    scratch_parent: Option<Arc<std::path::Path>>,
 }
 
 impl RunCtx {
@@ -142,6 +146,8 @@ impl RunCtx {
                 env: PYTHON_ENV,
                 read_only_dir: None,
                 startup,
+                disk_pool: &self.disk_pool,
+                scratch_parent: self.scratch_parent.as_deref(),
             },
         )
     }
@@ -193,6 +199,8 @@ impl RunCtx {
                         env: &[],
                         read_only_dir: Some((self.js_support.path(), QUICKJS_PRELUDE_DIR)),
                         startup: limits,
+                        disk_pool: &self.disk_pool,
+                        scratch_parent: self.scratch_parent.as_deref(),
                     },
                 )?;
                 instance.run(stdin, &files, limits, permit).await
@@ -262,6 +270,8 @@ impl Sandbox {
             pool: (config.python_pool_size > 0).then(|| PythonPool::new(config.python_pool_size)),
             max_limits: config.max_limits,
             js_support: Arc::new(js_support_dir()?),
+            disk_pool: DiskPool::new(config.disk_total_bytes),
+            scratch_parent: config.scratch_dir.as_deref().map(Arc::from),
         };
         let ticker = Ticker::start(engine)?;
 
@@ -332,6 +342,12 @@ impl Sandbox {
         }
     }
 
+    /// Bytes all live runs hold in their scratch directories, as counted against
+    /// `SandboxConfig::disk_total_bytes`.
+    pub fn disk_in_use(&self) -> u64 {
+        self.ctx.disk_pool.used()
+    }
+
     /// Whether each guest file is present and has the pinned digest, with a fix
     /// hint otherwise; for `robit doctor`.
     pub fn guest_status(config: &SandboxConfig) -> Vec<GuestStatus> {
@@ -339,15 +355,25 @@ impl Sandbox {
     }
 }
 
-/// The sandbox's runtime, shut down without blocking when dropped: dropping a
-/// plain `Runtime` inside an async context (a caller's task, or an early return
-/// from `Sandbox::new`) panics. Pending guests are dropped with their tasks.
+/// The sandbox's runtime, shut down when dropped: its tasks (guests, the pool) are dropped and
+/// its worker threads have stopped by the time the drop returns (waiting at most
+/// [`SHUTDOWN_WAIT`]), so nothing of the sandbox is still running when, say, `robit run` exits.
+/// The wait happens on a thread of its own: dropping or shutting down a runtime with a wait
+/// from inside an async context (a caller's task, an early return from `Sandbox::new`) panics.
 struct OwnedRuntime(Option<Runtime>);
+
+/// How long dropping a sandbox waits for its threads.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for OwnedRuntime {
     fn drop(&mut self) {
         if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
+            let stopper = std::thread::Builder::new()
+                .name("robit-sandbox-stop".into())
+                .spawn(move || rt.shutdown_timeout(SHUTDOWN_WAIT));
+            if let Ok(stopper) = stopper {
+                let _ = stopper.join();
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 mod budget;
 mod command;
 mod config_command;
+pub mod fence;
 mod ids;
 mod inbound;
 mod sink;

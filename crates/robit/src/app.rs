@@ -80,6 +80,8 @@ pub fn sandbox_config(config: &Config) -> SandboxConfig {
         },
         python_pool_size: s.python_pool_size,
         max_limits: limits(config),
+        disk_total_bytes: s.disk_total_mb.saturating_mul(1024 * 1024),
+        scratch_dir: s.scratch_dir.clone(),
     }
 }
 
@@ -91,6 +93,8 @@ pub fn limits(config: &Config) -> Limits {
         // The sandbox reads back no more than the engine may upload.
         max_files: config.attachments.max_upload_files,
         max_file_bytes: config.attachments.max_upload_bytes,
+        disk_bytes: config.sandbox.disk_mb.saturating_mul(1024 * 1024),
+        disk_files: config.sandbox.disk_files,
     }
 }
 
@@ -145,6 +149,9 @@ pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -
         models: providers.models.clone(),
         history_limit: config.engine.history_limit,
         max_tool_rounds: config.engine.max_tool_rounds,
+        max_tool_calls_per_round: config.engine.max_tool_calls_per_round,
+        max_reply_tokens: config.engine.max_reply_tokens,
+        max_reply_chars: config.engine.max_reply_chars,
         run_code_tool: config.engine.run_code_tool,
         sandbox_limits: limits(config),
         default_context_tokens: config.engine.default_context_tokens,
@@ -493,8 +500,18 @@ pub async fn run_code(loaded: Loaded, args: RunArgs) -> anyhow::Result<ExitCode>
         .run(language, &code, &stdin, limits(&loaded.config))
         .await
         .context("running the program")?;
-    print!("{}", out.stdout);
-    eprint!("{}", out.stderr);
+    // A terminal obeys escape sequences in what it prints; the program's output is untrusted.
+    // Piped output stays byte for byte.
+    use std::io::IsTerminal;
+    let shown = |text: &str, terminal: bool| -> String {
+        if terminal {
+            robit_console::strip_terminal_escapes(text).into_owned()
+        } else {
+            text.to_string()
+        }
+    };
+    print!("{}", shown(&out.stdout, std::io::stdout().is_terminal()));
+    eprint!("{}", shown(&out.stderr, std::io::stderr().is_terminal()));
     eprintln!(
         "[{:?} · exit {} · {} ms]",
         out.outcome,

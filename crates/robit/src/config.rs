@@ -210,6 +210,12 @@ pub struct EngineSection {
     pub system_prompt: String,
     pub history_limit: u32,
     pub max_tool_rounds: u32,
+    /// Tool calls run from one model response; the rest are answered "not run", with a note.
+    pub max_tool_calls_per_round: usize,
+    /// `max_tokens` sent with every model request.
+    pub max_reply_tokens: u32,
+    /// Characters of one answer shown; the answer is cut there, with a note.
+    pub max_reply_chars: usize,
     pub run_code_tool: bool,
     /// Context window of models not listed in `model_context_tokens`.
     pub default_context_tokens: u32,
@@ -240,6 +246,9 @@ impl Default for EngineSection {
             system_prompt: d.system_prompt,
             history_limit: d.history_limit,
             max_tool_rounds: d.max_tool_rounds,
+            max_tool_calls_per_round: d.max_tool_calls_per_round,
+            max_reply_tokens: d.max_reply_tokens,
+            max_reply_chars: d.max_reply_chars,
             run_code_tool: d.run_code_tool,
             default_context_tokens: d.default_context_tokens,
             model_context_tokens: d.model_context_tokens,
@@ -269,6 +278,15 @@ pub struct SandboxSection {
     pub wall_time_ms: u64,
     pub memory_mb: u64,
     pub output_kb: usize,
+    /// Bytes one run may add to its scratch directory; past it the run is stopped.
+    pub disk_mb: u64,
+    /// Files, directories and links one run may create.
+    pub disk_files: u64,
+    /// Bytes all runs at once may hold in their scratch directories.
+    pub disk_total_mb: u64,
+    /// Where scratch directories are made (default: the system's temp dir). Point it at a
+    /// volume of its own so a full sandbox disk cannot fill anything else.
+    pub scratch_dir: Option<PathBuf>,
 }
 
 impl Default for SandboxSection {
@@ -283,6 +301,10 @@ impl Default for SandboxSection {
             wall_time_ms: 10_000,
             memory_mb: 256,
             output_kb: 64,
+            disk_mb: robit_sandbox::DEFAULT_DISK_BYTES >> 20,
+            disk_files: robit_sandbox::Limits::default().disk_files,
+            disk_total_mb: robit_sandbox::DEFAULT_DISK_TOTAL_BYTES >> 20,
+            scratch_dir: None,
         }
     }
 }

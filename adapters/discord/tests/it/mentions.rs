@@ -155,3 +155,26 @@ async fn everyone_in_model_output_is_posted_inert() {
     }
     bot.stop().await;
 }
+
+/// Issue 15's attack: four backticks inside a code block, then a role mention, @everyone and a
+/// masked link. Discord ends a block at the first three backticks, so before the fix the rest
+/// of the line was live Markdown in the bot's name.
+#[tokio::test]
+async fn model_text_cannot_close_its_code_block() {
+    let emu = DiscordEmulator::start().await;
+    let bot = Bot::start(&emu, config(&emu)).await;
+    let attack = "````<@&123> @everyone [verify](https://evil.example)";
+    bot.llm
+        .push(Reply::text(format!("Here:\n```\n{attack}\n```")));
+    let channel = emu.channel_id();
+    emu.user_says(channel, &mention(&emu, "show me"));
+    let thread = wait_thread(&emu, channel).await;
+    let shown =
+        format!("Here:\n```\n``\u{200B}``<@&123> @everyone [verify](https://evil.example)\n```");
+    let m = wait_bot_text(&emu, thread, &shown).await;
+    // Where Discord closes the block: the first three backticks after the opening line.
+    let body = m.content.find("```\n").unwrap() + 4;
+    let close = body + m.content[body..].find("```").unwrap();
+    assert_eq!(close, m.content.len() - 3, "closed early: {:?}", m.content);
+    bot.stop().await;
+}

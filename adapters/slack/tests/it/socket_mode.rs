@@ -240,4 +240,29 @@ async fn a_reply_in_a_thread_robit_started_needs_no_call_to_slack() {
     )
     .await;
     assert!(s.emulator.calls_to("conversations.replies").is_empty());
+
+/// Issue 15's attack through the native stream (`chat.*Stream` `markdown_text`, which is not
+/// converted to mrkdwn): the four backticks inside the block are broken, so it cannot end early.
+#[tokio::test]
+async fn streamed_markdown_cannot_close_its_code_block() {
+    let s = Setup::new(Default::default(), None).await;
+    let mut config = super::support::config(&s.emulator);
+    config.use_streaming_api = true;
+    s.start_socket(config);
+    assert!(
+        s.emulator
+            .wait_for(WAIT, |e| e.socket_connections() == 1)
+            .await
+    );
+    let attack = "````<@&123> @everyone [verify](https://evil.example)";
+    s.llm
+        .push(Reply::text(format!("Here:\n```\n{attack}\n```")));
+    let d = s.emulator.user_mentions(GENERAL, "show me");
+    let thread: ThreadRef = d.thread();
+    let shown = "Here:\n```\n``\u{200B}``<@&123> @everyone [verify](https://evil.example)\n```";
+    expect_reply(&s.emulator, &thread, shown).await;
+    assert_eq!(s.emulator.calls_to("chat.startStream").len(), 1);
+    // Where Slack closes the block: the first three backticks after the opening line.
+    let body = shown.find("```\n").unwrap() + 4;
+    assert_eq!(body + shown[body..].find("```").unwrap(), shown.len() - 3);
 }

@@ -4,7 +4,10 @@
 //!
 //! A zero-width space is put inside each mention syntax (Discord `@everyone`, `@here`, `<@id>`,
 //! `<@&role>`; Slack `<!here>`, `<!channel>`, `<@U…>`). Text inside fenced code blocks is left
-//! alone: platforms do not resolve mentions there, and code must stay copyable.
+//! alone: platforms do not resolve mentions there, and code must stay copyable. That is only
+//! safe because the text is first made fence-safe (`robit_types::fence::fence_safe`): the only
+//! fences left are bare fence lines, so where this module sees a block is where the platform
+//! does, and nothing inside a block can end it early.
 
 use super::split::is_fence_line;
 
@@ -12,6 +15,7 @@ const ZWSP: &str = "\u{200B}";
 const MENTION_STARTS: [&str; 4] = ["@everyone", "@here", "<@", "<!"];
 
 pub fn neutralize_mentions(text: &str) -> String {
+    let text = robit_types::fence::fence_safe(text);
     let mut out = String::with_capacity(text.len() + 8);
     let mut in_fence = false;
     for line in text.split_inclusive('\n') {

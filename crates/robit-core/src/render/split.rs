@@ -7,8 +7,9 @@
 use std::ops::Range;
 
 /// A fence line longer than this is treated as text: a code fence's info string is a word or
-/// two, and bounding it keeps the reopening prefix small enough to always fit.
-const MAX_FENCE_LINE: usize = 64;
+/// two, and bounding it keeps the reopening prefix small enough to always fit. The same bound
+/// as `robit_types::fence`, so text made fence-safe has no other line starting with a fence.
+const MAX_FENCE_LINE: usize = robit_types::fence::MAX_FENCE_LINE;
 /// Room kept for the closing fence ("\n```") at the end of a message.
 const CLOSE_RESERVE: usize = 4;
 /// Limits below this cannot hold a reopened fence, one character and a closing fence.

@@ -2,6 +2,7 @@
 //! client talking to the loopback fake LLM server, and a recording reply sink.
 
 mod attachments;
+mod bounds;
 mod chat;
 mod commands;
 mod fail_closed;

@@ -36,6 +36,33 @@ async fn run_posts_the_output_exit_status_and_duration() {
     assert!(sink.transcript().contains("2,4"), "{}", sink.transcript());
 }
 
+/// Issue 15: guest output with four backticks, then a role mention, @everyone and a masked
+/// link. The old escape left three backticks in a row, which end a block on Discord and Slack.
+#[tokio::test]
+async fn guest_output_cannot_close_its_code_block() {
+    let (h, _dir) = Harness::with_sandbox(EngineConfig::default()).await;
+    let sink = RecordingSink::fast();
+    let code = "print('`' * 4 + '<@&123> @everyone [verify](https://evil.example)')";
+    h.say(
+        &sink,
+        message(&key("fence"), &format!("/run python {code}")),
+    )
+    .await;
+    let shown = sink
+        .messages()
+        .into_iter()
+        .find(|m| m.contains("evil.example"))
+        .unwrap();
+    // Where the platforms end a block: the first three backticks after the opening line.
+    let body = shown.find("```\n").unwrap() + 4;
+    let close = body + shown[body..].find("```").unwrap();
+    assert!(
+        shown[..close].contains("@everyone [verify](https://evil.example)"),
+        "the attack left the block: {shown:?}"
+    );
+    assert!(shown[close..].starts_with("```\n`exit 0"), "{shown:?}");
+}
+
 #[tokio::test]
 async fn a_failing_program_shows_stderr_and_its_exit_code() {
     let (h, _dir) = Harness::with_sandbox(EngineConfig::default()).await;

@@ -162,7 +162,7 @@ async fn python_deep_recursion_ends_cleanly() {
     let clean = match &out.outcome {
         Outcome::Finished => out.exit_code == Some(1) && out.stderr.contains("RecursionError"),
         Outcome::Trapped(_) | Outcome::OutOfMemory | Outcome::TimedOut => true,
-        Outcome::OutputTruncated => false,
+        Outcome::OutputTruncated | Outcome::DiskLimit => false,
     };
     assert!(
         clean,

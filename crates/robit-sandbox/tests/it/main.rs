@@ -8,8 +8,10 @@
 mod common;
 mod concurrency;
 mod containment;
+mod disk;
 mod files;
 mod isolation;
 mod javascript;
 mod python;
 mod setup;
+mod shutdown;
