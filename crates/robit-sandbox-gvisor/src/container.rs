@@ -23,6 +23,17 @@ use tokio::sync::Notify;
 use crate::config::GvisorConfig;
 use crate::spec::{self, GID, UID};
 
+/// Cgroups (v1 controllers) robit creates for each sandbox and reads after it exited.
+const OWN_CGROUPS: [&str; 2] = ["memory", "pids"];
+
+/// The cgroup of sandbox `id` under `controller` (v1 hierarchy).
+fn cgroup_dir(controller: &str, id: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join("robit-gvisor")
+        .join(id)
+}
+
 /// What the in-sandbox server writes to stderr once the libraries are imported.
 const READY: &[u8] = b"\x00robit-ready\n";
 /// Start-up chatter kept to explain a sandbox that never became ready.
@@ -179,6 +190,16 @@ impl Container {
             max.memory_bytes + config.overhead_bytes,
             cpu_seconds,
         );
+        // The memory and pids cgroups are created here, not by runsc: runsc removes the
+        // cgroups it created as soon as the sandbox exits, and their counters (did the
+        // sandbox hit its memory or pids limit?) must still be readable after that.
+        // runsc writes the limits into them and leaves them; `destroy` removes them.
+        for controller in OWN_CGROUPS {
+            let path = container.cgroup_dir(controller);
+            tokio::fs::create_dir_all(&path)
+                .await
+                .map_err(|e| internal(&format!("creating cgroup {}", path.display()), e))?;
+        }
         tokio::fs::write(dir.join("config.json"), spec.to_string())
             .await
             .map_err(|e| internal("writing config.json", e))?;
@@ -364,11 +385,12 @@ impl Container {
         }
     }
 
+    fn cgroup_dir(&self, controller: &str) -> PathBuf {
+        cgroup_dir(controller, &self.id)
+    }
+
     fn cgroup_file(&self, controller: &str, file: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(self.cgroup.trim_start_matches('/'))
-            .join(file)
+        self.cgroup_dir(controller).join(file)
     }
 
     fn cgroup_text(&self, controller: &str, file: &str) -> Option<String> {
@@ -431,6 +453,20 @@ pub(crate) fn destroy(runsc: &Path, state: &Path, id: &str, dir: &Path) {
     }
     if !is_mount_point(&scratch) {
         let _ = std::fs::remove_dir_all(dir);
+    }
+    if !id.is_empty() {
+        for controller in OWN_CGROUPS {
+            let path = cgroup_dir(controller, id);
+            // The sandbox's last tasks may take a moment to leave the cgroup.
+            for _ in 0..50 {
+                match std::fs::remove_dir(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound && path.exists() => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    _ => break,
+                }
+            }
+        }
     }
 }
 

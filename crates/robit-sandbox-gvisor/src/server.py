@@ -74,14 +74,15 @@ def _robit_main():
         e = e.with_traceback(e.__traceback__.tb_next)
         sys.excepthook(type(e), e, e.__traceback__)
         status = 1
-    import atexit
-
-    atexit._run_exitfuncs()
+    # Before atexit: matplotlib's own exit handler closes every figure.
     if plt is not None:
         try:
             plt.show()
         except Exception as e:
             print("robit: could not save the open figures: %s" % e, file=sys.stderr)
+    import atexit
+
+    atexit._run_exitfuncs()
     for f in (sys.stdout, sys.stderr):
         try:
             f.flush()

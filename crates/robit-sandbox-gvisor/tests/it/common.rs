@@ -69,6 +69,19 @@ pub async fn assert_host_clean(sandbox: &GvisorSandbox) {
         .filter(|n| n != "state")
         .collect();
     assert!(left.is_empty(), "sandbox directories left: {left:?}");
+    for controller in ["memory", "pids"] {
+        let cgroups = format!("/sys/fs/cgroup/{controller}/robit-gvisor");
+        let ours = format!("{}-", sandbox.name());
+        let left: Vec<String> = std::fs::read_dir(&cgroups)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&ours))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{controller} cgroups left: {left:?}");
+    }
     let list = std::process::Command::new("runsc")
         .arg(format!("--root={dir}/state"))
         .args(["list", "-quiet"])
