@@ -56,6 +56,8 @@ pub struct Effective {
     pub output_kb: Sourced<u64>,
     /// `all`, `none`, or the comma-separated names of the MCP servers enabled here.
     pub mcp_servers: Sourced<String>,
+    /// Whether the gVisor sandbox tier may be used here (if the server has it).
+    pub gvisor: Sourced<bool>,
 }
 
 impl Effective {
@@ -172,6 +174,16 @@ pub(crate) fn resolve(
                 source: Source::Global,
             },
         },
+        gvisor: match stored(SettingKey::SandboxGvisor) {
+            Some((v, source)) => Sourced {
+                value: v == "true",
+                source,
+            },
+            None => Sourced {
+                value: config.gvisor_by_default,
+                source: Source::Global,
+            },
+        },
     }
 }
 
@@ -235,6 +247,11 @@ pub(crate) fn validate(
         SettingKey::SandboxMemoryMb => range(key.as_str(), max.1),
         SettingKey::SandboxOutputKb => range(key.as_str(), max.2),
         SettingKey::McpServers => mcp_servers(value),
+        SettingKey::SandboxGvisor => match value.to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => Ok("true".into()),
+            "off" | "false" | "no" | "0" => Ok("false".into()),
+            _ => Err(format!("`sandbox.gvisor` is `on` or `off`; got `{value}`")),
+        },
     }
 }
 
@@ -283,7 +300,8 @@ pub(crate) fn show(e: &Effective, max: &Limits) -> String {
          • `sandbox.wall_time_ms` ({}): {} (at most {})\n\
          • `sandbox.memory_mb` ({}): {} (at most {})\n\
          • `sandbox.output_kb` ({}): {} (at most {})\n\
-         • `mcp_servers` ({}): {}",
+         • `mcp_servers` ({}): {}\n\
+         • `sandbox.gvisor` ({}): {}",
         e.system_prompt.source.as_str(),
         e.model.source.as_str(),
         e.model.value,
@@ -300,6 +318,8 @@ pub(crate) fn show(e: &Effective, max: &Limits) -> String {
         l.output_bytes / 1024,
         e.mcp_servers.source.as_str(),
         e.mcp_servers.value,
+        e.gvisor.source.as_str(),
+        on(e.gvisor.value),
     )
 }
 

@@ -157,7 +157,7 @@ async fn chat(
     };
     crate::attachments::attach_images(&mut messages, images);
     let mut tools = if inner.sandbox.is_some() && settings.run_code.value {
-        vec![run_code_spec()]
+        vec![crate::tiers::run_code_spec(crate::tiers::gvisor_offered(inner, &settings))]
     } else {
         Vec::new()
     };
@@ -236,7 +236,7 @@ async fn chat(
                 msg.tool_calls = calls.clone();
                 messages.push(msg);
                 for call in calls {
-                    let result = run_tool(inner, sink, &call, &servers, limits).await;
+                    let result = run_tool(inner, sink, &call, &servers, limits, &settings).await;
                     persist(
                         inner,
                         conversation,
@@ -460,24 +460,6 @@ fn to_chat_message(m: &StoredMessage) -> ChatMessage {
     msg
 }
 
-fn run_code_spec() -> ToolSpec {
-    ToolSpec {
-        name: RUN_CODE_TOOL.to_string(),
-        description: "Run a short Python or JavaScript program in a sandbox (no network, no \
-                      files but a scratch directory) and get its stdout, stderr and exit code. \
-                      The code and its output are shown to the user."
-            .to_string(),
-        parameters: serde_json::json!({
-            "type": "object",
-            "properties": {
-                "language": {"type": "string", "enum": ["python", "javascript"]},
-                "code": {"type": "string", "description": "the program to run"}
-            },
-            "required": ["language", "code"]
-        }),
-    }
-}
-
 /// Runs one tool call; returns the text fed back to the model.
 async fn run_tool(
     inner: &Arc<Inner>,
@@ -485,6 +467,7 @@ async fn run_tool(
     call: &ToolCall,
     servers: &robit_mcp::ServerFilter,
     limits: robit_sandbox::Limits,
+    settings: &crate::settings::Effective,
 ) -> String {
     if call.name != RUN_CODE_TOOL {
         return match crate::tools::run(inner, sink, call, servers).await {
@@ -492,22 +475,14 @@ async fn run_tool(
             None => format!("error: unknown tool `{}`", call.name),
         };
     }
-    #[derive(serde::Deserialize)]
-    struct Args {
-        language: String,
-        code: String,
+    let (language, code, tier) = match crate::tiers::parse_args(&call.arguments) {
+        Ok(args) => args,
+        Err(e) => return e,
+    };
+    if let Err(why) = crate::tiers::check(inner, settings, tier) {
+        return format!("error: {why}");
     }
-    let args: Args = match serde_json::from_str(&call.arguments) {
-        Ok(a) => a,
-        Err(e) => return format!("error: invalid arguments for run_code: {e}"),
-    };
-    let Some(language) = Language::parse(&args.language) else {
-        return format!(
-            "error: unsupported language `{}`; use python or javascript",
-            args.language
-        );
-    };
-    match format::run_and_post(inner, sink, language, &args.code, Vec::new(), true, limits).await {
+    match format::run_and_post(inner, sink, language, &code, Vec::new(), true, limits, tier).await {
         Ok(output) => format::tool_result(&output),
         Err(e) => format!("error: the sandbox failed: {e}"),
     }

@@ -6,6 +6,7 @@ mod chat;
 mod commands;
 mod mcp;
 mod replicas;
+mod gvisor;
 mod sandbox;
 mod support;
 mod turns;
