@@ -36,7 +36,11 @@ pub(crate) async fn run_and_post(
             sink,
             &format!(
                 "Running {language}{}:\n```{}\n{}\n```",
-                if tier == Tier::Wasm { String::new() } else { format!(" ({tier})") },
+                if tier == Tier::Wasm {
+                    String::new()
+                } else {
+                    format!(" ({tier})")
+                },
                 fence_tag(language),
                 escape_fences(code)
             ),

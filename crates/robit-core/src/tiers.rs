@@ -95,11 +95,15 @@ pub(crate) fn parse_args(arguments: &str) -> Result<(Language, String, Tier), St
             args.language
         ));
     };
-    let tier = match args.tier.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    let tier = match args
+        .tier
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         None => Tier::Wasm,
-        Some(t) => {
-            Tier::parse(t).ok_or_else(|| format!("error: unknown tier `{t}`; use wasm or gvisor"))?
-        }
+        Some(t) => Tier::parse(t)
+            .ok_or_else(|| format!("error: unknown tier `{t}`; use wasm or gvisor"))?,
     };
     Ok((language, args.code, tier))
 }

@@ -8,13 +8,11 @@ use crate::metrics as m;
 use crate::render::StreamRenderer;
 use crate::tokens::estimate_tokens;
 use futures::StreamExt;
-use robit_llm::{
-    ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall, ToolSpec,
-};
+use robit_llm::{ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall};
 use robit_store::{
     Conversation, MessageRole, MessageStatus, NewMessage, StoredMessage, UsageRecord,
 };
-use robit_types::{Inbound, Language, ReplySink};
+use robit_types::{Inbound, ReplySink};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -157,7 +155,9 @@ async fn chat(
     };
     crate::attachments::attach_images(&mut messages, images);
     let mut tools = if inner.sandbox.is_some() && settings.run_code.value {
-        vec![crate::tiers::run_code_spec(crate::tiers::gvisor_offered(inner, &settings))]
+        vec![crate::tiers::run_code_spec(crate::tiers::gvisor_offered(
+            inner, &settings,
+        ))]
     } else {
         Vec::new()
     };

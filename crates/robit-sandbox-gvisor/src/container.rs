@@ -289,12 +289,19 @@ impl Container {
             .map_err(|e| internal("writing input files", e))?
         };
         // The sandbox was created with the largest memory limit; tighten it to this run's.
-        self.set_cgroup("memory", "memory.limit_in_bytes", limits.memory_bytes + self.shared.config.overhead_bytes);
+        self.set_cgroup(
+            "memory",
+            "memory.limit_in_bytes",
+            limits.memory_bytes + self.shared.config.overhead_bytes,
+        );
 
         let mut frame = format!("{}\n", code.len()).into_bytes();
         frame.extend_from_slice(code.as_bytes());
         frame.extend_from_slice(stdin);
-        let mut pipe = self.stdin.take().ok_or_else(|| internal("run", "no stdin"))?;
+        let mut pipe = self
+            .stdin
+            .take()
+            .ok_or_else(|| internal("run", "no stdin"))?;
         let (stdout, stderr) = match (self.stdout.take(), self.stderr.take()) {
             (Some(o), Some(e)) => (o, e),
             _ => return Err(internal("run", "no output pipes")),
@@ -304,18 +311,18 @@ impl Container {
         err.push(&std::mem::take(&mut self.stderr_head));
         let flood = Notify::new();
         let start = Instant::now();
-        let mut child = self.child.take().ok_or_else(|| internal("run", "no process"))?;
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| internal("run", "no process"))?;
         let finished = async {
             let feed = async move {
                 // A program that never reads its stdin makes this fail (broken pipe); fine.
                 let _ = pipe.write_all(&frame).await;
                 drop(pipe);
             };
-            let ((), (), ()) = tokio::join!(
-                feed,
-                pump(stdout, &out, &flood),
-                pump(stderr, &err, &flood)
-            );
+            let ((), (), ()) =
+                tokio::join!(feed, pump(stdout, &out, &flood), pump(stderr, &err, &flood));
             child.wait().await
         };
         let ended = tokio::select! {
@@ -328,7 +335,11 @@ impl Container {
         let oom = self.cgroup_value("memory", "memory.failcnt").unwrap_or(0) > 0;
         let pids_hit = self
             .cgroup_text("pids", "pids.events")
-            .and_then(|t| t.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+            .and_then(|t| {
+                t.split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
             .unwrap_or(0)
             > 0;
         let (exit_code, outcome) = match ended {

@@ -43,7 +43,10 @@ fn runsc_version(config: &GvisorConfig) -> Result<String, String> {
 
 fn rootfs_stamp(rootfs: &Path) -> Result<String, String> {
     if !rootfs.join("usr/bin/python3").exists() {
-        return Err(format!("no rootfs at {} (usr/bin/python3 missing)", rootfs.display()));
+        return Err(format!(
+            "no rootfs at {} (usr/bin/python3 missing)",
+            rootfs.display()
+        ));
     }
     std::fs::read_to_string(rootfs.join("etc/robit-rootfs"))
         .map(|s| s.lines().nth(1).unwrap_or("").trim().to_string())
@@ -80,7 +83,9 @@ fn static_checks(config: &GvisorConfig) -> Vec<Check> {
             what: "gvisor runsc".into(),
             ok: false,
             detail: e,
-            fix: Some("scripts/install-runsc (apt-get install runsc), or set sandbox.gvisor.runsc".into()),
+            fix: Some(
+                "scripts/install-runsc (apt-get install runsc), or set sandbox.gvisor.runsc".into(),
+            ),
         },
     });
     checks.push(match rootfs_stamp(&config.rootfs) {
@@ -112,7 +117,9 @@ fn static_checks(config: &GvisorConfig) -> Vec<Check> {
             what: "gvisor privileges".into(),
             ok: false,
             detail: "not root: runsc and the per-run scratch mount need root".into(),
-            fix: Some(format!("run robit as root for the gvisor tier; {CONTAINER_HINT}")),
+            fix: Some(format!(
+                "run robit as root for the gvisor tier; {CONTAINER_HINT}"
+            )),
         }
     });
     checks
@@ -163,7 +170,10 @@ pub async fn check(config: &GvisorConfig) -> Vec<Check> {
         Ok(out) if out.outcome == Outcome::Finished && out.stdout.trim() == "45" => Check {
             what: "gvisor sandbox start".into(),
             ok: true,
-            detail: format!("numpy ran in a cold sandbox in {} ms", started.elapsed().as_millis()),
+            detail: format!(
+                "numpy ran in a cold sandbox in {} ms",
+                started.elapsed().as_millis()
+            ),
             fix: None,
         },
         Ok(out) => Check {
@@ -175,7 +185,9 @@ pub async fn check(config: &GvisorConfig) -> Vec<Check> {
                 out.exit_code,
                 out.stderr.trim()
             ),
-            fix: Some(format!("rebuild the rootfs with scripts/build-gvisor-rootfs; {CONTAINER_HINT}")),
+            fix: Some(format!(
+                "rebuild the rootfs with scripts/build-gvisor-rootfs; {CONTAINER_HINT}"
+            )),
         },
         Err(e) => Check {
             what: "gvisor sandbox start".into(),

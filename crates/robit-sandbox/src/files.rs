@@ -65,10 +65,7 @@ pub fn safe_name(name: &str) -> String {
 
 /// Writes `files` into `dir` under safe, distinct names; returns the names used, each with
 /// the bytes written, so unchanged inputs can be left out of the output.
-pub fn write_inputs(
-    dir: &Path,
-    files: &[InputFile],
-) -> io::Result<HashMap<String, Vec<u8>>> {
+pub fn write_inputs(dir: &Path, files: &[InputFile]) -> io::Result<HashMap<String, Vec<u8>>> {
     let mut written = HashMap::new();
     for file in files {
         let base = safe_name(&file.name);

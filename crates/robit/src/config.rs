@@ -228,6 +228,8 @@ pub struct SandboxSection {
     pub wall_time_ms: u64,
     pub memory_mb: u64,
     pub output_kb: usize,
+    /// The second tier, native CPython with data libraries under gVisor (`[sandbox.gvisor]`).
+    pub gvisor: crate::gvisor::GvisorSection,
 }
 
 impl Default for SandboxSection {
@@ -242,6 +244,7 @@ impl Default for SandboxSection {
             wall_time_ms: 10_000,
             memory_mb: 256,
             output_kb: 64,
+            gvisor: Default::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod bench;
 mod cli;
 mod config;
 mod doctor;
+mod gvisor;
 mod http;
 mod mcp;
 mod providers;

@@ -105,7 +105,13 @@ async fn run_gvisor_posts_pandas_output_and_the_chart() {
     let Some(runner) = tiers().await else { return };
     let (h, _dir) = harness(runner).await;
     let sink = upload_sink();
-    let out = submit(&h, &sink, &format!("/run gvisor\n```python\n{CHART}\n```"), "gv").await;
+    let out = submit(
+        &h,
+        &sink,
+        &format!("/run gvisor\n```python\n{CHART}\n```"),
+        "gv",
+    )
+    .await;
     assert_eq!(out, TurnOutcome::Command);
     let shown = sink.inner.transcript();
     assert!(shown.contains("```\n15\n```"), "{shown}");
@@ -155,7 +161,10 @@ async fn the_model_picks_the_gvisor_tier_and_the_chart_is_posted() {
     // The model read the output and learned of the file.
     let second = reqs[1].body["messages"].as_array().unwrap().clone();
     let result = second[second.len() - 1]["content"].as_str().unwrap();
-    assert!(result.contains("15") && result.contains("figure-1.png"), "{result}");
+    assert!(
+        result.contains("15") && result.contains("figure-1.png"),
+        "{result}"
+    );
 }
 
 #[tokio::test]

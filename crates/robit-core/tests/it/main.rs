@@ -4,9 +4,9 @@
 mod attachments;
 mod chat;
 mod commands;
+mod gvisor;
 mod mcp;
 mod replicas;
-mod gvisor;
 mod sandbox;
 mod support;
 mod turns;

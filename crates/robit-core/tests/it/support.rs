@@ -191,12 +191,7 @@ impl Harness {
             .unwrap();
         store.migrate().await.unwrap();
         let llm = FakeLlm::start().await;
-        let engine = Engine::new(
-            config,
-            store.clone(),
-            Some(provider(&llm)),
-            Some(runner),
-        );
+        let engine = Engine::new(config, store.clone(), Some(provider(&llm)), Some(runner));
         let h = Harness {
             engine,
             store,

@@ -30,7 +30,10 @@ except OSError as e:
     print("no dns", type(e).__name__)
 "#
     );
-    let out = sb.run(Language::Python, &code, b"", limits()).await.unwrap();
+    let out = sb
+        .run(Language::Python, &code, b"", limits())
+        .await
+        .unwrap();
     assert_eq!(out.outcome, Outcome::Finished, "{out:?}");
     assert!(out.stdout.contains("refused"), "{}", out.stdout);
     assert!(out.stdout.contains("no dns"), "{}", out.stdout);
@@ -62,11 +65,18 @@ print("env", sorted(os.environ))
 print("hostname", open("/etc/hostname").read().strip() if os.path.exists("/etc/hostname") else "-")
 "#
     );
-    let out = sb.run(Language::Python, &code, b"", limits()).await.unwrap();
+    let out = sb
+        .run(Language::Python, &code, b"", limits())
+        .await
+        .unwrap();
     std::env::remove_var("ROBIT_TEST_SECRET");
     assert_eq!(out.outcome, Outcome::Finished, "{out:?}");
     assert!(!out.stdout.contains(" True"), "{}", out.stdout);
-    assert!(out.stdout.contains(&format!("{path} denied")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("{path} denied")),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("/etc/shadow denied"), "{}", out.stdout);
     assert!(!out.stdout.contains("ROBIT_TEST_SECRET"), "{}", out.stdout);
     assert!(!out.stdout.contains(&secret));
@@ -93,8 +103,17 @@ for where in ("/work/big", "/tmp/big"):
     let out = sb.run(Language::Python, code, b"", limits()).await.unwrap();
     assert_eq!(out.outcome, Outcome::Finished, "{out:?}");
     assert!(!out.stdout.contains("WROTE"), "{}", out.stdout);
-    assert_eq!(out.stdout.matches("full after").count(), 2, "{}", out.stdout);
-    assert!(out.stdout.contains("ENOSPC") || out.stdout.contains("EFBIG"), "{}", out.stdout);
+    assert_eq!(
+        out.stdout.matches("full after").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("ENOSPC") || out.stdout.contains("EFBIG"),
+        "{}",
+        out.stdout
+    );
     assert_host_clean(&sb).await;
 }
 
@@ -178,7 +197,11 @@ async fn infinite_loop_times_out() {
         .unwrap();
     assert_eq!(out.outcome, Outcome::TimedOut, "{out:?}");
     assert_eq!(out.exit_code, None);
-    assert_eq!(out.stdout.trim(), "started", "output before the timeout is kept");
+    assert_eq!(
+        out.stdout.trim(),
+        "started",
+        "output before the timeout is kept"
+    );
     assert!(out.duration >= Duration::from_secs(2) && out.duration < Duration::from_secs(6));
     assert_host_clean(&sb).await;
 }
@@ -228,13 +251,10 @@ for top in ("/work", "/tmp", "/var", "/run", "/dev/shm"):
 print("found", found)
 "#;
     // The reader runs while the writer's sandbox (and its files) still exists.
-    let (a, b) = tokio::join!(
-        sb.run(Language::Python, writer, b"", limits()),
-        async {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            sb.run(Language::Python, reader, b"", limits()).await
-        }
-    );
+    let (a, b) = tokio::join!(sb.run(Language::Python, writer, b"", limits()), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sb.run(Language::Python, reader, b"", limits()).await
+    });
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.stdout.trim(), "written");
     assert_eq!(b.stdout.trim(), "found []", "{b:?}");
@@ -242,7 +262,10 @@ print("found", found)
     assert_eq!(a.files.len(), 1);
     assert_eq!(a.files[0].1, b"SECRET-A");
     // And a later run does not see them either.
-    let c = sb.run(Language::Python, reader, b"", limits()).await.unwrap();
+    let c = sb
+        .run(Language::Python, reader, b"", limits())
+        .await
+        .unwrap();
     assert_eq!(c.stdout.trim(), "found []");
     assert_host_clean(&sb).await;
 }
@@ -287,7 +310,11 @@ print("kernel", os.uname().release)
     assert_eq!(out.outcome, Outcome::Finished, "{out:?}");
     assert_eq!(out.exit_code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("uid 65534 65534"), "{}", out.stdout);
-    assert!(out.stdout.contains("capeff 0000000000000000"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("capeff 0000000000000000"),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains("ALLOWED"), "{}", out.stdout);
     // The symlinks the program left are not followed on the host side.
     assert!(out.files.is_empty(), "{:?}", out.files);

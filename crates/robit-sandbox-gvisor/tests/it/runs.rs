@@ -36,7 +36,10 @@ plt.show()
     let names: Vec<&str> = out.files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["figure-1.png"], "unchanged inputs are not returned");
     assert!(out.files[0].1.starts_with(PNG_MAGIC));
-    assert!(out.files[0].1.len() > 5_000, "a real chart, not an empty image");
+    assert!(
+        out.files[0].1.len() > 5_000,
+        "a real chart, not an empty image"
+    );
     assert_host_clean(&sb).await;
 }
 

@@ -1,7 +1,7 @@
 //! Figures of the gVisor tier for BENCHMARKS.md (prints them; not a test).
 //!
 //! ```sh
-//! cargo run -p robit-sandbox-gvisor --example bench [-- ROOTFS]
+//! cargo run -p robit-sandbox-gvisor --example gvisor-bench [-- ROOTFS]
 //! ```
 //!
 //! Needs root, runsc and the rootfs (scripts/install-runsc, scripts/build-gvisor-rootfs).
@@ -113,7 +113,10 @@ async fn main() {
         let mut times = Vec::new();
         for _ in 0..5 {
             let t = Instant::now();
-            let out = sb.run_python(ONE_LINER, b"", Vec::new(), limits()).await.unwrap();
+            let out = sb
+                .run_python(ONE_LINER, b"", Vec::new(), limits())
+                .await
+                .unwrap();
             assert_eq!(out.stdout.trim(), "45", "{out:?}");
             times.push(t.elapsed());
         }
@@ -242,9 +245,9 @@ async fn main() {
         let runs: Vec<_> = (0..10)
             .map(|_| {
                 let sb = sb.clone();
-                tokio::spawn(async move {
-                    sb.run_python(ONE_LINER, b"", Vec::new(), limits()).await
-                })
+                tokio::spawn(
+                    async move { sb.run_python(ONE_LINER, b"", Vec::new(), limits()).await },
+                )
             })
             .collect();
         for r in runs {
