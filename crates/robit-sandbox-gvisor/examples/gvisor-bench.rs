@@ -185,7 +185,7 @@ async fn main() {
                 .unwrap();
             assert_eq!(out.outcome, Outcome::Finished, "{out:?}");
             sandboxed.push(out.stdout.trim().parse::<f64>().unwrap());
-            let n = Command::new("chroot")
+            let n = Command::new("/usr/sbin/chroot")
                 .arg(&rootfs)
                 .args(["/usr/bin/python3", "-c", COMPUTE])
                 .env_clear()
