@@ -137,7 +137,7 @@ async fn the_model_picks_the_gvisor_tier_and_the_chart_is_posted() {
     let (h, _dir) = harness(runner).await;
     let args = serde_json::json!({"language": "python", "tier": "gvisor", "code": CHART});
     h.llm
-        .push(Reply::tool_call("run_code", &args.to_string()).with_text("Plotting."));
+        .push(Reply::tool_call("run_code", args.to_string()).with_text("Plotting."));
     h.llm.push(Reply::text("Here is the chart."));
     let sink = upload_sink();
     assert_eq!(
@@ -193,7 +193,7 @@ async fn a_channel_can_forbid_the_tier() {
 
     // The model is not offered the tier there, and a call naming it anyway is refused.
     let args = serde_json::json!({"language": "python", "tier": "gvisor", "code": "print(1)"});
-    h.llm.push(Reply::tool_call("run_code", &args.to_string()));
+    h.llm.push(Reply::tool_call("run_code", args.to_string()));
     h.llm.push(Reply::text("ok"));
     submit(&h, &sink, "run it", "nogv").await;
     let reqs = h.llm.chat_requests();
