@@ -87,7 +87,7 @@ pub(crate) fn key(guild: Option<u64>, channel: u64, thread: Option<u64>) -> Conv
 #[cfg(test)]
 mod tests {
     use super::*;
-    use robit_types::Language;
+    use robit_types::{Language, Tier};
 
     #[test]
     fn strips_both_mention_forms() {
@@ -127,7 +127,8 @@ mod tests {
             command_from("run", &o(&[("language", "python"), ("code", "print(1)")])),
             Ok(Command::Run {
                 language: Language::Python,
-                code: "print(1)".into()
+                code: "print(1)".into(),
+                tier: Tier::Wasm,
             })
         );
         assert_eq!(
@@ -137,7 +138,8 @@ mod tests {
             ),
             Ok(Command::Run {
                 language: Language::JavaScript,
-                code: "console.log(1)".into()
+                code: "console.log(1)".into(),
+                tier: Tier::Wasm,
             })
         );
         assert_eq!(

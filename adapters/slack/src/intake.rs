@@ -510,7 +510,7 @@ pub fn parse_slash(command: &str, text: &str) -> Result<Command, robit_types::Co
 #[cfg(test)]
 mod tests {
     use super::*;
-    use robit_types::Language;
+    use robit_types::{Language, Tier};
 
     fn bot() -> BotIdentity {
         BotIdentity {
@@ -619,7 +619,8 @@ mod tests {
             parse_slash("/robit", "run python print(1)"),
             Ok(Command::Run {
                 language: Language::Python,
-                code: "print(1)".into()
+                code: "print(1)".into(),
+                tier: Tier::Wasm,
             })
         );
         assert_eq!(parse_slash("/robit", ""), Ok(Command::Help));

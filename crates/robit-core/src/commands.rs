@@ -11,6 +11,8 @@ pub(crate) const HELP: &str = "**robit** answers in this thread. Talk to it by m
 in a DM, or with these commands:\n\
 • `/ask <prompt>`: ask the model\n\
 • `/run python <code>` or `/run js <code>` (or a ```python code block): run code in the sandbox\n\
+• `/run gvisor <code>` (or a ```python-gvisor block): Python with numpy, pandas, matplotlib and \
+scipy at native speed; charts from `plt.show()` are posted as images\n\
 • `/model [name]`: show or switch this conversation's model\n\
 • `/reset`: forget this conversation's history\n\
 • `/config [show]`: this channel's settings; admins: `/config set <setting> <value>`, \
@@ -70,11 +72,19 @@ pub(crate) async fn run(
             }
         }
         Command::Config(c) => return crate::admin::run(inner, inbound, sink, c).await,
-        Command::Run { language, code } => {
+        Command::Run {
+            language,
+            code,
+            tier,
+        } => {
             let settings = crate::settings::effective(inner, &inbound.key).await;
             if !settings.run_code.value {
                 say(sink, "⚠️ Running code is turned off in this channel.").await;
                 return TurnOutcome::Failed("run_code disabled".into());
+            }
+            if let Err(why) = crate::tiers::check(inner, &settings, tier) {
+                say(sink, &format!("⚠️ Not run: {why}.")).await;
+                return TurnOutcome::Failed(why);
             }
             let limits = settings.limits(&inner.config.sandbox_limits);
             // Without a sandbox there is nothing to place the files in; run_and_post says so.
@@ -84,7 +94,7 @@ pub(crate) async fn run(
                 Vec::new()
             };
             if let Err(e) =
-                format::run_and_post(inner, sink, language, &code, files, false, limits).await
+                format::run_and_post(inner, sink, language, &code, files, false, limits, tier).await
             {
                 say(sink, &format!("⚠️ {e}")).await;
                 return TurnOutcome::Failed(e.to_string());

@@ -30,6 +30,9 @@ pub struct EngineConfig {
     pub run_code_tool: bool,
     /// Limits for `/run` and `run_code`.
     pub sandbox_limits: Limits,
+    /// Whether channels that did not set `sandbox.gvisor` may use the gVisor tier (when the
+    /// sandbox has it).
+    pub gvisor_by_default: bool,
     /// Shown when a chat message arrives and no provider is configured.
     pub no_provider_hint: String,
     /// Context window, in tokens, of models not listed in `model_context_tokens`.
@@ -96,6 +99,7 @@ impl Default for EngineConfig {
             max_reply_chars: 16_000,
             run_code_tool: true,
             sandbox_limits: Limits::default(),
+            gvisor_by_default: true,
             no_provider_hint: "No LLM provider is configured, so I can't answer yet. Set \
                                `llm.base_url` (and `ROBIT_LLM__API_KEY` if it needs a key) in \
                                robit.toml, then restart robit. `robit doctor` checks the setup."

@@ -4,7 +4,7 @@ use crate::commands::say;
 use crate::engine::Inner;
 use robit_sandbox::{InputFile, Outcome, RunOutput};
 use robit_types::fence::code_block;
-use robit_types::{Language, ReplySink};
+use robit_types::{Language, ReplySink, Tier};
 use std::sync::Arc;
 
 /// Most output characters fed back to the model from one run.
@@ -18,8 +18,9 @@ pub(crate) enum RunError {
     Sandbox(String),
 }
 
-/// Runs `code`, posting the code first when `show_code` (tool calls: the user should see what
-/// the model runs) and then the output.
+/// Runs `code` on `tier`, posting the code first when `show_code` (tool calls: the user should
+/// see what the model runs) and then the output.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_and_post(
     inner: &Arc<Inner>,
     sink: &Arc<dyn ReplySink>,
@@ -28,13 +29,19 @@ pub(crate) async fn run_and_post(
     files: Vec<InputFile>,
     show_code: bool,
     limits: robit_sandbox::Limits,
+    tier: Tier,
 ) -> Result<RunOutput, RunError> {
     let sandbox = inner.sandbox.clone().ok_or(RunError::NoSandbox)?;
     if show_code {
         say(
             sink,
             &format!(
-                "Running {language}:\n{}",
+                "Running {language}{}:\n{}",
+                if tier == Tier::Wasm {
+                    String::new()
+                } else {
+                    format!(" ({tier})")
+                },
                 code_block(fence_tag(language), code)
             ),
         )
@@ -42,7 +49,7 @@ pub(crate) async fn run_and_post(
     }
     let _ = sink.typing().await;
     let output = sandbox
-        .run_with_files(language, code, b"", files, limits)
+        .run_on(tier, language, code, b"", files, limits)
         .await
         .map_err(|e| RunError::Sandbox(e.to_string()))?;
     let outcome = match output.outcome {
@@ -53,7 +60,7 @@ pub(crate) async fn run_and_post(
         Outcome::DiskLimit => "disk_limit",
         Outcome::Trapped(_) => "trapped",
     };
-    metrics::counter!(crate::metrics::SANDBOX_RUNS, "language" => language.as_str(), "outcome" => outcome)
+    metrics::counter!(crate::metrics::SANDBOX_RUNS, "language" => language.as_str(), "tier" => tier.as_str(), "outcome" => outcome)
         .increment(1);
     post_output(sink, language, &output).await;
     crate::attachments::upload_outputs(inner, sink, &output).await;

@@ -25,6 +25,7 @@ mod limits;
 pub mod metrics;
 pub mod render;
 mod settings;
+mod tiers;
 mod tokens;
 mod tools;
 mod turn;

@@ -75,7 +75,7 @@ pub const ALL: &[(&str, &str, &str, &str)] = &[
         "provider, model, kind",
         "prompt and completion tokens",
     ),
-    (SANDBOX_RUNS, "counter", "language, outcome", "sandbox runs"),
+    (SANDBOX_RUNS, "counter", "language, tier, outcome", "sandbox runs"),
     (
         MCP_TOOL_CALLS,
         "counter",

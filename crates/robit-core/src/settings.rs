@@ -56,6 +56,8 @@ pub struct Effective {
     pub output_kb: Sourced<u64>,
     /// `all`, `none`, or the comma-separated names of the MCP servers enabled here.
     pub mcp_servers: Sourced<String>,
+    /// Whether the gVisor sandbox tier may be used here (if the server has it).
+    pub gvisor: Sourced<bool>,
 }
 
 impl Effective {
@@ -175,6 +177,16 @@ pub(crate) fn resolve(
                 source: Source::Global,
             },
         },
+        gvisor: match stored(SettingKey::SandboxGvisor) {
+            Some((v, source)) => Sourced {
+                value: v == "true",
+                source,
+            },
+            None => Sourced {
+                value: config.gvisor_by_default,
+                source: Source::Global,
+            },
+        },
     }
 }
 
@@ -238,6 +250,11 @@ pub(crate) fn validate(
         SettingKey::SandboxMemoryMb => range(key.as_str(), max.1),
         SettingKey::SandboxOutputKb => range(key.as_str(), max.2),
         SettingKey::McpServers => mcp_servers(value),
+        SettingKey::SandboxGvisor => match value.to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => Ok("true".into()),
+            "off" | "false" | "no" | "0" => Ok("false".into()),
+            _ => Err(format!("`sandbox.gvisor` is `on` or `off`; got `{value}`")),
+        },
     }
 }
 
@@ -287,7 +304,8 @@ pub(crate) fn show(e: &Effective, max: &Limits) -> String {
          • `sandbox.memory_mb` ({}): {} (at most {})\n\
          • `sandbox.output_kb` ({}): {} (at most {})\n\
          • sandbox disk (global): {} MiB and {} files per run\n\
-         • `mcp_servers` ({}): {}",
+         • `mcp_servers` ({}): {}\n\
+         • `sandbox.gvisor` ({}): {}",
         e.system_prompt.source.as_str(),
         e.model.source.as_str(),
         e.model.value,
@@ -306,6 +324,8 @@ pub(crate) fn show(e: &Effective, max: &Limits) -> String {
         l.disk_files,
         e.mcp_servers.source.as_str(),
         e.mcp_servers.value,
+        e.gvisor.source.as_str(),
+        on(e.gvisor.value),
     )
 }
 

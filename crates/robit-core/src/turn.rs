@@ -9,13 +9,11 @@ use crate::metrics as m;
 use crate::render::StreamRenderer;
 use crate::tokens::estimate_tokens;
 use futures::StreamExt;
-use robit_llm::{
-    ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall, ToolSpec,
-};
+use robit_llm::{ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall};
 use robit_store::{
     Conversation, MessageRole, MessageStatus, NewMessage, StoredMessage, TurnStatus, UsageRecord,
 };
-use robit_types::{Inbound, Language, ReplySink};
+use robit_types::{Inbound, ReplySink};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -329,7 +327,9 @@ async fn chat(
     };
     crate::attachments::attach_images(&mut messages, images);
     let mut tools = if inner.sandbox.is_some() && settings.run_code.value {
-        vec![run_code_spec()]
+        vec![crate::tiers::run_code_spec(crate::tiers::gvisor_offered(
+            inner, &settings,
+        ))]
     } else {
         Vec::new()
     };
@@ -446,7 +446,7 @@ async fn chat(
                     // Every call gets a result (the APIs require one per call id); those past
                     // the cap say why they did not run.
                     let result = if i < cap {
-                        run_tool(inner, sink, &call, &servers, limits).await
+                        run_tool(inner, sink, &call, &servers, limits, &settings).await
                     } else {
                         format!("not run: at most {cap} tool calls are run per response")
                     };
@@ -755,24 +755,6 @@ fn to_chat_message(m: &StoredMessage) -> ChatMessage {
     msg
 }
 
-fn run_code_spec() -> ToolSpec {
-    ToolSpec {
-        name: RUN_CODE_TOOL.to_string(),
-        description: "Run a short Python or JavaScript program in a sandbox (no network, no \
-                      files but a scratch directory) and get its stdout, stderr and exit code. \
-                      The code and its output are shown to the user."
-            .to_string(),
-        parameters: serde_json::json!({
-            "type": "object",
-            "properties": {
-                "language": {"type": "string", "enum": ["python", "javascript"]},
-                "code": {"type": "string", "description": "the program to run"}
-            },
-            "required": ["language", "code"]
-        }),
-    }
-}
-
 /// Runs one tool call; returns the text fed back to the model.
 async fn run_tool(
     inner: &Arc<Inner>,
@@ -780,6 +762,7 @@ async fn run_tool(
     call: &ToolCall,
     servers: &robit_mcp::ServerFilter,
     limits: robit_sandbox::Limits,
+    settings: &crate::settings::Effective,
 ) -> String {
     if call.name != RUN_CODE_TOOL {
         return match crate::tools::run(inner, sink, call, servers).await {
@@ -787,22 +770,14 @@ async fn run_tool(
             None => format!("error: unknown tool `{}`", call.name),
         };
     }
-    #[derive(serde::Deserialize)]
-    struct Args {
-        language: String,
-        code: String,
+    let (language, code, tier) = match crate::tiers::parse_args(&call.arguments) {
+        Ok(args) => args,
+        Err(e) => return e,
+    };
+    if let Err(why) = crate::tiers::check(inner, settings, tier) {
+        return format!("error: {why}");
     }
-    let args: Args = match serde_json::from_str(&call.arguments) {
-        Ok(a) => a,
-        Err(e) => return format!("error: invalid arguments for run_code: {e}"),
-    };
-    let Some(language) = Language::parse(&args.language) else {
-        return format!(
-            "error: unsupported language `{}`; use python or javascript",
-            args.language
-        );
-    };
-    match format::run_and_post(inner, sink, language, &args.code, Vec::new(), true, limits).await {
+    match format::run_and_post(inner, sink, language, &code, Vec::new(), true, limits, tier).await {
         Ok(output) => format::tool_result(&output),
         Err(e) => format!("error: the sandbox failed: {e}"),
     }

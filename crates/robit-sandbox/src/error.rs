@@ -45,6 +45,15 @@ pub enum SandboxError {
     #[error("failed to instantiate the {language} guest: {message}")]
     Instantiate { language: Language, message: String },
 
+    #[error("the {0} sandbox tier is not available here")]
+    TierUnavailable(robit_types::Tier),
+
+    #[error("the {tier} sandbox tier does not run {language}")]
+    UnsupportedLanguage {
+        tier: robit_types::Tier,
+        language: Language,
+    },
+
     #[error("sandbox worker failed: {0}")]
     Internal(String),
 }

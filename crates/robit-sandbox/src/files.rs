@@ -65,10 +65,7 @@ pub fn safe_name(name: &str) -> String {
 
 /// Writes `files` into `dir` under safe, distinct names; returns the names used, each with
 /// the bytes written, so unchanged inputs can be left out of the output.
-pub(crate) fn write_inputs(
-    dir: &Path,
-    files: &[InputFile],
-) -> io::Result<HashMap<String, Vec<u8>>> {
+pub fn write_inputs(dir: &Path, files: &[InputFile]) -> io::Result<HashMap<String, Vec<u8>>> {
     let mut written = HashMap::new();
     for file in files {
         let base = safe_name(&file.name);
@@ -89,14 +86,14 @@ pub(crate) fn write_inputs(
 
 /// What the program left behind.
 #[derive(Debug, Default)]
-pub(crate) struct Collected {
+pub struct Collected {
     pub files: Vec<(String, Vec<u8>)>,
     pub left_out: Vec<String>,
 }
 
 /// Reads back the regular files under `dir` (names relative, `/`-separated, sorted), leaving
 /// out inputs the program did not change and anything over the limits.
-pub(crate) fn collect_outputs(
+pub fn collect_outputs(
     dir: &Path,
     inputs: &HashMap<String, Vec<u8>>,
     limits: &Limits,

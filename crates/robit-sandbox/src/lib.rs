@@ -98,6 +98,7 @@ mod pipes;
 mod pool;
 mod sandbox;
 mod wasi_quota;
+mod tiers;
 
 pub mod bench;
 
@@ -105,11 +106,12 @@ pub use config::{
     default_concurrency, Limits, SandboxConfig, DEFAULT_DISK_BYTES, DEFAULT_DISK_TOTAL_BYTES,
 };
 pub use error::SandboxError;
-pub use files::{safe_name, InputFile};
+pub use files::{collect_outputs, safe_name, write_inputs, Collected, InputFile};
 pub use guest::{GuestStatus, PYTHON_WASM_SHA256, QUICKJS_WASM_SHA256};
-pub use output::{Outcome, RunOutput};
-pub use robit_types::Language;
+pub use output::{render as render_output, Outcome, RunOutput};
+pub use robit_types::{Language, Tier};
 pub use sandbox::Sandbox;
+pub use tiers::Tiers;
 
 /// Runs code for the engine; implemented by [`Sandbox`], held as `Arc<dyn CodeRunner>`
 /// so tests can substitute a fake.
@@ -139,5 +141,30 @@ pub trait CodeRunner: Send + Sync {
             ));
         }
         self.run(language, code, stdin, limits).await
+    }
+
+    /// The tiers this runner can run code on; a plain runner is one tier, the wasm one.
+    fn tiers(&self) -> Vec<Tier> {
+        vec![Tier::Wasm]
+    }
+
+    /// [`run_with_files`](CodeRunner::run_with_files) on a chosen tier. A runner that does
+    /// not have `tier` refuses instead of running the code somewhere weaker or stronger
+    /// than asked.
+    async fn run_on(
+        &self,
+        tier: Tier,
+        language: Language,
+        code: &str,
+        stdin: &[u8],
+        files: Vec<InputFile>,
+        limits: Limits,
+    ) -> Result<RunOutput, SandboxError> {
+        if self.tiers().contains(&tier) {
+            self.run_with_files(language, code, stdin, files, limits)
+                .await
+        } else {
+            Err(SandboxError::TierUnavailable(tier))
+        }
     }
 }

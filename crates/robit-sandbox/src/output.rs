@@ -64,7 +64,7 @@ pub struct RunOutput {
 ///
 /// A cut can land inside a multi-byte character; those trailing bytes are counted
 /// as dropped rather than shown as a replacement character.
-pub(crate) fn render(mut kept: Vec<u8>, dropped: u64) -> String {
+pub fn render(mut kept: Vec<u8>, dropped: u64) -> String {
     let mut dropped = dropped;
     if dropped > 0 {
         if let Err(e) = std::str::from_utf8(&kept) {

@@ -36,6 +36,58 @@ impl fmt::Display for Language {
     }
 }
 
+/// Which sandbox runs a program.
+///
+/// `Wasm` (the default) is CPython/QuickJS compiled to WebAssembly under Wasmtime: starts in
+/// milliseconds, standard library only. `Gvisor` is the native CPython of a read-only Debian
+/// root filesystem with numpy, pandas, matplotlib and scipy, under gVisor (`runsc`): native
+/// speed and the data libraries, for Python only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    #[default]
+    Wasm,
+    Gvisor,
+}
+
+impl Tier {
+    pub fn parse(s: &str) -> Option<Tier> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "wasm" | "wasmtime" => Some(Tier::Wasm),
+            "gvisor" | "native" => Some(Tier::Gvisor),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Wasm => "wasm",
+            Tier::Gvisor => "gvisor",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A language name as typed after `/run` or on a fence, with the tier it may name:
+/// `python`, `gvisor` (Python on the gVisor tier), `python-gvisor`, `py-gvisor`.
+fn language_and_tier(s: &str) -> Option<(Language, Tier)> {
+    let s = s.trim().to_ascii_lowercase();
+    if Tier::parse(&s) == Some(Tier::Gvisor) {
+        return Some((Language::Python, Tier::Gvisor));
+    }
+    if let Some((lang, tier)) = s.rsplit_once('-') {
+        if let (Some(l), Some(t)) = (Language::parse(lang), Tier::parse(tier)) {
+            return Some((l, t));
+        }
+    }
+    Language::parse(&s).map(|l| (l, Tier::Wasm))
+}
+
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -45,6 +97,10 @@ pub enum Command {
     Run {
         language: Language,
         code: String,
+        /// The sandbox tier: `/run gvisor …` or a ```python-gvisor block; absent in commands
+        /// stored before tiers existed, hence the default.
+        #[serde(default)]
+        tier: Tier,
     },
     Reset,
     Model {
@@ -125,16 +181,21 @@ impl Command {
 }
 
 /// `python print(1)`, `js console.log(1)`, or a fenced block (```python … ```), optionally after
-/// the language name.
+/// the language name. `gvisor` (or `python-gvisor`) in place of the language, or a
+/// ```python-gvisor fence, chooses the gVisor tier.
 fn parse_run(args: &str) -> Result<Command, CommandParseError> {
     if let Some((lang, code)) = fenced_block(args).filter(|_| args.starts_with("```")) {
-        let language = match lang {
+        let (language, tier) = match lang {
             Some(l) => {
-                Language::parse(l).ok_or_else(|| CommandParseError::UnknownLanguage(l.into()))?
+                language_and_tier(l).ok_or_else(|| CommandParseError::UnknownLanguage(l.into()))?
             }
             None => return Err(CommandParseError::MissingCode),
         };
-        return Ok(Command::Run { language, code });
+        return Ok(Command::Run {
+            language,
+            code,
+            tier,
+        });
     }
     let (lang, code) = match args.find(char::is_whitespace) {
         Some(i) => (&args[..i], args[i..].trim()),
@@ -143,15 +204,24 @@ fn parse_run(args: &str) -> Result<Command, CommandParseError> {
     if lang.is_empty() {
         return Err(CommandParseError::MissingCode);
     }
-    let language =
-        Language::parse(lang).ok_or_else(|| CommandParseError::UnknownLanguage(lang.into()))?;
+    let (language, mut tier) =
+        language_and_tier(lang).ok_or_else(|| CommandParseError::UnknownLanguage(lang.into()))?;
     if let Some((fence_lang, code)) = fenced_block(code) {
         if let Some(fl) = fence_lang {
-            if Language::parse(fl) != Some(language) {
-                return Err(CommandParseError::UnknownLanguage(fl.into()));
+            match language_and_tier(fl) {
+                Some((l, t)) if l == language => {
+                    if t == Tier::Gvisor {
+                        tier = Tier::Gvisor;
+                    }
+                }
+                _ => return Err(CommandParseError::UnknownLanguage(fl.into())),
             }
         }
-        return Ok(Command::Run { language, code });
+        return Ok(Command::Run {
+            language,
+            code,
+            tier,
+        });
     }
     if code.is_empty() {
         return Err(CommandParseError::MissingCode);
@@ -159,6 +229,7 @@ fn parse_run(args: &str) -> Result<Command, CommandParseError> {
     Ok(Command::Run {
         language,
         code: code.to_string(),
+        tier,
     })
 }
 
@@ -186,7 +257,8 @@ mod tests {
                 .unwrap(),
             Command::Run {
                 language: Language::Python,
-                code: "print(1)".into()
+                code: "print(1)".into(),
+                tier: Tier::Wasm,
             }
         );
     }
@@ -200,7 +272,8 @@ mod tests {
             cmd,
             Command::Run {
                 language: Language::Python,
-                code: "x = 1\nprint(x)".into()
+                code: "x = 1\nprint(x)".into(),
+                tier: Tier::Wasm,
             }
         );
     }
@@ -214,7 +287,57 @@ mod tests {
             cmd,
             Command::Run {
                 language: Language::JavaScript,
-                code: "console.log(2)".into()
+                code: "console.log(2)".into(),
+                tier: Tier::Wasm,
+            }
+        );
+    }
+
+    #[test]
+    fn gvisor_tier_syntax() {
+        let gv = |code: &str| Command::Run {
+            language: Language::Python,
+            code: code.into(),
+            tier: Tier::Gvisor,
+        };
+        assert_eq!(
+            Command::parse_text("/run gvisor import numpy").unwrap(),
+            Ok(gv("import numpy"))
+        );
+        assert_eq!(
+            Command::parse_text("/run python-gvisor print(1)").unwrap(),
+            Ok(gv("print(1)"))
+        );
+        assert_eq!(
+            Command::parse_text("/run\n```python-gvisor\nprint(2)\n```").unwrap(),
+            Ok(gv("print(2)"))
+        );
+        assert_eq!(
+            Command::parse_text("/run gvisor ```python\nprint(3)\n```").unwrap(),
+            Ok(gv("print(3)"))
+        );
+        assert_eq!(
+            Command::parse_text("/run python ```python-gvisor\nprint(4)\n```").unwrap(),
+            Ok(gv("print(4)"))
+        );
+        // JavaScript has no gVisor tier.
+        assert_eq!(
+            Command::parse_text("/run js-gvisor 1").unwrap(),
+            Ok(Command::Run {
+                language: Language::JavaScript,
+                code: "1".into(),
+                tier: Tier::Gvisor,
+            })
+        );
+        // A command stored before tiers existed still deserializes, on the wasm tier.
+        let old: Command =
+            serde_json::from_str(r#"{"Run":{"language":"python","code":"1"}}"#).unwrap();
+        assert_eq!(
+            old,
+            Command::Run {
+                language: Language::Python,
+                code: "1".into(),
+                tier: Tier::Wasm
             }
         );
     }

@@ -19,10 +19,12 @@ pub enum SettingKey {
     SandboxOutputKb,
     /// Which configured MCP servers' tools the model is offered here.
     McpServers,
+    /// Whether `/run gvisor` and the model's `run_code` may use the gVisor tier here.
+    SandboxGvisor,
 }
 
 impl SettingKey {
-    pub const ALL: [SettingKey; 7] = [
+    pub const ALL: [SettingKey; 8] = [
         SettingKey::SystemPrompt,
         SettingKey::Model,
         SettingKey::RunCode,
@@ -30,6 +32,7 @@ impl SettingKey {
         SettingKey::SandboxMemoryMb,
         SettingKey::SandboxOutputKb,
         SettingKey::McpServers,
+        SettingKey::SandboxGvisor,
     ];
 
     /// The name typed in `/config set <name> …` and stored in the database.
@@ -42,6 +45,7 @@ impl SettingKey {
             SettingKey::SandboxMemoryMb => "sandbox.memory_mb",
             SettingKey::SandboxOutputKb => "sandbox.output_kb",
             SettingKey::McpServers => "mcp_servers",
+            SettingKey::SandboxGvisor => "sandbox.gvisor",
         }
     }
 

@@ -14,7 +14,7 @@ mod inbound;
 mod sink;
 
 pub use budget::{CallBudget, Rate};
-pub use command::{Command, CommandParseError, Language};
+pub use command::{Command, CommandParseError, Language, Tier};
 pub use config_command::{
     ConfigCommand, ConfigParseError, RuleEffect, SettingKey, SettingScope, SubjectKind,
 };

@@ -128,15 +128,23 @@ pub fn attachment_limits(config: &Config) -> robit_core::AttachmentLimits {
 /// The sandbox, or `None` (with a warning) when it is disabled or its guests are missing:
 /// robit still chats without it, and `/run` says what to do.
 pub async fn sandbox(config: &Config) -> Option<Arc<dyn CodeRunner>> {
-    if !config.sandbox.enabled {
-        return None;
-    }
-    match Sandbox::new(sandbox_config(config)).await {
-        Ok(s) => Some(Arc::new(s)),
-        Err(e) => {
-            tracing::warn!(error = %e, "sandbox unavailable; /run and run_code are off (run scripts/fetch-guests, then robit doctor)");
-            None
+    let wasm: Option<Arc<dyn CodeRunner>> = if !config.sandbox.enabled {
+        None
+    } else {
+        match Sandbox::new(sandbox_config(config)).await {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                tracing::warn!(error = %e, "sandbox unavailable; /run and run_code are off (run scripts/fetch-guests, then robit doctor)");
+                None
+            }
         }
+    };
+    // The gVisor tier rides along behind the same runner when it is enabled and works here.
+    match crate::gvisor::runner(config).await {
+        Some(gvisor) => Some(Arc::new(
+            robit_sandbox::Tiers::new(wasm).with(robit_sandbox::Tier::Gvisor, gvisor),
+        )),
+        None => wasm,
     }
 }
 
@@ -154,6 +162,7 @@ pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -
         max_reply_chars: config.engine.max_reply_chars,
         run_code_tool: config.engine.run_code_tool,
         sandbox_limits: limits(config),
+        gvisor_by_default: config.sandbox.gvisor.allow_by_default,
         default_context_tokens: config.engine.default_context_tokens,
         model_context_tokens: config.engine.model_context_tokens.clone(),
         reply_reserve_tokens: config.engine.reply_reserve_tokens,

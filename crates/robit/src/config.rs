@@ -287,6 +287,8 @@ pub struct SandboxSection {
     /// Where scratch directories are made (default: the system's temp dir). Point it at a
     /// volume of its own so a full sandbox disk cannot fill anything else.
     pub scratch_dir: Option<PathBuf>,
+    /// The second tier, native CPython with data libraries under gVisor (`[sandbox.gvisor]`).
+    pub gvisor: crate::gvisor::GvisorSection,
 }
 
 impl Default for SandboxSection {
@@ -305,6 +307,7 @@ impl Default for SandboxSection {
             disk_files: robit_sandbox::Limits::default().disk_files,
             disk_total_mb: robit_sandbox::DEFAULT_DISK_TOTAL_BYTES >> 20,
             scratch_dir: None,
+            gvisor: Default::default(),
         }
     }
 }

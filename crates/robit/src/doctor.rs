@@ -101,6 +101,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
     } else {
         println!("ok    sandbox: disabled (sandbox.enabled = false)");
     }
+    problems += crate::gvisor::doctor(config).await;
 
     problems += check_mcp(config).await;
 

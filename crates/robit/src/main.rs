@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod doctor;
 mod emulate;
+mod gvisor;
 mod http;
 mod mcp;
 mod providers;

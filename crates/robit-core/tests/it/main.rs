@@ -7,6 +7,7 @@ mod chat;
 mod commands;
 mod fail_closed;
 mod journal;
+mod gvisor;
 mod mcp;
 mod replicas;
 mod sandbox;

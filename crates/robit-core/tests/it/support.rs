@@ -177,18 +177,21 @@ impl Harness {
 
     /// An engine with the real sandbox (real guests, no pool) on a fresh database.
     pub async fn with_sandbox(config: EngineConfig) -> (Harness, tempfile::TempDir) {
+        Harness::with_runner(config, sandbox().await).await
+    }
+
+    /// An engine with `runner` as its sandbox on a fresh database.
+    pub async fn with_runner(
+        config: EngineConfig,
+        runner: Arc<dyn robit_sandbox::CodeRunner>,
+    ) -> (Harness, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = robit_store::connect_sqlite(dir.path().join("s.db"))
             .await
             .unwrap();
         store.migrate().await.unwrap();
         let llm = FakeLlm::start().await;
-        let engine = Engine::new(
-            config,
-            store.clone(),
-            Some(provider(&llm)),
-            Some(sandbox().await),
-        );
+        let engine = Engine::new(config, store.clone(), Some(provider(&llm)), Some(runner));
         let h = Harness {
             engine,
             store,
