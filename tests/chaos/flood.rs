@@ -1,9 +1,9 @@
 //! 200 messages flooded into one thread while its turn is busy: the pending cap holds, every
 //! message past it is refused visibly (ephemeral on Slack), and memory stays flat.
 
+use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 use robit_system_tests::{eventually, Db, Robit};
 use robit_testkit::llm::{FakeLlm, Reply};
-use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 
 const CAP: usize = 20;
 const FLOOD: usize = 200;

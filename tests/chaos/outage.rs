@@ -3,9 +3,9 @@
 //! answer still reaches the thread, and once the database is back nothing acknowledged is
 //! lost.
 
+use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 use robit_system_tests::{eventually, pg_url, Db, Proxy, Robit};
 use robit_testkit::llm::{FakeLlm, Reply};
-use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 use std::time::Duration;
 
 async fn ready(robit: &Robit) -> u16 {

@@ -1,9 +1,9 @@
 //! Two replicas on one PostgreSQL database: the one answering is killed mid-stream, and the
 //! other finishes the answer in the same message within the lease plus a few seconds.
 
+use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 use robit_system_tests::{eventually, Db, Robit};
 use robit_testkit::llm::{FakeLlm, Reply};
-use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread")]

@@ -97,8 +97,8 @@ mod output;
 mod pipes;
 mod pool;
 mod sandbox;
-mod wasi_quota;
 mod tiers;
+mod wasi_quota;
 
 pub mod bench;
 

@@ -73,6 +73,9 @@ pub fn gvisor_config(config: &Config) -> GvisorConfig {
         output_bytes: config.sandbox.output_kb * 1024,
         max_files: config.attachments.max_upload_files,
         max_file_bytes: config.attachments.max_upload_bytes,
+        // The tier's scratch is a tmpfs of `scratch_mb`: its size is the quota by construction.
+        disk_bytes: g.scratch_mb * 1024 * 1024,
+        disk_files: Limits::default().disk_files,
     };
     c.scratch_bytes = g.scratch_mb * 1024 * 1024;
     c.tmp_bytes = g.scratch_mb * 1024 * 1024;

@@ -240,6 +240,7 @@ async fn a_reply_in_a_thread_robit_started_needs_no_call_to_slack() {
     )
     .await;
     assert!(s.emulator.calls_to("conversations.replies").is_empty());
+}
 
 /// Issue 15's attack through the native stream (`chat.*Stream` `markdown_text`, which is not
 /// converted to mrkdwn): the four backticks inside the block are broken, so it cannot end early.

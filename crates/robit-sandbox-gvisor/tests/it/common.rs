@@ -46,6 +46,7 @@ pub fn limits() -> Limits {
         output_bytes: 16 * 1024,
         max_files: 10,
         max_file_bytes: 4 * 1024 * 1024,
+        ..Limits::default()
     }
 }
 
