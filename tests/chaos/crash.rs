@@ -21,7 +21,7 @@ async fn start(db: &Db, platform: &Platform, llm: &FakeLlm) -> Robit {
     // On PostgreSQL a restarted process is a new holder: it waits out its predecessor's lease.
     env.push(("ROBIT_ENGINE__LEASE_TTL_MS".into(), "2000".into()));
     let robit = Robit::start(db, &env).await;
-    platform.attach(&robit);
+    platform.attach(&robit).await;
     robit
 }
 
@@ -94,6 +94,7 @@ async fn killed_mid_stream(platform: Platform, db: Db) {
     let asked = platform.ask("tell me a long story");
     let shown = eventually(|| platform.answers(&asked).iter().any(|a| a.contains("word3"))).await;
     assert!(shown, "the answer never started: {}", robit.log());
+    assert!(db.wait_for_recorded_post().await);
     robit.kill9();
     let restarted = Instant::now();
     let robit = start(&db, &platform, &llm).await;
@@ -154,7 +155,7 @@ async fn killed_during_a_sandbox_run(platform: Platform, db: Db) {
         .map(|(k, v)| (k.to_string(), v)),
     );
     let robit = Robit::start(&db, &env).await;
-    platform.attach(&robit);
+    platform.attach(&robit).await;
     let asked = platform.ask("run something slow");
     assert!(
         eventually(|| platform
@@ -165,10 +166,11 @@ async fn killed_during_a_sandbox_run(platform: Platform, db: Db) {
         "the run never started: {}",
         robit.log()
     );
+    assert!(db.wait_for_recorded_post().await);
     robit.kill9();
     let restarted = Instant::now();
     let robit = Robit::start(&db, &env).await;
-    platform.attach(&robit);
+    platform.attach(&robit).await;
     assert_one_complete_answer(&db, &platform, &asked, true, restarted).await;
     let requests = llm.chat_requests();
     assert_eq!(requests.len(), 2, "the tool call is not repeated by robit");

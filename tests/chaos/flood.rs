@@ -74,9 +74,17 @@ async fn a_flooded_thread_keeps_its_cap() {
         vec![vec![CAP.to_string()]],
         "only taken messages are journaled"
     );
-    let audited = db
-        .rows("SELECT CAST(COUNT(*) AS TEXT) FROM audit_log WHERE action = 'refused.busy'")
-        .await;
+    // Each refusal is audited right after the user is told.
+    let mut audited = Vec::new();
+    for _ in 0..500 {
+        audited = db
+            .rows("SELECT CAST(COUNT(*) AS TEXT) FROM audit_log WHERE action = 'refused.busy'")
+            .await;
+        if audited == vec![vec![refused.to_string()]] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(audited, vec![vec![refused.to_string()]]);
     let after = robit.rss_kib();
     println!("FLOOD rss before {before} KiB, after {after} KiB");

@@ -42,10 +42,16 @@ impl Platform {
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
-    /// Points the emulator at a (re)started process.
-    pub fn attach(&self, robit: &robit_system_tests::Robit) {
-        if let Platform::Slack(s) = self {
-            s.set_events_url(robit.events_url());
+    /// Points the emulator at a (re)started process and waits until it can take messages.
+    pub async fn attach(&self, robit: &robit_system_tests::Robit) {
+        match self {
+            Platform::Slack(s) => s.set_events_url(robit.events_url()),
+            // `/readyz` follows the shard's connection; the handler knows who the bot is only
+            // once READY is handled, which is when it registers its commands.
+            Platform::Discord(d) => assert!(
+                robit_system_tests::eventually(|| !d.global_commands().is_empty()).await,
+                "the bot never handled READY"
+            ),
         }
     }
 

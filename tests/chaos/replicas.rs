@@ -35,6 +35,7 @@ async fn the_surviving_replica_finishes_a_dead_replicas_answer() {
         "A never started: {}",
         a.log()
     );
+    assert!(db.wait_for_recorded_post().await);
     a.kill9();
     let killed = Instant::now();
     slack.set_events_url(b.events_url());

@@ -148,6 +148,22 @@ impl Db {
         }
     }
 
+    /// Waits until the turn journal has recorded a posted message. A crash in the moment
+    /// between a post returning and its reference being recorded would leave that one message
+    /// behind (documented in docs/operations.md); tests that kill mid-stream kill after it.
+    pub async fn wait_for_recorded_post(&self) -> bool {
+        for _ in 0..1000 {
+            let n = self
+                .rows("SELECT CAST(COUNT(*) AS TEXT) FROM turn_posts")
+                .await;
+            if n != vec![vec!["0".to_string()]] {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     /// Removes what the test made.
     pub async fn drop(self) {
         match self {
@@ -191,7 +207,9 @@ impl Robit {
                 cmd.env_remove(k);
             }
         }
+        // One listener for the public and the operator routes (`/readyz`), on a free port.
         cmd.env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{port}"))
+            .env("ROBIT_HTTP__ADMIN_ADDR", format!("127.0.0.1:{port}"))
             .env("ROBIT_SANDBOX__ENABLED", "false");
         for (k, v) in db.env().iter().chain(env) {
             cmd.env(k, v);

@@ -184,13 +184,21 @@ async fn a_replica_killed_mid_turn_leaves_the_conversation_to_the_other() {
         waited >= ttl - Duration::from_millis(300),
         "B answered before A's lease expired: {waited:?}"
     );
-    let last = llm.chat_requests().last().unwrap().body["messages"].clone();
-    let contents: Vec<String> = last
-        .as_array()
-        .unwrap()
+    // B runs the two turns in whichever order their leases free up; the request for the new
+    // message carries the whole history from the database.
+    let contents: Vec<String> = llm
+        .chat_requests()
         .iter()
-        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
-        .collect();
+        .map(|r| {
+            r.body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+                .collect::<Vec<String>>()
+        })
+        .find(|c| c.last().is_some_and(|l| l.contains("are you there?")))
+        .expect("a request for the new message");
     assert!(
         contents.iter().any(|c| c.contains("first question")),
         "{contents:?}"
