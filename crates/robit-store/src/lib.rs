@@ -286,6 +286,43 @@ pub trait Store: TurnJournal + Send + Sync {
     async fn prune_processed_events(&self, before_ms: i64) -> Result<u64>;
 }
 
+/// The turn journal, part of every [`Store`]. A turn is recorded by [`Store::accept`] (see
+/// [`NewEvent::turn`]), pending and leased to the replica that queued it; that replica renews
+/// its leases while it lives. Leases are judged by the database clock.
+#[async_trait]
+pub trait TurnJournal: Send + Sync {
+    /// Extends every open turn `holder` holds to `lease` from now; returns their ids. A turn
+    /// missing from the answer was taken over by another replica: stop it at once.
+    async fn renew_turns(&self, holder: &str, lease: Duration) -> Result<Vec<i64>>;
+
+    /// Takes over up to `limit` open turns of `platform` whose lease expired (with
+    /// `any_lease`, also live leases of other holders: for a single process starting up, whose
+    /// earlier self can no longer hold anything), oldest first; each claim counts an attempt.
+    /// On PostgreSQL rows another claimer is taking are skipped, never waited for.
+    async fn claim_turns(
+        &self,
+        holder: &str,
+        lease: Duration,
+        platform: Platform,
+        limit: u32,
+        any_lease: bool,
+    ) -> Result<Vec<ClaimedTurn>>;
+
+    /// Moves an open turn `holder` holds to `status`; `false` when the turn is not open or not
+    /// held by `holder` (another replica took it over), and nothing changed.
+    async fn set_turn_status(&self, turn: i64, holder: &str, status: TurnStatus) -> Result<bool>;
+
+    /// Ends `holder`'s leases on its open turns now (graceful stop), so the next process takes
+    /// them over without waiting; returns how many.
+    async fn release_turns(&self, holder: &str) -> Result<u64>;
+
+    /// Records the platform reference of the `slot`-th message a turn posted (idempotent).
+    async fn turn_posted(&self, turn: i64, slot: i64, message: &str) -> Result<()>;
+
+    /// Every journaled turn of a conversation, oldest first.
+    async fn turns(&self, conversation: ConversationId) -> Result<Vec<TurnRow>>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,41 +365,4 @@ mod tests {
             );
         }
     }
-}
-
-/// The turn journal, part of every [`Store`]. A turn is recorded by [`Store::accept`] (see
-/// [`NewEvent::turn`]), pending and leased to the replica that queued it; that replica renews
-/// its leases while it lives. Leases are judged by the database clock.
-#[async_trait]
-pub trait TurnJournal: Send + Sync {
-    /// Extends every open turn `holder` holds to `lease` from now; returns their ids. A turn
-    /// missing from the answer was taken over by another replica: stop it at once.
-    async fn renew_turns(&self, holder: &str, lease: Duration) -> Result<Vec<i64>>;
-
-    /// Takes over up to `limit` open turns of `platform` whose lease expired (with
-    /// `any_lease`, also live leases of other holders: for a single process starting up, whose
-    /// earlier self can no longer hold anything), oldest first; each claim counts an attempt.
-    /// On PostgreSQL rows another claimer is taking are skipped, never waited for.
-    async fn claim_turns(
-        &self,
-        holder: &str,
-        lease: Duration,
-        platform: Platform,
-        limit: u32,
-        any_lease: bool,
-    ) -> Result<Vec<ClaimedTurn>>;
-
-    /// Moves an open turn `holder` holds to `status`; `false` when the turn is not open or not
-    /// held by `holder` (another replica took it over), and nothing changed.
-    async fn set_turn_status(&self, turn: i64, holder: &str, status: TurnStatus) -> Result<bool>;
-
-    /// Ends `holder`'s leases on its open turns now (graceful stop), so the next process takes
-    /// them over without waiting; returns how many.
-    async fn release_turns(&self, holder: &str) -> Result<u64>;
-
-    /// Records the platform reference of the `slot`-th message a turn posted (idempotent).
-    async fn turn_posted(&self, turn: i64, slot: i64, message: &str) -> Result<()>;
-
-    /// Every journaled turn of a conversation, oldest first.
-    async fn turns(&self, conversation: ConversationId) -> Result<Vec<TurnRow>>;
 }

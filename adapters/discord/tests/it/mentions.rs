@@ -170,7 +170,7 @@ async fn model_text_cannot_close_its_code_block() {
     emu.user_says(channel, &mention(&emu, "show me"));
     let thread = wait_thread(&emu, channel).await;
     let shown =
-        format!("Here:\n```\n``\u{200B}``<@&123> @everyone [verify](https://evil.example)\n```");
+        "Here:\n```\n``\u{200B}``<@&123> @everyone [verify](https://evil.example)\n```".to_string();
     let m = wait_bot_text(&emu, thread, &shown).await;
     // Where Discord closes the block: the first three backticks after the opening line.
     let body = m.content.find("```\n").unwrap() + 4;
