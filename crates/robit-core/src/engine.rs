@@ -540,22 +540,27 @@ impl Engine {
         Ok(n)
     }
 
-    async fn take_over(&self, turn: ClaimedTurn, opener: &Arc<dyn SinkOpener>) {
+    /// Marks a turn that cannot be resumed failed, and counts and logs it.
+    async fn give_up(&self, id: i64, why: &str) {
+        metrics::counter!(m::TURNS_LOST).increment(1);
+        tracing::error!(turn = id, why, "a journaled turn cannot be resumed");
         let holder = &self.inner.config.journal.holder;
+        if let Err(e) = self
+            .inner
+            .store
+            .set_turn_status(id, holder, TurnStatus::Failed)
+            .await
+        {
+            tracing::warn!(error = %e, turn = id, "marking a turn failed did not work; it will be retried");
+        }
+    }
+
+    async fn take_over(&self, turn: ClaimedTurn, opener: &Arc<dyn SinkOpener>) {
         let id = turn.id;
-        let give_up = |why: &str| {
-            metrics::counter!(m::TURNS_LOST).increment(1);
-            tracing::error!(turn = id, why, "a journaled turn cannot be resumed");
-        };
         let job: StoredJob = match serde_json::from_str(&turn.job) {
             Ok(job) => job,
             Err(e) => {
-                give_up(&format!("unreadable job: {e}"));
-                let _ = self
-                    .inner
-                    .store
-                    .set_turn_status(id, holder, TurnStatus::Failed)
-                    .await;
+                self.give_up(id, &format!("unreadable job: {e}")).await;
                 return;
             }
         };
@@ -565,22 +570,12 @@ impl Engine {
             .map(|(_, r)| robit_types::MessageRef(r.clone()))
             .collect();
         let Some(sink) = turn.route.as_deref().and_then(|r| opener.open(r, &posted)) else {
-            give_up("no way back to its thread");
-            let _ = self
-                .inner
-                .store
-                .set_turn_status(id, holder, TurnStatus::Failed)
-                .await;
+            self.give_up(id, "no way back to its thread").await;
             return;
         };
         if turn.attempts > MAX_ATTEMPTS {
-            give_up("too many attempts");
             let _ = crate::render::wait_out_rate_limits(|| sink.post(UNRESUMABLE_NOTE)).await;
-            let _ = self
-                .inner
-                .store
-                .set_turn_status(id, holder, TurnStatus::Failed)
-                .await;
+            self.give_up(id, "too many attempts").await;
             return;
         }
         let conversation = match self.inner.store.conversation(&job.inbound.key).await {
@@ -596,12 +591,7 @@ impl Engine {
             StoredWork::Command(c) => Work::Command(c),
         };
         if matches!(work, Work::Chat { .. }) && turn.message_id.is_none() {
-            give_up("a chat turn without its message");
-            let _ = self
-                .inner
-                .store
-                .set_turn_status(id, holder, TurnStatus::Failed)
-                .await;
+            self.give_up(id, "a chat turn without its message").await;
             return;
         }
         metrics::counter!(m::TURNS_RESUMED).increment(1);
