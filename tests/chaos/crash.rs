@@ -8,15 +8,26 @@ use robit_testkit::llm::{FakeLlm, Reply};
 use std::time::Instant;
 
 /// The whole answer the model gives on the second try.
-fn full_answer() -> String {
+pub(crate) fn full_answer() -> String {
     (0..60)
         .map(|i| format!("word{i}"))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-async fn start(db: &Db, platform: &Platform, llm: &FakeLlm) -> Robit {
+pub(crate) async fn start(db: &Db, platform: &Platform, llm: &FakeLlm) -> Robit {
+    start_with(db, platform, llm, &[]).await
+}
+
+/// [`start`] with `extra` settings.
+pub(crate) async fn start_with(
+    db: &Db,
+    platform: &Platform,
+    llm: &FakeLlm,
+    extra: &[(String, String)],
+) -> Robit {
     let mut env = platform.env();
+    env.extend_from_slice(extra);
     env.push(("ROBIT_LLM__BASE_URL".into(), llm.base_url()));
     // On PostgreSQL a restarted process is a new holder: it waits out its predecessor's lease.
     env.push(("ROBIT_ENGINE__LEASE_TTL_MS".into(), "2000".into()));
@@ -27,7 +38,7 @@ async fn start(db: &Db, platform: &Platform, llm: &FakeLlm) -> Robit {
 
 /// After the restart: one bot message, holding the complete answer, marked as resumed when
 /// `resumed`; one stored answer; no open turn.
-async fn assert_one_complete_answer(
+pub(crate) async fn assert_one_complete_answer(
     db: &Db,
     platform: &Platform,
     asked: &crate::platform::Asked,

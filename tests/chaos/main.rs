@@ -7,3 +7,4 @@ mod flood;
 mod outage;
 mod platform;
 mod replicas;
+mod unrecorded;

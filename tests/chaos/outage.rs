@@ -4,7 +4,7 @@
 //! lost.
 
 use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
-use robit_system_tests::{eventually, pg_url, Db, Proxy, Robit};
+use robit_system_tests::{eventually, Db, Robit};
 use robit_testkit::llm::{FakeLlm, Reply};
 use std::time::Duration;
 
@@ -27,14 +27,7 @@ async fn wait_ready(robit: &Robit, status: u16) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_acknowledged_is_lost_when_the_database_goes_away() {
-    let target = pg_url()
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap()
-        .to_string();
-    let proxy = Proxy::start(&target).await;
-    let db = Db::postgres_via(format!("postgres://postgres@127.0.0.1:{}/test", proxy.port));
+    let (db, proxy) = Db::postgres_behind_proxy().await;
     let llm = FakeLlm::start().await;
     let slack = SlackEmulator::start().await;
     let env: Vec<(String, String)> = [

@@ -146,7 +146,7 @@ static NONCES: AtomicU64 = AtomicU64::new(0);
 
 /// A nonce unique to this process and message: with `enforce_nonce`, Discord turns a retried
 /// create into the message the first attempt made, so retrying after a 5xx cannot duplicate.
-fn nonce() -> serenity::model::channel::Nonce {
+fn fresh_nonce() -> serenity::model::channel::Nonce {
     let n = NONCES.fetch_add(1, Ordering::Relaxed);
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -165,8 +165,17 @@ impl ChannelSink {
         }
     }
 
-    async fn create(&self, build: impl Fn() -> CreateMessage) -> Result<MessageRef, SinkError> {
-        let nonce = nonce();
+    /// Creates a message under `nonce` (a fresh one when `None`).
+    async fn create(
+        &self,
+        nonce: Option<&str>,
+        build: impl Fn() -> CreateMessage,
+    ) -> Result<MessageRef, SinkError> {
+        let nonce = match nonce {
+            // Discord caps nonces at 25 characters; a longer key cannot be kept.
+            Some(key) if key.len() <= 25 => serenity::model::channel::Nonce::String(key.into()),
+            _ => fresh_nonce(),
+        };
         let http = self.cx.http.clone();
         let message: Message = self
             .cx
@@ -196,7 +205,14 @@ impl ReplySink for ChannelSink {
 
     async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
         let text = &*fence_safe(text);
-        self.create(|| CreateMessage::new().content(text)).await
+        self.create(None, || CreateMessage::new().content(text))
+            .await
+    }
+
+    async fn post_once(&self, key: &str, text: &str) -> Result<MessageRef, SinkError> {
+        let text = &*fence_safe(text);
+        self.create(Some(key), || CreateMessage::new().content(text))
+            .await
     }
 
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
@@ -223,7 +239,7 @@ impl ReplySink for ChannelSink {
         comment: &str,
     ) -> Result<MessageRef, SinkError> {
         let comment = &*fence_safe(comment);
-        self.create(|| {
+        self.create(None, || {
             CreateMessage::new()
                 .content(comment)
                 .add_file(CreateAttachment::bytes(bytes.to_vec(), file_name))

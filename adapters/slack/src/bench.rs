@@ -33,6 +33,9 @@ pub struct BenchOptions {
     /// Send top-level channel messages without a mention instead: the adapter verifies,
     /// parses and drops them before `Engine::submit`, which measures the intake alone.
     pub intake_only: bool,
+    /// Journal each event's turn (as production does). Off, the engine skips the journal:
+    /// the difference between the two is what the journal costs.
+    pub journal: bool,
 }
 
 impl Default for BenchOptions {
@@ -43,6 +46,7 @@ impl Default for BenchOptions {
             threads: 1_000,
             warmup: 1_000,
             intake_only: false,
+            journal: true,
         }
     }
 }
@@ -92,7 +96,13 @@ pub async fn bench_ingest(
         ..SlackConfig::default()
     };
     let api = Arc::new(crate::api::SlackApi::new(&config, None)?);
-    let intake = Arc::new(Intake::new(engine, api, Replies::Discard));
+    let intake = Arc::new(Intake::new(
+        engine,
+        api,
+        Replies::Discard {
+            journaled: options.journal,
+        },
+    ));
     let app = http::router(
         Arc::new(http::HttpState {
             intake: intake.clone(),

@@ -196,7 +196,8 @@ pub struct IntakeStats {
 #[derive(Clone)]
 pub(crate) enum Replies {
     Slack(SinkOptions),
-    Discard,
+    /// The benchmark: answers go nowhere, journaled or not.
+    Discard { journaled: bool },
 }
 
 /// Turns events into engine submissions. One per intake; cheap to share.
@@ -262,7 +263,9 @@ impl Intake {
 
     fn sink(&self, team: &str, a: &Accepted) -> Arc<dyn ReplySink> {
         match &self.replies {
-            Replies::Discard => Arc::new(NullSink),
+            Replies::Discard { journaled } => Arc::new(NullSink {
+                journaled: *journaled,
+            }),
             Replies::Slack(options) => Arc::new(SlackSink::new(
                 self.api.clone(),
                 Target {

@@ -359,13 +359,16 @@ impl ReplySink for SlackSink {
 }
 
 /// A sink that drops everything: the ingest benchmark measures intake, not replies.
-pub(crate) struct NullSink;
+pub(crate) struct NullSink {
+    /// Give a route, so turns are journaled like real ones (the benchmark never resumes
+    /// them); without one the engine skips the journal, which the benchmark compares against.
+    pub journaled: bool,
+}
 
 #[async_trait]
 impl ReplySink for NullSink {
-    /// A route, so the benchmark's events are journaled like real ones (it never resumes).
     fn route(&self) -> Option<String> {
-        Some("slack:bench".to_string())
+        self.journaled.then(|| "slack:bench".to_string())
     }
 
     fn capabilities(&self) -> Capabilities {

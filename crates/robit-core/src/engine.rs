@@ -371,6 +371,7 @@ impl Engine {
             lost: self.inner.held.hold(id),
             posted: Vec::new(),
             resumed: false,
+            taken_over: false,
         });
         tracing::Span::current().record("conversation", conversation.id.0);
         tracing::debug!(queued = true, "event accepted");
@@ -614,6 +615,7 @@ impl Engine {
                     id,
                     lost: self.inner.held.hold(id),
                     resumed: !posted.is_empty(),
+                    taken_over: true,
                     posted,
                 }),
             },

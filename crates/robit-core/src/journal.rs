@@ -83,8 +83,11 @@ pub(crate) struct Ticket {
     pub lost: CancellationToken,
     /// The messages an earlier attempt posted, by slot.
     pub posted: Vec<MessageRef>,
-    /// Taken over from an earlier attempt (a crash, a restart, a dead replica).
+    /// An earlier attempt showed part of the answer: the first message says it resumed.
     pub resumed: bool,
+    /// Taken over from an earlier attempt (a crash, a restart, a dead replica), whether or
+    /// not it recorded a post.
+    pub taken_over: bool,
 }
 
 /// The turns this replica holds (queued or running), for renewal.
@@ -179,6 +182,10 @@ pub(crate) struct JournalSink {
     store: Arc<dyn Store>,
     turn: i64,
     resumed: bool,
+    taken_over: bool,
+    /// How many slots earlier attempts recorded: on a resumed turn, the next slot is the one
+    /// an earlier attempt may have posted without living to record it.
+    recorded: usize,
     state: Mutex<Slots>,
 }
 
@@ -196,6 +203,8 @@ impl JournalSink {
             store,
             turn: ticket.id,
             resumed: ticket.resumed,
+            taken_over: ticket.taken_over,
+            recorded: ticket.posted.len(),
             state: Mutex::new(Slots {
                 posted: ticket.posted.clone(),
                 used: 0,
@@ -287,7 +296,16 @@ impl ReplySink for JournalSink {
                 Ok(message)
             }
             None => {
-                let message = self.inner.post(&text).await?;
+                // Keyed by turn and slot, so a post whose reference a crash kept from the
+                // journal comes back as the same message where the platform deduplicates.
+                // Unique per database; a second deployment on the same bot token could only
+                // meet it in the same channel within the platform's few-minute window.
+                let key = format!("t{}.{slot}", self.turn);
+                let message = self.inner.post_once(&key, &text).await?;
+                if self.taken_over && slot == self.recorded {
+                    // It may be the earlier attempt's message, still showing that text.
+                    self.inner.edit(&message, &text).await?;
+                }
                 self.record(slot, &message).await;
                 Ok(message)
             }

@@ -65,6 +65,18 @@ pub trait ReplySink: Send + Sync {
     /// Posts a new message in the thread.
     async fn post(&self, text: &str) -> Result<MessageRef, SinkError>;
 
+    /// Posts a new message that must appear once however often it is sent with the same
+    /// `key` (at most 25 ASCII characters), by this process or, after a crash, by another:
+    /// the turn journal keys each slot of an answer, so a resumed turn that re-posts a slot
+    /// whose first post returned but was never recorded gets that message back instead of a
+    /// second one. It may then still show the earlier text; the caller edits it.
+    ///
+    /// Only platforms that deduplicate creates can keep the promise (Discord's
+    /// `enforce_nonce`); the default is an ordinary post.
+    async fn post_once(&self, _key: &str, text: &str) -> Result<MessageRef, SinkError> {
+        self.post(text).await
+    }
+
     /// Replaces the text of a message this sink posted.
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError>;
 
