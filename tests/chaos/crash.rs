@@ -162,6 +162,7 @@ async fn killed_during_a_sandbox_run(platform: Platform, db: Db) {
             ),
             ("ROBIT_SANDBOX__CACHE_DIR", cache.display().to_string()),
             ("ROBIT_SANDBOX__WALL_TIME_MS", "60000".to_string()),
+            ("ROBIT_ENGINE__LEASE_TTL_MS", "2000".to_string()),
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );
@@ -192,32 +193,27 @@ async fn killed_during_a_sandbox_run(platform: Platform, db: Db) {
     let _ = std::fs::remove_dir_all(cache);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn slack_sqlite_killed_during_a_sandbox_run() {
-    killed_during_a_sandbox_run(Platform::slack().await, Db::sqlite()).await;
+/// Every kill point on both platforms and both backends.
+macro_rules! matrix {
+    ($($name:ident: $case:ident($platform:ident, $db:ident);)*) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $name() {
+            $case(Platform::$platform().await, Db::$db()).await;
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn slack_sqlite_killed_mid_stream() {
-    killed_mid_stream(Platform::slack().await, Db::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn discord_sqlite_killed_mid_stream() {
-    killed_mid_stream(Platform::discord().await, Db::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn discord_postgres_killed_mid_stream() {
-    killed_mid_stream(Platform::discord().await, Db::postgres()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn slack_sqlite_killed_before_the_model_answered() {
-    killed_before_the_model_answered(Platform::slack().await, Db::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn discord_postgres_killed_before_the_model_answered() {
-    killed_before_the_model_answered(Platform::discord().await, Db::postgres()).await;
+matrix! {
+    slack_sqlite_killed_before_the_model_answered: killed_before_the_model_answered(slack, sqlite);
+    slack_postgres_killed_before_the_model_answered: killed_before_the_model_answered(slack, postgres);
+    discord_sqlite_killed_before_the_model_answered: killed_before_the_model_answered(discord, sqlite);
+    discord_postgres_killed_before_the_model_answered: killed_before_the_model_answered(discord, postgres);
+    slack_sqlite_killed_mid_stream: killed_mid_stream(slack, sqlite);
+    slack_postgres_killed_mid_stream: killed_mid_stream(slack, postgres);
+    discord_sqlite_killed_mid_stream: killed_mid_stream(discord, sqlite);
+    discord_postgres_killed_mid_stream: killed_mid_stream(discord, postgres);
+    slack_sqlite_killed_during_a_sandbox_run: killed_during_a_sandbox_run(slack, sqlite);
+    slack_postgres_killed_during_a_sandbox_run: killed_during_a_sandbox_run(slack, postgres);
+    discord_sqlite_killed_during_a_sandbox_run: killed_during_a_sandbox_run(discord, sqlite);
+    discord_postgres_killed_during_a_sandbox_run: killed_during_a_sandbox_run(discord, postgres);
 }

@@ -109,6 +109,17 @@ async fn killed_between_the_last_edit_and_storing_the_answer(platform: Platform)
     proxy.restore();
     let restarted = Instant::now();
     let robit = start_with(&db, &platform, &llm, &env).await;
+    // The whole answer was on screen before the crash: wait for the resumed run's edit.
+    assert!(
+        eventually(|| platform
+            .answers(&asked)
+            .iter()
+            .any(|a| a.contains("resumed") && a.ends_with(&full)))
+        .await,
+        "the answer was never resumed: {:?} {}",
+        platform.answers(&asked),
+        robit.log()
+    );
     assert_one_complete_answer(&db, &platform, &asked, true, restarted).await;
     assert_eq!(llm.chat_requests().len(), 2, "one model call per attempt");
     robit.stop();
