@@ -245,6 +245,32 @@ mod tests {
     use robit_core::EngineConfig;
     use tower::ServiceExt;
 
+    /// The admin API on an engine with the default configuration and a fresh SQLite store.
+    struct Api {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        engine: Engine,
+        app: Router,
+    }
+
+    impl Api {
+        async fn start() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let store = robit_store::connect_sqlite(dir.path().join("api.db"))
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            let engine = Engine::new(EngineConfig::default(), store.clone(), None, None);
+            let app = router(engine.clone(), store.clone());
+            Api {
+                _dir: dir,
+                store,
+                engine,
+                app,
+            }
+        }
+    }
+
     async fn call(
         app: &Router,
         method: &str,
@@ -286,13 +312,9 @@ mod tests {
 
     #[tokio::test]
     async fn settings_change_only_with_a_valid_key_and_a_valid_value() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = robit_store::connect_sqlite(dir.path().join("api.db"))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let engine = Engine::new(EngineConfig::default(), store.clone(), None, None);
-        let app = router(engine, store.clone());
+        let Api {
+            _dir, store, app, ..
+        } = Api::start().await;
         let key = crate::apikey::create(store.as_ref(), "test").await.unwrap();
         let url = "/admin/v1/settings/slack/T1/C1";
 
@@ -352,13 +374,9 @@ mod tests {
 
     #[tokio::test]
     async fn authentication_comes_before_the_body_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = robit_store::connect_sqlite(dir.path().join("api.db"))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let engine = Engine::new(EngineConfig::default(), store.clone(), None, None);
-        let app = router(engine, store.clone());
+        let Api {
+            _dir, store, app, ..
+        } = Api::start().await;
         let put = "/admin/v1/settings/slack/T1/C1/system_prompt";
         // Bad JSON without a key (or with a wrong one) is 401, not 400: nothing was parsed.
         for key in [None, Some("robit_1_0000")] {
@@ -376,15 +394,13 @@ mod tests {
 
     #[tokio::test]
     async fn lists_every_setting_config_show_lists() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = robit_store::connect_sqlite(dir.path().join("api.db"))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let config = EngineConfig::default();
-        let limits = config.sandbox_limits;
-        let engine = Engine::new(config, store.clone(), None, None);
-        let app = router(engine.clone(), store.clone());
+        let Api {
+            _dir,
+            store,
+            engine,
+            app,
+        } = Api::start().await;
+        let limits = EngineConfig::default().sandbox_limits;
         let key = crate::apikey::create(store.as_ref(), "test").await.unwrap();
         let (status, body) = call(
             &app,
