@@ -22,11 +22,7 @@ pub(crate) async fn run(
 ) -> TurnOutcome {
     if command == ConfigCommand::Show {
         let effective = settings::effective(inner, &inbound.key).await;
-        say(
-            sink,
-            &settings::show(&effective, &inner.config.sandbox_limits),
-        )
-        .await;
+        say(sink, &effective.show(&inner.config.sandbox_limits)).await;
         return TurnOutcome::Command;
     }
     if !inner.config.access.is_admin(inbound) {

@@ -42,7 +42,7 @@ pub use journal::{default_holder, JournalConfig};
 pub use lease::LeaseConfig;
 pub use limits::LimitsConfig;
 pub use robit_mcp::{ServerFilter, ToolProvider};
-pub use settings::{Effective, Source, Sourced};
+pub use settings::{Effective, SettingEntry, SettingValue, Source, Sourced};
 pub use tokens::estimate_tokens;
 
 /// The largest request body a platform webhook intake reads (the Slack Events API and

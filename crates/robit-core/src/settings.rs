@@ -90,6 +90,60 @@ impl Effective {
     }
 }
 
+/// A setting's effective value, typed as the setting is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingValue {
+    Text(String),
+    Number(u64),
+    /// Shown as `on` or `off`.
+    Switch(bool),
+}
+
+impl std::fmt::Display for SettingValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SettingValue::Text(text) => f.write_str(text),
+            SettingValue::Number(n) => write!(f, "{n}"),
+            SettingValue::Switch(on) => f.write_str(if *on { "on" } else { "off" }),
+        }
+    }
+}
+
+/// One setting as a conversation sees it: its name, value and where the value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingEntry {
+    pub key: SettingKey,
+    pub value: SettingValue,
+    pub source: Source,
+}
+
+impl Effective {
+    /// Every setting, in [`SettingKey::ALL`] order: the one list both `/config show` and the
+    /// binary's admin API give, so neither can leave a setting out.
+    pub fn entries(&self) -> Vec<SettingEntry> {
+        let text = |s: &Sourced<String>| (SettingValue::Text(s.value.clone()), s.source);
+        let number = |s: &Sourced<u64>| (SettingValue::Number(s.value), s.source);
+        let switch = |s: &Sourced<bool>| (SettingValue::Switch(s.value), s.source);
+        SettingKey::ALL
+            .into_iter()
+            .map(|key| {
+                // Exhaustive, so a new setting cannot be missing from the list.
+                let (value, source) = match key {
+                    SettingKey::SystemPrompt => text(&self.system_prompt),
+                    SettingKey::Model => text(&self.model),
+                    SettingKey::RunCode => switch(&self.run_code),
+                    SettingKey::SandboxWallTimeMs => number(&self.wall_time_ms),
+                    SettingKey::SandboxMemoryMb => number(&self.memory_mb),
+                    SettingKey::SandboxOutputKb => number(&self.output_kb),
+                    SettingKey::McpServers => text(&self.mcp_servers),
+                    SettingKey::SandboxGvisor => switch(&self.gvisor),
+                };
+                SettingEntry { key, value, source }
+            })
+            .collect()
+    }
+}
+
 /// The effective settings for a conversation. A store failure falls back to the
 /// configuration (logged): a turn should not fail because settings could not be read.
 pub(crate) async fn effective(inner: &Inner, key: &ConversationKey) -> Effective {
@@ -285,48 +339,51 @@ fn mcp_servers(value: &str) -> Result<String, String> {
     Ok(names.into_iter().collect::<Vec<_>>().join(","))
 }
 
-/// `/config show`: one line per setting with its source.
-pub(crate) fn show(e: &Effective, max: &Limits) -> String {
-    let prompt: String = e.system_prompt.value.chars().take(300).collect();
-    let ellipsis = if e.system_prompt.value.chars().count() > 300 {
-        "…"
-    } else {
-        ""
-    };
-    let on = |b: bool| if b { "on" } else { "off" };
-    let l = max;
-    format!(
-        "**robit settings here** (most specific wins: channel, workspace, global)\n\
-         • `system_prompt` ({}): {prompt}{ellipsis}\n\
-         • `model` ({}): `{}`\n\
-         • `run_code` ({}): {}\n\
-         • `sandbox.wall_time_ms` ({}): {} (at most {})\n\
-         • `sandbox.memory_mb` ({}): {} (at most {})\n\
-         • `sandbox.output_kb` ({}): {} (at most {})\n\
-         • sandbox disk (global): {} MiB and {} files per run\n\
-         • `mcp_servers` ({}): {}\n\
-         • `sandbox.gvisor` ({}): {}",
-        e.system_prompt.source.as_str(),
-        e.model.source.as_str(),
-        e.model.value,
-        e.run_code.source.as_str(),
-        on(e.run_code.value),
-        e.wall_time_ms.source.as_str(),
-        e.wall_time_ms.value,
-        l.wall_time.as_millis(),
-        e.memory_mb.source.as_str(),
-        e.memory_mb.value,
-        l.memory_bytes / MIB,
-        e.output_kb.source.as_str(),
-        e.output_kb.value,
-        l.output_bytes / 1024,
-        l.disk_bytes / MIB,
-        l.disk_files,
-        e.mcp_servers.source.as_str(),
-        e.mcp_servers.value,
-        e.gvisor.source.as_str(),
-        on(e.gvisor.value),
-    )
+impl Effective {
+    /// The text of `/config show`: one line per setting of [`Effective::entries`] with its
+    /// source, and the global sandbox disk quota (not a setting) after the other sandbox
+    /// limits, `max` being the global sandbox limits.
+    pub fn show(&self, max: &Limits) -> String {
+        let mut lines = vec![
+            "**robit settings here** (most specific wins: channel, workspace, global)".to_string(),
+        ];
+        for entry in self.entries() {
+            let key = entry.key;
+            let source = entry.source.as_str();
+            let shown = match (key, &entry.value) {
+                (SettingKey::SystemPrompt, SettingValue::Text(prompt)) => {
+                    let cut: String = prompt.chars().take(300).collect();
+                    let ellipsis = if prompt.chars().count() > 300 {
+                        "…"
+                    } else {
+                        ""
+                    };
+                    format!("{cut}{ellipsis}")
+                }
+                (SettingKey::Model, SettingValue::Text(model)) => format!("`{model}`"),
+                (_, value) => value.to_string(),
+            };
+            // Stored sandbox limits are capped at the global ones, so say what the cap is.
+            let at_most = match key {
+                SettingKey::SandboxWallTimeMs => Some(max.wall_time.as_millis().to_string()),
+                SettingKey::SandboxMemoryMb => Some((max.memory_bytes / MIB).to_string()),
+                SettingKey::SandboxOutputKb => Some((max.output_bytes / 1024).to_string()),
+                _ => None,
+            };
+            lines.push(match at_most {
+                Some(top) => format!("• `{key}` ({source}): {shown} (at most {top})"),
+                None => format!("• `{key}` ({source}): {shown}"),
+            });
+            if key == SettingKey::SandboxOutputKb {
+                lines.push(format!(
+                    "• sandbox disk (global): {} MiB and {} files per run",
+                    max.disk_bytes / MIB,
+                    max.disk_files
+                ));
+            }
+        }
+        lines.join("\n")
+    }
 }
 
 #[cfg(test)]
@@ -374,6 +431,51 @@ mod tests {
         // A stored value above the global maximum (lowered since) is capped.
         assert_eq!(e.memory_mb.value, 256);
         assert_eq!(e.mcp_filter(), robit_mcp::ServerFilter::All);
+    }
+
+    #[test]
+    fn show_lists_every_setting_with_its_source_and_cap() {
+        let config = EngineConfig {
+            default_model: "m1".into(),
+            ..EngineConfig::default()
+        };
+        let long = "p".repeat(301);
+        let rows = [
+            row(Some("C1"), "system_prompt", &long),
+            row(None, "sandbox.wall_time_ms", "500"),
+            row(Some("C1"), "mcp_servers", "calc"),
+        ];
+        let e = resolve(&config, &key(), &rows);
+        let max = &config.sandbox_limits;
+        let expected = format!(
+            "**robit settings here** (most specific wins: channel, workspace, global)\n\
+             • `system_prompt` (channel): {}…\n\
+             • `model` (global): `m1`\n\
+             • `run_code` (global): {}\n\
+             • `sandbox.wall_time_ms` (workspace): 500 (at most {})\n\
+             • `sandbox.memory_mb` (global): {} (at most {})\n\
+             • `sandbox.output_kb` (global): {} (at most {})\n\
+             • sandbox disk (global): {} MiB and {} files per run\n\
+             • `mcp_servers` (channel): calc\n\
+             • `sandbox.gvisor` (global): {}",
+            "p".repeat(300),
+            if config.run_code_tool { "on" } else { "off" },
+            max.wall_time.as_millis(),
+            max.memory_bytes / MIB,
+            max.memory_bytes / MIB,
+            max.output_bytes / 1024,
+            max.output_bytes / 1024,
+            max.disk_bytes / MIB,
+            max.disk_files,
+            if config.gvisor_by_default {
+                "on"
+            } else {
+                "off"
+            },
+        );
+        assert_eq!(e.show(max), expected);
+        let keys: Vec<SettingKey> = e.entries().iter().map(|s| s.key).collect();
+        assert_eq!(keys, SettingKey::ALL);
     }
 
     #[test]

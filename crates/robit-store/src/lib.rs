@@ -16,6 +16,7 @@ mod journal;
 mod migrations;
 mod model;
 mod postgres;
+mod queries;
 mod rows;
 mod sqlite;
 mod sqlite_writer;

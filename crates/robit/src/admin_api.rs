@@ -2,8 +2,8 @@
 //! under `/admin/v1`: the same settings `/config` changes, and the audit log, for holders of
 //! a key from `robit apikey create`.
 //!
-//! - `GET    /admin/v1/settings/{platform}/{workspace}/{channel}`: effective settings, with
-//!   where each comes from
+//! - `GET    /admin/v1/settings/{platform}/{workspace}/{channel}`: every setting `/config show`
+//!   lists (`Effective::entries`), with its typed value and where it comes from
 //! - `PUT    /admin/v1/settings/{platform}/{workspace}/{channel}/{key}` with
 //!   `{"value": "…"}`: set (`channel` = `-` for the whole workspace)
 //! - `DELETE /admin/v1/settings/{platform}/{workspace}/{channel}/{key}`: unset
@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use robit_core::{Engine, SettingError, Sourced};
+use robit_core::{Engine, SettingError, SettingValue};
 use robit_store::{SettingPlace, Store};
 use robit_types::{ChannelId, ConversationKey, Platform, SettingKey, WorkspaceId};
 use serde_json::{json, Value};
@@ -106,8 +106,13 @@ fn platform(s: &str) -> Result<Platform, Box<Response>> {
     })
 }
 
-fn sourced<T: serde::Serialize>(s: &Sourced<T>) -> Value {
-    json!({ "value": s.value, "source": s.source.as_str() })
+/// A setting's value as JSON of its type (string, number or boolean).
+fn value_json(value: &SettingValue) -> Value {
+    match value {
+        SettingValue::Text(text) => json!(text),
+        SettingValue::Number(n) => json!(n),
+        SettingValue::Switch(on) => json!(on),
+    }
 }
 
 async fn show(
@@ -119,16 +124,19 @@ async fn show(
         Err(r) => return *r,
     };
     let key = ConversationKey::new(platform, workspace, channel, None);
-    let e = state.engine.effective_settings(&key).await;
-    Json(json!({
-        "system_prompt": sourced(&e.system_prompt),
-        "model": sourced(&e.model),
-        "run_code": sourced(&e.run_code),
-        "sandbox.wall_time_ms": sourced(&e.wall_time_ms),
-        "sandbox.memory_mb": sourced(&e.memory_mb),
-        "sandbox.output_kb": sourced(&e.output_kb),
-    }))
-    .into_response()
+    // The list `/config show` prints, so the two cannot disagree on what the settings are.
+    let settings: serde_json::Map<String, Value> = state
+        .engine
+        .effective_settings(&key)
+        .await
+        .entries()
+        .into_iter()
+        .map(|s| {
+            let entry = json!({ "value": value_json(&s.value), "source": s.source.as_str() });
+            (s.key.as_str().to_string(), entry)
+        })
+        .collect();
+    Json(Value::Object(settings)).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -237,6 +245,32 @@ mod tests {
     use robit_core::EngineConfig;
     use tower::ServiceExt;
 
+    /// The admin API on an engine with the default configuration and a fresh SQLite store.
+    struct Api {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        engine: Engine,
+        app: Router,
+    }
+
+    impl Api {
+        async fn start() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let store = robit_store::connect_sqlite(dir.path().join("api.db"))
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            let engine = Engine::new(EngineConfig::default(), store.clone(), None, None);
+            let app = router(engine.clone(), store.clone());
+            Api {
+                _dir: dir,
+                store,
+                engine,
+                app,
+            }
+        }
+    }
+
     async fn call(
         app: &Router,
         method: &str,
@@ -278,13 +312,9 @@ mod tests {
 
     #[tokio::test]
     async fn settings_change_only_with_a_valid_key_and_a_valid_value() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = robit_store::connect_sqlite(dir.path().join("api.db"))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let engine = Engine::new(EngineConfig::default(), store.clone(), None, None);
-        let app = router(engine, store.clone());
+        let Api {
+            _dir, store, app, ..
+        } = Api::start().await;
         let key = crate::apikey::create(store.as_ref(), "test").await.unwrap();
         let url = "/admin/v1/settings/slack/T1/C1";
 
@@ -344,13 +374,9 @@ mod tests {
 
     #[tokio::test]
     async fn authentication_comes_before_the_body_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = robit_store::connect_sqlite(dir.path().join("api.db"))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let engine = Engine::new(EngineConfig::default(), store.clone(), None, None);
-        let app = router(engine, store.clone());
+        let Api {
+            _dir, store, app, ..
+        } = Api::start().await;
         let put = "/admin/v1/settings/slack/T1/C1/system_prompt";
         // Bad JSON without a key (or with a wrong one) is 401, not 400: nothing was parsed.
         for key in [None, Some("robit_1_0000")] {
@@ -364,5 +390,50 @@ mod tests {
         let big = json!({ "value": "x".repeat(MAX_BODY_BYTES) }).to_string();
         let (status, _) = call_raw(&app, "PUT", put, Some(&key), Some(big)).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn lists_every_setting_config_show_lists() {
+        let Api {
+            _dir,
+            store,
+            engine,
+            app,
+        } = Api::start().await;
+        let limits = EngineConfig::default().sandbox_limits;
+        let key = crate::apikey::create(store.as_ref(), "test").await.unwrap();
+        let (status, body) = call(
+            &app,
+            "GET",
+            "/admin/v1/settings/slack/T1/C1",
+            Some(&key),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let listed: std::collections::BTreeSet<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+
+        // The names `/config show` prints, read from its text: "• `name` (source): value".
+        let effective = engine
+            .effective_settings(&ConversationKey::new(Platform::Slack, "T1", "C1", None))
+            .await;
+        let text = effective.show(&limits);
+        let shown: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("• `")?.split_once('`'))
+            .map(|(name, _)| name)
+            .collect();
+        assert!(shown.contains("mcp_servers"), "{text}");
+        assert_eq!(listed, shown, "{body}");
+        assert_eq!(
+            body["mcp_servers"],
+            json!({"value": "all", "source": "global"})
+        );
+        assert_eq!(body["run_code"]["value"], json!(true));
     }
 }

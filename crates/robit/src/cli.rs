@@ -68,7 +68,7 @@ pub enum Cmd {
     /// The audit log: admin changes and refusals, newest first.
     Audit(AuditArgs),
     /// Run a loopback Discord or Slack emulator and print how to point a bot at it.
-    Emulate(crate::emulate::EmulateArgs),
+    Emulate(EmulateArgs),
     /// Admin API keys.
     Apikey {
         #[command(subcommand)]
@@ -152,4 +152,24 @@ pub enum UsageBy {
     User,
     Model,
     Day,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulateArgs {
+    /// Which platform to emulate.
+    #[arg(value_enum)]
+    pub platform: EmulatePlatform,
+    /// Port on 127.0.0.1 (0 picks a free one; the chosen port is printed).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Slack only: deliver events as signed HTTP POSTs to this URL (the Events API) instead
+    /// of over Socket Mode.
+    #[arg(long)]
+    pub events_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EmulatePlatform {
+    Discord,
+    Slack,
 }

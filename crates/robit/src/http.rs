@@ -241,29 +241,6 @@ async fn accept_loop(
     connections.wait().await;
 }
 
-/// `robit healthcheck`: exits 0 when the local server's `/healthz` answers 200.
-pub async fn healthcheck(addr: &str) -> anyhow::Result<std::process::ExitCode> {
-    // A wildcard listen address is reached through loopback.
-    let addr = addr
-        .replace("0.0.0.0", "127.0.0.1")
-        .replace("[::]", "[::1]");
-    let url = format!("http://{addr}/healthz");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build()?;
-    match client.get(&url).send().await {
-        Ok(r) if r.status().is_success() => Ok(std::process::ExitCode::SUCCESS),
-        Ok(r) => {
-            eprintln!("{url}: {}", r.status());
-            Ok(std::process::ExitCode::FAILURE)
-        }
-        Err(e) => {
-            eprintln!("{url}: {e}");
-            Ok(std::process::ExitCode::FAILURE)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

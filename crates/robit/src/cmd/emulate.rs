@@ -6,33 +6,13 @@
 //! binds 127.0.0.1 only and needs no configuration file; the emulators themselves are in
 //! `robit-emulators` (`docs/emulators.md` lists what they support).
 
+use crate::cli::{EmulateArgs, EmulatePlatform as Platform};
 use anyhow::Context;
-use clap::{Args, ValueEnum};
 use robit_emulators::discord::{DiscordEmulator, EmulatorConfig};
 use robit_emulators::slack::{self, SlackEmulator, SlackEmulatorOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-
-#[derive(Debug, Args)]
-pub struct EmulateArgs {
-    /// Which platform to emulate.
-    #[arg(value_enum)]
-    pub platform: Platform,
-    /// Port on 127.0.0.1 (0 picks a free one; the chosen port is printed).
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
-    /// Slack only: deliver events as signed HTTP POSTs to this URL (the Events API) instead
-    /// of over Socket Mode.
-    #[arg(long)]
-    pub events_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Platform {
-    Discord,
-    Slack,
-}
 
 pub async fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));

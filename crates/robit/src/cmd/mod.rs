@@ -1,0 +1,49 @@
+//! The subcommands, one module each (as mini-redis has `cmd/`): each turns its arguments into
+//! calls on the wiring in `app.rs` and prints the result. [`run`] picks one.
+
+pub mod apikey;
+pub mod audit;
+pub mod bench;
+pub mod chat;
+pub mod doctor;
+pub mod emulate;
+pub mod healthcheck;
+pub mod migrate;
+pub mod run;
+pub mod serve;
+pub mod usage;
+
+use crate::cli::{ApikeyCmd, Cli, Cmd};
+use std::process::ExitCode;
+
+/// Runs the subcommand `cli` names, after loading the configuration and installing logging
+/// (except `emulate`, which needs neither).
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The emulators need no configuration, database or logging set-up.
+    if let Cmd::Emulate(args) = cli.command {
+        return emulate::run(args).await;
+    }
+    let loaded = crate::config::load(cli.config.as_deref(), &cli.overrides())?;
+    crate::app::init_tracing(
+        &loaded.config,
+        cli.log_format,
+        matches!(cli.command, Cmd::Chat),
+    );
+    match cli.command {
+        Cmd::Serve => serve::run(loaded).await,
+        Cmd::Chat => chat::run(loaded).await,
+        Cmd::Migrate => migrate::run(loaded).await,
+        Cmd::Doctor => doctor::run(loaded).await,
+        Cmd::Run(args) => run::run(loaded, args).await,
+        Cmd::Bench(args) => bench::run(loaded, args).await,
+        Cmd::Usage(args) => usage::run(loaded, args).await,
+        Cmd::Audit(args) => audit::run(loaded, args).await,
+        Cmd::Apikey { command } => match command {
+            ApikeyCmd::Create { name } => apikey::create(loaded, &name).await,
+            ApikeyCmd::List => apikey::list(loaded).await,
+            ApikeyCmd::Revoke { id } => apikey::revoke(loaded, id).await,
+        },
+        Cmd::Emulate(_) => unreachable!("handled before configuration is loaded"),
+        Cmd::Healthcheck => healthcheck::run(&loaded.config.http.addr).await,
+    }
+}
