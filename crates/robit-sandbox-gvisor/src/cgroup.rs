@@ -13,7 +13,7 @@
 //!   controllers' cgroups (`cpu` with the CFS quota) from the spec.
 //! - **v2** (one unified tree, `cgroup.controllers` at the root): one directory,
 //!   `robit-gvisor/<id>`, which is also the spec's `cgroupsPath`, so runsc leaves all of it
-//!   to robit: memory (with no swap), pids and the CPU quota. The controllers are enabled
+//!   to robit: memory, pids and the CPU quota. The controllers are enabled
 //!   for the children of the root and of `robit-gvisor` first. Only exercised against a
 //!   fake cgroup tree in the unit tests: no v2 host was available (docs/gvisor.md).
 
@@ -43,9 +43,10 @@ impl std::fmt::Display for Hierarchy {
     }
 }
 
-/// The limits written into a sandbox's cgroups.
+/// The limits written into a sandbox's cgroups when it is created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CgroupLimits {
+    /// The largest a run may get; [`Cgroups::set_memory`] tightens it when code arrives.
     pub memory_bytes: u64,
     pub pids: u64,
     /// CFS quota and period in microseconds (v2 only: on v1 runsc sets the `cpu` cgroup).
@@ -145,28 +146,16 @@ impl Cgroups {
         Ok(())
     }
 
-    /// Sets the memory limit of sandbox `id` (raising or lowering it), swap included.
+    /// Sets the memory limit of sandbox `id` (raising or lowering it). Swap is not limited
+    /// here: with `memory.memsw.limit_in_bytes` set as well, a memory bomb ended with a bare
+    /// SIGKILL that no counter recorded (measured on v1 with runsc 20221219), so it could
+    /// not be reported as "out of memory"; v2 leaves `memory.swap.max` alone the same way.
+    /// Hosts of this tier should run without swap (docs/gvisor.md).
     pub(crate) fn set_memory(&self, id: &str, bytes: u64) -> io::Result<()> {
         let dir = self.memory_dir(id);
         match self.hierarchy {
-            Hierarchy::V1 => {
-                // memsw (memory + swap) must stay >= the memory limit, so the memory limit
-                // goes first either way. The file exists only with swap accounting.
-                write(&dir.join("memory.limit_in_bytes"), bytes)?;
-                let memsw = dir.join("memory.memsw.limit_in_bytes");
-                if memsw.exists() {
-                    write(&memsw, bytes)?;
-                }
-                Ok(())
-            }
-            Hierarchy::V2 => {
-                write(&dir.join("memory.max"), bytes)?;
-                let swap = dir.join("memory.swap.max");
-                if swap.exists() {
-                    write(&swap, 0)?;
-                }
-                Ok(())
-            }
+            Hierarchy::V1 => write(&dir.join("memory.limit_in_bytes"), bytes),
+            Hierarchy::V2 => write(&dir.join("memory.max"), bytes),
         }
     }
 
@@ -252,13 +241,10 @@ mod tests {
         }
         let cg = Cgroups::at(root.path()).unwrap();
         assert_eq!(cg.hierarchy, Hierarchy::V1);
-        // A host with swap accounting has memsw; the fake has it once the cgroup exists.
-        let mem = root.path().join("memory/robit-gvisor/s1");
-        std::fs::create_dir_all(&mem).unwrap();
-        std::fs::write(mem.join("memory.memsw.limit_in_bytes"), "").unwrap();
         cg.create("s1", LIMITS).unwrap();
+        let mem = root.path().join("memory/robit-gvisor/s1");
         assert_eq!(file(&mem.join("memory.limit_in_bytes")), "700");
-        assert_eq!(file(&mem.join("memory.memsw.limit_in_bytes")), "700");
+        assert!(!mem.join("memory.memsw.limit_in_bytes").exists());
         let pids = root.path().join("pids/robit-gvisor/s1");
         assert_eq!(file(&pids.join("pids.max")), "512");
         // runsc sets the cpu cgroup it creates itself.
@@ -267,7 +253,6 @@ mod tests {
 
         cg.set_memory("s1", 300).unwrap();
         assert_eq!(file(&mem.join("memory.limit_in_bytes")), "300");
-        assert_eq!(file(&mem.join("memory.memsw.limit_in_bytes")), "300");
 
         assert!(!cg.memory_hit("s1") && !cg.pids_hit("s1"));
         std::fs::write(mem.join("memory.failcnt"), "3\n").unwrap();
@@ -291,8 +276,6 @@ mod tests {
         let cg = Cgroups::at(root.path()).unwrap();
         assert_eq!(cg.hierarchy, Hierarchy::V2);
         let dir = parent.join("s1");
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join("memory.swap.max"), "max").unwrap();
         cg.create("s1", LIMITS).unwrap();
         assert_eq!(
             file(&root.path().join("cgroup.subtree_control")),
@@ -303,7 +286,9 @@ mod tests {
             "+memory +pids +cpu"
         );
         assert_eq!(file(&dir.join("memory.max")), "700");
-        assert_eq!(file(&dir.join("memory.swap.max")), "0");
+        assert!(!dir.join("memory.swap.max").exists());
+        cg.set_memory("s1", 300).unwrap();
+        assert_eq!(file(&dir.join("memory.max")), "300");
         assert_eq!(file(&dir.join("pids.max")), "512");
         assert_eq!(file(&dir.join("cpu.max")), "50000 100000");
         assert_eq!(cg.dirs("s1"), vec![dir.clone()]);

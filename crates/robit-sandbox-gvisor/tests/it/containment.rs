@@ -158,8 +158,8 @@ except OSError as e:
 }
 
 /// runsc writes no limit into a cgroup that exists before it starts (robit's own, kept for
-/// their counters): before the fix a warm sandbox had `pids.max` = `max` and no memory
-/// limit until code arrived.
+/// their counters): before the fix a waiting sandbox had `pids.max` = `max` (the documented
+/// pids backstop did not exist) and no memory limit until code arrived.
 #[tokio::test]
 async fn a_waiting_sandbox_already_has_its_cgroup_limits() {
     let Some(sb) = sandbox(1).await else { return };
@@ -172,8 +172,7 @@ async fn a_waiting_sandbox_already_has_its_cgroup_limits() {
             .trim()
             .to_string()
     };
-    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let (memory, pids) = if v2 {
+    let (memory, pids) = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         let dir = format!("/sys/fs/cgroup/robit-gvisor/{id}");
         (format!("{dir}/memory.max"), format!("{dir}/pids.max"))
     } else {
@@ -184,9 +183,10 @@ async fn a_waiting_sandbox_already_has_its_cgroup_limits() {
     };
     assert_eq!(read(pids), config.host_pids.to_string());
     let limit = config.max_limits.memory_bytes + config.overhead_bytes;
-    // The kernel rounds a v1 limit down to whole pages.
+    // The kernel keeps whole pages.
     assert_eq!(read(memory), (limit / 4096 * 4096).to_string());
-    drop(sb);
+    sb.shutdown().await;
+    assert_host_clean(&sb).await;
 }
 
 #[tokio::test]
