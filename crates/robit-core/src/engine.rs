@@ -667,7 +667,8 @@ impl Engine {
     /// Stops taking events and waits up to `grace` for running turns; turns still running
     /// then are cancelled (they tell their thread they will continue) and awaited. Queued
     /// turns that had not started stay in the journal, and every open turn's lease is ended,
-    /// so the next process (or another replica) takes them over at once.
+    /// so the next process (or another replica) takes them over at once. Last, the sandbox
+    /// is shut down ([`CodeRunner::shutdown`]): no code runs after this returns.
     pub async fn shutdown(&self, grace: std::time::Duration) {
         self.inner.stopping.store(true, Ordering::SeqCst);
         self.inner.tracker.close();
@@ -690,6 +691,10 @@ impl Engine {
             Ok(0) => {}
             Ok(n) => tracing::info!(turns = n, "left open turns for the next start"),
             Err(e) => tracing::warn!(error = %e, "releasing turn leases failed; they will expire"),
+        }
+        // No turn runs code any more; the sandbox removes what it keeps on the host.
+        if let Some(sandbox) = &self.inner.sandbox {
+            sandbox.shutdown().await;
         }
     }
 }

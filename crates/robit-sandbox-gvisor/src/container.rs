@@ -20,19 +20,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::Notify;
 
+use crate::cgroup::{CgroupLimits, Cgroups};
 use crate::config::GvisorConfig;
 use crate::spec::{self, GID, UID};
-
-/// Cgroups (v1 controllers) robit creates for each sandbox and reads after it exited.
-const OWN_CGROUPS: [&str; 2] = ["memory", "pids"];
-
-/// The cgroup of sandbox `id` under `controller` (v1 hierarchy).
-fn cgroup_dir(controller: &str, id: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join("robit-gvisor")
-        .join(id)
-}
 
 /// What the in-sandbox server writes to stderr once the libraries are imported.
 const READY: &[u8] = b"\x00robit-ready\n";
@@ -89,16 +79,24 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     next: AtomicU64,
     pub(crate) live: Arc<Live>,
+    /// The host's cgroup tree (v1 or v2), found once at start.
+    cgroups: Cgroups,
 }
 
 impl Shared {
-    pub(crate) fn new(config: GvisorConfig, instance_dir: PathBuf, name: String) -> Shared {
+    pub(crate) fn new(
+        config: GvisorConfig,
+        instance_dir: PathBuf,
+        name: String,
+        cgroups: Cgroups,
+    ) -> Shared {
         Shared {
             config,
             instance_dir,
             name,
             next: AtomicU64::new(0),
             live: Arc::new(Live::default()),
+            cgroups,
         }
     }
 
@@ -190,16 +188,19 @@ impl Container {
             max.memory_bytes + config.overhead_bytes,
             cpu_seconds,
         );
-        // The memory and pids cgroups are created here, not by runsc: runsc removes the
-        // cgroups it created as soon as the sandbox exits, and their counters (did the
-        // sandbox hit its memory or pids limit?) must still be readable after that.
-        // runsc writes the limits into them and leaves them; `destroy` removes them.
-        for controller in OWN_CGROUPS {
-            let path = container.cgroup_dir(controller);
-            tokio::fs::create_dir_all(&path)
-                .await
-                .map_err(|e| internal(&format!("creating cgroup {}", path.display()), e))?;
-        }
+        // robit creates (and `destroy` removes) the memory and pids cgroups so their
+        // counters outlive the sandbox; runsc writes no limit into a cgroup it did not
+        // create, so the limits are written here (see cgroup.rs).
+        let limits = CgroupLimits {
+            memory_bytes: max.memory_bytes + config.overhead_bytes,
+            pids: config.host_pids,
+            cpu_quota_us: spec::cpu_quota_us(config),
+            cpu_period_us: spec::CPU_PERIOD_US,
+        };
+        shared
+            .cgroups
+            .create(&id, limits)
+            .map_err(|e| internal("setting up the sandbox's cgroups", e))?;
         tokio::fs::write(dir.join("config.json"), spec.to_string())
             .await
             .map_err(|e| internal("writing config.json", e))?;
@@ -289,11 +290,14 @@ impl Container {
             .map_err(|e| internal("writing input files", e))?
         };
         // The sandbox was created with the largest memory limit; tighten it to this run's.
-        self.set_cgroup(
-            "memory",
-            "memory.limit_in_bytes",
-            limits.memory_bytes + self.shared.config.overhead_bytes,
-        );
+        // A run is never given more than its limit, so a failure here ends it.
+        self.shared
+            .cgroups
+            .set_memory(
+                &self.id,
+                limits.memory_bytes + self.shared.config.overhead_bytes,
+            )
+            .map_err(|e| internal("setting the run's memory limit", e))?;
 
         let mut frame = format!("{}\n", code.len()).into_bytes();
         frame.extend_from_slice(code.as_bytes());
@@ -332,16 +336,8 @@ impl Container {
         };
         let duration = start.elapsed();
         // Read the cgroup's verdicts before the sandbox (and its cgroup) is destroyed.
-        let oom = self.cgroup_value("memory", "memory.failcnt").unwrap_or(0) > 0;
-        let pids_hit = self
-            .cgroup_text("pids", "pids.events")
-            .and_then(|t| {
-                t.split_whitespace()
-                    .nth(1)
-                    .and_then(|n| n.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-            > 0;
+        let oom = self.shared.cgroups.memory_hit(&self.id);
+        let pids_hit = self.shared.cgroups.pids_hit(&self.id);
         let (exit_code, outcome) = match ended {
             Ended::TimedOut => (None, Outcome::TimedOut),
             Ended::Flooded => (None, Outcome::OutputTruncated),
@@ -395,28 +391,6 @@ impl Container {
             let _ = child.kill().await;
         }
     }
-
-    fn cgroup_dir(&self, controller: &str) -> PathBuf {
-        cgroup_dir(controller, &self.id)
-    }
-
-    fn cgroup_file(&self, controller: &str, file: &str) -> PathBuf {
-        self.cgroup_dir(controller).join(file)
-    }
-
-    fn cgroup_text(&self, controller: &str, file: &str) -> Option<String> {
-        std::fs::read_to_string(self.cgroup_file(controller, file)).ok()
-    }
-
-    fn cgroup_value(&self, controller: &str, file: &str) -> Option<u64> {
-        self.cgroup_text(controller, file)?.trim().parse().ok()
-    }
-
-    fn set_cgroup(&self, controller: &str, file: &str, value: u64) {
-        if let Err(e) = std::fs::write(self.cgroup_file(controller, file), value.to_string()) {
-            tracing::debug!(error = %e, file, "could not tighten the sandbox cgroup");
-        }
-    }
 }
 
 impl Drop for Container {
@@ -465,9 +439,8 @@ pub(crate) fn destroy(runsc: &Path, state: &Path, id: &str, dir: &Path) {
     if !is_mount_point(&scratch) {
         let _ = std::fs::remove_dir_all(dir);
     }
-    if !id.is_empty() {
-        for controller in OWN_CGROUPS {
-            let path = cgroup_dir(controller, id);
+    if let (false, Ok(cgroups)) = (id.is_empty(), Cgroups::host()) {
+        for path in cgroups.dirs(id) {
             // The sandbox's last tasks may take a moment to leave the cgroup.
             for _ in 0..50 {
                 match std::fs::remove_dir(&path) {

@@ -36,6 +36,7 @@
 //! [`pool`] of `pool_size` sandboxes does that ahead of time. Each serves one run and is
 //! destroyed; the pool is refilled in the background after the run.
 
+mod cgroup;
 mod config;
 mod container;
 mod pool;
@@ -49,6 +50,7 @@ use std::sync::Arc;
 use robit_sandbox::{CodeRunner, InputFile, Language, Limits, RunOutput, SandboxError, Tier};
 use tokio::sync::Semaphore;
 
+pub use cgroup::Hierarchy;
 pub use config::{GvisorConfig, DEFAULT_ROOTFS};
 pub use status::{check, Check};
 
@@ -80,6 +82,8 @@ impl GvisorSandbox {
     /// Fails with the reason and the fix when the tier cannot work here.
     pub async fn new(config: GvisorConfig) -> Result<GvisorSandbox, SandboxError> {
         status::preflight(&config)?;
+        let cgroups = cgroup::Cgroups::host()
+            .map_err(|e| SandboxError::Internal(format!("gvisor cgroups: {e}")))?;
         let pid = std::process::id();
         let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let work_root = config.work_root.clone();
@@ -96,6 +100,7 @@ impl GvisorSandbox {
             config.clone(),
             instance_dir,
             format!("robit-{pid}-{n}"),
+            cgroups,
         ));
         let pool = (config.pool_size > 0).then(|| Pool::new(config.pool_size));
         let refill = pool
@@ -122,7 +127,7 @@ impl GvisorSandbox {
     }
 
     /// The prefix of this instance's sandbox ids (`robit-<pid>-<n>`); each sandbox's cgroup
-    /// is `/robit-gvisor/<id>`, for measurements.
+    /// is `/robit-gvisor/<id>` (on v1 under each controller), for measurements.
     pub fn name(&self) -> &str {
         &self.shared.name
     }
@@ -176,7 +181,7 @@ impl Drop for GvisorSandbox {
             refill.abort();
         }
         if let Some(pool) = &self.pool {
-            pool.drain();
+            pool.close();
         }
     }
 }
@@ -214,7 +219,28 @@ impl CodeRunner for GvisorSandbox {
     fn tiers(&self) -> Vec<Tier> {
         vec![Tier::Gvisor]
     }
+
+    /// Closes the warm pool and waits (at most [`SHUTDOWN_WAIT`]) until every sandbox is
+    /// torn down: at process exit, the teardown threads would otherwise die with the
+    /// process and leave scratch mounts (and cgroups) behind until the next start.
+    async fn shutdown(&self) {
+        if let Some(pool) = &self.pool {
+            pool.close();
+        }
+        if tokio::time::timeout(SHUTDOWN_WAIT, self.shared.live.wait_at_most(0))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.shared.live.get(),
+                "gvisor sandboxes still being torn down at exit; the next start removes them"
+            );
+        }
+    }
 }
+
+/// The longest [`CodeRunner::shutdown`] waits for sandboxes to be torn down.
+pub const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Removes the sandboxes, mounts and directories of robit processes that no longer run
 /// (a crash or a kill leaves them behind). Directories of live processes are left alone,

@@ -6,6 +6,7 @@
 //! emptied the slot. This module must never hand out a sandbox twice or take one back.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub(crate) struct Pool {
     size: usize,
     taken: Notify,
     filled: Notify,
+    /// Set by [`close`](Pool::close): no sandbox is started or kept any more.
+    closed: AtomicBool,
 }
 
 impl Pool {
@@ -30,6 +33,7 @@ impl Pool {
             size,
             taken: Notify::new(),
             filled: Notify::new(),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -52,6 +56,18 @@ impl Pool {
         drop(drained);
     }
 
+    /// Stops the refill for good and drops the waiting sandboxes; one being started now is
+    /// dropped as soon as it is ready.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.taken.notify_one();
+        self.drain();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     pub(crate) async fn wait_full(&self) {
         loop {
             let filled = self.filled.notified();
@@ -64,8 +80,11 @@ impl Pool {
 
     pub(crate) async fn refill_forever(self: Arc<Self>, shared: Arc<Shared>) {
         loop {
-            while self.len() >= self.size {
+            while self.len() >= self.size && !self.is_closed() {
                 self.taken.notified().await;
+            }
+            if self.is_closed() {
+                return;
             }
             let started = async {
                 let mut c = Container::spawn(&shared).await?;
@@ -73,6 +92,8 @@ impl Pool {
                 Ok::<_, robit_sandbox::SandboxError>(c)
             };
             match started.await {
+                // Closed while it started: it destroys itself here instead of waiting.
+                Ok(_) if self.is_closed() => return,
                 Ok(c) => {
                     self.lock().push_back(c);
                     self.filled.notify_waiters();

@@ -31,6 +31,14 @@ pub(crate) const ENV: &[&str] = &[
     "MKL_NUM_THREADS=1",
 ];
 
+/// The CFS period of a sandbox's CPU quota.
+pub(crate) const CPU_PERIOD_US: u64 = 100_000;
+
+/// `cpus` CPUs as a CFS quota per [`CPU_PERIOD_US`] (at least a tenth of a CPU).
+pub(crate) fn cpu_quota_us(config: &GvisorConfig) -> u64 {
+    (config.cpus.max(0.1) * CPU_PERIOD_US as f64) as u64
+}
+
 /// The spec for one sandbox running `args`; `scratch` is the host directory (a tmpfs of
 /// its own) mounted read-write at [`WORK_DIR`], `cgroup` the cgroup path runsc creates.
 pub(crate) fn spec(
@@ -41,8 +49,8 @@ pub(crate) fn spec(
     memory_limit: u64,
     cpu_seconds: u64,
 ) -> Value {
-    let period: u64 = 100_000;
-    let quota = (config.cpus.max(0.1) * period as f64) as u64;
+    let period = CPU_PERIOD_US;
+    let quota = cpu_quota_us(config);
     let rlimit = |kind: &str, n: u64| json!({"type": kind, "soft": n, "hard": n});
     json!({
         "ociVersion": "1.0.2",

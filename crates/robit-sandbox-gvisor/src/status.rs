@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use robit_sandbox::{Limits, Outcome, SandboxError};
 
+use crate::cgroup::{Cgroups, Hierarchy, PARENT, ROOT};
 use crate::config::GvisorConfig;
 
 /// What a deployment in a container must grant (also in docs/gvisor.md).
@@ -13,7 +14,7 @@ pub const CONTAINER_HINT: &str = "in a container, gVisor needs CAP_SYS_ADMIN and
 CAP_SYS_PTRACE with the default seccomp and AppArmor profiles off (docker run --cap-add \
 SYS_ADMIN --cap-add SYS_PTRACE --security-opt seccomp=unconfined --security-opt \
 apparmor=unconfined, or --privileged; Kubernetes: securityContext.privileged) and a \
-writable /sys/fs/cgroup";
+writable /sys/fs/cgroup (on cgroup v2 the host's cgroup namespace: --cgroupns=host)";
 
 /// One line of the doctor's report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,24 +106,61 @@ fn static_checks(config: &GvisorConfig) -> Vec<Check> {
             )),
         },
     });
-    checks.push(if is_root() {
-        Check {
-            what: "gvisor privileges".into(),
-            ok: true,
-            detail: "running as root".into(),
-            fix: None,
-        }
-    } else {
-        Check {
+    if !is_root() {
+        checks.push(Check {
             what: "gvisor privileges".into(),
             ok: false,
             detail: "not root: runsc and the per-run scratch mount need root".into(),
             fix: Some(format!(
                 "run robit as root for the gvisor tier; {CONTAINER_HINT}"
             )),
-        }
+        });
+        return checks;
+    }
+    checks.push(Check {
+        what: "gvisor privileges".into(),
+        ok: true,
+        detail: "running as root".into(),
+        fix: None,
     });
+    checks.push(cgroups_check());
     checks
+}
+
+/// Whether robit can make the sandboxes' cgroups here, and on which hierarchy.
+fn cgroups_check() -> Check {
+    let found = Cgroups::host().and_then(|c| c.prepare().map(|()| c));
+    match found {
+        Ok(c) => Check {
+            what: "gvisor cgroups".into(),
+            ok: true,
+            detail: match c.hierarchy {
+                Hierarchy::V1 => format!(
+                    "{}: memory and pids limits in {ROOT}/{{memory,pids}}/{PARENT}/<sandbox>, \
+                     the CPU quota by runsc",
+                    c.hierarchy
+                ),
+                Hierarchy::V2 => format!(
+                    "{}: memory, pids and CPU limits in {ROOT}/{PARENT}/<sandbox> \
+                     (v2 support is new and not yet run on a v2 host in CI; the sandbox \
+                     start below is the real check)",
+                    c.hierarchy
+                ),
+            },
+            fix: None,
+        },
+        Err(e) => Check {
+            what: "gvisor cgroups".into(),
+            ok: false,
+            detail: format!("robit cannot create the sandboxes' cgroups: {e}"),
+            fix: Some(format!(
+                "mount the cgroup file system read-write at {ROOT}; on cgroup v2 in a \
+                 container, a cgroup that holds processes (robit's own) cannot hand \
+                 controllers to children: use the host's cgroup namespace \
+                 (--cgroupns=host); {CONTAINER_HINT}"
+            )),
+        },
+    }
 }
 
 /// Fails with the first problem's detail and fix.

@@ -167,4 +167,10 @@ pub trait CodeRunner: Send + Sync {
             Err(SandboxError::TierUnavailable(tier))
         }
     }
+
+    /// Called once when the process stops, after the last run: stops pre-starting and
+    /// returns when nothing this runner made on the host is left (a runner whose sandboxes
+    /// are host processes and mounts would otherwise leave them behind at exit). Runs
+    /// after it may be refused.
+    async fn shutdown(&self) {}
 }

@@ -110,4 +110,10 @@ impl CodeRunner for Tiers {
             .run_with_files(language, code, stdin, files, limits)
             .await
     }
+
+    async fn shutdown(&self) {
+        for runner in self.wasm.iter().chain(self.others.iter().map(|(_, r)| r)) {
+            runner.shutdown().await;
+        }
+    }
 }

@@ -213,3 +213,39 @@ async fn without_the_tier_run_gvisor_says_it_is_not_available() {
     let shown = sink.inner.transcript();
     assert!(shown.contains("not available on this server"), "{shown}");
 }
+
+/// A runner that counts the engine's `shutdown` calls and runs nothing.
+#[derive(Default)]
+struct CountsShutdowns(std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl CodeRunner for CountsShutdowns {
+    async fn run(
+        &self,
+        _language: robit_sandbox::Language,
+        _code: &str,
+        _stdin: &[u8],
+        _limits: robit_sandbox::Limits,
+    ) -> Result<robit_sandbox::RunOutput, robit_sandbox::SandboxError> {
+        Err(robit_sandbox::SandboxError::Internal("not used".into()))
+    }
+
+    async fn shutdown(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The engine's graceful stop shuts its sandbox down, every tier of it: the gVisor tier
+/// removes its warm sandboxes and their scratch mounts then, not never (robit exited with a
+/// warm sandbox's mount left behind before).
+#[tokio::test]
+async fn a_graceful_stop_shuts_every_tier_down() {
+    let wasm = Arc::new(CountsShutdowns::default());
+    let gvisor = Arc::new(CountsShutdowns::default());
+    let tiers = Tiers::new(Some(wasm.clone())).with(Tier::Gvisor, gvisor.clone());
+    let (h, _dir) = harness(Arc::new(tiers)).await;
+    h.engine.shutdown(std::time::Duration::from_secs(1)).await;
+    for tier in [&wasm, &gvisor] {
+        assert_eq!(tier.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

@@ -157,6 +157,38 @@ except OSError as e:
     assert_host_clean(&sb).await;
 }
 
+/// runsc writes no limit into a cgroup that exists before it starts (robit's own, kept for
+/// their counters): before the fix a waiting sandbox had `pids.max` = `max` (the documented
+/// pids backstop did not exist) and no memory limit until code arrived.
+#[tokio::test]
+async fn a_waiting_sandbox_already_has_its_cgroup_limits() {
+    let Some(sb) = sandbox(1).await else { return };
+    sb.warm_up().await;
+    let config = crate::common::config(1);
+    let id = format!("{}-0", sb.name());
+    let read = |path: String| {
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .trim()
+            .to_string()
+    };
+    let (memory, pids) = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let dir = format!("/sys/fs/cgroup/robit-gvisor/{id}");
+        (format!("{dir}/memory.max"), format!("{dir}/pids.max"))
+    } else {
+        (
+            format!("/sys/fs/cgroup/memory/robit-gvisor/{id}/memory.limit_in_bytes"),
+            format!("/sys/fs/cgroup/pids/robit-gvisor/{id}/pids.max"),
+        )
+    };
+    assert_eq!(read(pids), config.host_pids.to_string());
+    let limit = config.max_limits.memory_bytes + config.overhead_bytes;
+    // The kernel keeps whole pages.
+    assert_eq!(read(memory), (limit / 4096 * 4096).to_string());
+    sb.shutdown().await;
+    assert_host_clean(&sb).await;
+}
+
 #[tokio::test]
 async fn memory_bomb_is_out_of_memory() {
     let Some(sb) = sandbox(0).await else { return };

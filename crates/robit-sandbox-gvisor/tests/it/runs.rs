@@ -161,3 +161,15 @@ async fn warm_pool_is_faster_single_use_and_refilled() {
     );
     drop(sb);
 }
+
+/// `shutdown` (what robit calls when it stops) closes the pool and returns only when every
+/// warm sandbox and its scratch mount are gone from the host.
+#[tokio::test]
+async fn shutdown_removes_the_warm_pool_from_the_host() {
+    let Some(sb) = sandbox(2).await else { return };
+    sb.warm_up().await;
+    assert_eq!(sb.live_sandboxes(), 2);
+    sb.shutdown().await;
+    assert_eq!(sb.live_sandboxes(), 0, "shutdown waited for the teardown");
+    assert_host_clean(&sb).await;
+}
