@@ -85,7 +85,7 @@ impl HttpInteractions {
                 engine,
                 pacer,
                 caps,
-                crate::download::Downloader::new(config.api_base.as_deref()),
+                crate::download::downloader(config.api_base.as_deref()),
             )),
         })
     }

@@ -1,31 +1,154 @@
-//! What the gateway handler and the HTTP interactions endpoint share: where a channel sits
-//! (text channel, thread and its owner), the sinks' shared context, and taking a slash
-//! command (parse, defer, hand to the engine).
+//! From a Discord message or slash command to `Engine::submit`, for both transports (the
+//! gateway handler and the HTTP interactions endpoint): deciding whether an event is for the
+//! bot and which conversation it belongs to, converting it to an [`Inbound`], and handing it
+//! to the engine with its sink.
+//!
+//! Which messages are for the bot ([`classify`], pure): bots (this one included) and webhooks
+//! never are, nor system messages; a guild message is when it mentions the bot (a thread is
+//! started from it) or is in a thread the bot started (the thread's `owner_id`, read from
+//! serenity's cache or `GET /channels/{id}`, so no replica has to remember which threads it
+//! made); every DM is. Every slash command is, acknowledged with a deferred response before
+//! anything else.
 //!
 //! No serenity `Context` here: a command may come from the gateway (with serenity's cache) or
 //! from an HTTP request (no cache), so everything takes the `Http` client and an optional
-//! cache.
+//! cache. The transport files only move bytes to and from here.
 
-use crate::convert::{self, command_from};
-use crate::download::Downloader;
+use crate::convert::{self, command_from, strip_mention, thread_name};
 use crate::pacer::Pacer;
-use crate::sink::{InteractionSink, SinkContext};
-use robit_core::Engine;
-use robit_types::{Author, Capabilities, EventId, Inbound, ReplySink, UserId};
+use crate::sink::{ChannelSink, InteractionSink, SinkContext};
+use robit_core::download::Downloader;
+use robit_core::{Engine, Submission};
+use robit_types::{
+    Attachment, Author, Capabilities, ConversationKey, EventId, Inbound, InboundKind, ReplySink,
+    UserId,
+};
 use serenity::all::{
-    Cache, Channel, ChannelId, ChannelType, CommandDataOptionValue, CommandInteraction,
-    CreateAllowedMentions, CreateInteractionResponse, CreateInteractionResponseMessage,
-    GuildChannel, GuildId, HttpError, PartialChannel,
+    AutoArchiveDuration, Cache, Channel, ChannelId, ChannelType, CommandDataOptionValue,
+    CommandInteraction, CreateAllowedMentions, CreateInteractionResponse,
+    CreateInteractionResponseMessage, CreateThread, GuildChannel, GuildId, HttpError, Message,
+    MessageType, PartialChannel,
 };
 use serenity::http::Http;
 use std::sync::Arc;
+use std::time::SystemTime;
 
-/// Where a guild message was posted, as far as robit cares.
+/// Shown when a message could not be saved (the database is unreachable, robit is stopping).
+const UNSAVED: &str =
+    "⚠️ robit can't save this message right now, so it won't be answered. Please send it again in a minute.";
+
+/// Discord's error code for "a thread has already been created for this message".
+const THREAD_ALREADY_CREATED: isize = 160_004;
+
+/// Where a message was posted, as far as robit cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Place {
+    /// A direct message: no guild, no lookup.
+    Dm,
     Text,
-    Thread { parent: u64, owner: Option<u64> },
+    Thread {
+        parent: u64,
+        owner: Option<u64>,
+    },
     Other,
+}
+
+/// What to do with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Classified {
+    /// Not for the bot; the reason is for the debug log.
+    Ignore(&'static str),
+    /// For the bot: the conversation, and the channel (or thread) replies go to.
+    Accept { key: ConversationKey, reply_in: u64 },
+    /// A mention in a text channel: start a thread from the message and answer there, or in
+    /// the channel when Discord refuses the thread.
+    StartThread { guild: u64, channel: u64 },
+}
+
+/// The checks that need nothing but the message: who sent it and what kind it is. Run before
+/// the channel is looked up, so a bot's chatter costs no request; [`classify`] repeats them.
+pub(crate) fn screen(msg: &Message) -> Result<(), &'static str> {
+    // No bot-to-bot loops: bots (this one included) and webhooks never start a turn.
+    if msg.author.bot {
+        return Err("sent by a bot");
+    }
+    if msg.webhook_id.is_some() {
+        return Err("sent by a webhook");
+    }
+    if !matches!(msg.kind, MessageType::Regular | MessageType::InlineReply) {
+        return Err("a system message");
+    }
+    Ok(())
+}
+
+/// Decides whether `msg` is for the bot `bot` and where it belongs; `place` is where it was
+/// posted ([`Place::Dm`] when it has no guild).
+pub(crate) fn classify(msg: &Message, bot: u64, place: Place) -> Classified {
+    if let Err(why) = screen(msg) {
+        return Classified::Ignore(why);
+    }
+    let mentioned = mentions(msg, bot);
+    let channel = msg.channel_id.get();
+    let Some(guild) = msg.guild_id.map(|g| g.get()) else {
+        return Classified::Accept {
+            key: convert::key(None, channel, None),
+            reply_in: channel,
+        };
+    };
+    match place {
+        Place::Thread { parent, owner } if owner == Some(bot) || mentioned => Classified::Accept {
+            key: convert::key(Some(guild), parent, Some(channel)),
+            reply_in: channel,
+        },
+        Place::Thread { .. } => Classified::Ignore("a thread the bot did not start, no mention"),
+        Place::Text if mentioned => Classified::StartThread { guild, channel },
+        Place::Text => Classified::Ignore("no mention"),
+        Place::Dm | Place::Other => Classified::Ignore("not a text channel or thread"),
+    }
+}
+
+fn mentions(msg: &Message, bot: u64) -> bool {
+    msg.mentions.iter().any(|u| u.id.get() == bot)
+}
+
+/// The message as an [`Inbound`] of conversation `key`. A bare mention asks what the bot can
+/// do.
+pub(crate) fn message_inbound(msg: &Message, bot: u64, key: ConversationKey) -> Inbound {
+    let text = strip_mention(&msg.content, bot);
+    let text = if text.is_empty() && msg.attachments.is_empty() {
+        "/help".to_string()
+    } else {
+        text
+    };
+    Inbound {
+        event_id: EventId(msg.id.to_string()),
+        key,
+        author: Author {
+            id: UserId(msg.author.id.to_string()),
+            name: msg.author.name.clone(),
+            is_bot: false,
+            roles: msg
+                .member
+                .as_ref()
+                .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
+                .unwrap_or_default(),
+        },
+        kind: InboundKind::Message {
+            text,
+            attachments: msg
+                .attachments
+                .iter()
+                .map(|a| Attachment {
+                    name: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    size: u64::from(a.size),
+                    url: Some(a.url.clone()),
+                })
+                .collect(),
+            mentions_bot: mentions(msg, bot),
+        },
+        received_at: SystemTime::now(),
+    }
 }
 
 fn is_thread(kind: ChannelType) -> bool {
@@ -136,6 +259,90 @@ impl Intake {
         }
     }
 
+    /// Takes one message from the gateway: decides whether it is for `bot` (see [`classify`]),
+    /// starts a thread when a mention asks for one, and hands it to the engine.
+    pub async fn message(&self, http: &Arc<Http>, cache: Option<&Cache>, bot: u64, msg: Message) {
+        if let Err(why) = screen(&msg) {
+            tracing::trace!(id = %msg.id, why, "discord message not for the bot");
+            return;
+        }
+        let place = match msg.guild_id {
+            None => Place::Dm,
+            Some(guild) => self.place(http, cache, guild, msg.channel_id).await,
+        };
+        let (key, reply_in) = match classify(&msg, bot, place) {
+            Classified::Ignore(why) => {
+                tracing::debug!(id = %msg.id, why, "discord message not for the bot");
+                return;
+            }
+            Classified::Accept { key, reply_in } => (key, ChannelId::new(reply_in)),
+            Classified::StartThread { guild, channel } => {
+                let name = thread_name(&strip_mention(&msg.content, bot));
+                match self.start_thread(http, &msg, name).await {
+                    Some(thread) => (
+                        convert::key(Some(guild), channel, Some(thread.get())),
+                        thread,
+                    ),
+                    None => (convert::key(Some(guild), channel, None), msg.channel_id),
+                }
+            }
+        };
+        let inbound = message_inbound(&msg, bot, key);
+        let sink = Arc::new(ChannelSink::new(self.sinks(http), reply_in));
+        match self.engine.submit(inbound, sink.clone()).await {
+            Ok(Submission::Duplicate) => tracing::debug!(id = %msg.id, "duplicate discord message"),
+            Ok(_) => {}
+            Err(e) => {
+                // Discord does not deliver a message again, so the author has to be told: a
+                // log line alone would be a silently dropped question.
+                tracing::warn!(error = %e, "the engine did not take a discord message");
+                if let Err(e) = sink.post(UNSAVED).await {
+                    tracing::warn!(error = %e, "telling the author failed too");
+                }
+            }
+        }
+    }
+
+    /// Starts a thread from `msg`; `None` if Discord refused (the reply then goes to the
+    /// channel). Paced and retried like a message (a 429 or 5xx here would otherwise move the
+    /// conversation out of its thread); a thread's id is its source message's id, so "already
+    /// created" (a replayed event, a retry that had succeeded) is success.
+    async fn start_thread(
+        &self,
+        http: &Arc<Http>,
+        msg: &Message,
+        name: String,
+    ) -> Option<ChannelId> {
+        let (channel, source) = (msg.channel_id, msg.id);
+        let created = self
+            .sinks(http)
+            .call(&format!("th:{channel}"), true, || {
+                let builder = CreateThread::new(name.clone())
+                    .auto_archive_duration(AutoArchiveDuration::OneDay);
+                let http = http.clone();
+                async move {
+                    match channel
+                        .create_thread_from_message(http.as_ref(), source, builder)
+                        .await
+                    {
+                        Ok(thread) => Ok(thread.id),
+                        Err(e) if discord_code(&e) == Some(THREAD_ALREADY_CREATED) => {
+                            Ok(ChannelId::new(source.get()))
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await;
+        match created {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a discord thread, answering in the channel");
+                None
+            }
+        }
+    }
+
     /// Takes one slash command: an ephemeral error if it does not parse, else a deferred
     /// response at once, then the engine with an [`InteractionSink`].
     pub async fn command(&self, http: &Arc<Http>, cache: Option<&Cache>, cmd: CommandInteraction) {
@@ -212,5 +419,135 @@ impl Intake {
                 )
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const BOT: u64 = 111;
+
+    /// A MESSAGE_CREATE payload as the gateway sends it (the shape serenity requires), by
+    /// user 666 in channel 555 of guild 222 unless `patch` says otherwise.
+    fn message(content: &str, mentions_bot: bool, patch: serde_json::Value) -> Message {
+        let mut m = json!({
+            "id": "444", "channel_id": "555", "guild_id": "222",
+            "author": {"id": "666", "username": "alice"},
+            "content": content,
+            "timestamp": "2024-01-01T00:00:00.000000+00:00", "edited_timestamp": null,
+            "tts": false, "mention_everyone": false, "mention_roles": [],
+            "mentions": if mentions_bot {
+                json!([{"id": BOT.to_string(), "username": "bot", "bot": true}])
+            } else {
+                json!([])
+            },
+            "attachments": [], "embeds": [], "pinned": false, "type": 0,
+        });
+        for (k, v) in patch.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        serde_json::from_value(m).unwrap()
+    }
+
+    fn thread(owner: Option<u64>) -> Place {
+        Place::Thread { parent: 9, owner }
+    }
+
+    #[test]
+    fn a_mention_in_a_text_channel_starts_a_thread() {
+        let m = message("<@111> hi", true, json!({}));
+        assert_eq!(
+            classify(&m, BOT, Place::Text),
+            Classified::StartThread {
+                guild: 222,
+                channel: 555
+            }
+        );
+        let plain = message("hi all", false, json!({}));
+        assert_eq!(
+            classify(&plain, BOT, Place::Text),
+            Classified::Ignore("no mention")
+        );
+    }
+
+    #[test]
+    fn a_thread_the_bot_started_needs_no_mention_another_one_does() {
+        let m = message("and then?", false, json!({}));
+        let in_thread = Classified::Accept {
+            key: convert::key(Some(222), 9, Some(555)),
+            reply_in: 555,
+        };
+        assert_eq!(classify(&m, BOT, thread(Some(BOT))), in_thread);
+        assert!(matches!(
+            classify(&m, BOT, thread(Some(7))),
+            Classified::Ignore(_)
+        ));
+        // A thread whose owner is unknown is not taken for the bot's.
+        assert!(matches!(
+            classify(&m, BOT, thread(None)),
+            Classified::Ignore(_)
+        ));
+        let mention = message("<@111> and then?", true, json!({}));
+        assert_eq!(classify(&mention, BOT, thread(Some(7))), in_thread);
+        assert_eq!(classify(&mention, BOT, thread(None)), in_thread);
+    }
+
+    #[test]
+    fn every_dm_is_for_the_bot() {
+        let m = message("hello", false, json!({"guild_id": null}));
+        assert_eq!(
+            classify(&m, BOT, Place::Dm),
+            Classified::Accept {
+                key: convert::key(None, 555, None),
+                reply_in: 555,
+            }
+        );
+    }
+
+    #[test]
+    fn bots_webhooks_system_messages_and_other_channels_are_ignored_even_when_mentioning() {
+        let bot = message(
+            "<@111> hi",
+            true,
+            json!({"author": {"id": "7", "username": "b", "bot": true}}),
+        );
+        let hook = message("<@111> hi", true, json!({"webhook_id": "8"}));
+        let pinned = message("<@111> hi", true, json!({"type": 6}));
+        for (m, why) in [
+            (&bot, "sent by a bot"),
+            (&hook, "sent by a webhook"),
+            (&pinned, "a system message"),
+        ] {
+            assert_eq!(screen(m), Err(why));
+            assert_eq!(classify(m, BOT, Place::Text), Classified::Ignore(why));
+            assert_eq!(classify(m, BOT, Place::Dm), Classified::Ignore(why));
+        }
+        let reply = message("<@111> hi", true, json!({"type": 19}));
+        assert_eq!(screen(&reply), Ok(()));
+        let voice = message("<@111> hi", true, json!({}));
+        assert!(matches!(
+            classify(&voice, BOT, Place::Other),
+            Classified::Ignore(_)
+        ));
+    }
+
+    #[test]
+    fn the_inbound_has_the_text_without_the_mention_and_a_bare_mention_asks_for_help() {
+        let key = convert::key(Some(222), 555, None);
+        let m = message("<@111>  what is <@7>?", true, json!({}));
+        let inbound = message_inbound(&m, BOT, key.clone());
+        assert_eq!(inbound.event_id, EventId("444".into()));
+        assert_eq!(inbound.author.id, UserId("666".into()));
+        assert!(matches!(
+            &inbound.kind,
+            InboundKind::Message { text, mentions_bot: true, .. } if text == "what is <@7>?"
+        ));
+        let bare = message_inbound(&message("<@!111>", true, json!({})), BOT, key);
+        assert!(matches!(
+            &bare.kind,
+            InboundKind::Message { text, .. } if text == "/help"
+        ));
     }
 }

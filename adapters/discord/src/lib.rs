@@ -75,7 +75,7 @@ pub async fn run(
 ) -> Result<(), DiscordError> {
     let (first, last) = config.shard_range().map_err(DiscordError::Config)?;
     let (http, caps, pacer) = build_http(&config)?;
-    let downloads = download::Downloader::new(config.api_base.as_deref());
+    let downloads = download::downloader(config.api_base.as_deref());
     let intake = Arc::new(intake::Intake::new(engine, pacer.clone(), caps, downloads));
     // Turns a crashed or stopped process left in the journal are finished through sinks on a
     // REST client of their own (the gateway client owns the first one).

@@ -97,6 +97,19 @@ impl Pacer {
     }
 }
 
+/// The pacer as the shared call policy's per-process pacing. Serenity hides a 429's
+/// `retry_after`, so the bucket's own pause is the answer.
+#[async_trait::async_trait]
+impl robit_core::call_policy::Pace for Pacer {
+    async fn acquire(&self, key: &str) {
+        Pacer::acquire(self, key).await;
+    }
+
+    fn rate_limited(&self, key: &str, _retry_after: Option<Duration>) -> Duration {
+        Pacer::rate_limited(self, key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

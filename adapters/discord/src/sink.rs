@@ -4,15 +4,16 @@
 //!
 //! A sink does the Discord call and nothing else: pacing of the stream, splitting and mention
 //! neutralising are the engine's. What it adds is what only the platform side can know: the
-//! per-bucket budget ([`Pacer`]), mapping serenity's errors to [`SinkError`], retrying a 429
-//! a few times itself (so even the engine's one-shot `say` survives a short burst), retrying
-//! idempotent calls once or twice on a 5xx or a timeout (serenity sets none), and sending empty
-//! `allowed_mentions` on everything, so nothing the bot posts can ping anyone even if the text
-//! still held a mention.
+//! per-bucket budget ([`Pacer`]), mapping serenity's errors to [`SinkError`], Discord's numbers
+//! for the call policy both adapters share (`robit_core::call_policy`: a 429 waited out a few
+//! times, so even the engine's one-shot `say` survives a short burst; idempotent calls tried
+//! again on a 5xx or a timeout, which serenity sets none of), and empty `allowed_mentions` on
+//! everything, so nothing the bot posts can ping anyone even if the text still held a mention.
 
-use crate::download::Downloader;
 use crate::pacer::Pacer;
 use async_trait::async_trait;
+use robit_core::call_policy::{Call, CallPolicy, Verdict};
+use robit_core::download::Downloader;
 use robit_types::fence::fence_safe;
 use robit_types::{Attachment, CallBudget, Capabilities, MessageRef, Rate, ReplySink, SinkError};
 use serenity::builder::{
@@ -27,12 +28,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often a sink call absorbs a 429 itself before handing it to the renderer.
-const RATE_LIMIT_RETRIES: u32 = 3;
-/// How often an idempotent call (an edit, a create with a nonce) is retried on a 5xx.
-const SERVER_ERROR_RETRIES: u32 = 2;
-/// Serenity's HTTP client has no timeout of its own; a hung request must not hang a turn.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Discord's numbers for the call policy both adapters share.
+const POLICY: CallPolicy = CallPolicy {
+    // A call is tried at most three times against 429s before the renderer sees one.
+    rate_limit_waits: 2,
+    // An idempotent call (an edit, a create with a nonce) is tried again twice on a 5xx.
+    transient_retries: 2,
+    // Serenity's HTTP client has no timeout of its own.
+    request_timeout: Some(Duration::from_secs(20)),
+    retry_backoff: Duration::from_millis(250),
+    // Not used: serenity hides `retry_after`, so the pacer's pause stands in for it.
+    default_retry_after: Duration::from_secs(1),
+};
 
 /// `MessageRef` of an interaction's original response.
 const ORIGINAL: &str = "@original";
@@ -85,7 +92,7 @@ fn classify(e: &serenity::Error) -> SinkError {
 }
 
 impl SinkContext {
-    /// One paced Discord call with the retries described in the module docs.
+    /// One paced Discord call under the shared call policy (see the module docs).
     pub async fn call<T, F, Fut>(
         &self,
         bucket: &str,
@@ -96,42 +103,17 @@ impl SinkContext {
         F: Fn() -> Fut,
         Fut: Future<Output = serenity::Result<T>>,
     {
-        let (mut limited, mut failed) = (0, 0);
-        let shared = self
-            .shared
-            .as_ref()
-            .filter(|_| bucket.starts_with("ch:"))
-            .map(|(budget, rate)| (budget, format!("discord:{bucket}"), *rate));
-        loop {
-            if let Some((budget, name, rate)) = &shared {
-                budget.acquire(name, *rate).await;
-            }
-            self.pacer.acquire(bucket).await;
-            let err = match tokio::time::timeout(REQUEST_TIMEOUT, f()).await {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) => classify(&e),
-                Err(_) => SinkError::Unavailable(format!("no answer within {REQUEST_TIMEOUT:?}")),
-            };
-            match err {
-                SinkError::RateLimited(_) => {
-                    let pause = self.pacer.rate_limited(bucket);
-                    if let Some((budget, name, rate)) = &shared {
-                        budget.rate_limited(name, *rate, pause).await;
-                    }
-                    limited += 1;
-                    tracing::debug!(bucket, limited, "discord 429");
-                    if limited >= RATE_LIMIT_RETRIES {
-                        return Err(SinkError::RateLimited(pause));
-                    }
-                }
-                SinkError::Unavailable(why) if idempotent && failed < SERVER_ERROR_RETRIES => {
-                    failed += 1;
-                    tracing::debug!(bucket, why, "discord unavailable, retrying");
-                    tokio::time::sleep(Duration::from_millis(250 * u64::from(failed))).await;
-                }
-                other => return Err(other),
-            }
+        let shared_bucket = format!("discord:{bucket}");
+        let mut call = Call::new(bucket)
+            .idempotent(idempotent)
+            .paced(&*self.pacer, bucket);
+        if let Some((budget, rate)) = self.shared.as_ref().filter(|_| bucket.starts_with("ch:")) {
+            call = call.shared(&**budget, &shared_bucket, *rate);
         }
+        POLICY
+            .run(call, |e| Verdict::of_sink_error(&classify(e)), f)
+            .await
+            .map_err(|e| e.into_sink_error(|e| classify(&e)))
     }
 }
 

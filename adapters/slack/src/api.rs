@@ -1,13 +1,17 @@
 //! The Web API calls the adapter makes, on slack-morphism's hyper client.
 //!
 //! One place builds the client (plain `http://` allowed, so the emulator works: the crate's
-//! default connector is https-only) and one place handles `429 Too Many Requests`: each call
-//! waits out `Retry-After` up to a configured number of times and then reports
-//! [`SinkError::RateLimited`], so the engine's renderer can wait again. Callers get robit
-//! errors; nothing outside this file and `socket.rs` holds a slack-morphism client.
+//! default connector is https-only) and every call goes through the call policy both adapters
+//! share (`robit_core::call_policy`) with Slack's numbers: a 429 is waited out for its
+//! `Retry-After` up to a configured number of times and then reported as
+//! [`SinkError::RateLimited`], so the engine's renderer can wait again; an idempotent method
+//! is tried again after a 5xx, a broken connection or a timeout. This file says which methods
+//! are idempotent and which of Slack's errors are which. Callers get robit errors; nothing
+//! outside this file and `socket.rs` holds a slack-morphism client.
 
 use crate::config::SlackConfig;
 use crate::error::SlackError;
+use robit_core::call_policy::{Call, CallError, CallPolicy, Verdict};
 use robit_types::{CallBudget, Rate, SinkError};
 use secrecy::ExposeSecret;
 use slack_morphism::errors::SlackClientError;
@@ -24,6 +28,48 @@ pub(crate) type Client = SlackClient<Connector>;
 /// Used when a 429 carries no (or a non-integer) `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Slack's numbers for the shared call policy; the 429 waits come from the configuration.
+fn policy(rate_limit_waits: u32) -> CallPolicy {
+    CallPolicy {
+        rate_limit_waits,
+        transient_retries: 2,
+        // slack-morphism's hyper client sets no timeout; 30 s is Slack's own SDKs' default
+        // (python-slack-sdk `WebClient(timeout=30)`), long enough for the largest upload.
+        request_timeout: Some(Duration::from_secs(30)),
+        retry_backoff: Duration::from_millis(250),
+        default_retry_after: DEFAULT_RETRY_AFTER,
+    }
+}
+
+/// Whether a method may be sent again after an attempt whose fate is unknown: reads, edits
+/// and deletes of one message, status lines, and asking for an upload URL (an unused one
+/// expires). Posts, uploads and stream appends would repeat what the user sees.
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "auth.test"
+            | "conversations.replies"
+            | "chat.update"
+            | "chat.delete"
+            | "assistant.threads.setStatus"
+            | "files.getUploadURLExternal"
+    )
+}
+
+/// How the shared call policy reads slack-morphism's errors. Slack reports most refusals as
+/// HTTP 200 with `ok: false` (`ApiError`): final. A 5xx or a connection that broke may be
+/// gone on the next try.
+fn verdict(e: &SlackClientError) -> Verdict {
+    match e {
+        SlackClientError::RateLimitError(r) => Verdict::RateLimited(r.retry_after),
+        SlackClientError::HttpError(h) if h.status_code.is_server_error() => Verdict::Transient,
+        SlackClientError::HttpProtocolError(_) | SlackClientError::EndOfStream(_) => {
+            Verdict::Transient
+        }
+        _ => Verdict::Final,
+    }
+}
+
 /// Who the bot is, from `auth.test` or an event's `authorizations`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BotIdentity {
@@ -34,11 +80,11 @@ pub struct BotIdentity {
 pub(crate) struct SlackApi {
     client: std::sync::Arc<Client>,
     token: SlackApiToken,
-    max_waits: u32,
+    policy: CallPolicy,
     /// The budget shared with other replicas of this bot, when there are several.
     budget: Option<Arc<dyn CallBudget>>,
     /// Fetches `url_private` files with the bot token.
-    pub downloads: crate::download::Downloader,
+    pub downloads: robit_core::download::Downloader,
 }
 
 /// The shared budget bucket and its shape for a call, for the methods a reply makes often.
@@ -89,9 +135,9 @@ impl SlackApi {
         Ok(Self {
             client: std::sync::Arc::new(client(config)?),
             token: SlackApiToken::new(SlackApiTokenValue(token.expose_secret().to_string())),
-            max_waits: config.max_rate_limit_waits,
+            policy: policy(config.max_rate_limit_waits),
             budget,
-            downloads: crate::download::Downloader::new(token.clone(), config.api_url.as_deref()),
+            downloads: crate::download::downloader(token.clone(), config.api_url.as_deref()),
         })
     }
 
@@ -99,12 +145,12 @@ impl SlackApi {
         self.client.clone()
     }
 
-    /// Runs one call, waiting out rate limits.
+    /// Runs one call under the shared call policy.
     async fn call<'a, T, F, Fut>(
         &'a self,
         method: &'static str,
         f: F,
-    ) -> Result<T, SlackClientError>
+    ) -> Result<T, CallError<SlackClientError>>
     where
         F: Fn(SlackClientSession<'a, Connector>) -> Fut,
         Fut: Future<Output = Result<T, SlackClientError>> + 'a,
@@ -119,35 +165,22 @@ impl SlackApi {
         method: &'static str,
         channel: Option<&str>,
         f: F,
-    ) -> Result<T, SlackClientError>
+    ) -> Result<T, CallError<SlackClientError>>
     where
         F: Fn(SlackClientSession<'a, Connector>) -> Fut,
         Fut: Future<Output = Result<T, SlackClientError>> + 'a,
     {
         let shared = self
             .budget
-            .as_ref()
+            .as_deref()
             .and_then(|b| Some((b, budget_bucket(method, channel)?)));
-        let mut waits = 0;
-        loop {
-            if let Some((budget, (bucket, rate))) = &shared {
-                budget.acquire(bucket, *rate).await;
-            }
-            match f(self.client.open_session(&self.token)).await {
-                Err(SlackClientError::RateLimitError(e)) if waits < self.max_waits => {
-                    waits += 1;
-                    let after = e.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
-                    tracing::debug!(method, ?after, waits, "slack rate limit, waiting");
-                    // Other replicas hold off too; this one sleeps itself rather than rely
-                    // on the budget, which fails open when the database is away.
-                    if let Some((budget, (bucket, rate))) = &shared {
-                        budget.rate_limited(bucket, *rate, after).await;
-                    }
-                    tokio::time::sleep(after).await;
-                }
-                other => return other,
-            }
+        let mut call = Call::new(method).idempotent(idempotent(method));
+        if let Some((budget, (bucket, rate))) = &shared {
+            call = call.shared(*budget, bucket, *rate);
         }
+        self.policy
+            .run(call, verdict, || f(self.client.open_session(&self.token)))
+            .await
     }
 
     pub async fn auth_test(&self) -> Result<BotIdentity, SlackError> {
@@ -400,12 +433,12 @@ impl SlackApi {
 }
 
 /// Slack's answer in the engine's terms: the chat gets a short message, the log the detail.
-pub(crate) fn sink_error(e: SlackClientError) -> SinkError {
-    match e {
+pub(crate) fn sink_error(e: CallError<SlackClientError>) -> SinkError {
+    e.into_sink_error(|e| match e {
         SlackClientError::RateLimitError(r) => {
             SinkError::RateLimited(r.retry_after.unwrap_or(DEFAULT_RETRY_AFTER))
         }
         SlackClientError::ApiError(a) => SinkError::Rejected(a.code),
         other => SinkError::Unavailable(other.to_string()),
-    }
+    })
 }

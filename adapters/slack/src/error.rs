@@ -1,6 +1,7 @@
 //! The adapter's errors. Messages are lowercase without a trailing period; no secret or
 //! token ever goes into one.
 
+use robit_core::call_policy::CallError;
 use slack_morphism::errors::SlackClientError;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +16,7 @@ pub enum SlackError {
     Api {
         method: &'static str,
         #[source]
-        source: SlackClientError,
+        source: CallError<SlackClientError>,
     },
     #[error("could not bind the benchmark listener")]
     Io(#[from] std::io::Error),

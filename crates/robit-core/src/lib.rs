@@ -12,6 +12,7 @@ mod admin;
 mod attachments;
 mod budget;
 mod call_budget;
+pub mod call_policy;
 mod commands;
 mod config;
 mod connections;
