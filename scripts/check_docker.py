@@ -243,7 +243,10 @@ def written_keys(text: str) -> set[str]:
     return keys
 
 
-ENV_VAR = re.compile(r"\bROBIT_[A-Z0-9_]+__[A-Z0-9_]+\b")
+# A variable written as a template (`ROBIT_MCP__SERVERS__<NAME>__BEARER_TOKEN`) names a key
+# of an entry the operator chooses, which no example file can hold: it is not matched (the
+# name must not end in `_` nor run into a `<`).
+ENV_VAR = re.compile(r"\bROBIT_[A-Z0-9_]+__[A-Z0-9_]*[A-Z0-9]\b(?!<)")
 
 
 def env_var_key(var: str) -> str:

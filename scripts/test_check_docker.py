@@ -64,7 +64,7 @@ class ConfigurationKeys(unittest.TestCase):
     def test_variables_name_keys(self):
         self.assertEqual(cd.env_var_key("ROBIT_LLM__BASE_URL"), "llm.base_url")
         text = "ROBIT_LLM__MODEL=x and ROBIT_MCP__SERVERS__<NAME>__TOKEN, not ROBIT_CONFIG"
-        self.assertEqual(cd.ENV_VAR.findall(text), ["ROBIT_LLM__MODEL", "ROBIT_MCP__SERVERS__"])
+        self.assertEqual(cd.ENV_VAR.findall(text), ["ROBIT_LLM__MODEL"])
 
     def test_written_keys_keep_inline_tables_whole_and_leaf_keys_do_not(self):
         self.assertEqual(
