@@ -132,6 +132,7 @@ impl ReplySink for ConsoleSink {
             min_edit_interval: Duration::from_millis(30),
             native_streaming: true,
             max_upload_bytes: None,
+            paced: false,
         }
     }
 

@@ -180,6 +180,8 @@ fn build_http(
         min_edit_interval: config.edit_interval(),
         native_streaming: false,
         max_upload_bytes: Some(config.max_upload_bytes),
+        // Both sinks take a slot from the pacer before every create and edit.
+        paced: true,
     };
     let pacer = Arc::new(pacer::Pacer::new(
         config.channel_requests,

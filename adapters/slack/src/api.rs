@@ -183,13 +183,18 @@ impl SlackApi {
             .await
     }
 
+    /// Whether the calls a reply makes wait for a budget before they go out.
+    pub fn paced(&self) -> bool {
+        self.budget.is_some()
+    }
+
     pub async fn auth_test(&self) -> Result<BotIdentity, SlackError> {
         let r = self
             .call("auth.test", |s| async move { s.auth_test().await })
             .await
             .map_err(|source| SlackError::Api {
                 method: "auth.test",
-                source,
+                source: Box::new(source),
             })?;
         Ok(BotIdentity {
             user_id: r.user_id.0,

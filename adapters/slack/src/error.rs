@@ -15,8 +15,10 @@ pub enum SlackError {
     #[error("slack api call {method} failed")]
     Api {
         method: &'static str,
+        /// Boxed: slack-morphism's error is large, and this enum is every fallible call's
+        /// `Err` (clippy's `result_large_err`).
         #[source]
-        source: CallError<SlackClientError>,
+        source: Box<CallError<SlackClientError>>,
     },
     #[error("could not bind the benchmark listener")]
     Io(#[from] std::io::Error),

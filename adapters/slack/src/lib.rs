@@ -31,7 +31,7 @@ pub use intake::{classify, parse_slash, strip_mention, Accepted, Classified};
 pub use sink::{HARD_LIMIT, MAX_MESSAGE_LEN};
 
 use intake::{Intake, Replies};
-use robit_core::Engine;
+use robit_core::{Engine, LocalCallBudget};
 use secrecy::ExposeSecret;
 use sink::SinkOptions;
 use slack_morphism::prelude::{SlackApiToken, SlackApiTokenValue};
@@ -52,7 +52,12 @@ fn intake(
     config: &SlackConfig,
     replies: Replies,
 ) -> Result<Arc<Intake>, SlackError> {
-    let api = Arc::new(api::SlackApi::new(config, engine.call_budget())?);
+    // Alone (no budget shared with replicas), the process keeps the same buckets in memory,
+    // so every reply's calls are paced and its last edit needs no fixed interval.
+    let budget = engine
+        .call_budget()
+        .unwrap_or_else(|| Arc::new(LocalCallBudget::default()));
+    let api = Arc::new(api::SlackApi::new(config, Some(budget))?);
     if let Replies::Slack(options) = &replies {
         // Turns a crashed or stopped process left in the journal are finished from here.
         let opener = sink::SlackOpener {

@@ -292,6 +292,10 @@ impl ReplySink for SlackSink {
             min_edit_interval: self.options.edit_interval,
             native_streaming: self.streaming(),
             max_upload_bytes: Some(self.options.max_upload_bytes),
+            // With a call budget (shared by replicas, or this process's own, see `intake`)
+            // every post and update waits for it; without one (the ingest benchmark) the
+            // renderer's edit interval is what keeps a reply under Slack's limits.
+            paced: self.api.paced(),
         }
     }
 
@@ -377,6 +381,7 @@ impl ReplySink for NullSink {
             min_edit_interval: Duration::from_secs(1),
             native_streaming: false,
             max_upload_bytes: None,
+            paced: false,
         }
     }
 

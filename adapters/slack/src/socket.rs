@@ -44,7 +44,7 @@ pub(crate) async fn listen(
         .await
         .map_err(|source| SlackError::Api {
             method: "apps.connections.open",
-            source: robit_core::call_policy::CallError::Failed(source),
+            source: Box::new(robit_core::call_policy::CallError::Failed(source)),
         })?;
     listener.start().await;
     tracing::info!("slack socket mode started");

@@ -34,7 +34,7 @@ mod turn;
 pub use access::{AccessConfig, Subject};
 pub use admin::SettingError;
 pub use attachments::AttachmentLimits;
-pub use call_budget::StoreCallBudget;
+pub use call_budget::{LocalCallBudget, StoreCallBudget};
 pub use config::EngineConfig;
 pub use connections::{ConnectionState, Connections};
 pub use engine::{Engine, Submission, TurnHandle, TurnOutcome};

@@ -16,6 +16,11 @@ pub struct Capabilities {
     pub native_streaming: bool,
     /// Largest file the platform takes; `None` when uploads are not supported.
     pub max_upload_bytes: Option<u64>,
+    /// Each create and edit first waits for the platform's budget inside the sink (a pacer
+    /// per channel), so the renderer sends an answer's final edit as soon as the stream ends
+    /// instead of at the next `min_edit_interval`: a sink without its own pacer would then
+    /// meet the platform's 429s, so it leaves this `false`.
+    pub paced: bool,
 }
 
 impl Default for Capabilities {
@@ -25,6 +30,7 @@ impl Default for Capabilities {
             min_edit_interval: Duration::from_secs(1),
             native_streaming: false,
             max_upload_bytes: None,
+            paced: false,
         }
     }
 }

@@ -106,7 +106,12 @@ impl StreamRenderer {
             self.dirty = true;
         }
         if let Some(at) = self.next_flush_at() {
-            tokio::time::sleep_until(at).await;
+            // The last edit is the one the user waits for. A sink that paces its own calls
+            // sends it as soon as the platform's budget has room; otherwise the interval is
+            // the only thing between us and a 429.
+            if !self.caps.paced {
+                tokio::time::sleep_until(at).await;
+            }
             self.flush().await?;
         }
         Ok(())
@@ -197,5 +202,80 @@ where
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Records when each call reached the sink, on tokio's (paused) clock.
+    struct TimedSink {
+        caps: Capabilities,
+        calls: Mutex<Vec<(&'static str, String, Instant)>>,
+    }
+
+    impl TimedSink {
+        fn new(paced: bool) -> Arc<Self> {
+            Arc::new(Self {
+                caps: Capabilities {
+                    min_edit_interval: Duration::from_secs(1),
+                    paced,
+                    ..Capabilities::default()
+                },
+                calls: Mutex::new(Vec::new()),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl ReplySink for TimedSink {
+        fn capabilities(&self) -> Capabilities {
+            self.caps.clone()
+        }
+        async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(("post", text.to_string(), Instant::now()));
+            Ok(MessageRef(calls.len().to_string()))
+        }
+        async fn edit(&self, _msg: &MessageRef, text: &str) -> Result<(), SinkError> {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(("edit", text.to_string(), Instant::now()));
+            Ok(())
+        }
+    }
+
+    /// Streams "Hello" (shown at once), then " world" 200 ms later, and finishes: returns
+    /// how long after the stream's end the final edit reached the sink.
+    async fn final_edit_delay(sink: Arc<TimedSink>) -> Duration {
+        let mut renderer = StreamRenderer::new(sink.clone(), Platform::Discord);
+        renderer.push("Hello");
+        renderer.flush_if_due().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        renderer.push(" world");
+        renderer.flush_if_due().await.unwrap();
+        let ended = Instant::now();
+        renderer.finish(None).await.unwrap();
+        let calls = sink.calls.lock().unwrap();
+        let kinds: Vec<_> = calls.iter().map(|(k, t, _)| (*k, t.as_str())).collect();
+        assert_eq!(kinds, [("post", "Hello"), ("edit", "Hello world")]);
+        calls[1].2 - ended
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_sink_gets_the_final_edit_when_the_stream_ends() {
+        assert_eq!(final_edit_delay(TimedSink::new(true)).await, Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unpaced_sink_gets_the_final_edit_after_the_edit_interval() {
+        // Posted at 0 ms, stream ended at 200 ms: the interval allows the edit at 1,000 ms.
+        assert_eq!(
+            final_edit_delay(TimedSink::new(false)).await,
+            Duration::from_millis(800)
+        );
     }
 }

@@ -36,6 +36,7 @@ impl RecordingSink {
                 min_edit_interval: edit_interval,
                 native_streaming: false,
                 max_upload_bytes: None,
+                paced: false,
             },
             calls: Mutex::new(Vec::new()),
             messages: Mutex::new(Vec::new()),

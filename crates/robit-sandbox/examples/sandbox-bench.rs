@@ -1,5 +1,5 @@
 //! Runs the sandbox benchmark (the same one as `robit bench sandbox`):
-//! `cargo run -p robit-sandbox --example bench -- [ITERATIONS]`.
+//! `cargo run -p robit-sandbox --example sandbox-bench -- [ITERATIONS]`.
 //!
 //! Guests are looked up in `ROBIT_GUESTS_DIR` or `data/guests`; compiled guests
 //! are cached in `data/cache`. Not used by robit itself.

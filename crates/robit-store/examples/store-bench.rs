@@ -1,7 +1,7 @@
 //! Persist throughput on both backends, in messages per second:
 //!
 //! ```text
-//! cargo run --release -p robit-store --example bench -- [MESSAGES] [CONCURRENCY,...]
+//! cargo run --release -p robit-store --example store-bench -- [MESSAGES] [CONCURRENCY,...]
 //! ```
 //!
 //! SQLite runs on a temporary file; PostgreSQL on `ROBIT_BENCH_POSTGRES_URL` (default
