@@ -9,7 +9,7 @@
 //! The bytes come through [`ReplySink::fetch_attachment`], because only the adapter knows how
 //! to fetch from its platform; this module decides what to fetch and what to do with it.
 
-use crate::commands::say;
+use crate::reply::say;
 use crate::engine::Inner;
 use robit_llm::{ChatMessage, ImagePart, Role};
 use robit_sandbox::{InputFile, RunOutput};

@@ -1,6 +1,6 @@
 //! Running code for `/run` and the `run_code` tool, and showing the result in the thread.
 
-use crate::commands::say;
+use crate::reply::say;
 use crate::engine::Inner;
 use robit_sandbox::{InputFile, Outcome, RunOutput};
 use robit_types::fence::code_block;

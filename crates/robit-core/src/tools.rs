@@ -5,7 +5,7 @@
 //! It must not name an MCP SDK type (the port hides them) and must not end a turn: a refused,
 //! failing or timed-out call becomes a result the model reads and a line the user sees.
 
-use crate::commands::say;
+use crate::reply::say;
 use crate::engine::Inner;
 use crate::metrics as m;
 use robit_llm::{ToolCall, ToolSpec};
