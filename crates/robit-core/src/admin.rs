@@ -7,12 +7,13 @@
 //! everyone there is affected by it.
 
 use crate::access::{self, Refusal};
-use crate::reply::say;
 use crate::outcome::TurnOutcome;
-use crate::shared::Shared;
+use crate::reply::say;
 use crate::settings;
-use robit_store::{NewAuditEntry, SettingPlace, StoreError};
-use robit_types::{ConfigCommand, ConversationKey, Inbound, ReplySink, SettingKey, SettingScope};
+use crate::shared::Shared;
+use crate::config::EngineConfig;
+use robit_store::{NewAuditEntry, SettingPlace, Store, StoreError};
+use robit_types::{ConfigCommand, Inbound, ReplySink, SettingKey, SettingScope};
 use std::sync::Arc;
 
 pub(crate) async fn run(
@@ -22,7 +23,7 @@ pub(crate) async fn run(
     command: ConfigCommand,
 ) -> TurnOutcome {
     if command == ConfigCommand::Show {
-        let effective = settings::effective(shared, &inbound.key).await;
+        let effective = settings::effective(shared.store.as_ref(), &shared.config, &inbound.key).await;
         say(sink, &effective.show(&shared.config.sandbox_limits)).await;
         return TurnOutcome::Command;
     }
@@ -32,7 +33,7 @@ pub(crate) async fn run(
             text: "🚫 Only robit's admins can change its settings. `/config show` shows them."
                 .to_string(),
         };
-        return access::refuse(shared, inbound, sink, refusal).await;
+        return access::refuse(shared.store.as_ref(), inbound, sink, refusal).await;
     }
     let key = &inbound.key;
     let actor = inbound.author.id.as_str();
@@ -119,9 +120,53 @@ pub(crate) async fn run(
         say(sink, "⚠️ I couldn't save that change; please try again.").await;
         return TurnOutcome::Failed("settings store failed".into());
     }
-    access::audit(shared, inbound, action, detail).await;
+    access::audit(shared.store.as_ref(), inbound, action, detail).await;
     say(sink, &announce).await;
     TurnOutcome::Command
+}
+
+/// Validates and stores a setting for callers other than a chat (the binary's admin API,
+/// through [`crate::Engine::change_setting`]): `value: None` removes it, and the change is
+/// written to the audit log as `actor`'s. Nothing is stored when the value is invalid.
+pub(crate) async fn change_setting(
+    store: &dyn Store,
+    config: &EngineConfig,
+    place: &SettingPlace,
+    key: SettingKey,
+    value: Option<&str>,
+    actor: &str,
+) -> Result<(), SettingError> {
+    let value = value
+        .map(|v| settings::validate(config, key, v))
+        .transpose()
+        .map_err(SettingError::Invalid)?;
+    store
+        .put_setting(place, key.as_str(), value.as_deref(), actor)
+        .await?;
+    let scope = if place.channel.is_some() {
+        "channel"
+    } else {
+        "workspace"
+    };
+    let (action, detail) = match &value {
+        Some(v) => ("config.set", format!("{scope} {key} = {v}")),
+        None => ("config.unset", format!("{scope} {key}")),
+    };
+    store
+        .record_audit(NewAuditEntry {
+            platform: place.platform.as_str().to_string(),
+            workspace: place.workspace.to_string(),
+            channel: place
+                .channel
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            detail,
+        })
+        .await?;
+    Ok(())
 }
 
 fn place(inbound: &Inbound, scope: SettingScope) -> SettingPlace {
@@ -143,7 +188,7 @@ async fn invalid(inbound: &Inbound, sink: &Arc<dyn ReplySink>, problem: &str) ->
     TurnOutcome::Failed("invalid setting".into())
 }
 
-/// Why a setting could not be changed through [`Engine::change_setting`].
+/// Why a setting could not be changed through [`crate::Engine::change_setting`].
 #[derive(Debug, thiserror::Error)]
 pub enum SettingError {
     /// The value is not acceptable; the message names the problem.
@@ -152,5 +197,3 @@ pub enum SettingError {
     #[error("the settings could not be stored: {0}")]
     Store(#[from] StoreError),
 }
-
-/// Settings for callers other than a chat (the binary's admin API).

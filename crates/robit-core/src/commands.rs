@@ -1,9 +1,10 @@
 //! `/help`, `/reset`, `/model` and `/run` (`/config` is in `admin.rs`).
 
+use crate::code_run::{self, Program};
 use crate::outcome::TurnOutcome;
-use crate::shared::Shared;
-use crate::format;
 use crate::reply::say;
+use crate::settings;
+use crate::shared::Shared;
 use robit_store::Conversation;
 use robit_types::{Command, Inbound, ReplySink};
 use std::sync::Arc;
@@ -78,30 +79,23 @@ pub(crate) async fn run(
             code,
             tier,
         } => {
-            let settings = crate::settings::effective(shared, &inbound.key).await;
-            if !settings.run_code.value {
-                say(sink, "⚠️ Running code is turned off in this channel.").await;
-                return TurnOutcome::Failed("run_code disabled".into());
-            }
-            if let Err(why) = crate::tiers::check(shared, &settings, tier) {
-                say(sink, &format!("⚠️ Not run: {why}.")).await;
-                return TurnOutcome::Failed(why);
-            }
-            let limits = settings.limits(&shared.config.sandbox_limits);
-            // Without a sandbox there is nothing to place the files in; run_and_post says so.
-            let files = if shared.sandbox.is_some() {
-                crate::attachments::run_inputs(shared, inbound, sink).await
-            } else {
-                Vec::new()
+            let settings =
+                settings::effective(shared.store.as_ref(), &shared.config, &inbound.key).await;
+            let program = Program {
+                language,
+                code,
+                tier,
             };
-            if let Err(e) =
-                format::run_and_post(shared, sink, language, &code, files, false, limits, tier).await
-            {
-                say(sink, &format!("⚠️ {e}")).await;
-                return TurnOutcome::Failed(e.to_string());
-            }
+            return code_run::command(
+                shared.sandbox.as_deref(),
+                &shared.config,
+                &settings,
+                inbound,
+                sink,
+                program,
+            )
+            .await;
         }
-        Command::Ask { .. } => unreachable!("the engine turns /ask into a chat turn"),
     }
     TurnOutcome::Command
 }

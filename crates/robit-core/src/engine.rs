@@ -21,7 +21,7 @@ use crate::outcome::TurnOutcome;
 use robit_llm::Provider;
 use robit_mcp::ToolProvider;
 use robit_sandbox::CodeRunner;
-use robit_store::{NewAuditEntry, SettingPlace, TurnStatus};
+use robit_store::{SettingPlace, TurnStatus};
 use robit_store::{Accepted, ClaimedTurn, Conversation, NewEvent, NewMessage, NewTurn, Store};
 use robit_types::{
     SettingKey,
@@ -214,6 +214,7 @@ impl Engine {
         if self.inner.tracker.is_closed() {
             return Err(EngineError::ShuttingDown);
         }
+        let shared = &self.inner.shared;
         // The second guard against bot loops: adapters filter bots, but the engine never
         // answers one whatever an adapter does.
         if inbound.author.is_bot {
@@ -235,7 +236,13 @@ impl Engine {
         };
         // Access is decided before anything is stored, so a refused user's words never enter
         // a conversation's history (and never reach the model in someone else's turn).
-        let denied = crate::access::check(&self.inner, &inbound).await;
+        let denied = crate::access::check(
+            &shared.access,
+            shared.store.as_ref(),
+            &shared.config.access,
+            &inbound,
+        )
+        .await;
         let message = match &work {
             Work::Chat { text } if denied.is_none() => {
                 Some(NewMessage::user(inbound.author.id.clone(), text.clone()))
@@ -280,6 +287,7 @@ impl Engine {
         self.start_journal();
         let accepted = match self
             .inner
+            .shared
             .store
             .accept(NewEvent {
                 platform: inbound.key.platform,
@@ -326,7 +334,7 @@ impl Engine {
         let work = match (denied, work) {
             (Some(refusal), _) => Work::Refused(refusal),
             (None, w @ (Work::Chat { .. } | Work::Command(Command::Run { .. }))) => {
-                match crate::limits::check(&self.inner, &inbound).await {
+                match crate::limits::check(shared.store.as_ref(), &shared.config.limits, &inbound).await {
                     Some(refusal) => Work::Refused(refusal),
                     None => w,
                 }
@@ -410,7 +418,8 @@ impl Engine {
         let (done, rx) = oneshot::channel();
         let inner = self.inner.clone();
         self.inner.tracker.spawn(async move {
-            let outcome = crate::access::refuse(&inner, &inbound, &sink, refusal).await;
+            let outcome =
+                crate::access::refuse(inner.shared.store.as_ref(), &inbound, &sink, refusal).await;
             let _ = done.send(outcome);
         });
         Submission::Queued(TurnHandle(rx))
@@ -467,6 +476,7 @@ impl Engine {
         let journal = &self.inner.shared.config.journal;
         let claimed = self
             .inner
+            .shared
             .store
             .claim_turns(&journal.holder, journal.lease, platform, 64, any_lease)
             .await?;
@@ -488,6 +498,7 @@ impl Engine {
         let holder = &self.inner.shared.config.journal.holder;
         if let Err(e) = self
             .inner
+            .shared
             .store
             .set_turn_status(id, holder, TurnStatus::Failed)
             .await
@@ -624,6 +635,7 @@ impl Engine {
         self.inner.journal_stop.cancel();
         match self
             .inner
+            .shared
             .store
             .release_turns(&self.inner.shared.config.journal.holder)
             .await
@@ -633,7 +645,7 @@ impl Engine {
             Err(e) => tracing::warn!(error = %e, "releasing turn leases failed; they will expire"),
         }
         // No turn runs code any more; the sandbox removes what it keeps on the host.
-        if let Some(sandbox) = &self.inner.sandbox {
+        if let Some(sandbox) = &self.inner.shared.sandbox {
             sandbox.shutdown().await;
         }
     }
@@ -714,7 +726,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
     // The conversation's lease first, then a global permit: a turn waiting for another
     // replica to finish in its conversation must not keep a permit from turns elsewhere.
     let lease = match &shared.config.lease {
-        Some(config) => match crate::lease::acquire(shared, config, conversation.id).await {
+        Some(config) => match crate::lease::acquire(&shared.store, config, &shared.shutdown, conversation.id).await {
             Some(guard) => Some(guard),
             None => {
                 let _ = done.send(TurnOutcome::Cancelled);
@@ -787,7 +799,9 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
                 say(&sink, "🧹 Done: I've forgotten this conversation.").await;
                 TurnOutcome::Command
             }
-            Work::Refused(refusal) => crate::access::refuse(shared, &inbound, &sink, refusal).await,
+            Work::Refused(refusal) => {
+                crate::access::refuse(shared.store.as_ref(), &inbound, &sink, refusal).await
+            }
             Work::ResetDone { ok: false } => {
                 say(
                     &sink,
@@ -839,38 +853,7 @@ impl Engine {
         actor: &str,
     ) -> Result<(), crate::admin::SettingError> {
         let shared = &self.inner.shared;
-        let value = value
-            .map(|v| crate::settings::validate(&shared.config, key, v))
-            .transpose()
-            .map_err(crate::admin::SettingError::Invalid)?;
-        shared
-            .store
-            .put_setting(place, key.as_str(), value.as_deref(), actor)
-            .await?;
-        let scope = if place.channel.is_some() {
-            "channel"
-        } else {
-            "workspace"
-        };
-        let (action, detail) = match &value {
-            Some(v) => ("config.set", format!("{scope} {key} = {v}")),
-            None => ("config.unset", format!("{scope} {key}")),
-        };
-        shared
-            .store
-            .record_audit(NewAuditEntry {
-                platform: place.platform.as_str().to_string(),
-                workspace: place.workspace.to_string(),
-                channel: place
-                    .channel
-                    .as_ref()
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-                actor: actor.to_string(),
-                action: action.to_string(),
-                detail,
-            })
-            .await?;
-        Ok(())
+        crate::admin::change_setting(shared.store.as_ref(), &shared.config, place, key, value, actor)
+            .await
     }
 }

@@ -1,14 +1,16 @@
 //! One turn: a chat exchange with the model (with tool rounds) or a command.
 
+use crate::attachments;
 use crate::budget;
-use crate::commands;
-use crate::outcome::TurnOutcome;
-use crate::shared::Shared;
-use crate::format;
 use crate::journal::{JournalSink, PAUSED_NOTE};
 use crate::metrics as m;
+use crate::outcome::TurnOutcome;
 use crate::render::StreamRenderer;
+use crate::reply::say;
+use crate::settings;
+use crate::shared::Shared;
 use crate::tokens::estimate_tokens;
+use crate::tools::{Toolbox, RUN_CODE_TOOL};
 use futures::StreamExt;
 use robit_llm::{ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall};
 use robit_store::{
@@ -18,8 +20,6 @@ use robit_types::{Inbound, ReplySink};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-
-pub(crate) const RUN_CODE_TOOL: &str = "run_code";
 
 /// Ends a journaled turn's journal entry. A turn cut off by a graceful stop stays open, so
 /// the next process finishes it. Retried a few times: a turn left open would be answered a
@@ -132,7 +132,7 @@ pub(crate) async fn chat(
     kept_tool_rounds: &mut bool,
 ) -> TurnOutcome {
     let Some(provider) = shared.provider.clone() else {
-        crate::reply::say(sink, &shared.config.no_provider_hint).await;
+        say(sink, &shared.config.no_provider_hint).await;
         return TurnOutcome::NoProvider;
     };
     if journaled {
@@ -142,13 +142,24 @@ pub(crate) async fn chat(
         }
     }
     let _ = sink.typing().await;
+    // Settings first: the model they pick (unless the conversation chose one with `/model`)
+    // is the one the request goes to, so it also decides whether images are sent.
+    let settings = settings::effective(shared.store.as_ref(), &shared.config, &inbound.key).await;
     let model = conversation
         .model
         .clone()
-        .unwrap_or_else(|| shared.config.default_model.clone());
+        .unwrap_or_else(|| settings.model.value.clone());
     // Before history is loaded, so the attachments' text is part of it.
-    let images =
-        crate::attachments::include_in_turn(shared, inbound, conversation, turn, sink, &model).await;
+    let images = attachments::include_in_turn(
+        shared.store.as_ref(),
+        &shared.config.attachments,
+        inbound,
+        conversation,
+        turn,
+        sink,
+        &model,
+    )
+    .await;
     let history = match shared
         .store
         .turn_history(conversation.id, turn, shared.config.history_limit)
@@ -157,7 +168,7 @@ pub(crate) async fn chat(
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "loading history failed");
-            crate::reply::say(
+            say(
                 sink,
                 "⚠️ I couldn't load this conversation's history; please try again.",
             )
@@ -165,12 +176,6 @@ pub(crate) async fn chat(
             return TurnOutcome::Failed("history unavailable".into());
         }
     };
-    let settings = crate::settings::effective(shared, &inbound.key).await;
-    let limits = settings.limits(&shared.config.sandbox_limits);
-    let model = conversation
-        .model
-        .clone()
-        .unwrap_or_else(|| settings.model.value.clone());
     let mut messages = vec![ChatMessage::new(
         Role::System,
         settings.system_prompt.value.clone(),
@@ -179,7 +184,7 @@ pub(crate) async fn chat(
     let mut messages = match budget::fit(messages, shared.config.prompt_budget(&model)) {
         Ok(m) => m,
         Err(e) => {
-            crate::reply::say(
+            say(
                 sink,
                 &format!(
                     "⚠️ That message is too long for `{model}`: about {} tokens, and the model \
@@ -191,18 +196,14 @@ pub(crate) async fn chat(
             return TurnOutcome::Failed("prompt too large".into());
         }
     };
-    crate::attachments::attach_images(&mut messages, images);
-    let mut tools = if shared.sandbox.is_some() && settings.run_code.value {
-        vec![crate::tiers::run_code_spec(crate::tiers::gvisor_offered(
-            shared, &settings,
-        ))]
-    } else {
-        Vec::new()
-    };
-    let servers = settings.mcp_filter();
-    if let Some(mcp) = &shared.tools {
-        tools.extend(crate::tools::specs(mcp.as_ref(), &servers));
-    }
+    attachments::attach_images(&mut messages, images);
+    let toolbox = Toolbox::new(
+        shared.sandbox.as_deref(),
+        shared.tools.as_deref(),
+        &shared.config,
+        &settings,
+    );
+    let tools = toolbox.offered();
 
     for round in 0..=shared.config.max_tool_rounds {
         let request = ChatRequest {
@@ -298,7 +299,7 @@ pub(crate) async fn chat(
                 messages.push(msg);
                 let cap = shared.config.max_tool_calls_per_round;
                 if calls.len() > cap {
-                    crate::reply::say(
+                    say(
                         sink,
                         &format!(
                             "⚠️ The model asked for {} tool calls at once; only the first {cap} \
@@ -312,7 +313,7 @@ pub(crate) async fn chat(
                     // Every call gets a result (the APIs require one per call id); those past
                     // the cap say why they did not run.
                     let result = if i < cap {
-                        run_tool(shared, sink, &call, &servers, limits, &settings).await
+                        toolbox.run(sink, &call).await
                     } else {
                         format!("not run: at most {cap} tool calls are run per response")
                     };
@@ -342,7 +343,7 @@ pub(crate) async fn chat(
         "⚠️ I stopped after {} tool rounds without a final answer.",
         shared.config.max_tool_rounds
     );
-    crate::reply::say(sink, &note).await;
+    say(sink, &note).await;
     TurnOutcome::Failed("tool round limit".into())
 }
 
@@ -388,7 +389,7 @@ async fn stream_round(
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "provider request failed");
-            crate::reply::say(sink, &provider_failure_note(&e, false)).await;
+            say(sink, &provider_failure_note(&e, false)).await;
             return RoundResult {
                 text: String::new(),
                 usage,
@@ -621,30 +622,3 @@ fn to_chat_message(m: &StoredMessage) -> ChatMessage {
     msg
 }
 
-/// Runs one tool call; returns the text fed back to the model.
-async fn run_tool(
-    shared: &Arc<Shared>,
-    sink: &Arc<dyn ReplySink>,
-    call: &ToolCall,
-    servers: &robit_mcp::ServerFilter,
-    limits: robit_sandbox::Limits,
-    settings: &crate::settings::Effective,
-) -> String {
-    if call.name != RUN_CODE_TOOL {
-        return match crate::tools::run(shared, sink, call, servers).await {
-            Some(result) => result,
-            None => format!("error: unknown tool `{}`", call.name),
-        };
-    }
-    let (language, code, tier) = match crate::tiers::parse_args(&call.arguments) {
-        Ok(args) => args,
-        Err(e) => return e,
-    };
-    if let Err(why) = crate::tiers::check(shared, settings, tier) {
-        return format!("error: {why}");
-    }
-    match format::run_and_post(shared, sink, language, &code, Vec::new(), true, limits, tier).await {
-        Ok(output) => format::tool_result(&output),
-        Err(e) => format!("error: the sandbox failed: {e}"),
-    }
-}
