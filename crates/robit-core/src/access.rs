@@ -8,8 +8,8 @@
 //! silent: the user is told (ephemerally where the platform can), a metric counts it and
 //! the audit log records it. This file must not name a platform type.
 
-use crate::outcome::TurnOutcome;
 use crate::metrics as m;
+use crate::outcome::TurnOutcome;
 use robit_store::{AccessRule, NewAuditEntry, Store};
 use robit_types::{Inbound, Platform, ReplySink, RuleEffect, SubjectKind, WorkspaceId};
 use std::collections::HashMap;
@@ -212,16 +212,15 @@ pub(crate) async fn check(
     config: &AccessConfig,
     inbound: &Inbound,
 ) -> Option<Refusal> {
-    let stored = match stored_rules(state, store, inbound.key.platform, &inbound.key.workspace)
-        .await
-    {
-        Ok(stored) => stored,
-        Err(_) if config.is_admin(inbound) => return None,
-        Err(e) => {
-            tracing::error!(error = %e, "reading access rules failed; refusing the event");
-            return Some(unavailable());
-        }
-    };
+    let stored =
+        match stored_rules(state, store, inbound.key.platform, &inbound.key.workspace).await {
+            Ok(stored) => stored,
+            Err(_) if config.is_admin(inbound) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, "reading access rules failed; refusing the event");
+                return Some(unavailable());
+            }
+        };
     if decide(config, &stored, inbound) {
         return None;
     }

@@ -7,11 +7,11 @@
 //! everyone there is affected by it.
 
 use crate::access::{self, Refusal};
+use crate::config::EngineConfig;
 use crate::outcome::TurnOutcome;
 use crate::reply::say;
 use crate::settings;
 use crate::shared::Shared;
-use crate::config::EngineConfig;
 use robit_store::{NewAuditEntry, SettingPlace, Store, StoreError};
 use robit_types::{ConfigCommand, Inbound, ReplySink, SettingKey, SettingScope};
 use std::sync::Arc;
@@ -23,7 +23,8 @@ pub(crate) async fn run(
     command: ConfigCommand,
 ) -> TurnOutcome {
     if command == ConfigCommand::Show {
-        let effective = settings::effective(shared.store.as_ref(), &shared.config, &inbound.key).await;
+        let effective =
+            settings::effective(shared.store.as_ref(), &shared.config, &inbound.key).await;
         say(sink, &effective.show(&shared.config.sandbox_limits)).await;
         return TurnOutcome::Command;
     }

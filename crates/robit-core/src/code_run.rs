@@ -50,8 +50,16 @@ pub(crate) async fn command(
     } else {
         Vec::new()
     };
-    if let Err(e) =
-        run_and_post(sandbox, &config.attachments, sink, &program, files, false, limits).await
+    if let Err(e) = run_and_post(
+        sandbox,
+        &config.attachments,
+        sink,
+        &program,
+        files,
+        false,
+        limits,
+    )
+    .await
     {
         say(sink, &format!("⚠️ {e}")).await;
         return TurnOutcome::Failed(e.to_string());
@@ -72,8 +80,16 @@ pub(crate) async fn for_model(
         return format!("error: {why}");
     }
     let limits = settings.limits(&config.sandbox_limits);
-    match run_and_post(sandbox, &config.attachments, sink, &program, Vec::new(), true, limits)
-        .await
+    match run_and_post(
+        sandbox,
+        &config.attachments,
+        sink,
+        &program,
+        Vec::new(),
+        true,
+        limits,
+    )
+    .await
     {
         Ok(output) => tool_result(&output),
         Err(e) => format!("error: the sandbox failed: {e}"),

@@ -96,6 +96,7 @@ pub(crate) async fn run(
             )
             .await;
         }
+        Command::Ask { .. } => unreachable!("the engine turns /ask into a chat turn"),
     }
     TurnOutcome::Command
 }

@@ -13,19 +13,19 @@ use crate::config::EngineConfig;
 use crate::connections::Connections;
 use crate::error::EngineError;
 use crate::journal::{JournalSink, StoredJob, StoredWork, Ticket, UNRESUMABLE_NOTE};
-use crate::reply::say;
 use crate::metrics as m;
+use crate::outcome::TurnOutcome;
+use crate::reply::say;
 use crate::shared::Shared;
 use crate::turn;
-use crate::outcome::TurnOutcome;
 use robit_llm::Provider;
 use robit_mcp::ToolProvider;
 use robit_sandbox::CodeRunner;
-use robit_store::{SettingPlace, TurnStatus};
 use robit_store::{Accepted, ClaimedTurn, Conversation, NewEvent, NewMessage, NewTurn, Store};
+use robit_store::{SettingPlace, TurnStatus};
 use robit_types::{
-    SettingKey,
-    CallBudget, Command, ConversationKey, Inbound, InboundKind, Platform, ReplySink, SinkOpener,
+    CallBudget, Command, ConversationKey, Inbound, InboundKind, Platform, ReplySink, SettingKey,
+    SinkOpener,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -183,7 +183,13 @@ impl Engine {
     /// whether a message not addressed to the bot continues one of its threads without
     /// asking the platform on their acknowledgement path.
     pub async fn has_conversation(&self, key: &ConversationKey) -> Result<bool, EngineError> {
-        Ok(self.inner.shared.store.find_conversation(key).await?.is_some())
+        Ok(self
+            .inner
+            .shared
+            .store
+            .find_conversation(key)
+            .await?
+            .is_some())
     }
 
     /// Accepts one inbound event: dedups and persists it, then queues its turn on its
@@ -334,7 +340,9 @@ impl Engine {
         let work = match (denied, work) {
             (Some(refusal), _) => Work::Refused(refusal),
             (None, w @ (Work::Chat { .. } | Work::Command(Command::Run { .. }))) => {
-                match crate::limits::check(shared.store.as_ref(), &shared.config.limits, &inbound).await {
+                match crate::limits::check(shared.store.as_ref(), &shared.config.limits, &inbound)
+                    .await
+                {
                     Some(refusal) => Work::Refused(refusal),
                     None => w,
                 }
@@ -356,12 +364,11 @@ impl Engine {
             }
             w => w,
         };
-        if self.inner.shared.config.cancel_on_new_message
+        if shared.config.cancel_on_new_message
             && matches!(work, Work::Chat { .. } | Work::ResetDone { .. })
+            && shared.stop_running(&inbound.key)
         {
-            if self.inner.shared.stop_running(&inbound.key) {
-                tracing::info!("a newer message stops the running turn");
-            }
+            tracing::info!("a newer message stops the running turn");
         }
         let (done, rx) = oneshot::channel();
         self.enqueue(
@@ -726,13 +733,17 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
     // The conversation's lease first, then a global permit: a turn waiting for another
     // replica to finish in its conversation must not keep a permit from turns elsewhere.
     let lease = match &shared.config.lease {
-        Some(config) => match crate::lease::acquire(&shared.store, config, &shared.shutdown, conversation.id).await {
-            Some(guard) => Some(guard),
-            None => {
-                let _ = done.send(TurnOutcome::Cancelled);
-                return;
+        Some(config) => {
+            match crate::lease::acquire(&shared.store, config, &shared.shutdown, conversation.id)
+                .await
+            {
+                Some(guard) => Some(guard),
+                None => {
+                    let _ = done.send(TurnOutcome::Cancelled);
+                    return;
+                }
             }
-        },
+        }
         None => None,
     };
     let Ok(_permit) = shared.permits.acquire().await else {
@@ -790,7 +801,9 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
                 shared.end_turn(&inbound.key);
                 outcome
             }
-            Work::Command(cmd) => crate::commands::run(shared, &inbound, &conversation, &sink, cmd).await,
+            Work::Command(cmd) => {
+                crate::commands::run(shared, &inbound, &conversation, &sink, cmd).await
+            }
             Work::BadCommand(msg) => {
                 say(&sink, &format!("⚠️ {msg}")).await;
                 TurnOutcome::Command
@@ -840,7 +853,12 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
 impl Engine {
     /// The settings a conversation under `key` runs with, and where each comes from.
     pub async fn effective_settings(&self, key: &ConversationKey) -> crate::settings::Effective {
-        crate::settings::effective(&self.inner.shared.store, &self.inner.shared.config, key).await
+        crate::settings::effective(
+            self.inner.shared.store.as_ref(),
+            &self.inner.shared.config,
+            key,
+        )
+        .await
     }
 
     /// Validates and stores a setting (`value: None` removes it), and writes the change to
@@ -853,7 +871,14 @@ impl Engine {
         actor: &str,
     ) -> Result<(), crate::admin::SettingError> {
         let shared = &self.inner.shared;
-        crate::admin::change_setting(shared.store.as_ref(), &shared.config, place, key, value, actor)
-            .await
+        crate::admin::change_setting(
+            shared.store.as_ref(),
+            &shared.config,
+            place,
+            key,
+            value,
+            actor,
+        )
+        .await
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::attachments;
 use crate::budget;
-use crate::journal::{JournalSink, PAUSED_NOTE};
+use crate::journal::PAUSED_NOTE;
 use crate::metrics as m;
 use crate::outcome::TurnOutcome;
 use crate::render::StreamRenderer;
@@ -19,12 +19,16 @@ use robit_store::{
 use robit_types::{Inbound, ReplySink};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 /// Ends a journaled turn's journal entry. A turn cut off by a graceful stop stays open, so
 /// the next process finishes it. Retried a few times: a turn left open would be answered a
 /// second time by whoever takes it over.
-pub(crate) async fn close_turn(shared: &Arc<Shared>, turn: i64, holder: &str, outcome: &TurnOutcome) {
+pub(crate) async fn close_turn(
+    shared: &Arc<Shared>,
+    turn: i64,
+    holder: &str,
+    outcome: &TurnOutcome,
+) {
     let status = match outcome {
         TurnOutcome::Cancelled if shared.shutdown.is_cancelled() => return,
         TurnOutcome::Cancelled => TurnStatus::Cancelled,
@@ -549,7 +553,12 @@ fn provider_failure_note(e: &LlmError, after_text: bool) -> String {
 /// Stores one message of a turn. Retried for about half a minute, so an answer that streamed
 /// through a short database outage still lands in the history; the turn stays open (and its
 /// lease renewed) meanwhile.
-async fn persist(shared: &Arc<Shared>, conversation: &Conversation, turn: i64, message: NewMessage) {
+async fn persist(
+    shared: &Arc<Shared>,
+    conversation: &Conversation,
+    turn: i64,
+    message: NewMessage,
+) {
     let message = NewMessage {
         turn: Some(turn),
         ..message
@@ -621,4 +630,3 @@ fn to_chat_message(m: &StoredMessage) -> ChatMessage {
     msg.tool_call_id = m.tool_call_id.clone();
     msg
 }
-
