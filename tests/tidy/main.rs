@@ -39,18 +39,27 @@ fn modules_of_every_crate_form_layers_without_circles() {
         checked += graph.len();
         for circle in circles(&graph) {
             let name = dir.strip_prefix(&root).unwrap_or(dir).display();
-            let _ = writeln!(report, "{name}: modules {} depend on each other:", circle.join(", "));
+            let _ = writeln!(
+                report,
+                "{name}: modules {} depend on each other:",
+                circle.join(", ")
+            );
             for from in &circle {
                 for (to, place) in &graph[from] {
                     if circle.contains(to) {
-                        let place = Path::new(place).strip_prefix(&root).unwrap_or(Path::new(place));
+                        let place = Path::new(place)
+                            .strip_prefix(&root)
+                            .unwrap_or(Path::new(place));
                         let _ = writeln!(report, "    {from} -> {to}   ({})", place.display());
                     }
                 }
             }
         }
     }
-    assert!(checked > 50, "only {checked} modules found: is the scan broken?");
+    assert!(
+        checked > 50,
+        "only {checked} modules found: is the scan broken?"
+    );
     assert!(
         report.is_empty(),
         "module circles (move the shared item down a layer):\n{report}"
@@ -177,7 +186,10 @@ fn reexports(root: &str, modules: &BTreeSet<String>) -> BTreeMap<String, String>
         else {
             continue;
         };
-        let path = path.trim().trim_start_matches("crate::").trim_start_matches("self::");
+        let path = path
+            .trim()
+            .trim_start_matches("crate::")
+            .trim_start_matches("self::");
         let Some((module, rest)) = path.split_once("::") else {
             continue;
         };
@@ -529,7 +541,11 @@ mod unit {
             circles(&g),
             vec![
                 vec!["config".to_string(), "gvisor".to_string()],
-                vec!["engine".to_string(), "tools".to_string(), "turn".to_string()],
+                vec![
+                    "engine".to_string(),
+                    "tools".to_string(),
+                    "turn".to_string()
+                ],
             ]
         );
     }

@@ -197,7 +197,9 @@ pub struct IntakeStats {
 pub(crate) enum Replies {
     Slack(SinkOptions),
     /// The benchmark: answers go nowhere, journaled or not.
-    Discard { journaled: bool },
+    Discard {
+        journaled: bool,
+    },
 }
 
 /// Turns events into engine submissions. One per intake; cheap to share.

@@ -24,10 +24,11 @@ use tokio::sync::{mpsc, oneshot};
 
 /// `accept` inside a transaction the writer owns: the store's `accept_in`, boxed so it can be
 /// passed as a plain function.
-pub(crate) type AcceptIn = for<'c> fn(
-    &'c mut SqliteConnection,
-    &'c NewEvent,
-) -> Pin<Box<dyn Future<Output = Result<Accepted>> + Send + 'c>>;
+pub(crate) type AcceptIn =
+    for<'c> fn(
+        &'c mut SqliteConnection,
+        &'c NewEvent,
+    ) -> Pin<Box<dyn Future<Output = Result<Accepted>> + Send + 'c>>;
 
 /// Most events in one transaction: bounds how long the first event of a batch waits for the
 /// last one's statements.
