@@ -10,6 +10,7 @@
 
 use crate::metrics as m;
 use crate::outcome::TurnOutcome;
+use crate::reply::whisper;
 use robit_store::{AccessRule, NewAuditEntry, Store};
 use robit_types::{Inbound, Platform, ReplySink, RuleEffect, SubjectKind, WorkspaceId};
 use std::collections::HashMap;
@@ -253,13 +254,7 @@ pub(crate) async fn refuse(
     metrics::counter!(m::REFUSALS, "platform" => inbound.key.platform.as_str(), "reason" => refusal.reason)
         .increment(1);
     tracing::info!(reason = refusal.reason, user = %inbound.author.id, "refused");
-    let posted = crate::render::wait_out_rate_limits(|| {
-        sink.post_ephemeral(&inbound.author.id, &refusal.text)
-    })
-    .await;
-    if let Err(e) = posted {
-        tracing::warn!(error = %e, "posting a refusal failed");
-    }
+    whisper(sink, &inbound.author.id, &refusal.text, "a refusal").await;
     audit(
         store,
         inbound,

@@ -9,7 +9,7 @@
 use crate::access::{self, Refusal};
 use crate::config::EngineConfig;
 use crate::outcome::TurnOutcome;
-use crate::reply::say;
+use crate::reply::{say, whisper};
 use crate::settings;
 use crate::shared::Shared;
 use robit_store::{NewAuditEntry, SettingPlace, Store, StoreError};
@@ -181,11 +181,7 @@ fn place(inbound: &Inbound, scope: SettingScope) -> SettingPlace {
 /// Tells the admin what was wrong with the value; nothing was stored.
 async fn invalid(inbound: &Inbound, sink: &Arc<dyn ReplySink>, problem: &str) -> TurnOutcome {
     let text = format!("⚠️ Nothing changed: {problem}.");
-    if let Err(e) =
-        crate::render::wait_out_rate_limits(|| sink.post_ephemeral(&inbound.author.id, &text)).await
-    {
-        tracing::warn!(error = %e, "posting a /config error failed");
-    }
+    whisper(sink, &inbound.author.id, &text, "a /config error").await;
     TurnOutcome::Failed("invalid setting".into())
 }
 

@@ -5,7 +5,7 @@
 //! It must not know turns, commands or the store: every layer above may use it.
 
 use crate::render::{neutralize_mentions, split_message, wait_out_rate_limits};
-use robit_types::ReplySink;
+use robit_types::{ReplySink, UserId};
 use std::sync::Arc;
 
 /// Posts a short engine message (split if needed, mentions inert). Failures are logged: there
@@ -17,5 +17,13 @@ pub(crate) async fn say(sink: &Arc<dyn ReplySink>, text: &str) {
             tracing::warn!(error = %e, "posting a message failed");
             return;
         }
+    }
+}
+
+/// Posts a message only `user` sees, where the platform can (a refusal, a `/config` error);
+/// elsewhere it is posted to the thread. A failure is logged as `what` failing.
+pub(crate) async fn whisper(sink: &Arc<dyn ReplySink>, user: &UserId, text: &str, what: &str) {
+    if let Err(e) = wait_out_rate_limits(|| sink.post_ephemeral(user, text)).await {
+        tracing::warn!(error = %e, "posting {what} failed");
     }
 }

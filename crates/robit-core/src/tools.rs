@@ -29,12 +29,12 @@ const SHOWN_MAX: usize = 160;
 
 /// What one conversation's tool calls may use: the ports and the conversation's settings.
 pub(crate) struct Toolbox<'a> {
-    pub sandbox: Option<&'a dyn CodeRunner>,
-    pub mcp: Option<&'a dyn ToolProvider>,
-    pub config: &'a EngineConfig,
-    pub settings: &'a Effective,
+    sandbox: Option<&'a dyn CodeRunner>,
+    mcp: Option<&'a dyn ToolProvider>,
+    config: &'a EngineConfig,
+    settings: &'a Effective,
     /// The MCP servers enabled here (from `settings`).
-    pub servers: ServerFilter,
+    servers: ServerFilter,
 }
 
 impl<'a> Toolbox<'a> {
