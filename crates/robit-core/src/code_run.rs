@@ -109,7 +109,7 @@ pub(crate) enum RunError {
 
 /// Runs `program`, posting the code first when `show_code` (tool calls: the user should see
 /// what the model runs), then the output and the files the run left.
-pub(crate) async fn run_and_post(
+async fn run_and_post(
     sandbox: Option<&dyn CodeRunner>,
     files_out: &AttachmentLimits,
     sink: &Arc<dyn ReplySink>,
@@ -233,7 +233,7 @@ async fn post_output(sink: &Arc<dyn ReplySink>, _language: Language, output: &Ru
 }
 
 /// What the model sees of a run.
-pub(crate) fn tool_result(output: &RunOutput) -> String {
+fn tool_result(output: &RunOutput) -> String {
     let mut s = format!("{}\n", status_line(output).replace('`', ""));
     let body = combined(output);
     if body.chars().count() > TOOL_RESULT_MAX {
@@ -262,7 +262,7 @@ pub(crate) fn tool_result(output: &RunOutput) -> String {
 
 /// For `/run`: downloads the message's attachments as input files for the sandbox. Files that
 /// cannot be used are reported in the thread, so the user knows why the program misses them.
-pub(crate) async fn run_inputs(
+async fn run_inputs(
     limits: &AttachmentLimits,
     inbound: &Inbound,
     sink: &Arc<dyn ReplySink>,
