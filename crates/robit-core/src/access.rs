@@ -8,9 +8,10 @@
 //! silent: the user is told (ephemerally where the platform can), a metric counts it and
 //! the audit log records it. This file must not name a platform type.
 
-use crate::engine::{Inner, TurnOutcome};
 use crate::metrics as m;
-use robit_store::{AccessRule, NewAuditEntry};
+use crate::outcome::TurnOutcome;
+use crate::reply::whisper;
+use robit_store::{AccessRule, NewAuditEntry, Store};
 use robit_types::{Inbound, Platform, ReplySink, RuleEffect, SubjectKind, WorkspaceId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -181,19 +182,19 @@ impl AccessState {
 
 /// The workspace's stored rules, cached for [`RULES_TTL`].
 async fn stored_rules(
-    inner: &Inner,
+    state: &AccessState,
+    store: &dyn Store,
     platform: Platform,
     workspace: &WorkspaceId,
 ) -> Result<Arc<Vec<AccessRule>>, robit_store::StoreError> {
     let cache_key = (platform, workspace.clone());
-    if let Some((at, rules)) = inner.access.rules.lock().expect("poisoned").get(&cache_key) {
+    if let Some((at, rules)) = state.rules.lock().expect("poisoned").get(&cache_key) {
         if at.elapsed() < RULES_TTL {
             return Ok(rules.clone());
         }
     }
-    let rules = Arc::new(inner.store.access_rules(platform, workspace).await?);
-    inner
-        .access
+    let rules = Arc::new(store.access_rules(platform, workspace).await?);
+    state
         .rules
         .lock()
         .expect("poisoned")
@@ -206,16 +207,22 @@ async fn stored_rules(
 /// When the stored rules cannot be read, the event is refused (configured admins excepted,
 /// so someone can still look into it): deciding on the configured rules alone would let in
 /// a user an admin denied with `/config deny` for as long as the database hiccups.
-pub(crate) async fn check(inner: &Inner, inbound: &Inbound) -> Option<Refusal> {
-    let stored = match stored_rules(inner, inbound.key.platform, &inbound.key.workspace).await {
-        Ok(stored) => stored,
-        Err(_) if inner.config.access.is_admin(inbound) => return None,
-        Err(e) => {
-            tracing::error!(error = %e, "reading access rules failed; refusing the event");
-            return Some(unavailable());
-        }
-    };
-    if decide(&inner.config.access, &stored, inbound) {
+pub(crate) async fn check(
+    state: &AccessState,
+    store: &dyn Store,
+    config: &AccessConfig,
+    inbound: &Inbound,
+) -> Option<Refusal> {
+    let stored =
+        match stored_rules(state, store, inbound.key.platform, &inbound.key.workspace).await {
+            Ok(stored) => stored,
+            Err(_) if config.is_admin(inbound) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, "reading access rules failed; refusing the event");
+                return Some(unavailable());
+            }
+        };
+    if decide(config, &stored, inbound) {
         return None;
     }
     Some(Refusal {
@@ -239,7 +246,7 @@ pub(crate) fn unavailable() -> Refusal {
 /// Tells the user why they were refused (only them, where the platform can), counts it and
 /// records it in the audit log.
 pub(crate) async fn refuse(
-    inner: &Arc<Inner>,
+    store: &dyn Store,
     inbound: &Inbound,
     sink: &Arc<dyn ReplySink>,
     refusal: Refusal,
@@ -247,15 +254,9 @@ pub(crate) async fn refuse(
     metrics::counter!(m::REFUSALS, "platform" => inbound.key.platform.as_str(), "reason" => refusal.reason)
         .increment(1);
     tracing::info!(reason = refusal.reason, user = %inbound.author.id, "refused");
-    let posted = crate::render::wait_out_rate_limits(|| {
-        sink.post_ephemeral(&inbound.author.id, &refusal.text)
-    })
-    .await;
-    if let Err(e) = posted {
-        tracing::warn!(error = %e, "posting a refusal failed");
-    }
+    whisper(sink, &inbound.author.id, &refusal.text, "a refusal").await;
     audit(
-        inner,
+        store,
         inbound,
         &format!("refused.{}", refusal.reason),
         refusal.text.clone(),
@@ -265,7 +266,7 @@ pub(crate) async fn refuse(
 }
 
 /// Appends an audit line about `inbound`'s author; a failure is logged, not shown.
-pub(crate) async fn audit(inner: &Inner, inbound: &Inbound, action: &str, detail: String) {
+pub(crate) async fn audit(store: &dyn Store, inbound: &Inbound, action: &str, detail: String) {
     let entry = NewAuditEntry {
         platform: inbound.key.platform.as_str().to_string(),
         workspace: inbound.key.workspace.to_string(),
@@ -274,7 +275,7 @@ pub(crate) async fn audit(inner: &Inner, inbound: &Inbound, action: &str, detail
         action: action.to_string(),
         detail,
     };
-    if let Err(e) = inner.store.record_audit(entry).await {
+    if let Err(e) = store.record_audit(entry).await {
         tracing::error!(error = %e, "writing the audit log failed");
     }
 }

@@ -7,31 +7,34 @@
 //! everyone there is affected by it.
 
 use crate::access::{self, Refusal};
-use crate::commands::say;
-use crate::engine::{Engine, Inner, TurnOutcome};
+use crate::config::EngineConfig;
+use crate::outcome::TurnOutcome;
+use crate::reply::{say, whisper};
 use crate::settings;
-use robit_store::{NewAuditEntry, SettingPlace, StoreError};
-use robit_types::{ConfigCommand, ConversationKey, Inbound, ReplySink, SettingKey, SettingScope};
+use crate::shared::Shared;
+use robit_store::{NewAuditEntry, SettingPlace, Store, StoreError};
+use robit_types::{ConfigCommand, Inbound, ReplySink, SettingKey, SettingScope};
 use std::sync::Arc;
 
 pub(crate) async fn run(
-    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
     inbound: &Inbound,
     sink: &Arc<dyn ReplySink>,
     command: ConfigCommand,
 ) -> TurnOutcome {
     if command == ConfigCommand::Show {
-        let effective = settings::effective(inner, &inbound.key).await;
-        say(sink, &effective.show(&inner.config.sandbox_limits)).await;
+        let effective =
+            settings::effective(shared.store.as_ref(), &shared.config, &inbound.key).await;
+        say(sink, &effective.show(&shared.config.sandbox_limits)).await;
         return TurnOutcome::Command;
     }
-    if !inner.config.access.is_admin(inbound) {
+    if !shared.config.access.is_admin(inbound) {
         let refusal = Refusal {
             reason: "not_admin",
             text: "🚫 Only robit's admins can change its settings. `/config show` shows them."
                 .to_string(),
         };
-        return access::refuse(inner, inbound, sink, refusal).await;
+        return access::refuse(shared.store.as_ref(), inbound, sink, refusal).await;
     }
     let key = &inbound.key;
     let actor = inbound.author.id.as_str();
@@ -42,12 +45,12 @@ pub(crate) async fn run(
             key: setting,
             value,
         } => {
-            let value = match settings::validate(&inner.config, setting, &value) {
+            let value = match settings::validate(&shared.config, setting, &value) {
                 Ok(v) => v,
                 Err(problem) => return invalid(inbound, sink, &problem).await,
             };
             let place = place(inbound, scope);
-            let stored = inner
+            let stored = shared
                 .store
                 .put_setting(&place, setting.as_str(), Some(&value), actor)
                 .await;
@@ -67,7 +70,7 @@ pub(crate) async fn run(
             scope,
             key: setting,
         } => {
-            let stored = inner
+            let stored = shared
                 .store
                 .put_setting(&place(inbound, scope), setting.as_str(), None, actor)
                 .await;
@@ -86,11 +89,11 @@ pub(crate) async fn run(
             subject,
             effect,
         } => {
-            let stored = inner
+            let stored = shared
                 .store
                 .put_access_rule(key.platform, &key.workspace, kind, &subject, effect, actor)
                 .await;
-            inner.access.forget(key.platform, &key.workspace);
+            shared.access.forget(key.platform, &key.workspace);
             (
                 stored,
                 match effect {
@@ -118,9 +121,53 @@ pub(crate) async fn run(
         say(sink, "⚠️ I couldn't save that change; please try again.").await;
         return TurnOutcome::Failed("settings store failed".into());
     }
-    access::audit(inner, inbound, action, detail).await;
+    access::audit(shared.store.as_ref(), inbound, action, detail).await;
     say(sink, &announce).await;
     TurnOutcome::Command
+}
+
+/// Validates and stores a setting for callers other than a chat (the binary's admin API,
+/// through [`crate::Engine::change_setting`]): `value: None` removes it, and the change is
+/// written to the audit log as `actor`'s. Nothing is stored when the value is invalid.
+pub(crate) async fn change_setting(
+    store: &dyn Store,
+    config: &EngineConfig,
+    place: &SettingPlace,
+    key: SettingKey,
+    value: Option<&str>,
+    actor: &str,
+) -> Result<(), SettingError> {
+    let value = value
+        .map(|v| settings::validate(config, key, v))
+        .transpose()
+        .map_err(SettingError::Invalid)?;
+    store
+        .put_setting(place, key.as_str(), value.as_deref(), actor)
+        .await?;
+    let scope = if place.channel.is_some() {
+        "channel"
+    } else {
+        "workspace"
+    };
+    let (action, detail) = match &value {
+        Some(v) => ("config.set", format!("{scope} {key} = {v}")),
+        None => ("config.unset", format!("{scope} {key}")),
+    };
+    store
+        .record_audit(NewAuditEntry {
+            platform: place.platform.as_str().to_string(),
+            workspace: place.workspace.to_string(),
+            channel: place
+                .channel
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            detail,
+        })
+        .await?;
+    Ok(())
 }
 
 fn place(inbound: &Inbound, scope: SettingScope) -> SettingPlace {
@@ -134,15 +181,11 @@ fn place(inbound: &Inbound, scope: SettingScope) -> SettingPlace {
 /// Tells the admin what was wrong with the value; nothing was stored.
 async fn invalid(inbound: &Inbound, sink: &Arc<dyn ReplySink>, problem: &str) -> TurnOutcome {
     let text = format!("⚠️ Nothing changed: {problem}.");
-    if let Err(e) =
-        crate::render::wait_out_rate_limits(|| sink.post_ephemeral(&inbound.author.id, &text)).await
-    {
-        tracing::warn!(error = %e, "posting a /config error failed");
-    }
+    whisper(sink, &inbound.author.id, &text, "a /config error").await;
     TurnOutcome::Failed("invalid setting".into())
 }
 
-/// Why a setting could not be changed through [`Engine::change_setting`].
+/// Why a setting could not be changed through [`crate::Engine::change_setting`].
 #[derive(Debug, thiserror::Error)]
 pub enum SettingError {
     /// The value is not acceptable; the message names the problem.
@@ -150,57 +193,4 @@ pub enum SettingError {
     Invalid(String),
     #[error("the settings could not be stored: {0}")]
     Store(#[from] StoreError),
-}
-
-/// Settings for callers other than a chat (the binary's admin API).
-impl Engine {
-    /// The settings a conversation under `key` runs with, and where each comes from.
-    pub async fn effective_settings(&self, key: &ConversationKey) -> settings::Effective {
-        settings::effective(self.inner(), key).await
-    }
-
-    /// Validates and stores a setting (`value: None` removes it), and writes the change to
-    /// the audit log as `actor`'s. Nothing is stored when the value is invalid.
-    pub async fn change_setting(
-        &self,
-        place: &SettingPlace,
-        key: SettingKey,
-        value: Option<&str>,
-        actor: &str,
-    ) -> Result<(), SettingError> {
-        let inner = self.inner();
-        let value = value
-            .map(|v| settings::validate(&inner.config, key, v))
-            .transpose()
-            .map_err(SettingError::Invalid)?;
-        inner
-            .store
-            .put_setting(place, key.as_str(), value.as_deref(), actor)
-            .await?;
-        let scope = if place.channel.is_some() {
-            "channel"
-        } else {
-            "workspace"
-        };
-        let (action, detail) = match &value {
-            Some(v) => ("config.set", format!("{scope} {key} = {v}")),
-            None => ("config.unset", format!("{scope} {key}")),
-        };
-        inner
-            .store
-            .record_audit(NewAuditEntry {
-                platform: place.platform.as_str().to_string(),
-                workspace: place.workspace.to_string(),
-                channel: place
-                    .channel
-                    .as_ref()
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-                actor: actor.to_string(),
-                action: action.to_string(),
-                detail,
-            })
-            .await?;
-        Ok(())
-    }
 }

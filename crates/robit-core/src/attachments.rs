@@ -1,19 +1,15 @@
-//! Files attached to a user's message, and files a sandbox run leaves behind.
+//! Files attached to a user's message, in a chat turn, and the limits on files in and out.
 //!
-//! In: text and code files become part of the user's turn (cut at a size limit, with a note
+//! Text and code files become part of the user's turn (cut at a size limit, with a note
 //! saying so); images go to models configured as able to see, and become a short "omitted"
-//! note for the others; files attached to a `/run` message are placed in the sandbox's
-//! scratch directory. Out: files the program wrote there are uploaded to the thread after
-//! the run, within count and size limits.
+//! note for the others. The files of a `/run` message and the files a run leaves behind are
+//! `code_run.rs`'s, under the limits defined here.
 //!
 //! The bytes come through [`ReplySink::fetch_attachment`], because only the adapter knows how
 //! to fetch from its platform; this module decides what to fetch and what to do with it.
 
-use crate::commands::say;
-use crate::engine::Inner;
 use robit_llm::{ChatMessage, ImagePart, Role};
-use robit_sandbox::{InputFile, RunOutput};
-use robit_store::{Conversation, NewMessage};
+use robit_store::{Conversation, NewMessage, Store};
 use robit_types::{Attachment, Inbound, InboundKind, ReplySink};
 use std::sync::Arc;
 
@@ -34,6 +30,13 @@ pub struct AttachmentLimits {
     pub max_upload_bytes: u64,
     /// Models (names as the conversation selects them) that accept images.
     pub vision_models: Vec<String>,
+}
+
+impl AttachmentLimits {
+    /// Whether `model` (the name a turn's request uses) is sent images.
+    pub(crate) fn sees_images(&self, model: &str) -> bool {
+        self.vision_models.iter().any(|m| m == model)
+    }
 }
 
 impl Default for AttachmentLimits {
@@ -217,7 +220,8 @@ pub(crate) fn text_block(name: &str, text: &str, cut: bool, limit: usize, size: 
     block
 }
 
-fn attachments(inbound: &Inbound) -> &[Attachment] {
+/// The message's attachments (a command has none).
+pub(crate) fn attachments(inbound: &Inbound) -> &[Attachment] {
     match &inbound.kind {
         InboundKind::Message { attachments, .. } => attachments,
         InboundKind::Command(_) => &[],
@@ -318,7 +322,8 @@ pub(crate) async fn gather(
 /// the store holds text, an image in every later request would cost tokens each time, and the
 /// model's own answer already records what it saw.
 pub(crate) async fn include_in_turn(
-    inner: &Arc<Inner>,
+    store: &dyn Store,
+    limits: &AttachmentLimits,
     inbound: &Inbound,
     conversation: &Conversation,
     turn: i64,
@@ -329,15 +334,13 @@ pub(crate) async fn include_in_turn(
     if list.is_empty() {
         return Vec::new();
     }
-    let limits = &inner.config.attachments;
-    let vision = limits.vision_models.iter().any(|m| m == model);
-    let gathered = gather(sink, list, vision, limits).await;
+    let gathered = gather(sink, list, limits.sees_images(model), limits).await;
     if !gathered.text.is_empty() {
         let message = NewMessage {
             turn: Some(turn),
             ..NewMessage::user(inbound.author.id.clone(), gathered.text)
         };
-        if let Err(e) = inner.store.append_message(conversation.id, message).await {
+        if let Err(e) = store.append_message(conversation.id, message).await {
             tracing::error!(error = %e, "storing the attachments' text failed");
         }
     }
@@ -351,109 +354,6 @@ pub(crate) fn attach_images(messages: &mut [ChatMessage], images: Vec<ImagePart>
     }
     if let Some(last_user) = messages.iter_mut().rev().find(|m| m.role == Role::User) {
         last_user.images = images;
-    }
-}
-
-/// For `/run`: downloads the message's attachments as input files for the sandbox. Files that
-/// cannot be used are reported in the thread, so the user knows why the program misses them.
-pub(crate) async fn run_inputs(
-    inner: &Arc<Inner>,
-    inbound: &Inbound,
-    sink: &Arc<dyn ReplySink>,
-) -> Vec<InputFile> {
-    let limits = &inner.config.attachments;
-    let mut files = Vec::new();
-    let mut notes = Vec::new();
-    for (i, a) in attachments(inbound).iter().enumerate() {
-        if i >= limits.max_files {
-            notes.push(format!(
-                "at most {} files are placed in the sandbox",
-                limits.max_files
-            ));
-            break;
-        }
-        match sink
-            .fetch_attachment(a, limits.max_run_file_bytes.saturating_add(1))
-            .await
-        {
-            Ok(bytes) if bytes.len() as u64 > limits.max_run_file_bytes => notes.push(format!(
-                "`{}` is larger than {} bytes",
-                a.name, limits.max_run_file_bytes
-            )),
-            Ok(bytes) => files.push(InputFile {
-                name: a.name.clone(),
-                bytes,
-            }),
-            Err(e) => {
-                tracing::warn!(error = %e, file = %a.name, "fetching a /run file failed");
-                notes.push(format!("`{}` could not be downloaded", a.name));
-            }
-        }
-    }
-    if !notes.is_empty() {
-        say(
-            sink,
-            &format!("⚠️ Not placed in the sandbox: {}.", notes.join("; ")),
-        )
-        .await;
-    }
-    files
-}
-
-/// Uploads the files a run left in its scratch directory, within the configured and the
-/// platform's limits; says in the thread what was left out and why.
-pub(crate) async fn upload_outputs(
-    inner: &Arc<Inner>,
-    sink: &Arc<dyn ReplySink>,
-    output: &RunOutput,
-) {
-    if output.files.is_empty() && output.files_left_out.is_empty() {
-        return;
-    }
-    let limits = &inner.config.attachments;
-    let platform_max = sink.capabilities().max_upload_bytes;
-    let mut left_out = output.files_left_out.clone();
-    if platform_max.is_none() && !output.files.is_empty() {
-        left_out.push(format!(
-            "{} file(s): this platform takes no uploads",
-            output.files.len()
-        ));
-    } else {
-        let max = limits.max_upload_bytes.min(platform_max.unwrap_or(0));
-        for (i, (name, bytes)) in output.files.iter().enumerate() {
-            if i >= limits.max_upload_files {
-                left_out.push(format!(
-                    "{} more file(s): at most {} are uploaded",
-                    output.files.len() - i,
-                    limits.max_upload_files
-                ));
-                break;
-            }
-            if bytes.len() as u64 > max {
-                left_out.push(format!(
-                    "{name} ({} bytes, over the {max} byte limit)",
-                    bytes.len()
-                ));
-                continue;
-            }
-            // Platforms want a plain file name; a file from a subdirectory keeps its path in
-            // the comment.
-            let upload_name = robit_sandbox::safe_name(&name.replace('/', "_"));
-            if let Err(e) = sink
-                .upload(&upload_name, bytes, &format!("📎 `{name}` from the run"))
-                .await
-            {
-                tracing::warn!(error = %e, file = %name, "uploading a run's file failed");
-                left_out.push(format!("{name} (the upload failed)"));
-            }
-        }
-    }
-    if !left_out.is_empty() {
-        say(
-            sink,
-            &format!("⚠️ Files not uploaded: {}.", left_out.join("; ")),
-        )
-        .await;
     }
 }
 

@@ -1,8 +1,10 @@
 //! `/help`, `/reset`, `/model` and `/run` (`/config` is in `admin.rs`).
 
-use crate::engine::{Inner, TurnOutcome};
-use crate::format;
-use crate::render::{neutralize_mentions, split_message, wait_out_rate_limits};
+use crate::code_run::{self, Program};
+use crate::outcome::TurnOutcome;
+use crate::reply::say;
+use crate::settings;
+use crate::shared::Shared;
 use robit_store::Conversation;
 use robit_types::{Command, Inbound, ReplySink};
 use std::sync::Arc;
@@ -21,7 +23,7 @@ scipy at native speed; charts from `plt.show()` are posted as images\n\
 • `/help`: this message";
 
 pub(crate) async fn run(
-    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
     inbound: &Inbound,
     conversation: &Conversation,
     sink: &Arc<dyn ReplySink>,
@@ -34,12 +36,12 @@ pub(crate) async fn run(
             let current = conversation
                 .model
                 .as_deref()
-                .unwrap_or(&inner.config.default_model);
+                .unwrap_or(&shared.config.default_model);
             let mut text = format!("This conversation uses `{current}`.");
-            if !inner.config.models.is_empty() {
+            if !shared.config.models.is_empty() {
                 text.push_str(&format!(
                     " Available: {}.",
-                    inner
+                    shared
                         .config
                         .models
                         .iter()
@@ -51,18 +53,18 @@ pub(crate) async fn run(
             say(sink, &text).await;
         }
         Command::Model { name: Some(name) } => {
-            if !inner.config.models.is_empty() && !inner.config.models.contains(&name) {
+            if !shared.config.models.is_empty() && !shared.config.models.contains(&name) {
                 say(
                     sink,
                     &format!(
                         "⚠️ Unknown model `{name}`. Available: {}.",
-                        inner.config.models.join(", ")
+                        shared.config.models.join(", ")
                     ),
                 )
                 .await;
                 return TurnOutcome::Failed("unknown model".into());
             }
-            match inner.store.set_model(conversation.id, Some(&name)).await {
+            match shared.store.set_model(conversation.id, Some(&name)).await {
                 Ok(()) => say(sink, &format!("This conversation now uses `{name}`.")).await,
                 Err(e) => {
                     tracing::error!(error = %e, "set_model failed");
@@ -71,48 +73,30 @@ pub(crate) async fn run(
                 }
             }
         }
-        Command::Config(c) => return crate::admin::run(inner, inbound, sink, c).await,
+        Command::Config(c) => return crate::admin::run(shared, inbound, sink, c).await,
         Command::Run {
             language,
             code,
             tier,
         } => {
-            let settings = crate::settings::effective(inner, &inbound.key).await;
-            if !settings.run_code.value {
-                say(sink, "⚠️ Running code is turned off in this channel.").await;
-                return TurnOutcome::Failed("run_code disabled".into());
-            }
-            if let Err(why) = crate::tiers::check(inner, &settings, tier) {
-                say(sink, &format!("⚠️ Not run: {why}.")).await;
-                return TurnOutcome::Failed(why);
-            }
-            let limits = settings.limits(&inner.config.sandbox_limits);
-            // Without a sandbox there is nothing to place the files in; run_and_post says so.
-            let files = if inner.sandbox.is_some() {
-                crate::attachments::run_inputs(inner, inbound, sink).await
-            } else {
-                Vec::new()
+            let settings =
+                settings::effective(shared.store.as_ref(), &shared.config, &inbound.key).await;
+            let program = Program {
+                language,
+                code,
+                tier,
             };
-            if let Err(e) =
-                format::run_and_post(inner, sink, language, &code, files, false, limits, tier).await
-            {
-                say(sink, &format!("⚠️ {e}")).await;
-                return TurnOutcome::Failed(e.to_string());
-            }
+            return code_run::command(
+                shared.sandbox.as_deref(),
+                &shared.config,
+                &settings,
+                inbound,
+                sink,
+                program,
+            )
+            .await;
         }
         Command::Ask { .. } => unreachable!("the engine turns /ask into a chat turn"),
     }
     TurnOutcome::Command
-}
-
-/// Posts a short engine message (split if needed, mentions inert). Failures are logged: there
-/// is nowhere else to show them.
-pub(crate) async fn say(sink: &Arc<dyn ReplySink>, text: &str) {
-    let max = sink.capabilities().max_message_len;
-    for part in split_message(&neutralize_mentions(text), max) {
-        if let Err(e) = wait_out_rate_limits(|| sink.post(&part)).await {
-            tracing::warn!(error = %e, "posting a message failed");
-            return;
-        }
-    }
 }

@@ -48,15 +48,15 @@ pub struct EngineConfig {
     pub cancel_on_new_message: bool,
     /// Conversation leases, for several replicas sharing one database; `None` for one
     /// process, where the in-memory queue already keeps turns one at a time.
-    pub lease: Option<crate::LeaseConfig>,
+    pub lease: Option<crate::lease::LeaseConfig>,
     /// The turn journal: this replica's holder name, its turn lease and the pending caps.
-    pub journal: crate::JournalConfig,
+    pub journal: crate::journal::JournalConfig,
     /// Attachments in (text files, images, `/run` inputs) and run files out.
-    pub attachments: crate::AttachmentLimits,
+    pub attachments: crate::attachments::AttachmentLimits,
     /// Who may use robit and who may change its settings.
-    pub access: crate::AccessConfig,
+    pub access: crate::access::AccessConfig,
     /// Turn rate limits and the daily token quota.
-    pub limits: crate::LimitsConfig,
+    pub limits: crate::limits::LimitsConfig,
     /// The longest system prompt `/config set system_prompt` accepts, in characters.
     pub max_system_prompt_chars: usize,
 }
@@ -110,10 +110,10 @@ impl Default for EngineConfig {
             system_prompt_overrides: HashMap::new(),
             cancel_on_new_message: false,
             lease: None,
-            journal: crate::JournalConfig::default(),
-            attachments: crate::AttachmentLimits::default(),
-            access: crate::AccessConfig::open(),
-            limits: crate::LimitsConfig::default(),
+            journal: crate::journal::JournalConfig::default(),
+            attachments: crate::attachments::AttachmentLimits::default(),
+            access: crate::access::AccessConfig::open(),
+            limits: crate::limits::LimitsConfig::default(),
             max_system_prompt_chars: 4_000,
         }
     }

@@ -12,44 +12,29 @@ use crate::call_budget::StoreCallBudget;
 use crate::config::EngineConfig;
 use crate::connections::Connections;
 use crate::error::EngineError;
-use crate::journal::{Held, StoredJob, StoredWork, Ticket, UNRESUMABLE_NOTE};
+use crate::journal::{JournalSink, StoredJob, StoredWork, Ticket};
 use crate::metrics as m;
+use crate::outcome::TurnOutcome;
+use crate::reply::say;
+use crate::shared::Shared;
 use crate::turn;
 use robit_llm::Provider;
 use robit_mcp::ToolProvider;
 use robit_sandbox::CodeRunner;
-use robit_store::TurnStatus;
-use robit_store::{Accepted, ClaimedTurn, Conversation, NewEvent, NewMessage, NewTurn, Store};
+use robit_store::{Accepted, Conversation, NewEvent, NewMessage, NewTurn, Store};
+use robit_store::{SettingPlace, TurnStatus};
 use robit_types::{
-    CallBudget, Command, ConversationKey, Inbound, InboundKind, Platform, ReplySink, SinkOpener,
+    CallBudget, Command, ConversationKey, Inbound, InboundKind, ReplySink, SettingKey,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-/// How a turn ended, for adapters that want to know and for tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TurnOutcome {
-    /// The model's answer was streamed and stored.
-    Replied,
-    /// A command was answered.
-    Command,
-    /// No provider is configured; the user was told how to configure one.
-    NoProvider,
-    /// The turn failed; the user was shown `0` (a short message).
-    Failed(String),
-    /// The event was not for the engine (a bot's message).
-    Ignored,
-    /// The engine shut down before the turn ended.
-    Cancelled,
-    /// An access rule, a rate limit or a quota kept the turn from running; the user was told
-    /// why. `0` is the reason (`denied`, `not_admin`, `user_rate`, `channel_rate`, `quota`).
-    Refused(String),
-}
+mod resume;
 
 /// What `submit` did with an event.
 #[derive(Debug)]
@@ -74,21 +59,6 @@ impl Submission {
 
 #[derive(Debug)]
 pub struct TurnHandle(oneshot::Receiver<TurnOutcome>);
-
-impl TurnOutcome {
-    /// The metrics label.
-    pub fn label(&self) -> &'static str {
-        match self {
-            TurnOutcome::Replied => "replied",
-            TurnOutcome::Command => "command",
-            TurnOutcome::NoProvider => "no_provider",
-            TurnOutcome::Failed(_) => "failed",
-            TurnOutcome::Ignored => "ignored",
-            TurnOutcome::Cancelled => "cancelled",
-            TurnOutcome::Refused(_) => "refused",
-        }
-    }
-}
 
 impl TurnHandle {
     pub async fn wait(self) -> TurnOutcome {
@@ -124,35 +94,21 @@ pub(crate) struct Job {
     pub ticket: Option<Ticket>,
 }
 
-/// How many times a turn is taken over before robit gives up on it and says so: a turn that
-/// crashes its process every time must not crash every replica in turn forever.
-const MAX_ATTEMPTS: i64 = 3;
-
+/// The engine's own state: queues and the journal's bookkeeping. What turns need lives in
+/// [`Shared`], which the layers below see; they never see this.
 pub(crate) struct Inner {
-    pub store: Arc<dyn Store>,
-    pub provider: Option<Arc<dyn Provider>>,
-    pub sandbox: Option<Arc<dyn CodeRunner>>,
-    /// Tools of MCP servers, offered beside `run_code`.
-    pub tools: Option<Arc<dyn ToolProvider>>,
-    pub config: EngineConfig,
-    pub access: crate::access::AccessState,
+    shared: Arc<Shared>,
     queues: Mutex<HashMap<ConversationKey, mpsc::UnboundedSender<Job>>>,
-    /// The running chat turn of each busy conversation, so a newer message can stop it.
-    running: Mutex<HashMap<ConversationKey, CancellationToken>>,
-    pub(crate) permits: Semaphore,
     tracker: TaskTracker,
     connections: Connections,
     /// Built once: adapters ask for it for every sink they make.
     call_budget: Option<Arc<dyn CallBudget>>,
-    pub shutdown: CancellationToken,
-    /// The journaled turns this replica holds.
-    pub held: Arc<Held>,
     /// Queued or running turns per conversation, and in all, for the caps.
     pending: Mutex<HashMap<ConversationKey, usize>>,
     pending_total: AtomicUsize,
     journal_started: AtomicBool,
     /// A graceful stop began: queued turns stay in the journal for the next process.
-    pub stopping: AtomicBool,
+    stopping: AtomicBool,
     /// Stops the journal's background tasks once the engine has stopped.
     journal_stop: CancellationToken,
 }
@@ -170,26 +126,16 @@ impl Engine {
         provider: Option<Arc<dyn Provider>>,
         sandbox: Option<Arc<dyn CodeRunner>>,
     ) -> Self {
-        let permits = Semaphore::new(config.max_concurrent_turns.max(1));
         Self {
             inner: Arc::new(Inner {
                 call_budget: config
                     .lease
                     .as_ref()
                     .map(|_| Arc::new(StoreCallBudget::new(store.clone())) as Arc<dyn CallBudget>),
-                store,
-                provider,
-                sandbox,
-                tools: None,
-                config,
-                access: Default::default(),
+                shared: Arc::new(Shared::new(config, store, provider, sandbox)),
                 queues: Mutex::new(HashMap::new()),
-                running: Mutex::new(HashMap::new()),
-                permits,
                 tracker: TaskTracker::new(),
                 connections: Connections::default(),
-                shutdown: CancellationToken::new(),
-                held: Arc::default(),
                 pending: Mutex::new(HashMap::new()),
                 pending_total: AtomicUsize::new(0),
                 journal_started: AtomicBool::new(false),
@@ -205,23 +151,21 @@ impl Engine {
     /// When called after the engine was cloned or started work: tools are set once, while
     /// wiring, so every turn sees the same set.
     pub fn with_tools(mut self, tools: Arc<dyn ToolProvider>) -> Self {
-        Arc::get_mut(&mut self.inner)
-            .expect("with_tools is called before the engine is cloned")
+        let inner = Arc::get_mut(&mut self.inner)
+            .expect("with_tools is called before the engine is cloned");
+        Arc::get_mut(&mut inner.shared)
+            .expect("with_tools is called before the engine started work")
             .tools = Some(tools);
         self
     }
 
     pub fn config(&self) -> &EngineConfig {
-        &self.inner.config
+        &self.inner.shared.config
     }
 
     /// The adapters' connection states, for readiness.
     pub fn connections(&self) -> &Connections {
         &self.inner.connections
-    }
-
-    pub(crate) fn inner(&self) -> &Arc<Inner> {
-        &self.inner
     }
 
     /// The platform call budget shared with other replicas, when the engine runs as one of
@@ -236,7 +180,13 @@ impl Engine {
     /// whether a message not addressed to the bot continues one of its threads without
     /// asking the platform on their acknowledgement path.
     pub async fn has_conversation(&self, key: &ConversationKey) -> Result<bool, EngineError> {
-        Ok(self.inner.store.find_conversation(key).await?.is_some())
+        Ok(self
+            .inner
+            .shared
+            .store
+            .find_conversation(key)
+            .await?
+            .is_some())
     }
 
     /// Accepts one inbound event: dedups and persists it, then queues its turn on its
@@ -267,6 +217,7 @@ impl Engine {
         if self.inner.tracker.is_closed() {
             return Err(EngineError::ShuttingDown);
         }
+        let shared = &self.inner.shared;
         // The second guard against bot loops: adapters filter bots, but the engine never
         // answers one whatever an adapter does.
         if inbound.author.is_bot {
@@ -288,7 +239,13 @@ impl Engine {
         };
         // Access is decided before anything is stored, so a refused user's words never enter
         // a conversation's history (and never reach the model in someone else's turn).
-        let denied = crate::access::check(&self.inner, &inbound).await;
+        let denied = crate::access::check(
+            &shared.access,
+            shared.store.as_ref(),
+            &shared.config.access,
+            &inbound,
+        )
+        .await;
         let message = match &work {
             Work::Chat { text } if denied.is_none() => {
                 Some(NewMessage::user(inbound.author.id.clone(), text.clone()))
@@ -319,7 +276,7 @@ impl Engine {
                 engine.inner.turn_left(key);
             }
         };
-        let journal = &self.inner.config.journal;
+        let journal = &self.inner.shared.config.journal;
         let turn = journaled.map(|work| NewTurn {
             job: serde_json::to_string(&StoredJob {
                 inbound: inbound.clone(),
@@ -333,6 +290,7 @@ impl Engine {
         self.start_journal();
         let accepted = match self
             .inner
+            .shared
             .store
             .accept(NewEvent {
                 platform: inbound.key.platform,
@@ -368,7 +326,7 @@ impl Engine {
         };
         let ticket = turn_id.map(|id| Ticket {
             id,
-            lost: self.inner.held.hold(id),
+            lost: self.inner.shared.held.hold(id),
             posted: Vec::new(),
             resumed: false,
             taken_over: false,
@@ -379,7 +337,9 @@ impl Engine {
         let work = match (denied, work) {
             (Some(refusal), _) => Work::Refused(refusal),
             (None, w @ (Work::Chat { .. } | Work::Command(Command::Run { .. }))) => {
-                match crate::limits::check(&self.inner, &inbound).await {
+                match crate::limits::check(shared.store.as_ref(), &shared.config.limits, &inbound)
+                    .await
+                {
                     Some(refusal) => Work::Refused(refusal),
                     None => w,
                 }
@@ -390,7 +350,7 @@ impl Engine {
         // if they were stored before the queue reached it.
         let work = match work {
             Work::Command(Command::Reset) => {
-                let ok = match self.inner.store.reset(conversation.id).await {
+                let ok = match self.inner.shared.store.reset(conversation.id).await {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::error!(error = %e, "reset failed");
@@ -401,19 +361,11 @@ impl Engine {
             }
             w => w,
         };
-        if self.inner.config.cancel_on_new_message
+        if shared.config.cancel_on_new_message
             && matches!(work, Work::Chat { .. } | Work::ResetDone { .. })
+            && shared.stop_running(&inbound.key)
         {
-            if let Some(running) = self
-                .inner
-                .running
-                .lock()
-                .expect("poisoned")
-                .get(&inbound.key)
-            {
-                tracing::info!("a newer message stops the running turn");
-                running.cancel();
-            }
+            tracing::info!("a newer message stops the running turn");
         }
         let (done, rx) = oneshot::channel();
         self.enqueue(
@@ -434,7 +386,7 @@ impl Engine {
     /// Takes one pending slot of `key`'s conversation and of this replica; the refusal when
     /// either already has as many pending turns as it may.
     fn reserve(&self, key: &ConversationKey) -> Result<(), crate::access::Refusal> {
-        let journal = &self.inner.config.journal;
+        let journal = &self.inner.shared.config.journal;
         let mut pending = self.inner.pending.lock().expect("pending poisoned");
         let here = pending.get(key).copied().unwrap_or(0);
         if here >= journal.max_pending_per_conversation {
@@ -470,7 +422,8 @@ impl Engine {
         let (done, rx) = oneshot::channel();
         let inner = self.inner.clone();
         self.inner.tracker.spawn(async move {
-            let outcome = crate::access::refuse(&inner, &inbound, &sink, refusal).await;
+            let outcome =
+                crate::access::refuse(inner.shared.store.as_ref(), &inbound, &sink, refusal).await;
             let _ = done.send(outcome);
         });
         Submission::Queued(TurnHandle(rx))
@@ -482,145 +435,11 @@ impl Engine {
             return;
         }
         tokio::spawn(crate::journal::heartbeat(
-            self.inner.store.clone(),
-            self.inner.held.clone(),
-            self.inner.config.journal.clone(),
+            self.inner.shared.store.clone(),
+            self.inner.shared.held.clone(),
+            self.inner.shared.config.journal.clone(),
             self.inner.journal_stop.clone(),
         ));
-    }
-
-    /// Takes over journaled turns of `platform` whose holder is gone, now and then every half
-    /// lease until shutdown, and runs them through sinks `opener` rebuilds. Adapters call it
-    /// once when they start. A single process (no conversation leases configured: SQLite)
-    /// takes every open turn at its first pass, since its predecessor can hold nothing.
-    pub fn resume_turns(&self, platform: Platform, opener: Arc<dyn SinkOpener>) {
-        self.start_journal();
-        let engine = self.clone();
-        let mut any_lease = self.inner.config.lease.is_none();
-        let stop = self.inner.journal_stop.clone();
-        let every = self.inner.config.journal.lease / 2;
-        tokio::spawn(async move {
-            loop {
-                if engine.inner.stopping.load(Ordering::SeqCst) {
-                    return;
-                }
-                match engine.recover(platform, &opener, any_lease).await {
-                    Ok(n) if n > 0 => continue,
-                    Ok(_) => any_lease = false,
-                    Err(e) => tracing::warn!(error = %e, "looking for turns to resume failed"),
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = stop.cancelled() => return,
-                }
-            }
-        });
-    }
-
-    /// One pass of [`Engine::resume_turns`]; returns how many turns it took over.
-    pub async fn recover(
-        &self,
-        platform: Platform,
-        opener: &Arc<dyn SinkOpener>,
-        any_lease: bool,
-    ) -> Result<usize, EngineError> {
-        let journal = &self.inner.config.journal;
-        let claimed = self
-            .inner
-            .store
-            .claim_turns(&journal.holder, journal.lease, platform, 64, any_lease)
-            .await?;
-        let n = claimed.len();
-        for turn in claimed {
-            // Our own turn whose lease ran out during a database outage: still running here.
-            if self.inner.held.contains(turn.id) {
-                continue;
-            }
-            self.take_over(turn, opener).await;
-        }
-        Ok(n)
-    }
-
-    /// Marks a turn that cannot be resumed failed, and counts and logs it.
-    async fn give_up(&self, id: i64, why: &str) {
-        metrics::counter!(m::TURNS_LOST).increment(1);
-        tracing::error!(turn = id, why, "a journaled turn cannot be resumed");
-        let holder = &self.inner.config.journal.holder;
-        if let Err(e) = self
-            .inner
-            .store
-            .set_turn_status(id, holder, TurnStatus::Failed)
-            .await
-        {
-            tracing::warn!(error = %e, turn = id, "marking a turn failed did not work; it will be retried");
-        }
-    }
-
-    async fn take_over(&self, turn: ClaimedTurn, opener: &Arc<dyn SinkOpener>) {
-        let id = turn.id;
-        let job: StoredJob = match serde_json::from_str(&turn.job) {
-            Ok(job) => job,
-            Err(e) => {
-                self.give_up(id, &format!("unreadable job: {e}")).await;
-                return;
-            }
-        };
-        let posted: Vec<robit_types::MessageRef> = turn
-            .posted
-            .iter()
-            .map(|(_, r)| robit_types::MessageRef(r.clone()))
-            .collect();
-        let Some(sink) = turn.route.as_deref().and_then(|r| opener.open(r, &posted)) else {
-            self.give_up(id, "no way back to its thread").await;
-            return;
-        };
-        if turn.attempts > MAX_ATTEMPTS {
-            let _ = crate::render::wait_out_rate_limits(|| sink.post(UNRESUMABLE_NOTE)).await;
-            self.give_up(id, "too many attempts").await;
-            return;
-        }
-        let conversation = match self.inner.store.conversation(&job.inbound.key).await {
-            Ok(c) => c,
-            Err(e) => {
-                // Left claimed: the lease runs out and the next pass tries again.
-                tracing::warn!(error = %e, turn = id, "loading a resumed turn's conversation failed");
-                return;
-            }
-        };
-        let work = match job.work {
-            StoredWork::Chat { text } => Work::Chat { text },
-            StoredWork::Command(c) => Work::Command(c),
-        };
-        if matches!(work, Work::Chat { .. }) && turn.message_id.is_none() {
-            self.give_up(id, "a chat turn without its message").await;
-            return;
-        }
-        metrics::counter!(m::TURNS_RESUMED).increment(1);
-        tracing::info!(
-            turn = id,
-            attempts = turn.attempts,
-            posted = turn.posted.len(),
-            "resuming a journaled turn"
-        );
-        let (done, _rx) = oneshot::channel();
-        self.enqueue(
-            Job {
-                inbound: job.inbound,
-                work,
-                conversation,
-                turn: turn.message_id,
-                sink,
-                done,
-                ticket: Some(Ticket {
-                    id,
-                    lost: self.inner.held.hold(id),
-                    resumed: !posted.is_empty(),
-                    taken_over: true,
-                    posted,
-                }),
-            },
-            false,
-        );
     }
 
     /// Turns queued or running on this replica.
@@ -677,15 +496,16 @@ impl Engine {
             .is_err()
         {
             tracing::warn!("grace period over, cutting off running turns");
-            self.inner.shutdown.cancel();
+            self.inner.shared.shutdown.cancel();
             self.inner.tracker.wait().await;
         }
-        self.inner.shutdown.cancel();
+        self.inner.shared.shutdown.cancel();
         self.inner.journal_stop.cancel();
         match self
             .inner
+            .shared
             .store
-            .release_turns(&self.inner.config.journal.holder)
+            .release_turns(&self.inner.shared.config.journal.holder)
             .await
         {
             Ok(0) => {}
@@ -693,28 +513,13 @@ impl Engine {
             Err(e) => tracing::warn!(error = %e, "releasing turn leases failed; they will expire"),
         }
         // No turn runs code any more; the sandbox removes what it keeps on the host.
-        if let Some(sandbox) = &self.inner.sandbox {
+        if let Some(sandbox) = &self.inner.shared.sandbox {
             sandbox.shutdown().await;
         }
     }
 }
 
 impl Inner {
-    /// Registers the conversation's running turn; its token fires on shutdown or, when
-    /// configured, when a newer message arrives.
-    pub(crate) fn begin_turn(&self, key: &ConversationKey) -> CancellationToken {
-        let token = self.shutdown.child_token();
-        self.running
-            .lock()
-            .expect("poisoned")
-            .insert(key.clone(), token.clone());
-        token
-    }
-
-    pub(crate) fn end_turn(&self, key: &ConversationKey) {
-        self.running.lock().expect("poisoned").remove(key);
-    }
-
     /// A queued or running turn of `key` ended (or was left for the next process).
     fn turn_left(&self, key: &ConversationKey) {
         let mut pending = self.pending.lock().expect("pending poisoned");
@@ -752,11 +557,189 @@ async fn worker(inner: Arc<Inner>, key: ConversationKey, mut rx: mpsc::Unbounded
         // them; the others run within the grace period as before.
         match &job.ticket {
             Some(ticket) if inner.stopping.load(Ordering::SeqCst) => {
-                inner.held.release(ticket.id);
+                inner.shared.held.release(ticket.id);
                 let _ = job.done.send(TurnOutcome::Cancelled);
             }
-            _ => turn::run_job(&inner, job).await,
+            _ => run_job(&inner.shared, job).await,
         }
         inner.turn_left(&key);
+    }
+}
+
+/// Runs one job: takes the conversation's lease and a permit, marks a journaled turn
+/// running, dispatches the work, and closes the turn in the journal.
+async fn run_job(shared: &Arc<Shared>, job: Job) {
+    let Job {
+        inbound,
+        work,
+        conversation,
+        turn,
+        sink,
+        done,
+        ticket,
+    } = job;
+    let span = tracing::info_span!(
+        "turn",
+        platform = %inbound.key.platform,
+        workspace = %inbound.key.workspace,
+        channel = %inbound.key.channel,
+        conversation = conversation.id.0,
+        event_id = %inbound.event_id,
+    );
+    let started = std::time::Instant::now();
+    let kind = match &work {
+        Work::Chat { .. } => "chat",
+        _ => "command",
+    };
+    // The conversation's lease first, then a global permit: a turn waiting for another
+    // replica to finish in its conversation must not keep a permit from turns elsewhere.
+    let lease = match &shared.config.lease {
+        Some(config) => {
+            match crate::lease::acquire(&shared.store, config, &shared.shutdown, conversation.id)
+                .await
+            {
+                Some(guard) => Some(guard),
+                None => {
+                    let _ = done.send(TurnOutcome::Cancelled);
+                    return;
+                }
+            }
+        }
+        None => None,
+    };
+    let Ok(_permit) = shared.permits.acquire().await else {
+        let _ = done.send(TurnOutcome::Cancelled);
+        return;
+    };
+    let holder = shared.config.journal.holder.clone();
+    if let Some(ticket) = &ticket {
+        match shared
+            .store
+            .set_turn_status(ticket.id, &holder, TurnStatus::Running)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                // Taken over (or finished) elsewhere while it waited here.
+                shared.held.release(ticket.id);
+                if let Some(lease) = lease {
+                    lease.release().await;
+                }
+                let _ = done.send(TurnOutcome::Cancelled);
+                return;
+            }
+            // The database is away: run the turn anyway; its state is kept for a takeover.
+            Err(e) => tracing::warn!(error = %e, "marking a turn running failed"),
+        }
+    }
+    let journal_sink = ticket
+        .as_ref()
+        .map(|t| Arc::new(JournalSink::new(sink.clone(), shared.store.clone(), t)));
+    let sink: Arc<dyn ReplySink> = match &journal_sink {
+        Some(j) => j.clone(),
+        None => sink,
+    };
+    let lost = ticket.as_ref().map(|t| t.lost.clone()).unwrap_or_default();
+    let journaled = ticket.is_some();
+    let resumed = ticket.as_ref().is_some_and(|t| t.resumed);
+    let mut kept_tool_rounds = false;
+    let work = async {
+        match work {
+            Work::Chat { .. } => {
+                let turn = turn.expect("a chat job carries its stored message");
+                let cancel = shared.begin_turn(&inbound.key);
+                let outcome = turn::chat(
+                    shared,
+                    &inbound,
+                    &conversation,
+                    turn,
+                    &sink,
+                    &cancel,
+                    journaled,
+                    &mut kept_tool_rounds,
+                )
+                .await;
+                shared.end_turn(&inbound.key);
+                outcome
+            }
+            Work::Command(cmd) => {
+                crate::commands::run(shared, &inbound, &conversation, &sink, cmd).await
+            }
+            Work::BadCommand(msg) => {
+                say(&sink, &format!("⚠️ {msg}")).await;
+                TurnOutcome::Command
+            }
+            Work::ResetDone { ok: true } => {
+                say(&sink, "🧹 Done: I've forgotten this conversation.").await;
+                TurnOutcome::Command
+            }
+            Work::Refused(refusal) => {
+                crate::access::refuse(shared.store.as_ref(), &inbound, &sink, refusal).await
+            }
+            Work::ResetDone { ok: false } => {
+                say(
+                    &sink,
+                    "⚠️ I couldn't reset this conversation; please try again.",
+                )
+                .await;
+                TurnOutcome::Failed("reset failed".into())
+            }
+        }
+    }
+    .instrument(span);
+    // A replica that lost its lease stops the turn at once: the new holder answers.
+    let (outcome, was_lost) = tokio::select! {
+        outcome = work => (outcome, false),
+        _ = lost.cancelled() => (TurnOutcome::Cancelled, true),
+    };
+    if let (Some(ticket), false) = (&ticket, was_lost) {
+        if resumed && outcome == TurnOutcome::Replied && !kept_tool_rounds {
+            if let Some(j) = &journal_sink {
+                j.retire_leftovers().await;
+            }
+        }
+        turn::close_turn(shared, ticket.id, &holder, &outcome).await;
+    }
+    if let Some(ticket) = &ticket {
+        shared.held.release(ticket.id);
+    }
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    metrics::counter!(m::TURNS, "outcome" => outcome.label()).increment(1);
+    metrics::histogram!(m::TURN_SECONDS, "kind" => kind).record(started.elapsed().as_secs_f64());
+    let _ = done.send(outcome);
+}
+
+impl Engine {
+    /// The settings a conversation under `key` runs with, and where each comes from.
+    pub async fn effective_settings(&self, key: &ConversationKey) -> crate::settings::Effective {
+        crate::settings::effective(
+            self.inner.shared.store.as_ref(),
+            &self.inner.shared.config,
+            key,
+        )
+        .await
+    }
+
+    /// Validates and stores a setting (`value: None` removes it), and writes the change to
+    /// the audit log as `actor`'s. Nothing is stored when the value is invalid.
+    pub async fn change_setting(
+        &self,
+        place: &SettingPlace,
+        key: SettingKey,
+        value: Option<&str>,
+        actor: &str,
+    ) -> Result<(), crate::admin::SettingError> {
+        let shared = &self.inner.shared;
+        crate::admin::change_setting(
+            shared.store.as_ref(),
+            &shared.config,
+            place,
+            key,
+            value,
+            actor,
+        )
+        .await
     }
 }

@@ -6,8 +6,7 @@
 //! lease to expire; another replica then takes it over and carries on from the store, since
 //! nothing a turn needs lives in a replica's memory.
 
-use crate::engine::Inner;
-use robit_store::ConversationId;
+use robit_store::{ConversationId, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -23,23 +22,23 @@ pub struct LeaseConfig {
 
 /// Holds a lease until dropped (renewal stops) and [`LeaseGuard::release`] is awaited.
 pub(crate) struct LeaseGuard {
-    inner: Arc<Inner>,
+    store: Arc<dyn Store>,
     conversation: ConversationId,
     holder: String,
     stop_renewing: CancellationToken,
 }
 
-/// Waits for the conversation's lease. `None` when the engine is shutting down first.
+/// Waits for the conversation's lease. `None` when `shutdown` fires first.
 pub(crate) async fn acquire(
-    inner: &Arc<Inner>,
+    store: &Arc<dyn Store>,
     config: &LeaseConfig,
+    shutdown: &CancellationToken,
     conversation: ConversationId,
 ) -> Option<LeaseGuard> {
     let poll = (config.ttl / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut waited = false;
     loop {
-        match inner
-            .store
+        match store
             .try_lease(conversation, &config.holder, config.ttl)
             .await
         {
@@ -57,12 +56,12 @@ pub(crate) async fn acquire(
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
-            _ = inner.shutdown.cancelled() => return None,
+            _ = shutdown.cancelled() => return None,
         }
     }
     let stop_renewing = CancellationToken::new();
     let renew = {
-        let inner = inner.clone();
+        let store = store.clone();
         let holder = config.holder.clone();
         let ttl = config.ttl;
         let stop = stop_renewing.clone();
@@ -72,7 +71,7 @@ pub(crate) async fn acquire(
                     _ = tokio::time::sleep(ttl / 3) => {}
                     _ = stop.cancelled() => return,
                 }
-                match inner.store.try_lease(conversation, &holder, ttl).await {
+                match store.try_lease(conversation, &holder, ttl).await {
                     Ok(true) => {}
                     Ok(false) => tracing::warn!(
                         conversation = conversation.0,
@@ -85,7 +84,7 @@ pub(crate) async fn acquire(
     };
     tokio::spawn(renew);
     Some(LeaseGuard {
-        inner: inner.clone(),
+        store: store.clone(),
         conversation,
         holder: config.holder.clone(),
         stop_renewing,
@@ -96,7 +95,6 @@ impl LeaseGuard {
     pub(crate) async fn release(self) {
         self.stop_renewing.cancel();
         if let Err(e) = self
-            .inner
             .store
             .release_lease(self.conversation, &self.holder)
             .await

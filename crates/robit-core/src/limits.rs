@@ -9,8 +9,7 @@
 //! during a database hiccup is no limit. This file decides nothing about access.
 
 use crate::access::Refusal;
-use crate::engine::Inner;
-use robit_store::Take;
+use robit_store::{Store, Take};
 use robit_types::{Inbound, Rate};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,13 +30,16 @@ pub struct LimitsConfig {
 /// quota; `Some` when the turn must not run. A user refused by the channel bucket has
 /// still spent their own token: the buckets are separate rows and a refund would be a
 /// second round trip for a rare case.
-pub(crate) async fn check(inner: &Inner, inbound: &Inbound) -> Option<Refusal> {
-    let limits = &inner.config.limits;
+pub(crate) async fn check(
+    store: &dyn Store,
+    limits: &LimitsConfig,
+    inbound: &Inbound,
+) -> Option<Refusal> {
     let key = &inbound.key;
     let scope = format!("{}:{}", key.platform, key.workspace);
     if let Some(rate) = limits.user_turns {
         let bucket = format!("turns:user:{scope}:{}", inbound.author.id);
-        let wait = match take(inner, &bucket, rate).await {
+        let wait = match take(store, &bucket, rate).await {
             Ok(wait) => wait,
             Err(refusal) => return Some(refusal),
         };
@@ -54,7 +56,7 @@ pub(crate) async fn check(inner: &Inner, inbound: &Inbound) -> Option<Refusal> {
     }
     if let Some(rate) = limits.channel_turns {
         let bucket = format!("turns:channel:{scope}:{}", key.channel);
-        let wait = match take(inner, &bucket, rate).await {
+        let wait = match take(store, &bucket, rate).await {
             Ok(wait) => wait,
             Err(refusal) => return Some(refusal),
         };
@@ -73,8 +75,7 @@ pub(crate) async fn check(inner: &Inner, inbound: &Inbound) -> Option<Refusal> {
     if let Some(quota) = limits.workspace_daily_tokens {
         let now = now_ms();
         let midnight = now - now.rem_euclid(DAY_MS);
-        match inner
-            .store
+        match store
             .tokens_used_since(key.platform, &key.workspace, midnight)
             .await
         {
@@ -100,8 +101,8 @@ pub(crate) async fn check(inner: &Inner, inbound: &Inbound) -> Option<Refusal> {
 }
 
 /// `Ok(Some(wait))` when the bucket is empty; `Err` is the refusal when the store failed.
-async fn take(inner: &Inner, bucket: &str, rate: Rate) -> Result<Option<Duration>, Refusal> {
-    match inner.store.take_tokens(bucket, rate, 1.0).await {
+async fn take(store: &dyn Store, bucket: &str, rate: Rate) -> Result<Option<Duration>, Refusal> {
+    match store.take_tokens(bucket, rate, 1.0).await {
         Ok(Take::Granted) => Ok(None),
         Ok(Take::Wait(wait)) => Ok(Some(wait)),
         Err(e) => {

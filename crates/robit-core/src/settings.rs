@@ -6,9 +6,9 @@
 //! configuration. Sandbox limits set here are only ever tightened to the global maxima, never
 //! raised past them. This file reads settings; changing them is `admin.rs`'s job.
 
-use crate::engine::Inner;
+use crate::config::EngineConfig;
 use robit_sandbox::Limits;
-use robit_store::SettingRow;
+use robit_store::{SettingRow, Store};
 use robit_types::{ConversationKey, SettingKey};
 use std::time::Duration;
 
@@ -146,9 +146,12 @@ impl Effective {
 
 /// The effective settings for a conversation. A store failure falls back to the
 /// configuration (logged): a turn should not fail because settings could not be read.
-pub(crate) async fn effective(inner: &Inner, key: &ConversationKey) -> Effective {
-    let rows = match inner
-        .store
+pub(crate) async fn effective(
+    store: &dyn Store,
+    config: &EngineConfig,
+    key: &ConversationKey,
+) -> Effective {
+    let rows = match store
         .settings(key.platform, &key.workspace, &key.channel)
         .await
     {
@@ -158,12 +161,12 @@ pub(crate) async fn effective(inner: &Inner, key: &ConversationKey) -> Effective
             Vec::new()
         }
     };
-    resolve(&inner.config, key, &rows)
+    resolve(config, key, &rows)
 }
 
 /// [`effective`] without I/O.
 pub(crate) fn resolve(
-    config: &crate::EngineConfig,
+    config: &EngineConfig,
     key: &ConversationKey,
     rows: &[SettingRow],
 ) -> Effective {
@@ -245,7 +248,7 @@ pub(crate) fn resolve(
 }
 
 /// The global sandbox limits in the units settings use: (ms, MiB, KiB).
-fn maxima(config: &crate::EngineConfig) -> (u64, u64, u64) {
+fn maxima(config: &EngineConfig) -> (u64, u64, u64) {
     let l = &config.sandbox_limits;
     (
         u64::try_from(l.wall_time.as_millis()).unwrap_or(u64::MAX),
@@ -256,7 +259,7 @@ fn maxima(config: &crate::EngineConfig) -> (u64, u64, u64) {
 
 /// Checks a value for `/config set`; returns it as stored, or a message naming the problem.
 pub(crate) fn validate(
-    config: &crate::EngineConfig,
+    config: &EngineConfig,
     key: SettingKey,
     value: &str,
 ) -> Result<String, String> {
@@ -389,7 +392,6 @@ impl Effective {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::EngineConfig;
     use robit_types::{ChannelId, Platform};
 
     fn row(channel: Option<&str>, key: &str, value: &str) -> SettingRow {

@@ -1,25 +1,167 @@
-//! Tools from MCP servers in a chat turn: which ones the model is offered, running a call
-//! through the [`ToolProvider`] port, the compact line the thread shows for it, and the text
-//! fed back to the model.
+//! The tools of a chat turn, and the one place a tool call is dispatched: the `run_code`
+//! tool (its description, which tells the model when to pick the gVisor tier, and its
+//! arguments; the run itself is `code_run.rs`'s) and the tools of MCP servers (which ones the
+//! model is offered, running a call through the [`ToolProvider`] port, the compact line the
+//! thread shows for it, and the text fed back to the model).
 //!
 //! It must not name an MCP SDK type (the port hides them) and must not end a turn: a refused,
 //! failing or timed-out call becomes a result the model reads and a line the user sees.
 
-use crate::commands::say;
-use crate::engine::Inner;
+use crate::code_run::{self, Program};
+use crate::config::EngineConfig;
 use crate::metrics as m;
+use crate::reply::say;
+use crate::settings::Effective;
+use crate::tiers;
 use robit_llm::{ToolCall, ToolSpec};
 use robit_mcp::{ServerFilter, ToolError, ToolProvider};
-use robit_types::ReplySink;
+use robit_sandbox::CodeRunner;
+use robit_types::{Language, ReplySink, Tier};
 use std::sync::Arc;
+
+/// The name of the sandbox tool the model is offered.
+pub(crate) const RUN_CODE_TOOL: &str = "run_code";
 
 /// Most characters of a tool's result fed back to the model.
 const RESULT_MAX: usize = 8_000;
 /// Most characters of arguments and of the result shown in the thread's one-line summary.
 const SHOWN_MAX: usize = 160;
 
+/// What one conversation's tool calls may use: the ports and the conversation's settings.
+pub(crate) struct Toolbox<'a> {
+    sandbox: Option<&'a dyn CodeRunner>,
+    mcp: Option<&'a dyn ToolProvider>,
+    config: &'a EngineConfig,
+    settings: &'a Effective,
+    /// The MCP servers enabled here (from `settings`).
+    servers: ServerFilter,
+}
+
+impl<'a> Toolbox<'a> {
+    pub(crate) fn new(
+        sandbox: Option<&'a dyn CodeRunner>,
+        mcp: Option<&'a dyn ToolProvider>,
+        config: &'a EngineConfig,
+        settings: &'a Effective,
+    ) -> Self {
+        Self {
+            sandbox,
+            mcp,
+            config,
+            settings,
+            servers: settings.mcp_filter(),
+        }
+    }
+
+    /// The tools the model is offered: `run_code` when there is a sandbox and the
+    /// conversation allows running code, then the tools of the enabled MCP servers.
+    pub(crate) fn offered(&self) -> Vec<ToolSpec> {
+        let mut tools = if self.sandbox.is_some() && self.settings.run_code.value {
+            vec![run_code_spec(tiers::gvisor_offered(
+                self.sandbox,
+                self.settings,
+            ))]
+        } else {
+            Vec::new()
+        };
+        if let Some(mcp) = self.mcp {
+            tools.extend(specs(mcp, &self.servers));
+        }
+        tools
+    }
+
+    /// Runs one tool call; returns the text fed back to the model.
+    pub(crate) async fn run(&self, sink: &Arc<dyn ReplySink>, call: &ToolCall) -> String {
+        if call.name != RUN_CODE_TOOL {
+            let result = match self.mcp {
+                Some(mcp) => run_mcp(mcp, sink, call, &self.servers).await,
+                None => None,
+            };
+            return result.unwrap_or_else(|| format!("error: unknown tool `{}`", call.name));
+        }
+        match parse_args(&call.arguments) {
+            Ok(program) => {
+                code_run::for_model(self.sandbox, self.config, self.settings, sink, program).await
+            }
+            Err(e) => e,
+        }
+    }
+}
+
+/// The `run_code` tool; with `gvisor`, it has the `tier` parameter and says when to use it.
+fn run_code_spec(gvisor: bool) -> ToolSpec {
+    let mut description = String::from(
+        "Run a short Python or JavaScript program in a sandbox (no network, no files but a \
+         scratch directory) and get its stdout, stderr and exit code. The code and its output \
+         are shown to the user.",
+    );
+    let mut properties = serde_json::json!({
+        "language": {"type": "string", "enum": ["python", "javascript"]},
+        "code": {"type": "string", "description": "the program to run"}
+    });
+    if gvisor {
+        description.push_str(
+            " The default tier `wasm` starts instantly but has only the Python standard \
+             library and computes several times slower than native. Use tier `gvisor` \
+             (Python only) for data work: numpy, pandas, matplotlib and scipy are installed \
+             and it runs at native speed, but starts in about a second. Files the program \
+             writes in its working directory are sent to the user; with matplotlib, \
+             `plt.show()` (or any figure left open) is posted as a PNG.",
+        );
+        properties["tier"] = serde_json::json!({
+            "type": "string",
+            "enum": ["wasm", "gvisor"],
+            "description": "`gvisor` for numpy/pandas/matplotlib/scipy or heavy computation; \
+                            `wasm` (default) for quick standard-library snippets and JavaScript"
+        });
+    }
+    ToolSpec {
+        name: RUN_CODE_TOOL.to_string(),
+        description,
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": properties,
+            "required": ["language", "code"]
+        }),
+    }
+}
+
+/// The parsed arguments of a `run_code` call, or the error the model reads.
+fn parse_args(arguments: &str) -> Result<Program, String> {
+    #[derive(serde::Deserialize)]
+    struct Args {
+        language: String,
+        code: String,
+        #[serde(default)]
+        tier: Option<String>,
+    }
+    let args: Args = serde_json::from_str(arguments)
+        .map_err(|e| format!("error: invalid arguments for run_code: {e}"))?;
+    let Some(language) = Language::parse(&args.language) else {
+        return Err(format!(
+            "error: unsupported language `{}`; use python or javascript",
+            args.language
+        ));
+    };
+    let tier = match args
+        .tier
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        None => Tier::Wasm,
+        Some(t) => Tier::parse(t)
+            .ok_or_else(|| format!("error: unknown tier `{t}`; use wasm or gvisor"))?,
+    };
+    Ok(Program {
+        language,
+        code: args.code,
+        tier,
+    })
+}
+
 /// The tools of the enabled servers, as the model is offered them.
-pub(crate) fn specs(tools: &dyn ToolProvider, filter: &ServerFilter) -> Vec<ToolSpec> {
+fn specs(tools: &dyn ToolProvider, filter: &ServerFilter) -> Vec<ToolSpec> {
     tools
         .tools()
         .into_iter()
@@ -42,13 +184,12 @@ pub(crate) fn specs(tools: &dyn ToolProvider, filter: &ServerFilter) -> Vec<Tool
 
 /// Runs `call` if it names a tool of an enabled server; `None` when it is not an MCP tool.
 /// Shows one compact line in the thread and returns the text for the model.
-pub(crate) async fn run(
-    inner: &Arc<Inner>,
+async fn run_mcp(
+    tools: &dyn ToolProvider,
     sink: &Arc<dyn ReplySink>,
     call: &ToolCall,
     filter: &ServerFilter,
 ) -> Option<String> {
-    let tools = inner.tools.as_ref()?;
     let def = tools.tools().into_iter().find(|t| t.name == call.name)?;
     let shown_call = format!("`{}` {}", call.name, inline_code(&call.arguments));
     if !filter.allows(&def.server) {
@@ -142,6 +283,39 @@ fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tier_parameter_only_when_offered() {
+        let plain = run_code_spec(false);
+        assert!(plain.parameters["properties"].get("tier").is_none());
+        let with = run_code_spec(true);
+        assert_eq!(
+            with.parameters["properties"]["tier"]["enum"],
+            serde_json::json!(["wasm", "gvisor"])
+        );
+        assert!(with.description.contains("pandas"));
+    }
+
+    #[test]
+    fn arguments_default_to_wasm() {
+        assert_eq!(
+            parse_args(r#"{"language":"python","code":"1"}"#).unwrap(),
+            Program {
+                language: Language::Python,
+                code: "1".to_string(),
+                tier: Tier::Wasm
+            }
+        );
+        assert_eq!(
+            parse_args(r#"{"language":"python","code":"1","tier":"gvisor"}"#).unwrap(),
+            Program {
+                language: Language::Python,
+                code: "1".to_string(),
+                tier: Tier::Gvisor
+            }
+        );
+        assert!(parse_args(r#"{"language":"python","code":"1","tier":"vm"}"#).is_err());
+    }
 
     #[test]
     fn inline_code_is_one_short_line() {

@@ -1,13 +1,16 @@
 //! One turn: a chat exchange with the model (with tool rounds) or a command.
 
+use crate::attachments;
 use crate::budget;
-use crate::commands;
-use crate::engine::{Inner, Job, TurnOutcome, Work};
-use crate::format;
-use crate::journal::{JournalSink, PAUSED_NOTE};
+use crate::journal::PAUSED_NOTE;
 use crate::metrics as m;
+use crate::outcome::TurnOutcome;
 use crate::render::StreamRenderer;
+use crate::reply::say;
+use crate::settings;
+use crate::shared::Shared;
 use crate::tokens::estimate_tokens;
+use crate::tools::{Toolbox, RUN_CODE_TOOL};
 use futures::StreamExt;
 use robit_llm::{ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall};
 use robit_store::{
@@ -16,158 +19,25 @@ use robit_store::{
 use robit_types::{Inbound, ReplySink};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
-
-pub(crate) const RUN_CODE_TOOL: &str = "run_code";
-
-pub(crate) async fn run_job(inner: &Arc<Inner>, job: Job) {
-    let Job {
-        inbound,
-        work,
-        conversation,
-        turn,
-        sink,
-        done,
-        ticket,
-    } = job;
-    let span = tracing::info_span!(
-        "turn",
-        platform = %inbound.key.platform,
-        workspace = %inbound.key.workspace,
-        channel = %inbound.key.channel,
-        conversation = conversation.id.0,
-        event_id = %inbound.event_id,
-    );
-    let started = std::time::Instant::now();
-    let kind = match &work {
-        Work::Chat { .. } => "chat",
-        _ => "command",
-    };
-    // The conversation's lease first, then a global permit: a turn waiting for another
-    // replica to finish in its conversation must not keep a permit from turns elsewhere.
-    let lease = match &inner.config.lease {
-        Some(config) => match crate::lease::acquire(inner, config, conversation.id).await {
-            Some(guard) => Some(guard),
-            None => {
-                let _ = done.send(TurnOutcome::Cancelled);
-                return;
-            }
-        },
-        None => None,
-    };
-    let Ok(_permit) = inner.permits.acquire().await else {
-        let _ = done.send(TurnOutcome::Cancelled);
-        return;
-    };
-    let holder = inner.config.journal.holder.clone();
-    if let Some(ticket) = &ticket {
-        match inner
-            .store
-            .set_turn_status(ticket.id, &holder, TurnStatus::Running)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                // Taken over (or finished) elsewhere while it waited here.
-                inner.held.release(ticket.id);
-                if let Some(lease) = lease {
-                    lease.release().await;
-                }
-                let _ = done.send(TurnOutcome::Cancelled);
-                return;
-            }
-            // The database is away: run the turn anyway; its state is kept for a takeover.
-            Err(e) => tracing::warn!(error = %e, "marking a turn running failed"),
-        }
-    }
-    let journal_sink = ticket
-        .as_ref()
-        .map(|t| Arc::new(JournalSink::new(sink.clone(), inner.store.clone(), t)));
-    let sink: Arc<dyn ReplySink> = match &journal_sink {
-        Some(j) => j.clone(),
-        None => sink,
-    };
-    let lost = ticket.as_ref().map(|t| t.lost.clone()).unwrap_or_default();
-    let journaled = ticket.is_some();
-    let resumed = ticket.as_ref().is_some_and(|t| t.resumed);
-    let mut kept_tool_rounds = false;
-    let work = async {
-        match work {
-            Work::Chat { .. } => {
-                let turn = turn.expect("a chat job carries its stored message");
-                let cancel = inner.begin_turn(&inbound.key);
-                let outcome = chat(
-                    inner,
-                    &inbound,
-                    &conversation,
-                    turn,
-                    &sink,
-                    &cancel,
-                    journaled,
-                    &mut kept_tool_rounds,
-                )
-                .await;
-                inner.end_turn(&inbound.key);
-                outcome
-            }
-            Work::Command(cmd) => commands::run(inner, &inbound, &conversation, &sink, cmd).await,
-            Work::BadCommand(msg) => {
-                commands::say(&sink, &format!("⚠️ {msg}")).await;
-                TurnOutcome::Command
-            }
-            Work::ResetDone { ok: true } => {
-                commands::say(&sink, "🧹 Done: I've forgotten this conversation.").await;
-                TurnOutcome::Command
-            }
-            Work::Refused(refusal) => crate::access::refuse(inner, &inbound, &sink, refusal).await,
-            Work::ResetDone { ok: false } => {
-                commands::say(
-                    &sink,
-                    "⚠️ I couldn't reset this conversation; please try again.",
-                )
-                .await;
-                TurnOutcome::Failed("reset failed".into())
-            }
-        }
-    }
-    .instrument(span);
-    // A replica that lost its lease stops the turn at once: the new holder answers.
-    let (outcome, was_lost) = tokio::select! {
-        outcome = work => (outcome, false),
-        _ = lost.cancelled() => (TurnOutcome::Cancelled, true),
-    };
-    if let (Some(ticket), false) = (&ticket, was_lost) {
-        if resumed && outcome == TurnOutcome::Replied && !kept_tool_rounds {
-            if let Some(j) = &journal_sink {
-                j.retire_leftovers().await;
-            }
-        }
-        close_turn(inner, ticket.id, &holder, &outcome).await;
-    }
-    if let Some(ticket) = &ticket {
-        inner.held.release(ticket.id);
-    }
-    if let Some(lease) = lease {
-        lease.release().await;
-    }
-    metrics::counter!(m::TURNS, "outcome" => outcome.label()).increment(1);
-    metrics::histogram!(m::TURN_SECONDS, "kind" => kind).record(started.elapsed().as_secs_f64());
-    let _ = done.send(outcome);
-}
 
 /// Ends a journaled turn's journal entry. A turn cut off by a graceful stop stays open, so
 /// the next process finishes it. Retried a few times: a turn left open would be answered a
 /// second time by whoever takes it over.
-async fn close_turn(inner: &Arc<Inner>, turn: i64, holder: &str, outcome: &TurnOutcome) {
+pub(crate) async fn close_turn(
+    shared: &Arc<Shared>,
+    turn: i64,
+    holder: &str,
+    outcome: &TurnOutcome,
+) {
     let status = match outcome {
-        TurnOutcome::Cancelled if inner.shutdown.is_cancelled() => return,
+        TurnOutcome::Cancelled if shared.shutdown.is_cancelled() => return,
         TurnOutcome::Cancelled => TurnStatus::Cancelled,
         TurnOutcome::Failed(_) => TurnStatus::Failed,
         _ => TurnStatus::Done,
     };
     let mut pause = std::time::Duration::from_millis(100);
     for _ in 0..5 {
-        match inner.store.set_turn_status(turn, holder, status).await {
+        match shared.store.set_turn_status(turn, holder, status).await {
             Ok(_) => return,
             Err(e) => tracing::warn!(error = %e, turn, "closing a turn failed; retrying"),
         }
@@ -193,10 +63,10 @@ enum Earlier {
 /// call that was in flight, that its result is unknown. A tool call is never repeated by the
 /// engine: an MCP tool may have had effects; code runs are pure, so the model may simply ask
 /// for the run again.
-async fn take_over(inner: &Arc<Inner>, conversation: &Conversation, turn: i64) -> Earlier {
-    let history = match inner
+async fn take_over(shared: &Arc<Shared>, conversation: &Conversation, turn: i64) -> Earlier {
+    let history = match shared
         .store
-        .turn_history(conversation.id, turn, inner.config.history_limit)
+        .turn_history(conversation.id, turn, shared.config.history_limit)
         .await
     {
         Ok(h) => h,
@@ -233,7 +103,7 @@ async fn take_over(inner: &Arc<Inner>, conversation: &Conversation, turn: i64) -
              unknown; it was not repeated, since it may have taken effect. Tell the user."
         };
         persist(
-            inner,
+            shared,
             conversation,
             turn,
             NewMessage {
@@ -255,8 +125,8 @@ async fn take_over(inner: &Arc<Inner>, conversation: &Conversation, turn: i64) -
 
 /// A chat turn: history → model → streamed reply, with up to `max_tool_rounds` tool rounds.
 #[allow(clippy::too_many_arguments)]
-async fn chat(
-    inner: &Arc<Inner>,
+pub(crate) async fn chat(
+    shared: &Arc<Shared>,
     inbound: &Inbound,
     conversation: &Conversation,
     turn: i64,
@@ -265,33 +135,44 @@ async fn chat(
     journaled: bool,
     kept_tool_rounds: &mut bool,
 ) -> TurnOutcome {
-    let Some(provider) = inner.provider.clone() else {
-        commands::say(sink, &inner.config.no_provider_hint).await;
+    let Some(provider) = shared.provider.clone() else {
+        say(sink, &shared.config.no_provider_hint).await;
         return TurnOutcome::NoProvider;
     };
     if journaled {
-        match take_over(inner, conversation, turn).await {
+        match take_over(shared, conversation, turn).await {
             Earlier::Answered => return TurnOutcome::Replied,
             Earlier::Continue { tool_rounds } => *kept_tool_rounds = tool_rounds,
         }
     }
     let _ = sink.typing().await;
+    // Settings first: the model they pick (unless the conversation chose one with `/model`)
+    // is the one the request goes to, so it also decides whether images are sent.
+    let settings = settings::effective(shared.store.as_ref(), &shared.config, &inbound.key).await;
     let model = conversation
         .model
         .clone()
-        .unwrap_or_else(|| inner.config.default_model.clone());
+        .unwrap_or_else(|| settings.model.value.clone());
     // Before history is loaded, so the attachments' text is part of it.
-    let images =
-        crate::attachments::include_in_turn(inner, inbound, conversation, turn, sink, &model).await;
-    let history = match inner
+    let images = attachments::include_in_turn(
+        shared.store.as_ref(),
+        &shared.config.attachments,
+        inbound,
+        conversation,
+        turn,
+        sink,
+        &model,
+    )
+    .await;
+    let history = match shared
         .store
-        .turn_history(conversation.id, turn, inner.config.history_limit)
+        .turn_history(conversation.id, turn, shared.config.history_limit)
         .await
     {
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "loading history failed");
-            commands::say(
+            say(
                 sink,
                 "⚠️ I couldn't load this conversation's history; please try again.",
             )
@@ -299,21 +180,15 @@ async fn chat(
             return TurnOutcome::Failed("history unavailable".into());
         }
     };
-    let settings = crate::settings::effective(inner, &inbound.key).await;
-    let limits = settings.limits(&inner.config.sandbox_limits);
-    let model = conversation
-        .model
-        .clone()
-        .unwrap_or_else(|| settings.model.value.clone());
     let mut messages = vec![ChatMessage::new(
         Role::System,
         settings.system_prompt.value.clone(),
     )];
     messages.extend(history.iter().map(to_chat_message));
-    let mut messages = match budget::fit(messages, inner.config.prompt_budget(&model)) {
+    let mut messages = match budget::fit(messages, shared.config.prompt_budget(&model)) {
         Ok(m) => m,
         Err(e) => {
-            commands::say(
+            say(
                 sink,
                 &format!(
                     "⚠️ That message is too long for `{model}`: about {} tokens, and the model \
@@ -325,30 +200,26 @@ async fn chat(
             return TurnOutcome::Failed("prompt too large".into());
         }
     };
-    crate::attachments::attach_images(&mut messages, images);
-    let mut tools = if inner.sandbox.is_some() && settings.run_code.value {
-        vec![crate::tiers::run_code_spec(crate::tiers::gvisor_offered(
-            inner, &settings,
-        ))]
-    } else {
-        Vec::new()
-    };
-    let servers = settings.mcp_filter();
-    if let Some(mcp) = &inner.tools {
-        tools.extend(crate::tools::specs(mcp.as_ref(), &servers));
-    }
+    attachments::attach_images(&mut messages, images);
+    let toolbox = Toolbox::new(
+        shared.sandbox.as_deref(),
+        shared.tools.as_deref(),
+        &shared.config,
+        &settings,
+    );
+    let tools = toolbox.offered();
 
-    for round in 0..=inner.config.max_tool_rounds {
+    for round in 0..=shared.config.max_tool_rounds {
         let request = ChatRequest {
             model: model.clone(),
             messages: messages.clone(),
-            tools: if round < inner.config.max_tool_rounds {
+            tools: if round < shared.config.max_tool_rounds {
                 tools.clone()
             } else {
                 // Last round: no tools, so the model has to answer in words.
                 Vec::new()
             },
-            max_tokens: Some(inner.config.max_reply_tokens.max(1)),
+            max_tokens: Some(shared.config.max_reply_tokens.max(1)),
         };
         let prompt_estimate: u64 = request
             .messages
@@ -356,7 +227,7 @@ async fn chat(
             .map(|m| estimate_tokens(&m.content))
             .sum();
         let round_result = stream_round(
-            inner,
+            shared,
             provider.as_ref(),
             request,
             inbound,
@@ -370,7 +241,7 @@ async fn chat(
             .clone()
             .unwrap_or_else(|| (provider.name().to_string(), model.clone()));
         record_usage(
-            inner,
+            shared,
             inbound,
             conversation,
             &served_provider,
@@ -382,7 +253,7 @@ async fn chat(
         match round_result.end {
             RoundEnd::Answered => {
                 persist(
-                    inner,
+                    shared,
                     conversation,
                     turn,
                     NewMessage::assistant(round_result.text, MessageStatus::Complete),
@@ -393,7 +264,7 @@ async fn chat(
             RoundEnd::Capped => {
                 // What the user saw, marked as cut short so the model knows it was.
                 persist(
-                    inner,
+                    shared,
                     conversation,
                     turn,
                     NewMessage::assistant(round_result.text, MessageStatus::Interrupted),
@@ -406,10 +277,10 @@ async fn chat(
                 // except a journaled answer paused by a graceful stop: it will be finished.
                 let paused = journaled
                     && matches!(end, RoundEnd::Cancelled)
-                    && inner.shutdown.is_cancelled();
+                    && shared.shutdown.is_cancelled();
                 if !round_result.text.is_empty() && !paused {
                     persist(
-                        inner,
+                        shared,
                         conversation,
                         turn,
                         NewMessage::assistant(round_result.text, MessageStatus::Interrupted),
@@ -426,13 +297,13 @@ async fn chat(
                 let mut assistant =
                     NewMessage::assistant(round_result.text.clone(), MessageStatus::Complete);
                 assistant.tool_calls = Some(calls_json);
-                persist(inner, conversation, turn, assistant).await;
+                persist(shared, conversation, turn, assistant).await;
                 let mut msg = ChatMessage::new(Role::Assistant, round_result.text);
                 msg.tool_calls = calls.clone();
                 messages.push(msg);
-                let cap = inner.config.max_tool_calls_per_round;
+                let cap = shared.config.max_tool_calls_per_round;
                 if calls.len() > cap {
-                    commands::say(
+                    say(
                         sink,
                         &format!(
                             "⚠️ The model asked for {} tool calls at once; only the first {cap} \
@@ -446,12 +317,12 @@ async fn chat(
                     // Every call gets a result (the APIs require one per call id); those past
                     // the cap say why they did not run.
                     let result = if i < cap {
-                        run_tool(inner, sink, &call, &servers, limits, &settings).await
+                        toolbox.run(sink, &call).await
                     } else {
                         format!("not run: at most {cap} tool calls are run per response")
                     };
                     persist(
-                        inner,
+                        shared,
                         conversation,
                         turn,
                         NewMessage {
@@ -474,9 +345,9 @@ async fn chat(
     }
     let note = format!(
         "⚠️ I stopped after {} tool rounds without a final answer.",
-        inner.config.max_tool_rounds
+        shared.config.max_tool_rounds
     );
-    commands::say(sink, &note).await;
+    say(sink, &note).await;
     TurnOutcome::Failed("tool round limit".into())
 }
 
@@ -500,7 +371,7 @@ struct RoundResult {
 
 /// Streams one model response into the thread.
 async fn stream_round(
-    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
     provider: &dyn Provider,
     request: ChatRequest,
     inbound: &Inbound,
@@ -514,7 +385,7 @@ async fn stream_round(
     let mut calls = Vec::new();
     let mut usage = None;
     let mut served = None;
-    let max_chars = inner.config.max_reply_chars;
+    let max_chars = shared.config.max_reply_chars;
     let mut shown_chars = 0usize;
     let mut finish_reason = String::new();
     let stream = provider.stream(request, cancel.clone()).await;
@@ -522,7 +393,7 @@ async fn stream_round(
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "provider request failed");
-            commands::say(sink, &provider_failure_note(&e, false)).await;
+            say(sink, &provider_failure_note(&e, false)).await;
             return RoundResult {
                 text: String::new(),
                 usage,
@@ -580,9 +451,9 @@ async fn stream_round(
                     break if calls.is_empty() { RoundEnd::Answered } else { RoundEnd::ToolCalls(std::mem::take(&mut calls)) };
                 }
                 Some(Err(LlmError::Cancelled)) => {
-                    let note = if inner.shutdown.is_cancelled() && journaled {
+                    let note = if shared.shutdown.is_cancelled() && journaled {
                         PAUSED_NOTE
-                    } else if inner.shutdown.is_cancelled() {
+                    } else if shared.shutdown.is_cancelled() {
                         "⚠️ robit is restarting; this answer was cut off. Ask again in a moment."
                     } else {
                         "⏹️ Stopped: a newer message in this conversation replaced this answer."
@@ -605,7 +476,7 @@ async fn stream_round(
     };
     if matches!(end, RoundEnd::Answered | RoundEnd::ToolCalls(_)) {
         // The provider stopped at `max_tokens`: say so, or the user takes it for the end.
-        let note = note_text(&finish_reason, inner);
+        let note = note_text(&finish_reason, shared);
         if note.is_some() && open_fence(renderer.text()) {
             renderer.push("\n```");
         }
@@ -619,7 +490,7 @@ async fn stream_round(
             };
         }
     }
-    let text = match &note_text(&finish_reason, inner) {
+    let text = match &note_text(&finish_reason, shared) {
         Some(note) => strip_note(renderer.text(), note),
         None => renderer.text().to_string(),
     };
@@ -632,11 +503,11 @@ async fn stream_round(
 }
 
 /// The note shown when the provider stopped at `max_tokens`.
-fn note_text(finish_reason: &str, inner: &Inner) -> Option<String> {
+fn note_text(finish_reason: &str, shared: &Shared) -> Option<String> {
     (finish_reason == "length").then(|| {
         format!(
             "✂️ The answer reached the limit of {} tokens and stops here.",
-            inner.config.max_reply_tokens
+            shared.config.max_reply_tokens
         )
     })
 }
@@ -682,20 +553,25 @@ fn provider_failure_note(e: &LlmError, after_text: bool) -> String {
 /// Stores one message of a turn. Retried for about half a minute, so an answer that streamed
 /// through a short database outage still lands in the history; the turn stays open (and its
 /// lease renewed) meanwhile.
-async fn persist(inner: &Arc<Inner>, conversation: &Conversation, turn: i64, message: NewMessage) {
+async fn persist(
+    shared: &Arc<Shared>,
+    conversation: &Conversation,
+    turn: i64,
+    message: NewMessage,
+) {
     let message = NewMessage {
         turn: Some(turn),
         ..message
     };
     let mut pause = std::time::Duration::from_millis(100);
     for attempt in 0..12 {
-        match inner
+        match shared
             .store
             .append_message(conversation.id, message.clone())
             .await
         {
             Ok(_) => return,
-            Err(e) if attempt < 11 && !inner.shutdown.is_cancelled() => {
+            Err(e) if attempt < 11 && !shared.shutdown.is_cancelled() => {
                 tracing::warn!(error = %e, "storing a message failed; retrying");
             }
             Err(e) => {
@@ -709,7 +585,7 @@ async fn persist(inner: &Arc<Inner>, conversation: &Conversation, turn: i64, mes
 }
 
 async fn record_usage(
-    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
     inbound: &Inbound,
     conversation: &Conversation,
     provider: &str,
@@ -736,7 +612,7 @@ async fn record_usage(
         metrics::counter!(m::LLM_TOKENS, "provider" => provider.to_string(), "model" => model.to_string(), "kind" => kind)
             .increment(n);
     }
-    if let Err(e) = inner.store.record_usage(record).await {
+    if let Err(e) = shared.store.record_usage(record).await {
         tracing::error!(error = %e, "recording usage failed");
     }
 }
@@ -753,32 +629,4 @@ fn to_chat_message(m: &StoredMessage) -> ChatMessage {
     }
     msg.tool_call_id = m.tool_call_id.clone();
     msg
-}
-
-/// Runs one tool call; returns the text fed back to the model.
-async fn run_tool(
-    inner: &Arc<Inner>,
-    sink: &Arc<dyn ReplySink>,
-    call: &ToolCall,
-    servers: &robit_mcp::ServerFilter,
-    limits: robit_sandbox::Limits,
-    settings: &crate::settings::Effective,
-) -> String {
-    if call.name != RUN_CODE_TOOL {
-        return match crate::tools::run(inner, sink, call, servers).await {
-            Some(result) => result,
-            None => format!("error: unknown tool `{}`", call.name),
-        };
-    }
-    let (language, code, tier) = match crate::tiers::parse_args(&call.arguments) {
-        Ok(args) => args,
-        Err(e) => return e,
-    };
-    if let Err(why) = crate::tiers::check(inner, settings, tier) {
-        return format!("error: {why}");
-    }
-    match format::run_and_post(inner, sink, language, &code, Vec::new(), true, limits, tier).await {
-        Ok(output) => format::tool_result(&output),
-        Err(e) => format!("error: the sandbox failed: {e}"),
-    }
 }

@@ -17,8 +17,7 @@ use std::time::Instant;
 use robit_types::Language;
 use wasmtime::{Engine, Module};
 
-use crate::engine::chain;
-use crate::error::SandboxError;
+use crate::error::{chain, SandboxError};
 use crate::guest::{expected_sha256, sha256_hex};
 
 /// Bumped when the way we produce cache entries changes.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
 use crate::config::SandboxConfig;
-use crate::error::SandboxError;
+use crate::error::{chain, SandboxError};
 use crate::instance::GuestState;
 
 /// How often the engine epoch advances. Each tick is a chance for a running guest
@@ -32,14 +32,6 @@ const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 /// being started, and slack. Running instances hold a concurrency permit until
 /// their store is dropped, so they never exceed `max_concurrent`.
 const SPARE_SLOTS: usize = 2;
-
-/// Formats a wasmtime error with its whole cause chain on one line.
-pub(crate) fn chain(e: &wasmtime::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
-}
 
 /// Builds the engine every guest runs on.
 ///

@@ -57,3 +57,11 @@ pub enum SandboxError {
     #[error("sandbox worker failed: {0}")]
     Internal(String),
 }
+
+/// Formats a wasmtime error with its whole cause chain on one line.
+pub(crate) fn chain(e: &wasmtime::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}

@@ -26,8 +26,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::config::Limits;
 use crate::disk::{DiskDenied, DiskPool, DiskUse};
-use crate::engine::chain;
-use crate::error::SandboxError;
+use crate::error::{chain, SandboxError};
 use crate::files::{collect_outputs, write_inputs, InputFile};
 use crate::output::{render, Outcome, RunOutput};
 use crate::pipes::{CappedPipe, StdinFeed};

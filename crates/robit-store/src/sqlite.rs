@@ -22,7 +22,9 @@ use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
     SqlitePoolOptions, SqliteSynchronous,
 };
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -71,7 +73,7 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone())
             .await?;
-        let writer = Writer::start(&connect).await?;
+        let writer = Writer::start(&connect, accept_boxed).await?;
         Ok(Self { pool, writer })
     }
 
@@ -100,6 +102,14 @@ crate::queries::sql_store!(
     now = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
     lock = ""
 );
+
+/// `accept_in` as the group-commit writer takes it.
+fn accept_boxed<'c>(
+    conn: &'c mut SqliteConnection,
+    event: &'c NewEvent,
+) -> Pin<Box<dyn Future<Output = Result<Accepted>> + Send + 'c>> {
+    Box::pin(accept_in(conn, event))
+}
 
 impl Dialect for SqliteStore {
     type Db = Sqlite;

@@ -10,13 +10,25 @@
 //! batch, and every caller in it gets the error (nothing of theirs was persisted).
 //!
 //! It must not change what `accept` means: an event's caller hears back only after the
-//! transaction holding its rows has committed.
+//! transaction holding its rows has committed. The SQL of `accept` is not here: `sqlite.rs`
+//! has it from `sql_store!` and hands it to [`Writer::start`], so this module stays below the
+//! store it serves.
 
 use crate::model::{Accepted, NewEvent};
 use crate::{Result, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
+use std::future::Future;
+use std::pin::Pin;
 use tokio::sync::{mpsc, oneshot};
+
+/// `accept` inside a transaction the writer owns: the store's `accept_in`, boxed so it can be
+/// passed as a plain function.
+pub(crate) type AcceptIn =
+    for<'c> fn(
+        &'c mut SqliteConnection,
+        &'c NewEvent,
+    ) -> Pin<Box<dyn Future<Output = Result<Accepted>> + Send + 'c>>;
 
 /// Most events in one transaction: bounds how long the first event of a batch waits for the
 /// last one's statements.
@@ -37,11 +49,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Opens the writer's own connection and starts its task on the current runtime.
-    pub async fn start(options: &SqliteConnectOptions) -> Result<Writer> {
+    /// Opens the writer's own connection and starts its task on the current runtime; it runs
+    /// `accept_in` for each event.
+    pub async fn start(options: &SqliteConnectOptions, accept_in: AcceptIn) -> Result<Writer> {
         let conn = options.connect().await?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(conn, rx));
+        tokio::spawn(run(conn, rx, accept_in));
         Ok(Writer { tx })
     }
 
@@ -63,7 +76,7 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, accept_in: AcceptIn) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(job) = rx.recv().await {
         let mut close = None;
@@ -79,7 +92,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
             }
         }
         if !batch.is_empty() {
-            commit_batch(&mut conn, &mut batch).await;
+            commit_batch(&mut conn, &mut batch, accept_in).await;
         }
         if let Some(done) = close {
             let _ = conn.close().await;
@@ -97,10 +110,11 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
 async fn commit_batch(
     conn: &mut SqliteConnection,
     batch: &mut Vec<(Box<NewEvent>, oneshot::Sender<Result<Accepted>>)>,
+    accept_in: AcceptIn,
 ) {
-    let outcome = match run_batch(conn, batch, false).await {
+    let outcome = match run_batch(conn, batch, false, accept_in).await {
         Ok(Some(results)) => Ok(results),
-        Ok(None) => run_batch(conn, batch, true)
+        Ok(None) => run_batch(conn, batch, true, accept_in)
             .await
             .map(|r| r.expect("with savepoints every event has its own result")),
         Err(e) => Err(e),
@@ -127,12 +141,13 @@ async fn run_batch(
     conn: &mut SqliteConnection,
     batch: &[(Box<NewEvent>, oneshot::Sender<Result<Accepted>>)],
     savepoints: bool,
+    accept_in: AcceptIn,
 ) -> Result<Option<Vec<Result<Accepted>>>> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(batch.len());
     for (event, _) in batch {
         if !savepoints {
-            match crate::sqlite::accept_in(&mut tx, event).await {
+            match accept_in(&mut tx, event).await {
                 Ok(accepted) => results.push(Ok(accepted)),
                 Err(_) => {
                     tx.rollback().await?;
@@ -142,7 +157,7 @@ async fn run_batch(
             continue;
         }
         let mut savepoint = tx.begin().await?;
-        match crate::sqlite::accept_in(&mut savepoint, event).await {
+        match accept_in(&mut savepoint, event).await {
             Ok(accepted) => {
                 savepoint.commit().await?;
                 results.push(Ok(accepted));

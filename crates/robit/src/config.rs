@@ -288,7 +288,7 @@ pub struct SandboxSection {
     /// volume of its own so a full sandbox disk cannot fill anything else.
     pub scratch_dir: Option<PathBuf>,
     /// The second tier, native CPython with data libraries under gVisor (`[sandbox.gvisor]`).
-    pub gvisor: crate::gvisor::GvisorSection,
+    pub gvisor: GvisorSection,
 }
 
 impl Default for SandboxSection {
@@ -527,6 +527,55 @@ pub fn parse_override(s: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not key=value (for example llm.model=gpt-4o)"))?;
     Ok((k.trim().to_string(), v.to_string()))
+}
+
+/// `[sandbox.gvisor]`: the second sandbox tier (`gvisor.rs` builds it from this).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GvisorSection {
+    /// Start the tier. Off by default: it needs root, `runsc` (scripts/install-runsc) and the
+    /// rootfs (scripts/build-gvisor-rootfs). When on but unusable, robit runs without it and
+    /// `robit doctor` says why.
+    pub enabled: bool,
+    /// Channels that did not set `sandbox.gvisor` may use the tier.
+    pub allow_by_default: bool,
+    pub runsc: PathBuf,
+    pub rootfs: PathBuf,
+    /// Per-sandbox directories and runsc state; owned by robit.
+    pub work_dir: PathBuf,
+    /// `ptrace` (works everywhere) or `kvm` (needs /dev/kvm).
+    pub platform: String,
+    /// Pre-started sandboxes with numpy/pandas/matplotlib imported (about 100 MB each).
+    pub pool_size: usize,
+    pub max_concurrent: usize,
+    /// Ceilings of this tier (the channel's sandbox limits apply below them).
+    pub wall_time_ms: u64,
+    pub memory_mb: u64,
+    /// The run's disk quota (`/work`) and `/tmp`, each.
+    pub scratch_mb: u64,
+    pub max_processes: u64,
+    pub cpus: f64,
+}
+
+impl Default for GvisorSection {
+    fn default() -> Self {
+        let d = robit_sandbox_gvisor::GvisorConfig::new(robit_sandbox_gvisor::DEFAULT_ROOTFS);
+        Self {
+            enabled: false,
+            allow_by_default: true,
+            runsc: d.runsc,
+            rootfs: d.rootfs,
+            work_dir: d.work_root,
+            platform: d.platform,
+            pool_size: d.pool_size,
+            max_concurrent: d.max_concurrent,
+            wall_time_ms: 30_000,
+            memory_mb: 512,
+            scratch_mb: 64,
+            max_processes: d.max_processes,
+            cpus: d.cpus,
+        }
+    }
 }
 
 #[cfg(test)]

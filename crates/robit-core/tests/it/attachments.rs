@@ -6,9 +6,10 @@ use crate::support::{key, message, provider, RecordingSink};
 use async_trait::async_trait;
 use robit_core::{Engine, EngineConfig, TurnOutcome};
 use robit_llm::{Anthropic, AnthropicConfig, Provider};
+use robit_store::SettingPlace;
 use robit_testkit::{FakeAnthropic, FakeLlm, Reply};
 use robit_types::{
-    Attachment, Capabilities, Inbound, InboundKind, MessageRef, ReplySink, SinkError,
+    Attachment, Capabilities, Inbound, InboundKind, MessageRef, ReplySink, SettingKey, SinkError,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -206,6 +207,70 @@ async fn an_image_to_a_model_without_vision_becomes_an_omitted_note() {
         last_user(&body["messages"])["content"],
         json!("[image omitted: cat.png — the model cannot see images]")
     );
+    assert!(
+        sink.fetches.lock().unwrap().is_empty(),
+        "nothing to download"
+    );
+}
+
+/// An engine whose configuration's default model is `default`, where only `vision-model`
+/// sees images, and whose test channel has its model set to `channel`.
+async fn channel_model_engine(
+    default: &str,
+    channel: &str,
+    llm: &FakeLlm,
+) -> (Engine, tempfile::TempDir, Inbound) {
+    let mut config = EngineConfig {
+        default_model: default.to_string(),
+        ..EngineConfig::default()
+    };
+    config.attachments.vision_models = vec!["vision-model".to_string()];
+    let (engine, dir) = engine(config, provider(llm)).await;
+    let inbound = with_files("what is this?", &[("cat.png", "image/png", 0)]);
+    let place = SettingPlace {
+        platform: inbound.key.platform,
+        workspace: inbound.key.workspace.clone(),
+        channel: Some(inbound.key.channel.clone()),
+    };
+    engine
+        .change_setting(&place, SettingKey::Model, Some(channel), "admin")
+        .await
+        .unwrap();
+    (engine, dir, inbound)
+}
+
+#[tokio::test]
+async fn a_channel_set_to_a_vision_model_gets_images_though_the_default_cannot_see() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("a cat"));
+    let (engine, _dir, inbound) = channel_model_engine("plain-model", "vision-model", &llm).await;
+    let sink = FileSink::new(&[("cat.png", PNG)]);
+    assert_eq!(turn(&engine, &sink, inbound).await, TurnOutcome::Replied);
+    let body = llm.chat_requests().last().unwrap().body.clone();
+    assert_eq!(body["model"], "vision-model");
+    assert_eq!(
+        last_user(&body["messages"])["content"],
+        json!([
+            {"type": "text", "text": "[image: cat.png]"},
+            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG_B64}")}},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_channel_set_to_a_model_without_vision_gets_no_images_though_the_default_sees() {
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("ok"));
+    let (engine, _dir, inbound) = channel_model_engine("vision-model", "plain-model", &llm).await;
+    let sink = FileSink::new(&[("cat.png", PNG)]);
+    assert_eq!(turn(&engine, &sink, inbound).await, TurnOutcome::Replied);
+    let body = llm.chat_requests().last().unwrap().body.clone();
+    assert_eq!(body["model"], "plain-model");
+    assert_eq!(
+        last_user(&body["messages"])["content"],
+        json!("[image omitted: cat.png — the model cannot see images]")
+    );
+    assert!(!body.to_string().contains(PNG_B64));
     assert!(
         sink.fetches.lock().unwrap().is_empty(),
         "nothing to download"

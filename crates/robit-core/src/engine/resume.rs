@@ -1,0 +1,158 @@
+//! Taking over journaled turns whose holder is gone (a crash, `kill -9`, a dead replica, a
+//! graceful stop that left them): claim them from the store, rebuild each one's sink from its
+//! route, and queue it like a new turn. A turn that cannot be resumed is failed and counted.
+//!
+//! A child of `engine.rs`: it queues through the engine's own queues.
+
+use super::{Engine, Job, Work};
+use crate::error::EngineError;
+use crate::journal::{StoredJob, StoredWork, Ticket, UNRESUMABLE_NOTE};
+use crate::metrics as m;
+use crate::reply::say;
+use robit_store::{ClaimedTurn, TurnStatus};
+use robit_types::{Platform, SinkOpener};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// How many times a turn is taken over before robit gives up on it and says so: a turn that
+/// crashes its process every time must not crash every replica in turn forever.
+const MAX_ATTEMPTS: i64 = 3;
+
+impl Engine {
+    /// Takes over journaled turns of `platform` whose holder is gone, now and then every half
+    /// lease until shutdown, and runs them through sinks `opener` rebuilds. Adapters call it
+    /// once when they start. A single process (no conversation leases configured: SQLite)
+    /// takes every open turn at its first pass, since its predecessor can hold nothing.
+    pub fn resume_turns(&self, platform: Platform, opener: Arc<dyn SinkOpener>) {
+        self.start_journal();
+        let engine = self.clone();
+        let mut any_lease = self.inner.shared.config.lease.is_none();
+        let stop = self.inner.journal_stop.clone();
+        let every = self.inner.shared.config.journal.lease / 2;
+        tokio::spawn(async move {
+            loop {
+                if engine.inner.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                match engine.recover(platform, &opener, any_lease).await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => any_lease = false,
+                    Err(e) => tracing::warn!(error = %e, "looking for turns to resume failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// One pass of [`Engine::resume_turns`]; returns how many turns it took over.
+    pub async fn recover(
+        &self,
+        platform: Platform,
+        opener: &Arc<dyn SinkOpener>,
+        any_lease: bool,
+    ) -> Result<usize, EngineError> {
+        let journal = &self.inner.shared.config.journal;
+        let claimed = self
+            .inner
+            .shared
+            .store
+            .claim_turns(&journal.holder, journal.lease, platform, 64, any_lease)
+            .await?;
+        let n = claimed.len();
+        for turn in claimed {
+            // Our own turn whose lease ran out during a database outage: still running here.
+            if self.inner.shared.held.contains(turn.id) {
+                continue;
+            }
+            self.take_over(turn, opener).await;
+        }
+        Ok(n)
+    }
+
+    /// Marks a turn that cannot be resumed failed, and counts and logs it.
+    async fn give_up(&self, id: i64, why: &str) {
+        metrics::counter!(m::TURNS_LOST).increment(1);
+        tracing::error!(turn = id, why, "a journaled turn cannot be resumed");
+        let holder = &self.inner.shared.config.journal.holder;
+        if let Err(e) = self
+            .inner
+            .shared
+            .store
+            .set_turn_status(id, holder, TurnStatus::Failed)
+            .await
+        {
+            tracing::warn!(error = %e, turn = id, "marking a turn failed did not work; it will be retried");
+        }
+    }
+
+    async fn take_over(&self, turn: ClaimedTurn, opener: &Arc<dyn SinkOpener>) {
+        let id = turn.id;
+        let job: StoredJob = match serde_json::from_str(&turn.job) {
+            Ok(job) => job,
+            Err(e) => {
+                self.give_up(id, &format!("unreadable job: {e}")).await;
+                return;
+            }
+        };
+        let posted: Vec<robit_types::MessageRef> = turn
+            .posted
+            .iter()
+            .map(|(_, r)| robit_types::MessageRef(r.clone()))
+            .collect();
+        let Some(sink) = turn.route.as_deref().and_then(|r| opener.open(r, &posted)) else {
+            self.give_up(id, "no way back to its thread").await;
+            return;
+        };
+        if turn.attempts > MAX_ATTEMPTS {
+            say(&sink, UNRESUMABLE_NOTE).await;
+            self.give_up(id, "too many attempts").await;
+            return;
+        }
+        let conversation = match self.inner.shared.store.conversation(&job.inbound.key).await {
+            Ok(c) => c,
+            Err(e) => {
+                // Left claimed: the lease runs out and the next pass tries again.
+                tracing::warn!(error = %e, turn = id, "loading a resumed turn's conversation failed");
+                return;
+            }
+        };
+        let work = match job.work {
+            StoredWork::Chat { text } => Work::Chat { text },
+            StoredWork::Command(c) => Work::Command(c),
+        };
+        if matches!(work, Work::Chat { .. }) && turn.message_id.is_none() {
+            self.give_up(id, "a chat turn without its message").await;
+            return;
+        }
+        metrics::counter!(m::TURNS_RESUMED).increment(1);
+        tracing::info!(
+            turn = id,
+            attempts = turn.attempts,
+            posted = turn.posted.len(),
+            "resuming a journaled turn"
+        );
+        let (done, _rx) = oneshot::channel();
+        self.enqueue(
+            Job {
+                inbound: job.inbound,
+                work,
+                conversation,
+                turn: turn.message_id,
+                sink,
+                done,
+                ticket: Some(Ticket {
+                    id,
+                    lost: self.inner.shared.held.hold(id),
+                    resumed: !posted.is_empty(),
+                    taken_over: true,
+                    posted,
+                }),
+            },
+            false,
+        );
+    }
+}
