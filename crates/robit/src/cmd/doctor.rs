@@ -122,7 +122,10 @@ fn check_guests(config: &crate::config::Config) -> usize {
         };
         println!("FAIL  {what}: {problem}");
         if let Some(sha) = &guest.sha256 {
-            println!("      its sha256 is {sha}, the pinned build's {}", expected(guest.language));
+            println!(
+                "      its sha256 is {sha}, the pinned build's {}",
+                expected(guest.language)
+            );
         }
         let dir = guest.path.parent().unwrap_or(&guest.path).display();
         let mut fix = match location.source {
@@ -135,7 +138,9 @@ fn check_guests(config: &crate::config::Config) -> usize {
             ),
         };
         if guest.present {
-            fix.push_str(" to replace it, or keep it if you installed a different build on purpose");
+            fix.push_str(
+                " to replace it, or keep it if you installed a different build on purpose",
+            );
         } else if location.source == Source::Configured {
             fix.push_str(", or unset the setting to look in the default places");
         }

@@ -32,7 +32,10 @@ pub async fn fetch(args: GuestsFetchArgs) -> anyhow::Result<ExitCode> {
             println!("guests already present and verified in {}", dir.display())
         }
         Fetched::Installed { from } => {
-            println!("guests installed and verified in {} (from {from})", dir.display())
+            println!(
+                "guests installed and verified in {} (from {from})",
+                dir.display()
+            )
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -74,7 +77,9 @@ impl Meter {
                 }
                 self.shown = Some(step);
                 let done = match total {
-                    Some(t) if t > 0 => format!("{} of {} ({}%)", mb(bytes), mb(t), bytes * 100 / t),
+                    Some(t) if t > 0 => {
+                        format!("{} of {} ({}%)", mb(bytes), mb(t), bytes * 100 / t)
+                    }
                     _ => mb(bytes),
                 };
                 if self.terminal {

@@ -52,7 +52,10 @@ pub enum Progress {
 }
 
 /// Makes sure the pinned guests are in `options.dir`; see the module docs for the order.
-pub async fn fetch(options: &Options, progress: &mut dyn FnMut(Progress)) -> anyhow::Result<Fetched> {
+pub async fn fetch(
+    options: &Options,
+    progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<Fetched> {
     let dir = options.dir.clone();
     if tokio::task::spawn_blocking(move || installed(&dir)).await? {
         return Ok(Fetched::AlreadyInstalled);

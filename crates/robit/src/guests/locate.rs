@@ -87,7 +87,9 @@ pub fn locate(
         .find(|(p, _)| p.is_file())
         .cloned()
         .unwrap_or_else(|| {
-            let (last, _) = candidates.last().expect("the working directory is a candidate");
+            let (last, _) = candidates
+                .last()
+                .expect("the working directory is a candidate");
             (last.clone(), Source::NotFound)
         });
     Location {
@@ -103,7 +105,10 @@ pub fn locate_all(section: &SandboxSection) -> [Location; 2] {
     // A working directory that cannot be read leaves relative lookups as they were.
     let cwd = std::env::current_dir().unwrap_or_default();
     let data = super::data_dir();
-    let configured = [section.python_wasm.as_deref(), section.quickjs_wasm.as_deref()];
+    let configured = [
+        section.python_wasm.as_deref(),
+        section.quickjs_wasm.as_deref(),
+    ];
     [0, 1].map(|i| locate(&GUESTS[i], configured[i], &cwd, data.as_deref()))
 }
 

