@@ -267,8 +267,9 @@ impl Default for EngineSection {
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxSection {
     pub enabled: bool,
-    /// A guest the operator placed on purpose. Unset (the default), each guest is looked for
-    /// in `data/guests` of the working directory, then in the user's data directory where
+    /// A guest the operator placed on purpose. Unset or empty (the default; the example file
+    /// lists the keys empty so a copy of it keeps the default), each guest is looked for in
+    /// `data/guests` of the working directory, then in the user's data directory where
     /// `robit guests fetch` puts it (`crate::guests::locate`); set, only this path counts,
     /// so a deployment never runs a guest from somewhere it did not name.
     pub python_wasm: Option<PathBuf>,
@@ -592,6 +593,8 @@ mod tests {
         full.database.schema = Some("x".into());
         full.llm.base_url = Some("x".into());
         full.llm.api_key_file = Some("x".into());
+        full.sandbox.python_wasm = Some("x".into());
+        full.sandbox.quickjs_wasm = Some("x".into());
         full.llm.providers.insert(
             "anthropic".into(),
             ProviderConfig {

@@ -106,10 +106,16 @@ pub fn locate_all(section: &SandboxSection) -> [Location; 2] {
     let cwd = std::env::current_dir().unwrap_or_default();
     let data = super::data_dir();
     let configured = [
-        section.python_wasm.as_deref(),
-        section.quickjs_wasm.as_deref(),
+        configured(&section.python_wasm),
+        configured(&section.quickjs_wasm),
     ];
     [0, 1].map(|i| locate(&GUESTS[i], configured[i], &cwd, data.as_deref()))
+}
+
+/// A configured path, where an empty one counts as unset: the example file lists the keys
+/// empty, and the loader already treats an empty `ROBIT_*` variable as not set.
+fn configured(path: &Option<PathBuf>) -> Option<&Path> {
+    path.as_deref().filter(|p| !p.as_os_str().is_empty())
 }
 
 #[cfg(test)]
@@ -200,6 +206,19 @@ mod tests {
         put(&d.cwd.join("data/guests/quickjs.wasm"));
         let l = locate(&GUESTS[1], None, &d.cwd, None);
         assert_eq!(l.source, Source::WorkingDir);
+    }
+
+    #[test]
+    fn an_empty_setting_is_no_setting() {
+        assert_eq!(configured(&Some(PathBuf::new())), None);
+        assert_eq!(configured(&None), None);
+        let own = PathBuf::from("/opt/robit/guests/python.wasm");
+        assert_eq!(configured(&Some(own.clone())), Some(own.as_path()));
+        let section = SandboxSection {
+            python_wasm: Some(PathBuf::new()),
+            ..Default::default()
+        };
+        assert_ne!(locate_all(&section)[0].source, Source::Configured);
     }
 
     #[test]
