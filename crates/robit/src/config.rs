@@ -267,8 +267,13 @@ impl Default for EngineSection {
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxSection {
     pub enabled: bool,
-    pub python_wasm: PathBuf,
-    pub quickjs_wasm: PathBuf,
+    /// A guest the operator placed on purpose. Unset or empty (the default; the example file
+    /// lists the keys empty so a copy of it keeps the default), each guest is looked for in
+    /// `data/guests` of the working directory, then in the user's data directory where
+    /// `robit guests fetch` puts it (`crate::guests::locate`); set, only this path counts,
+    /// so a deployment never runs a guest from somewhere it did not name.
+    pub python_wasm: Option<PathBuf>,
+    pub quickjs_wasm: Option<PathBuf>,
     /// Where compiled guests are cached between runs.
     pub cache_dir: PathBuf,
     /// Runs at once; 0 means one per CPU core.
@@ -295,8 +300,8 @@ impl Default for SandboxSection {
     fn default() -> Self {
         Self {
             enabled: true,
-            python_wasm: "data/guests/python.wasm".into(),
-            quickjs_wasm: "data/guests/quickjs.wasm".into(),
+            python_wasm: None,
+            quickjs_wasm: None,
             cache_dir: "data/cache".into(),
             max_concurrent: 0,
             python_pool_size: 2,
@@ -637,6 +642,8 @@ mod tests {
         full.database.schema = Some("x".into());
         full.llm.base_url = Some("x".into());
         full.llm.api_key_file = Some("x".into());
+        full.sandbox.python_wasm = Some("x".into());
+        full.sandbox.quickjs_wasm = Some("x".into());
         full.llm.providers.insert(
             "anthropic".into(),
             ProviderConfig {

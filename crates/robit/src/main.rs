@@ -9,6 +9,7 @@ mod app;
 mod cli;
 mod cmd;
 mod config;
+mod guests;
 mod gvisor;
 mod http;
 mod mcp;

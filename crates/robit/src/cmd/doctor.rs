@@ -2,6 +2,7 @@
 
 use crate::app;
 use crate::config::Loaded;
+use crate::guests::locate::Source;
 use robit_sandbox::Sandbox;
 use std::process::ExitCode;
 
@@ -77,27 +78,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
     }
 
     if config.sandbox.enabled {
-        for guest in Sandbox::guest_status(&app::sandbox_config(config)) {
-            let what = format!(
-                "sandbox guest {} ({})",
-                guest.language,
-                guest.path.display()
-            );
-            if guest.present && guest.sha256_ok {
-                println!("ok    {what}");
-            } else {
-                problems += 1;
-                let problem = if guest.present {
-                    "checksum does not match the pinned build"
-                } else {
-                    "missing"
-                };
-                println!("FAIL  {what}: {problem}");
-                if let Some(hint) = &guest.hint {
-                    println!("      fix: {hint}");
-                }
-            }
-        }
+        problems += check_guests(config);
     } else {
         println!("ok    sandbox: disabled (sandbox.enabled = false)");
     }
@@ -112,6 +93,67 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         println!("\n{problems} problem(s) found");
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Says where each guest was found (or where robit looked) and whether it is the pinned
+/// build; returns the number of problems.
+fn check_guests(config: &crate::config::Config) -> usize {
+    let locations = crate::guests::locate::locate_all(&config.sandbox);
+    let mut problems = 0;
+    for guest in Sandbox::guest_status(&app::sandbox_config(config)) {
+        let Some(location) = locations.iter().find(|l| l.language == guest.language) else {
+            continue;
+        };
+        let what = format!(
+            "sandbox guest {} ({}; {})",
+            guest.language,
+            guest.path.display(),
+            location.describe()
+        );
+        if guest.present && guest.sha256_ok {
+            println!("ok    {what}");
+            continue;
+        }
+        problems += 1;
+        let problem = if guest.present {
+            "checksum does not match the pinned build"
+        } else {
+            "missing"
+        };
+        println!("FAIL  {what}: {problem}");
+        if let Some(sha) = &guest.sha256 {
+            println!(
+                "      its sha256 is {sha}, the pinned build's {}",
+                expected(guest.language)
+            );
+        }
+        let dir = guest.path.parent().unwrap_or(&guest.path).display();
+        let mut fix = match location.source {
+            Source::NotFound => format!(
+                "run `robit guests fetch` (installs both in {dir}), or scripts/fetch-guests in a checkout"
+            ),
+            Source::DataDir => "run `robit guests fetch`".to_string(),
+            Source::Configured | Source::WorkingDir => format!(
+                "run `robit guests fetch --dir {dir}` (or scripts/fetch-guests {dir})"
+            ),
+        };
+        if guest.present {
+            fix.push_str(
+                " to replace it, or keep it if you installed a different build on purpose",
+            );
+        } else if location.source == Source::Configured {
+            fix.push_str(", or unset the setting to look in the default places");
+        }
+        println!("      fix: {fix}");
+    }
+    problems
+}
+
+fn expected(language: robit_sandbox::Language) -> &'static str {
+    crate::guests::GUESTS
+        .iter()
+        .find(|g| g.language == language)
+        .map_or("", |g| g.sha256)
 }
 
 /// Connects each MCP server as `serve` would; returns the number that failed.

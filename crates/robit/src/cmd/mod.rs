@@ -7,21 +7,27 @@ pub mod bench;
 pub mod chat;
 pub mod doctor;
 pub mod emulate;
+pub mod guests;
 pub mod healthcheck;
 pub mod migrate;
 pub mod run;
 pub mod serve;
 pub mod usage;
 
-use crate::cli::{ApikeyCmd, Cli, Cmd};
+use crate::cli::{ApikeyCmd, Cli, Cmd, GuestsCmd};
 use std::process::ExitCode;
 
 /// Runs the subcommand `cli` names, after loading the configuration and installing logging
-/// (except `emulate`, which needs neither).
+/// (except `emulate` and `guests`, which need neither).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // The emulators need no configuration, database or logging set-up.
-    if let Cmd::Emulate(args) = cli.command {
-        return emulate::run(args).await;
+    // The emulators need no configuration, database or logging set-up; nor does fetching the
+    // guests, which must work before robit is configured (and with a broken robit.toml).
+    match cli.command {
+        Cmd::Emulate(args) => return emulate::run(args).await,
+        Cmd::Guests {
+            command: GuestsCmd::Fetch(args),
+        } => return guests::fetch(args).await,
+        _ => {}
     }
     let loaded = crate::config::load(cli.config.as_deref(), &cli.overrides())?;
     crate::app::init_tracing(
@@ -43,7 +49,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ApikeyCmd::List => apikey::list(loaded).await,
             ApikeyCmd::Revoke { id } => apikey::revoke(loaded, id).await,
         },
-        Cmd::Emulate(_) => unreachable!("handled before configuration is loaded"),
+        Cmd::Emulate(_) | Cmd::Guests { .. } => {
+            unreachable!("handled before configuration is loaded")
+        }
         Cmd::Healthcheck => healthcheck::run(&loaded.config.http.addr).await,
     }
 }

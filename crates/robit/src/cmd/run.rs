@@ -31,7 +31,7 @@ pub async fn run(loaded: Loaded, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let sandbox = Sandbox::new(sandbox_config(&loaded.config))
         .await
-        .context("starting the sandbox (run scripts/fetch-guests if the guests are missing)")?;
+        .context("starting the sandbox (run `robit guests fetch` if the guests are missing)")?;
     let out = sandbox
         .run(language, &code, &stdin, limits(&loaded.config))
         .await

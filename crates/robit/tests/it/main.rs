@@ -3,6 +3,7 @@
 
 mod chat;
 mod doctor;
+mod guests;
 mod mcp;
 mod providers;
 mod replicas;

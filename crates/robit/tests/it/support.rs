@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// `robit <args>` with `stdin` piped in, configured only through the variables given (the
-/// caller's ROBIT_* variables are removed so the developer's setup cannot leak in).
+/// caller's ROBIT_* variables are removed so the developer's setup cannot leak in, and the
+/// user's data directory is `dir/.xdg-data` unless `env` names another, so guests the
+/// developer installed with `robit guests fetch` are not found by accident).
 pub fn robit(dir: &Path, args: &[&str], env: &[(&str, String)], stdin: &str) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_robit"));
     cmd.args(args)
@@ -18,6 +20,7 @@ pub fn robit(dir: &Path, args: &[&str], env: &[(&str, String)], stdin: &str) -> 
             cmd.env_remove(k);
         }
     }
+    cmd.env("XDG_DATA_HOME", dir.join(".xdg-data"));
     for (k, v) in env {
         cmd.env(k, v);
     }
