@@ -79,26 +79,59 @@ pub fn strip_terminal_escapes(text: &str) -> std::borrow::Cow<'_, str> {
 /// [`strip_terminal_escapes`] first.
 ///
 /// A terminal cannot edit what it printed, so an edit that extends a message prints only the
-/// new text (the common case while streaming); any other edit prints the message again.
+/// new text (the common case while streaming); any other edit prints the message again. A
+/// [`ConsoleSink::plain`] sink (stdout is a pipe or a file) prints nothing until the turn
+/// ends and then each message once, in full: a log must not hold half answers or repeats.
 pub struct ConsoleSink {
     state: Mutex<SinkState>,
+    plain: bool,
 }
 
 struct SinkState {
     out: Box<dyn Write + Send>,
-    /// Text printed so far for each message, by id.
+    /// Text printed so far for each message, by id (plain: the text it will print).
     printed: Vec<String>,
+    /// Plain: how many messages have been written out.
+    written: usize,
     at_line_start: bool,
 }
 
 impl ConsoleSink {
+    /// Streams replies as they grow (a terminal).
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             state: Mutex::new(SinkState {
                 out,
                 printed: Vec::new(),
+                written: 0,
                 at_line_start: true,
             }),
+            plain: false,
+        }
+    }
+
+    /// Prints each reply once, in full, when its turn ends ([`ConsoleSink::finish_turn`]).
+    pub fn plain(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            plain: true,
+            ..Self::new(out)
+        }
+    }
+
+    /// The turn is over: a plain sink writes the messages it holds, each on its own lines.
+    pub fn finish_turn(&self) {
+        if !self.plain {
+            return;
+        }
+        let mut s = self.state.lock().expect("console sink poisoned");
+        while s.written < s.printed.len() {
+            let text = s.printed[s.written].clone();
+            let ending = if text.ends_with('\n') { "" } else { "\n" };
+            if !s.at_line_start {
+                let _ = Self::write(&mut s, "\n");
+            }
+            let _ = Self::write(&mut s, &format!("{text}{ending}"));
+            s.written += 1;
         }
     }
 
@@ -139,6 +172,10 @@ impl ReplySink for ConsoleSink {
     async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
         let text = &*strip_terminal_escapes(text);
         let mut s = self.state.lock().expect("console sink poisoned");
+        if self.plain {
+            s.printed.push(text.to_string());
+            return Ok(MessageRef((s.printed.len() - 1).to_string()));
+        }
         if !s.at_line_start {
             Self::write(&mut s, "\n")?;
         }
@@ -159,6 +196,19 @@ impl ReplySink for ConsoleSink {
             .get(idx)
             .cloned()
             .ok_or_else(|| SinkError::Rejected(format!("unknown message {idx}")))?;
+        if self.plain {
+            // Not written yet: it goes out in full when the turn ends. Written already (a
+            // later turn changed it): the new text, in full, on its own lines.
+            if idx < s.written {
+                if !s.at_line_start {
+                    Self::write(&mut s, "\n")?;
+                }
+                let ending = if text.ends_with('\n') { "" } else { "\n" };
+                Self::write(&mut s, &format!("{text}{ending}"))?;
+            }
+            s.printed[idx] = text.to_string();
+            return Ok(());
+        }
         let is_last = idx + 1 == s.printed.len();
         match text.strip_prefix(before.as_str()) {
             Some(delta) if is_last => Self::write(&mut s, delta)?,
@@ -265,7 +315,9 @@ pub async fn run<R: AsyncBufRead + Unpin>(
             }
             Submission::Duplicate | Submission::Ignored => {}
         }
+        sink.finish_turn();
     }
+    sink.finish_turn();
     sink.end_line();
     Ok(())
 }
@@ -321,5 +373,39 @@ mod tests {
         let printed = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(printed, "model says  and more");
         assert!(!printed.contains('\u{1b}'));
+    }
+
+    #[tokio::test]
+    async fn a_plain_sink_prints_each_answer_once_in_full_when_the_turn_ends() {
+        let buf = Shared::default();
+        let sink = ConsoleSink::plain(Box::new(buf.clone()));
+        let printed = || String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        // The renderer closes an open fence in a partial text, so the final text is not an
+        // extension of it: a terminal sink would print the answer twice.
+        let m = sink.post("Here:\n```py\nprint(1)\n```").await.unwrap();
+        sink.edit(&m, "Here:\n```py\nprint(1)\nprint(2)\n```\nDone.")
+            .await
+            .unwrap();
+        let note = sink.post("second message").await.unwrap();
+        assert_eq!(printed(), "", "nothing before the turn ends");
+        sink.finish_turn();
+        let want = "Here:\n```py\nprint(1)\nprint(2)\n```\nDone.\nsecond message\n";
+        assert_eq!(printed(), want);
+        // Nothing is written twice; a later edit of a written message prints it again.
+        sink.finish_turn();
+        assert_eq!(printed(), want);
+        sink.edit(&note, "second message, edited").await.unwrap();
+        assert_eq!(printed(), format!("{want}second message, edited\n"));
+    }
+
+    #[tokio::test]
+    async fn a_terminal_sink_streams_and_reprints_an_edit_that_is_no_extension() {
+        let buf = Shared::default();
+        let sink = ConsoleSink::new(Box::new(buf.clone()));
+        let m = sink.post("Hel").await.unwrap();
+        sink.edit(&m, "Hello").await.unwrap();
+        sink.edit(&m, "Help").await.unwrap();
+        let printed = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(printed, "Hello\nHelp");
     }
 }

@@ -250,7 +250,13 @@ pub async fn run_console(engine: &Engine, config: &Config) -> anyhow::Result<()>
         conversation: config.console.conversation.clone(),
         user: config.console.user.clone(),
     };
-    let sink = Arc::new(robit_console::ConsoleSink::new(Box::new(std::io::stdout())));
+    // A pipe or a file gets each answer once, in full; only a terminal sees it stream.
+    let out = Box::new(std::io::stdout());
+    let sink = Arc::new(if std::io::stdout().is_terminal() {
+        robit_console::ConsoleSink::new(out)
+    } else {
+        robit_console::ConsoleSink::plain(out)
+    });
     let input = tokio::io::BufReader::new(tokio::io::stdin());
     let prompt = std::io::stdin().is_terminal();
     robit_console::run(engine, &options, input, sink, prompt)

@@ -41,6 +41,37 @@ async fn chat_streams_a_reply_and_remembers_it_after_a_restart() {
     assert_eq!(second[3]["content"], "what is my name?");
 }
 
+/// Piped (not a terminal), `robit chat` prints each answer once, in full: a streamed answer
+/// whose partial text had an open code fence (which the renderer closes, so the final text is
+/// no extension of it) used to be printed a second time.
+#[tokio::test(flavor = "multi_thread")]
+async fn piped_chat_prints_each_answer_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let llm = FakeLlm::start().await;
+    let answer = "Here it is:\n```python\nprint(1)\nprint(2)\n```\nThat prints two lines.";
+    llm.push(
+        Reply::text(answer)
+            .chunk_chars(6)
+            .delay(std::time::Duration::from_millis(40)),
+    );
+    let env = vec![
+        (
+            "ROBIT_DATABASE__URL",
+            format!("sqlite://{}", dir.path().join("robit.db").display()),
+        ),
+        ("ROBIT_LLM__BASE_URL", llm.base_url()),
+        ("ROBIT_SANDBOX__ENABLED", "false".to_string()),
+    ];
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || robit(&d, &["chat"], &env, "show me code\n"))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("Here it is:").count(), 1, "stdout: {stdout}");
+    assert!(stdout.contains(answer), "stdout: {stdout}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_without_platform_credentials_runs_the_console_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
