@@ -5,6 +5,6 @@
 mod crash;
 mod flood;
 mod outage;
-mod platform;
+use robit_system_tests::platform;
 mod replicas;
 mod unrecorded;

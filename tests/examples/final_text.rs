@@ -9,11 +9,7 @@
 //! Model end = request seen + the stream's scheduled length. Printed per setup: p50 and max
 //! of "final text after the model's end" and of "final text after the question".
 
-#[path = "../chaos/platform.rs"]
-#[allow(dead_code)]
-mod platform;
-
-use platform::Platform;
+use robit_system_tests::platform::Platform;
 use robit_system_tests::{Db, Robit};
 use robit_testkit::llm::{FakeLlm, Reply};
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@
 //! why and passes without running; CI installs both, so there they run. Any other problem
 //! of the tier (no root, a sandbox that does not start) fails the tests.
 
-mod platform;
+use robit_system_tests::platform;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -6,6 +6,8 @@
 //! It must not reach into robit's crates: everything is observed from outside the process
 //! (the emulators' records, `/readyz`, the database's rows, `/proc`), as an operator would.
 
+pub mod platform;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
-//! The two chat platforms behind one face for this suite: how robit reaches each emulator,
-//! how a user asks, and what the bot posted where it was asked (texts and uploaded files).
+//! The two chat platforms behind one face, so each system case runs on both emulators: how
+//! robit reaches each emulator, how a user asks, and what the bot posted where it was asked
+//! (texts and uploaded files).
 
 use robit_emulators::discord::DiscordEmulator;
 use robit_emulators::slack::{
@@ -65,12 +66,12 @@ impl Platform {
     }
 
     /// Points the emulator at the process and waits until it can take messages.
-    pub async fn attach(&self, robit: &robit_system_tests::Robit) {
+    pub async fn attach(&self, robit: &crate::Robit) {
         match self {
             Platform::Slack(s) => s.set_events_url(robit.events_url()),
             // Commands are registered once READY is handled: from then on it knows who it is.
             Platform::Discord(d) => assert!(
-                robit_system_tests::eventually(|| !d.global_commands().is_empty()).await,
+                crate::eventually(|| !d.global_commands().is_empty()).await,
                 "the bot never handled READY"
             ),
         }
@@ -100,6 +101,11 @@ impl Platform {
             }
             Platform::Discord(_) => unimplemented!("the Discord emulator takes no user files"),
         }
+    }
+
+    /// The texts of the bot's messages where `asked` was asked, oldest first.
+    pub fn answers(&self, asked: &Asked) -> Vec<String> {
+        self.posted(asked).texts
     }
 
     pub fn posted(&self, asked: &Asked) -> Posted {
