@@ -12,8 +12,11 @@ async fn get(url: &str) -> Option<(u16, String)> {
     Some((status, r.text().await.ok()?))
 }
 
+/// Polls `url` until it answers `status`, for up to 30 s: under a loaded CI machine (the whole
+/// suite's robit processes at once) a shard can take several of its 500 ms watch ticks and
+/// reconnect attempts to be seen down.
 async fn wait_for(url: &str, status: u16) -> String {
-    for _ in 0..100 {
+    for _ in 0..300 {
         if let Some((s, body)) = get(url).await {
             if s == status {
                 return body;
