@@ -69,57 +69,47 @@ pub struct LocalCallBudget {
     buckets: Mutex<HashMap<String, LocalBucket>>,
 }
 
+/// A bucket's balance and when it was last brought up to date; the arithmetic is
+/// [`Rate`]'s, the same the store does for [`StoreCallBudget`].
 struct LocalBucket {
     tokens: f64,
     at: Instant,
-    blocked_until: Option<Instant>,
 }
 
 impl LocalCallBudget {
-    /// Takes a call from `bucket` now, or says how long until one is there.
-    fn take(&self, bucket: &str, rate: Rate) -> Option<Duration> {
+    /// Runs `f` on `bucket`'s balance as of now (a new bucket starts full).
+    fn with_bucket<T>(&self, bucket: &str, rate: Rate, f: impl FnOnce(&mut f64) -> T) -> T {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("budget poisoned");
         let b = buckets.entry(bucket.to_string()).or_insert(LocalBucket {
             tokens: rate.burst,
             at: now,
-            blocked_until: None,
         });
-        let earned = (now - b.at).as_secs_f64() * rate.per_second;
-        b.tokens = (b.tokens + earned).min(rate.burst);
+        b.tokens = rate.refill(b.tokens, now - b.at);
         b.at = now;
-        if let Some(until) = b.blocked_until.filter(|u| *u > now) {
-            return Some(until - now);
-        }
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            None
-        } else {
-            Some(rate.time_for(1.0 - b.tokens))
-        }
+        f(&mut b.tokens)
     }
 }
 
 #[async_trait]
 impl CallBudget for LocalCallBudget {
     async fn acquire(&self, bucket: &str, rate: Rate) {
-        while let Some(wait) = self.take(bucket, rate) {
+        loop {
+            let wait = self.with_bucket(bucket, rate, |tokens| {
+                let (left, wait) = rate.take(*tokens, 1.0);
+                *tokens = left;
+                wait
+            });
+            let Some(wait) = wait else { return };
             metrics::counter!(m::CALL_BUDGET_WAITS).increment(1);
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn rate_limited(&self, bucket: &str, _rate: Rate, retry_after: Duration) {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().expect("budget poisoned");
-        let b = buckets.entry(bucket.to_string()).or_insert(LocalBucket {
-            tokens: 0.0,
-            at: now,
-            blocked_until: None,
+    async fn rate_limited(&self, bucket: &str, rate: Rate, retry_after: Duration) {
+        self.with_bucket(bucket, rate, |tokens| {
+            *tokens = rate.block(*tokens, retry_after)
         });
-        b.tokens = 0.0;
-        b.at = now;
-        b.blocked_until = Some(now + retry_after);
     }
 }
 

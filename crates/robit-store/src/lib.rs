@@ -10,7 +10,6 @@
 
 mod access;
 pub mod bench;
-mod buckets;
 mod error;
 mod journal;
 mod migrations;

@@ -8,10 +8,10 @@
 //! The SQL both backends share is in `queries.rs`; this file holds only what PostgreSQL does
 //! its own way (see [`Dialect`]).
 
-use crate::buckets;
 use crate::migrations::POSTGRES_MIGRATOR;
 use crate::model::{Accepted, ConversationId, NewEvent};
 use crate::queries::Dialect;
+use crate::rows;
 use crate::{PoolOptions, Result};
 use robit_types::Rate;
 use sqlx::migrate::Migrator;
@@ -171,7 +171,7 @@ impl Dialect for PostgresStore {
         .bind(bucket)
         .fetch_one(&mut *conn)
         .await?;
-        Ok((buckets::refilled(tokens, at, now, rate), now))
+        Ok((rate.refill(tokens, rows::elapsed_ms(at, now)), now))
     }
 
     async fn save_bucket(

@@ -82,10 +82,10 @@ pub(crate) async fn take_tokens<D: Dialect>(
 ) -> Result<Take> {
     let mut tx = store.begin_write().await?;
     let (current, now) = D::lock_bucket(&mut tx, bucket, rate).await?;
-    let (left, taken) = crate::buckets::take(current, rate, cost);
+    let (left, wait) = rate.take(current, cost);
     D::save_bucket(&mut tx, bucket, left, now).await?;
     tx.commit().await?;
-    Ok(taken)
+    Ok(wait.map_or(Take::Granted, Take::Wait))
 }
 
 /// Empties a bucket for `pause` under the dialect's lock (see [`crate::Store::block_bucket`]).
@@ -97,7 +97,7 @@ pub(crate) async fn block_bucket<D: Dialect>(
 ) -> Result<()> {
     let mut tx = store.begin_write().await?;
     let (current, now) = D::lock_bucket(&mut tx, bucket, rate).await?;
-    let blocked = crate::buckets::blocked(current, rate, pause);
+    let blocked = rate.block(current, pause);
     D::save_bucket(&mut tx, bucket, blocked, now).await?;
     tx.commit().await?;
     Ok(())

@@ -9,7 +9,6 @@
 //! The SQL both backends share is in `queries.rs`; this file holds only what SQLite does its
 //! own way (see [`Dialect`]).
 
-use crate::buckets;
 use crate::migrations::SQLITE_MIGRATOR;
 use crate::model::{Accepted, ConversationId, NewEvent};
 use crate::queries::Dialect;
@@ -173,7 +172,7 @@ impl Dialect for SqliteStore {
                 .fetch_optional(&mut *conn)
                 .await?;
         let tokens = row.map_or(rate.burst, |(tokens, at)| {
-            buckets::refilled(tokens, at, now, rate)
+            rate.refill(tokens, rows::elapsed_ms(at, now))
         });
         Ok((tokens, now))
     }
