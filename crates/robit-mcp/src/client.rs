@@ -25,6 +25,20 @@ pub(crate) struct Connection {
     service: RunningService<RoleClient, ClientInfo>,
 }
 
+/// The turn's trace context in the request's `_meta` (`traceparent`, `tracestate`), where
+/// MCP servers that trace look for it whatever the transport; `None` when not tracing.
+fn trace_meta() -> Option<rmcp::model::Meta> {
+    let headers = robit_types::trace::current_headers();
+    if headers.is_empty() {
+        return None;
+    }
+    let fields = headers
+        .into_iter()
+        .map(|(name, value)| (name, serde_json::Value::String(value)))
+        .collect();
+    Some(rmcp::model::Meta(fields))
+}
+
 fn client_info() -> ClientInfo {
     ClientInfo {
         client_info: Implementation {
@@ -113,7 +127,7 @@ impl Connection {
         let request = ClientRequest::CallToolRequest(CallToolRequest {
             method: Default::default(),
             params: CallToolRequestParams {
-                meta: None,
+                meta: trace_meta(),
                 name: tool.to_string().into(),
                 arguments,
                 task: None,
