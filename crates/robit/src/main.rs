@@ -14,6 +14,7 @@ mod gvisor;
 mod http;
 mod mcp;
 mod providers;
+mod telemetry;
 
 use clap::Parser;
 use cli::Cli;
