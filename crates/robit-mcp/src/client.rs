@@ -1,5 +1,6 @@
 //! One connected MCP server: starting or reaching it with rmcp, listing its tools, calling
-//! one with a timeout. The only file that names rmcp's service and transport types.
+//! one with a timeout. The only file that names rmcp's service and transport types, besides
+//! the HTTP client under the transport (`traced_http.rs`).
 
 use crate::config::{ServerConfig, Transport};
 use crate::error::{ConnectError, ToolError};
@@ -96,7 +97,10 @@ async fn connect_inner(config: ServerConfig) -> Result<Connection, ConnectError>
             if let Some(token) = bearer_token {
                 transport_config = transport_config.auth_header(token.expose_secret());
             }
-            let transport = StreamableHttpClientTransport::with_client(http, transport_config);
+            let transport = StreamableHttpClientTransport::with_client(
+                crate::traced_http::TracedHttp(http),
+                transport_config,
+            );
             client_info()
                 .serve(transport)
                 .await
