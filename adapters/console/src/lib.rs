@@ -311,7 +311,11 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         }
         let inbound = line_to_inbound(options, line.trim_end());
         let span = robit_core::inbound_span(inbound.key.platform, "line");
-        match engine.submit(inbound, sink.clone()).instrument(span).await? {
+        match engine
+            .submit(inbound, sink.clone())
+            .instrument(span)
+            .await?
+        {
             Submission::Queued(h) => {
                 h.wait().await;
             }

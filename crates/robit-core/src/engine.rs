@@ -426,11 +426,15 @@ impl Engine {
     ) -> Submission {
         let (done, rx) = oneshot::channel();
         let inner = self.inner.clone();
-        self.inner.tracker.spawn(async move {
-            let outcome =
-                crate::access::refuse(inner.shared.store.as_ref(), &inbound, &sink, refusal).await;
-            let _ = done.send(outcome);
-        }.instrument(tracing::Span::current()));
+        self.inner.tracker.spawn(
+            async move {
+                let outcome =
+                    crate::access::refuse(inner.shared.store.as_ref(), &inbound, &sink, refusal)
+                        .await;
+                let _ = done.send(outcome);
+            }
+            .instrument(tracing::Span::current()),
+        );
         Submission::Queued(TurnHandle(rx))
     }
 

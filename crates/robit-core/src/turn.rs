@@ -337,33 +337,33 @@ pub(crate) async fn chat(
                 }
                 let tool_round = tracing::info_span!("tool.round", round, calls = calls.len());
                 async {
-                for (i, call) in calls.into_iter().enumerate() {
-                    // Every call gets a result (the APIs require one per call id); those past
-                    // the cap say why they did not run.
-                    let result = if i < cap {
-                        toolbox.run(sink, &call).await
-                    } else {
-                        format!("not run: at most {cap} tool calls are run per response")
-                    };
-                    persist(
-                        shared,
-                        conversation,
-                        turn,
-                        NewMessage {
-                            role: MessageRole::Tool,
-                            content: result.clone(),
-                            tool_calls: None,
-                            tool_call_id: Some(call.id.clone()),
-                            status: MessageStatus::Complete,
-                            author: None,
-                            turn: None,
-                        },
-                    )
-                    .await;
-                    let mut tool_msg = ChatMessage::new(Role::Tool, result);
-                    tool_msg.tool_call_id = Some(call.id);
-                    messages.push(tool_msg);
-                }
+                    for (i, call) in calls.into_iter().enumerate() {
+                        // Every call gets a result (the APIs require one per call id); those past
+                        // the cap say why they did not run.
+                        let result = if i < cap {
+                            toolbox.run(sink, &call).await
+                        } else {
+                            format!("not run: at most {cap} tool calls are run per response")
+                        };
+                        persist(
+                            shared,
+                            conversation,
+                            turn,
+                            NewMessage {
+                                role: MessageRole::Tool,
+                                content: result.clone(),
+                                tool_calls: None,
+                                tool_call_id: Some(call.id.clone()),
+                                status: MessageStatus::Complete,
+                                author: None,
+                                turn: None,
+                            },
+                        )
+                        .await;
+                        let mut tool_msg = ChatMessage::new(Role::Tool, result);
+                        tool_msg.tool_call_id = Some(call.id);
+                        messages.push(tool_msg);
+                    }
                 }
                 .instrument(tool_round)
                 .await;

@@ -36,7 +36,11 @@ pub struct OtelSettings {
 /// Reads the trace export settings from `env` (the process environment in production);
 /// `None`: export is off.
 pub fn settings(env: impl Fn(&str) -> Option<String>) -> Option<OtelSettings> {
-    let var = |name: &str| env(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let var = |name: &str| {
+        env(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     if var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return None;
     }
@@ -45,16 +49,16 @@ pub fn settings(env: impl Fn(&str) -> Option<String>) -> Option<OtelSettings> {
     if var("OTEL_TRACES_EXPORTER").is_some_and(|v| !v.eq_ignore_ascii_case("otlp")) {
         return None;
     }
-    let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))?;
+    let endpoint =
+        var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))?;
     let attributes = var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
     let names = |key: &str| {
         attributes
             .split(',')
             .any(|pair| pair.split('=').next().is_some_and(|k| k.trim() == key))
     };
-    let service_name = (var("OTEL_SERVICE_NAME").is_none() && !names("service.name"))
-        .then(|| "robit".to_string());
+    let service_name =
+        (var("OTEL_SERVICE_NAME").is_none() && !names("service.name")).then(|| "robit".to_string());
     Some(OtelSettings {
         endpoint,
         service_name,

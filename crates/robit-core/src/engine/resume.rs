@@ -141,12 +141,14 @@ impl Engine {
             robit_types::trace::continue_from(&trace, traceparent);
         }
         metrics::counter!(m::TURNS_RESUMED).increment(1);
-        trace.in_scope(|| tracing::info!(
-            turn = id,
-            attempts = turn.attempts,
-            posted = turn.posted.len(),
-            "resuming a journaled turn"
-        ));
+        trace.in_scope(|| {
+            tracing::info!(
+                turn = id,
+                attempts = turn.attempts,
+                posted = turn.posted.len(),
+                "resuming a journaled turn"
+            )
+        });
         let (done, _rx) = oneshot::channel();
         self.enqueue(
             Job {

@@ -11,13 +11,13 @@ mod protocol;
 
 pub use protocol::{ToolCallRecord, TOOL_NAMES};
 
+use crate::llm::RecordedRequest;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use crate::llm::RecordedRequest;
 use protocol::Shared;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -127,8 +127,11 @@ async fn record(
         headers,
         body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     });
-    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 async fn on_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -34,7 +34,11 @@ fn export_is_off_without_an_otlp_endpoint() {
 
 #[test]
 fn an_endpoint_turns_export_on_with_robits_defaults() {
-    let s = settings(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")])).unwrap();
+    let s = settings(env(&[(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "http://collector:4318",
+    )]))
+    .unwrap();
     assert_eq!(
         s,
         OtelSettings {
@@ -46,7 +50,10 @@ fn an_endpoint_turns_export_on_with_robits_defaults() {
     // The traces endpoint wins over the generic one, as the specification says.
     let s = settings(env(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:4318/v1/traces"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://b:4318/v1/traces",
+        ),
     ]))
     .unwrap();
     assert_eq!(s.endpoint, "http://b:4318/v1/traces");
@@ -68,10 +75,7 @@ fn the_environment_names_the_service_and_instance_over_robits_defaults() {
     assert_eq!(s.service_name, None);
     assert!(!s.instance_id);
     // robit's defaults land on the resource only where the environment left a gap.
-    let r = resource(
-        &settings(env(&[endpoint])).unwrap(),
-        "host-1-2a",
-    );
+    let r = resource(&settings(env(&[endpoint])).unwrap(), "host-1-2a");
     let get = |k: &'static str| r.get(&opentelemetry::Key::from_static_str(k));
     assert_eq!(get("service.name"), Some(Value::from("robit")));
     assert_eq!(get("service.instance.id"), Some(Value::from("host-1-2a")));
@@ -80,8 +84,14 @@ fn the_environment_names_the_service_and_instance_over_robits_defaults() {
 #[test]
 fn the_sdk_switch_and_other_exporters_turn_export_off() {
     let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
-    assert_eq!(settings(env(&[endpoint, ("OTEL_SDK_DISABLED", "true")])), None);
-    assert_eq!(settings(env(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")])), None);
+    assert_eq!(
+        settings(env(&[endpoint, ("OTEL_SDK_DISABLED", "true")])),
+        None
+    );
+    assert_eq!(
+        settings(env(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")])),
+        None
+    );
     assert!(settings(env(&[endpoint, ("OTEL_TRACES_EXPORTER", "otlp")])).is_some());
     assert!(settings(env(&[endpoint, ("OTEL_SDK_DISABLED", "false")])).is_some());
 }
@@ -167,7 +177,10 @@ async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_th
             "sandbox.quickjs_wasm",
             guests.join("quickjs.wasm").display().to_string(),
         ),
-        set("sandbox.cache_dir", root.join("data/cache").display().to_string()),
+        set(
+            "sandbox.cache_dir",
+            root.join("data/cache").display().to_string(),
+        ),
         set("sandbox.python_pool_size", "0".into()),
     ];
     let loaded = crate::config::load_with_env(None, &overrides, Vec::new()).unwrap();
@@ -189,9 +202,15 @@ async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_th
         out.reopen().unwrap(),
     )));
     let options = robit_console::ConsoleOptions::default();
-    robit_console::run(&engine, &options, &b"what does 6*7 print?\n"[..], sink, false)
-        .await
-        .unwrap();
+    robit_console::run(
+        &engine,
+        &options,
+        &b"what does 6*7 print?\n"[..],
+        sink,
+        false,
+    )
+    .await
+    .unwrap();
     // Every task of the turn has ended, so every span is closed and exported.
     engine.shutdown(std::time::Duration::from_secs(10)).await;
     provider.force_flush().unwrap();
@@ -201,14 +220,22 @@ async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_th
 
     // root → accept → turn → model.call / tool.round → tool.call → sandbox.run, and posts.
     let inbound = one(&spans, "inbound");
-    assert_eq!(inbound.parent_span_id, SpanId::INVALID, "the adapter's span is the root");
+    assert_eq!(
+        inbound.parent_span_id,
+        SpanId::INVALID,
+        "the adapter's span is the root"
+    );
     assert_eq!(attr(inbound, "platform"), Some(Value::from("console")));
     let trace = inbound.span_context.trace_id();
     let id = |s: &SpanData| s.span_context.span_id();
     let accept = one(&spans, "accept");
     assert_eq!(accept.parent_span_id, id(inbound));
     let turn = one(&spans, "turn");
-    assert_eq!(turn.parent_span_id, id(accept), "the worker task continues the trace");
+    assert_eq!(
+        turn.parent_span_id,
+        id(accept),
+        "the worker task continues the trace"
+    );
     assert_eq!(
         attr(turn, "replica"),
         Some(Value::from(crate::app::replica_id().to_string()))
@@ -242,14 +269,22 @@ async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_th
     assert!(
         posts.iter().any(|p| p.parent_span_id == id(calls[1])),
         "the answer is posted under its model call: {:?}",
-        posts.iter().map(|p| ancestors(&spans, p)).collect::<Vec<_>>()
+        posts
+            .iter()
+            .map(|p| ancestors(&spans, p))
+            .collect::<Vec<_>>()
     );
     assert!(
         posts.iter().any(|p| p.parent_span_id == id(tool)),
         "the code and its output are posted under the tool call"
     );
     for span in &spans {
-        assert_eq!(span.span_context.trace_id(), trace, "{} in the event's trace", span.name);
+        assert_eq!(
+            span.span_context.trace_id(),
+            trace,
+            "{} in the event's trace",
+            span.name
+        );
         if span.name != "inbound" {
             assert_eq!(
                 ancestors(&spans, span).last().map(String::as_str),
