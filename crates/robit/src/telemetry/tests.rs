@@ -8,6 +8,7 @@ use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use robit_testkit::{FakeLlm, Reply};
 use std::sync::Arc;
+use tracing::Instrument as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -306,4 +307,157 @@ async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_th
         assert_eq!(trace_id, trace);
         assert_eq!(parent, id(call));
     }
+}
+
+/// A thread another "replica" reopens by its route, recording what was posted and edited.
+#[derive(Default)]
+struct Thread {
+    messages: std::sync::Mutex<Vec<String>>,
+}
+
+struct Routed(Arc<Thread>);
+
+#[async_trait::async_trait]
+impl robit_types::ReplySink for Routed {
+    fn capabilities(&self) -> robit_types::Capabilities {
+        robit_types::Capabilities {
+            min_edit_interval: std::time::Duration::ZERO,
+            ..robit_types::Capabilities::default()
+        }
+    }
+    fn route(&self) -> Option<String> {
+        Some("test:thread".into())
+    }
+    async fn post(&self, text: &str) -> Result<robit_types::MessageRef, robit_types::SinkError> {
+        let mut m = self.0.messages.lock().unwrap();
+        m.push(text.to_string());
+        Ok(robit_types::MessageRef((m.len() - 1).to_string()))
+    }
+    async fn edit(
+        &self,
+        message: &robit_types::MessageRef,
+        text: &str,
+    ) -> Result<(), robit_types::SinkError> {
+        let i: usize = message.0.parse().unwrap();
+        self.0.messages.lock().unwrap()[i] = text.to_string();
+        Ok(())
+    }
+}
+
+struct Opener(Arc<Thread>);
+
+impl robit_types::SinkOpener for Opener {
+    fn open(
+        &self,
+        route: &str,
+        _posted: &[robit_types::MessageRef],
+    ) -> Option<Arc<dyn robit_types::ReplySink>> {
+        (route == "test:thread")
+            .then(|| Arc::new(Routed(self.0.clone())) as Arc<dyn robit_types::ReplySink>)
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
+    let fake = FakeLlm::start().await;
+    fake.push_all([
+        Reply::stall_after("The answer begins"),
+        Reply::text("The answer begins and ends."),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = [
+        (
+            "database.url".to_string(),
+            format!("sqlite://{}", dir.path().join("resume.db").display()),
+        ),
+        ("llm.base_url".to_string(), fake.base_url()),
+        ("llm.model".to_string(), "fake-model".to_string()),
+        ("sandbox.enabled".to_string(), "false".to_string()),
+    ];
+    let loaded = crate::config::load_with_env(None, &overrides, Vec::new()).unwrap();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(layer(&provider));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    install_propagator();
+
+    // The first process takes the event and stops (gracefully, but a crash leaves the same
+    // journal row once its lease runs out) while the answer streams.
+    let thread = Arc::new(Thread::default());
+    let (first, _store) = crate::app::build_engine(&loaded.config, false)
+        .await
+        .unwrap();
+    let inbound =
+        robit_console::line_to_inbound(&robit_console::ConsoleOptions::default(), "a question");
+    let span = robit_core::inbound_span(inbound.key.platform, "line");
+    let submitted = first
+        .submit(inbound, Arc::new(Routed(thread.clone())))
+        .instrument(span)
+        .await
+        .unwrap();
+    while !thread
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.contains("begins"))
+    {
+        tokio::task::yield_now().await;
+    }
+    first.shutdown(std::time::Duration::from_millis(50)).await;
+    assert_eq!(submitted.wait().await, robit_core::TurnOutcome::Cancelled);
+
+    // The next process takes the turn over from the journal.
+    let (second, store) = crate::app::build_engine(&loaded.config, false)
+        .await
+        .unwrap();
+    let opener: Arc<dyn robit_types::SinkOpener> = Arc::new(Opener(thread.clone()));
+    let taken = second
+        .recover(robit_types::Platform::Console, &opener, true)
+        .await
+        .unwrap();
+    assert_eq!(taken, 1);
+    second.shutdown(std::time::Duration::from_secs(10)).await;
+    let key = robit_console::line_to_inbound(&robit_console::ConsoleOptions::default(), "x").key;
+    let conversation = store.conversation(&key).await.unwrap();
+    let turns = store.turns(conversation.id).await.unwrap();
+    assert_eq!(turns[0].status, robit_store::TurnStatus::Done, "{turns:?}");
+    provider.force_flush().unwrap();
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let inbound = one(&spans, "inbound");
+    let accept = one(&spans, "accept");
+    let resume = one(&spans, "resume");
+    let id = |s: &SpanData| s.span_context.span_id();
+    let trace = inbound.span_context.trace_id();
+    assert_eq!(
+        resume.span_context.trace_id(),
+        trace,
+        "the takeover is in the event's trace"
+    );
+    assert_eq!(
+        resume.parent_span_id,
+        id(accept),
+        "a child of the stored accept span"
+    );
+    assert!(
+        resume.parent_span_is_remote,
+        "continued from the journal, not in memory"
+    );
+    let turns = named(&spans, "turn");
+    assert_eq!(turns.len(), 2, "the cut attempt and the resumed one");
+    let resumed = turns
+        .iter()
+        .find(|t| attr(t, "resumed") == Some(Value::Bool(true)))
+        .expect("the resumed turn");
+    assert_eq!(resumed.parent_span_id, id(resume));
+    assert!(turns.iter().all(|t| t.span_context.trace_id() == trace));
+    // The resumed model call is in the trace too, and so is its provider request.
+    let calls = named(&spans, "model.call");
+    assert!(calls.iter().any(|c| c.parent_span_id == id(resumed)));
+    let last = fake.chat_requests().pop().unwrap();
+    let (trace_id, _) = parse_traceparent(last.header("traceparent").unwrap());
+    assert_eq!(trace_id, trace);
 }
