@@ -103,7 +103,7 @@ impl StreamableHttpClient for TracedHttp {
             .map(str::to_string);
         match content_type {
             Some(ct) if ct.as_bytes().starts_with(EVENT_STREAM_MIME_TYPE.as_bytes()) => {
-                let stream = SseStream::from_byte_stream(response.bytes_stream()).boxed();
+                let stream = SseStream::from_bytes_stream(response.bytes_stream()).boxed();
                 Ok(StreamableHttpPostResponse::Sse(stream, session_id))
             }
             Some(ct) if ct.as_bytes().starts_with(JSON_MIME_TYPE.as_bytes()) => {
