@@ -152,7 +152,8 @@ async fn run_and_post(
         .run_on(tier, language, code, b"", files, limits)
         .instrument(span.clone())
         .await;
-    span.record("duration_ms", started.elapsed().as_millis() as u64);
+    // i64: the OpenTelemetry bridge exports a u64 as a string.
+    span.record("duration_ms", started.elapsed().as_millis() as i64);
     let output = output.map_err(|e| {
         span.record("error", tracing::field::display(&e));
         RunError::Sandbox(e.to_string())

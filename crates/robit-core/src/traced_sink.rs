@@ -34,6 +34,8 @@ async fn traced<T>(
     result
 }
 
+/// A platform call's span; counts are i64 because the OpenTelemetry bridge exports a u64
+/// as a string.
 macro_rules! call_span {
     ($name:literal $(, $field:ident = $value:expr)*) => {
         tracing::info_span!(
@@ -55,17 +57,21 @@ impl ReplySink for TracedSink {
     }
 
     async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
-        let span = call_span!("platform.post", chars = text.chars().count());
+        let span = call_span!("platform.post", chars = text.chars().count() as i64);
         traced(span, self.inner.post(text)).await
     }
 
     async fn post_once(&self, key: &str, text: &str) -> Result<MessageRef, SinkError> {
-        let span = call_span!("platform.post", chars = text.chars().count(), key = key);
+        let span = call_span!(
+            "platform.post",
+            chars = text.chars().count() as i64,
+            key = key
+        );
         traced(span, self.inner.post_once(key, text)).await
     }
 
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
-        let span = call_span!("platform.edit", chars = text.chars().count());
+        let span = call_span!("platform.edit", chars = text.chars().count() as i64);
         traced(span, self.inner.edit(message, text)).await
     }
 
@@ -75,7 +81,7 @@ impl ReplySink for TracedSink {
         bytes: &[u8],
         comment: &str,
     ) -> Result<MessageRef, SinkError> {
-        let span = call_span!("platform.upload", bytes = bytes.len());
+        let span = call_span!("platform.upload", bytes = bytes.len() as i64);
         traced(span, self.inner.upload(file_name, bytes, comment)).await
     }
 
@@ -89,7 +95,10 @@ impl ReplySink for TracedSink {
     }
 
     async fn post_ephemeral(&self, user: &UserId, text: &str) -> Result<MessageRef, SinkError> {
-        let span = call_span!("platform.post_ephemeral", chars = text.chars().count());
+        let span = call_span!(
+            "platform.post_ephemeral",
+            chars = text.chars().count() as i64
+        );
         traced(span, self.inner.post_ephemeral(user, text)).await
     }
 

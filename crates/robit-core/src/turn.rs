@@ -229,9 +229,10 @@ pub(crate) async fn chat(
             .sum();
         // One span per model call: what was asked of whom, and what it cost. The provider's
         // HTTP request carries it (`traceparent`), so a provider that traces joins the trace.
+        // Numbers as i64: the OpenTelemetry bridge exports a u64 as a string.
         let call_span = tracing::info_span!(
             "model.call",
-            round,
+            round = round as i64,
             provider = provider.name(),
             model = %model,
             served_provider = tracing::field::Empty,
@@ -258,8 +259,8 @@ pub(crate) async fn chat(
         call_span.record("served_provider", served_provider.as_str());
         call_span.record("served_model", served_model.as_str());
         if let Some(usage) = &round_result.usage {
-            call_span.record("input_tokens", usage.prompt_tokens);
-            call_span.record("output_tokens", usage.completion_tokens);
+            call_span.record("input_tokens", usage.prompt_tokens as i64);
+            call_span.record("output_tokens", usage.completion_tokens as i64);
         }
         call_span.record("end", round_result.end.name());
         record_usage(
@@ -335,7 +336,11 @@ pub(crate) async fn chat(
                     )
                     .await;
                 }
-                let tool_round = tracing::info_span!("tool.round", round, calls = calls.len());
+                let tool_round = tracing::info_span!(
+                    "tool.round",
+                    round = round as i64,
+                    calls = calls.len() as i64
+                );
                 async {
                     for (i, call) in calls.into_iter().enumerate() {
                         // Every call gets a result (the APIs require one per call id); those past

@@ -397,6 +397,7 @@ async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
         .instrument(span)
         .await
         .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !thread
         .messages
         .lock()
@@ -404,7 +405,11 @@ async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
         .iter()
         .any(|m| m.contains("begins"))
     {
-        tokio::task::yield_now().await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the answer never began"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     first.shutdown(std::time::Duration::from_millis(50)).await;
     assert_eq!(submitted.wait().await, robit_core::TurnOutcome::Cancelled);
@@ -419,11 +424,27 @@ async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
         .await
         .unwrap();
     assert_eq!(taken, 1);
-    second.shutdown(std::time::Duration::from_secs(10)).await;
     let key = robit_console::line_to_inbound(&robit_console::ConsoleOptions::default(), "x").key;
     let conversation = store.conversation(&key).await.unwrap();
-    let turns = store.turns(conversation.id).await.unwrap();
-    assert_eq!(turns[0].status, robit_store::TurnStatus::Done, "{turns:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let turns = store.turns(conversation.id).await.unwrap();
+        if turns[0].status == robit_store::TurnStatus::Done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not finished: {turns:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Its tasks have ended, so its spans are closed and exported.
+    second.shutdown(std::time::Duration::from_secs(10)).await;
+    assert!(
+        thread.messages.lock().unwrap()[0].ends_with("The answer begins and ends."),
+        "{:?}",
+        thread.messages.lock().unwrap()
+    );
     provider.force_flush().unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();
