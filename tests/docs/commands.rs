@@ -187,10 +187,10 @@ pub fn needs(words: &[String]) -> Needs {
     }
     let args = match rest.first().map(String::as_str) {
         Some(p) if p == "robit" || p.ends_with("/robit") => Some(rest[1..].to_vec()),
-        Some("cargo") if rest.get(1).map(String::as_str) == Some("run") => rest
-            .iter()
-            .position(|w| w == "--")
-            .map(|dashes| rest[dashes + 1..].to_vec()),
+        Some("cargo") if rest.get(1).map(String::as_str) == Some("run") => {
+            let dashes = rest.iter().position(|w| w == "--").unwrap_or(rest.len());
+            runs_robit(&rest[2..dashes]).then(|| rest[(dashes + 1).min(rest.len())..].to_vec())
+        }
         _ => None,
     };
     if let Some(args) = &args {
@@ -208,6 +208,26 @@ pub fn needs(words: &[String]) -> Needs {
     }
     needs.robit = args;
     needs
+}
+
+/// Whether `cargo run` with these options runs the robit binary: the default binary of the
+/// workspace, unless an example or another package or binary is named.
+fn runs_robit(options: &[String]) -> bool {
+    let mut it = options.iter();
+    while let Some(option) = it.next() {
+        let named = match option.as_str() {
+            "-p" | "--package" | "--bin" => it.next().map(String::as_str),
+            "--example" => return false,
+            o => o
+                .strip_prefix("--package=")
+                .or_else(|| o.strip_prefix("--bin="))
+                .or_else(|| o.strip_prefix("-p")),
+        };
+        if named.is_some_and(|n| !n.is_empty() && n != "robit") {
+            return false;
+        }
+    }
+    true
 }
 
 /// Checks every shown command against the tree at `repo`, the binary `robit` and the
@@ -333,6 +353,10 @@ mod tests {
         assert_eq!(n.robit, None);
         assert_eq!(n.paths, [("docker/compose.yaml".to_string(), false)]);
         assert_eq!(n.keys, ["llm.providers.*.api_key"]);
+        let n = needs(&w("cargo run --release -p robit-slack --example bench -- 20000 --compare"));
+        assert_eq!(n.robit, None);
+        let n = needs(&w("cargo run --release -p robit -- doctor"));
+        assert_eq!(n.robit, Some(vec!["doctor".to_string()]));
         let n = needs(&w("./scripts/test --nocapture"));
         assert_eq!(n.paths, [("scripts/test".to_string(), true)]);
     }
