@@ -287,7 +287,7 @@ timeout_secs = 15
                 "mcp.servers.*.timeout_secs",
             ]
         );
-        assert_eq!(keys["database.max_connections"], InExample::Set(8.into()));
+        assert_eq!(keys["database.max_connections"], InExample::Set(toml::Value::Integer(8)));
         assert_eq!(keys["discord.shard_ids"], InExample::CommentedOut);
         assert_eq!(keys["database.password"], InExample::EnvOnly);
     }

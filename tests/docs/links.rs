@@ -7,7 +7,7 @@
 //! a checkout and is a 404 in the built book. Name such a file as code (`docker/compose.yaml`)
 //! instead; the command check makes sure it exists.
 
-use crate::markdown::{headings, links, Doc};
+use crate::markdown::{heading_ids, links, Doc};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -73,7 +73,7 @@ pub fn check(files: &[PathBuf], book: &Path, chapters: &BTreeSet<PathBuf>) -> Ve
     let mut ids_of = |path: &Path| {
         ids.entry(path.to_path_buf())
             .or_insert_with(|| {
-                Doc::read(path).map(|d| headings(&d).into_iter().map(|h| h.id).collect())
+                Doc::read(path).map(|d| heading_ids(&d).into_iter().collect())
             })
             .clone()
     };

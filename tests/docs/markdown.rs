@@ -2,12 +2,13 @@
 //! with mdBook's extensions, heading ids by mdBook's rule. The checks only ever look at
 //! documents through this module, so a difference from mdBook is fixed in one place.
 
-use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// The parser options of mdBook 0.5's HTML renderer (`mdbook-markdown`), with smart
-/// punctuation on as `docs/book.toml` sets it: it turns `--` into a dash, which changes an id.
+/// The parser options of mdBook 0.5's `new_cmark_parser` (`mdbook-markdown`) with its
+/// defaults: smart punctuation (stated in `docs/book.toml` too, since it turns `--` into a
+/// dash and so changes an id), definition lists and admonitions (GFM) on.
 fn options() -> Options {
     Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
@@ -16,6 +17,7 @@ fn options() -> Options {
         | Options::ENABLE_HEADING_ATTRIBUTES
         | Options::ENABLE_SMART_PUNCTUATION
         | Options::ENABLE_DEFINITION_LIST
+        | Options::ENABLE_GFM
 }
 
 /// A Markdown file as mdBook renders it.
@@ -41,7 +43,7 @@ impl Doc {
         self.text[..offset.min(self.text.len())].matches('\n').count() + 1
     }
 
-    pub fn parser(&self) -> impl Iterator<Item = (Event<'_>, std::ops::Range<usize>)> {
+    pub fn parser(&self) -> impl Iterator<Item = (Event<'_>, std::ops::Range<usize>)> + '_ {
         Parser::new_ext(&self.text, options()).into_offset_iter()
     }
 }
@@ -107,32 +109,27 @@ pub fn id_from_content(text: &str) -> String {
         .collect()
 }
 
-/// A heading: its level, its text, and the id mdBook gives it (`-1`, `-2`, … on repeats
-/// within a chapter, or the `{#id}` written after it).
-pub struct Heading {
-    pub level: HeadingLevel,
-    pub text: String,
-    pub id: String,
-}
-
-pub fn headings(doc: &Doc) -> Vec<Heading> {
+/// The id mdBook gives each heading: from its text (`-1`, `-2`, … on repeats within a
+/// chapter), or the `{#id}` written after it.
+pub fn heading_ids(doc: &Doc) -> Vec<String> {
     let mut used = HashSet::new();
     let mut out = Vec::new();
-    let mut current: Option<(HeadingLevel, Option<String>, String)> = None;
+    let mut current: Option<(Option<String>, String)> = None;
     for (event, _) in doc.parser() {
         match event {
-            Event::Start(Tag::Heading { level, id, .. }) => {
-                current = Some((level, id.map(|i| i.to_string()), String::new()));
+            Event::Start(Tag::Heading { id, .. }) => {
+                current = Some((id.map(|i| i.to_string()), String::new()));
             }
             Event::Text(t) | Event::Code(t) => {
-                if let Some((_, _, text)) = &mut current {
+                if let Some((_, text)) = &mut current {
                     text.push_str(&t);
                 }
             }
             Event::End(TagEnd::Heading(_)) => {
-                if let Some((level, explicit, text)) = current.take() {
-                    let id = explicit.unwrap_or_else(|| unique(id_from_content(&text), &mut used));
-                    out.push(Heading { level, text, id });
+                if let Some((explicit, text)) = current.take() {
+                    out.push(
+                        explicit.unwrap_or_else(|| unique(id_from_content(&text), &mut used)),
+                    );
                 }
             }
             _ => {}
@@ -269,10 +266,7 @@ mod tests {
              ## Ünïcode & *emphasis* -- dash {#custom-id}\n## Slack -- two\n",
         )
         .unwrap();
-        let ids: Vec<_> = headings(&Doc::read(&file).unwrap())
-            .into_iter()
-            .map(|h| h.id)
-            .collect();
+        let ids = heading_ids(&Doc::read(&file).unwrap());
         // Smart punctuation makes `--` an en dash, which is dropped like other punctuation.
         assert_eq!(
             ids,
@@ -294,7 +288,7 @@ mod tests {
         let file = dir.path().join("a.md");
         std::fs::write(&file, "# Top\n{{#include inc.md}}\n\\{{#include nothing.md}}\n").unwrap();
         let doc = Doc::read(&file).unwrap();
-        let ids: Vec<_> = headings(&doc).into_iter().map(|h| h.id).collect();
+        let ids = heading_ids(&doc);
         assert_eq!(ids, ["top", "included-heading"]);
 
         std::fs::write(&file, "{{#include missing.md}}\n").unwrap();
