@@ -296,7 +296,11 @@ fn parses(robit: &Path, args: &[String], dir: &Path) -> Result<(), String> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let first: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).take(2).collect();
+    let first: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(2)
+        .collect();
     Err(format!("robit does not accept it: {}", first.join(" / ")))
 }
 
@@ -343,17 +347,25 @@ mod tests {
         ));
         assert_eq!(
             n.robit,
-            Some(vec!["chat".into(), "--set".into(), "engine.history_limit=3".into()])
+            Some(vec![
+                "chat".into(),
+                "--set".into(),
+                "engine.history_limit=3".into()
+            ])
         );
         assert_eq!(
             n.keys,
             ["llm.base_url", "llm.model", "engine.history_limit"]
         );
-        let n = needs(&w("docker compose -f docker/compose.yaml up -e ROBIT_LLM__PROVIDERS__A__API_KEY"));
+        let n = needs(&w(
+            "docker compose -f docker/compose.yaml up -e ROBIT_LLM__PROVIDERS__A__API_KEY",
+        ));
         assert_eq!(n.robit, None);
         assert_eq!(n.paths, [("docker/compose.yaml".to_string(), false)]);
         assert_eq!(n.keys, ["llm.providers.*.api_key"]);
-        let n = needs(&w("cargo run --release -p robit-slack --example bench -- 20000 --compare"));
+        let n = needs(&w(
+            "cargo run --release -p robit-slack --example bench -- 20000 --compare",
+        ));
         assert_eq!(n.robit, None);
         let n = needs(&w("cargo run --release -p robit -- doctor"));
         assert_eq!(n.robit, Some(vec!["doctor".to_string()]));

@@ -184,7 +184,13 @@ pub fn chapter_keys(doc: &Doc) -> Result<BTreeMap<String, Documented>, Vec<Strin
             let default = cells.get(1).and_then(|c| toml_literal(&c.text, &c.code));
             let path = normalise(key);
             if keys
-                .insert(path.clone(), Documented { default, line: *line })
+                .insert(
+                    path.clone(),
+                    Documented {
+                        default,
+                        line: *line,
+                    },
+                )
                 .is_some()
             {
                 problems.push(format!(
@@ -287,7 +293,10 @@ timeout_secs = 15
                 "mcp.servers.*.timeout_secs",
             ]
         );
-        assert_eq!(keys["database.max_connections"], InExample::Set(toml::Value::Integer(8)));
+        assert_eq!(
+            keys["database.max_connections"],
+            InExample::Set(toml::Value::Integer(8))
+        );
         assert_eq!(keys["discord.shard_ids"], InExample::CommentedOut);
         assert_eq!(keys["database.password"], InExample::EnvOnly);
     }
@@ -337,7 +346,8 @@ timeout_secs = 15
         assert!(
             problems
                 .iter()
-                .any(|p| p.contains("`discord.shard_ids` is in robit.example.toml but not documented")),
+                .any(|p| p
+                    .contains("`discord.shard_ids` is in robit.example.toml but not documented")),
             "{problems:#?}"
         );
         assert_eq!(problems.len(), 6, "{problems:#?}");

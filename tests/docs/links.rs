@@ -72,9 +72,7 @@ pub fn check(files: &[PathBuf], book: &Path, chapters: &BTreeSet<PathBuf>) -> Ve
     let mut ids: HashMap<PathBuf, Result<BTreeSet<String>, String>> = HashMap::new();
     let mut ids_of = |path: &Path| {
         ids.entry(path.to_path_buf())
-            .or_insert_with(|| {
-                Doc::read(path).map(|d| heading_ids(&d).into_iter().collect())
-            })
+            .or_insert_with(|| Doc::read(path).map(|d| heading_ids(&d).into_iter().collect()))
             .clone()
     };
     for file in files {

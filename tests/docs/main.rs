@@ -42,11 +42,7 @@ fn documents() -> Vec<PathBuf> {
 }
 
 fn fail_with(what: &str, problems: &[String]) {
-    assert!(
-        problems.is_empty(),
-        "{what}:\n  {}",
-        problems.join("\n  ")
-    );
+    assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
 }
 
 fn documented_keys() -> BTreeSet<String> {
@@ -54,7 +50,10 @@ fn documented_keys() -> BTreeSet<String> {
     match config_keys::chapter_keys(&doc) {
         Ok(keys) => keys.into_keys().collect(),
         Err(problems) => {
-            fail_with("the configuration chapter's key tables are malformed", &problems);
+            fail_with(
+                "the configuration chapter's key tables are malformed",
+                &problems,
+            );
             unreachable!()
         }
     }
@@ -110,7 +109,9 @@ fn every_command_and_path_shown_exists() {
         shown.extend(commands::shown(&Doc::read(&file).unwrap()));
     }
     assert!(
-        shown.iter().any(|s| s.words.first().is_some_and(|w| w == "robit")),
+        shown
+            .iter()
+            .any(|s| s.words.first().is_some_and(|w| w == "robit")),
         "no robit command found in the docs: is the shell block parsing broken?"
     );
     fail_with(

@@ -40,7 +40,10 @@ impl Doc {
 
     /// The 1-based line of a byte offset into `text`.
     pub fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     pub fn parser(&self) -> impl Iterator<Item = (Event<'_>, std::ops::Range<usize>)> + '_ {
@@ -127,9 +130,7 @@ pub fn heading_ids(doc: &Doc) -> Vec<String> {
             }
             Event::End(TagEnd::Heading(_)) => {
                 if let Some((explicit, text)) = current.take() {
-                    out.push(
-                        explicit.unwrap_or_else(|| unique(id_from_content(&text), &mut used)),
-                    );
+                    out.push(explicit.unwrap_or_else(|| unique(id_from_content(&text), &mut used)));
                 }
             }
             _ => {}
@@ -157,12 +158,10 @@ pub struct Link {
 pub fn links(doc: &Doc) -> Vec<Link> {
     doc.parser()
         .filter_map(|(event, range)| match event {
-            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
-                Some(Link {
-                    dest: dest_url.to_string(),
-                    line: doc.line_of(range.start),
-                })
-            }
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => Some(Link {
+                dest: dest_url.to_string(),
+                line: doc.line_of(range.start),
+            }),
             _ => None,
         })
         .collect()
@@ -286,13 +285,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("inc.md"), "## Included heading\n").unwrap();
         let file = dir.path().join("a.md");
-        std::fs::write(&file, "# Top\n{{#include inc.md}}\n\\{{#include nothing.md}}\n").unwrap();
+        std::fs::write(
+            &file,
+            "# Top\n{{#include inc.md}}\n\\{{#include nothing.md}}\n",
+        )
+        .unwrap();
         let doc = Doc::read(&file).unwrap();
         let ids = heading_ids(&doc);
         assert_eq!(ids, ["top", "included-heading"]);
 
         std::fs::write(&file, "{{#include missing.md}}\n").unwrap();
-        let err = Doc::read(&file).err().expect("a missing include is an error");
+        let err = Doc::read(&file)
+            .err()
+            .expect("a missing include is an error");
         assert!(err.contains("missing.md"), "{err}");
     }
 }
