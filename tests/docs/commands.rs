@@ -7,7 +7,8 @@
 //!   commands must therefore be written with real values (`--port 8900`, not `--port N`).
 //! - A path under one of the repository's top-level directories (`scripts/fetch-guests`,
 //!   `docker/compose.yaml`) must exist, relative to the repository root, where the docs say
-//!   commands run; one run as a program must be executable.
+//!   commands run; one run as a program must be executable. The same holds for such a path
+//!   in inline code anywhere in the text (`crates/robit/src/config.rs`).
 //! - A `ROBIT_SECTION__KEY` variable, and `--set key=value`, must name a documented key.
 //!
 //! Only a command in command position is taken for robit (after `|`, `&&`, `;`, `$(` or
@@ -15,7 +16,7 @@
 //! checked.
 
 use crate::config_keys::{env_to_key, normalise};
-use crate::markdown::{code_blocks, Doc};
+use crate::markdown::{code_blocks, inline_code, Doc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
@@ -178,9 +179,7 @@ pub fn needs(words: &[String]) -> Needs {
                 needs.keys.push(normalise(&env_to_key(var)));
             }
         }
-        let path = word.strip_prefix("./").unwrap_or(word);
-        let placeholder = ['*', '…', '<', '$'].iter().any(|c| path.contains(*c));
-        if TREE.iter().any(|t| path.starts_with(t)) && !placeholder {
+        if let Some(path) = tree_path(word) {
             let program = rest.first().is_some_and(|p| std::ptr::eq(p, &words[i]));
             needs.paths.push((path.to_string(), program));
         }
@@ -208,6 +207,27 @@ pub fn needs(words: &[String]) -> Needs {
     }
     needs.robit = args;
     needs
+}
+
+/// `word` as a path in the tree, when it names one (not a pattern or a placeholder).
+fn tree_path(word: &str) -> Option<&str> {
+    let path = word.strip_prefix("./").unwrap_or(word);
+    let placeholder = ['*', '…', '<', '$', '{'].iter().any(|c| path.contains(*c));
+    (TREE.iter().any(|t| path.starts_with(t)) && !placeholder).then_some(path)
+}
+
+/// Paths in the tree named in inline code (`scripts/fetch-guests [DIR]` names
+/// `scripts/fetch-guests`) that do not exist.
+pub fn check_inline_paths(doc: &Doc, repo: &Path) -> Vec<String> {
+    inline_code(doc)
+        .into_iter()
+        .filter_map(|(code, line)| {
+            let path = tree_path(code.split_whitespace().next()?)?;
+            (!repo.join(path).exists()).then(|| {
+                format!("{}:{line}: `{code}`: no such path {path}", doc.path.display())
+            })
+        })
+        .collect()
 }
 
 /// Whether `cargo run` with these options runs the robit binary: the default binary of the
@@ -380,6 +400,26 @@ mod tests {
         std::fs::write(&file, text).unwrap();
         let shown = shown(&Doc::read(&file).unwrap());
         (dir, shown)
+    }
+
+    #[test]
+    fn paths_in_inline_code_must_exist() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("chapter.md");
+        std::fs::write(
+            &file,
+            "See `scripts/fetch-guests [DIR]`, `docker/k8s/`, `crates/*/src`, `robit serve`\n\
+             and `tests/no/such/file.rs`.\n",
+        )
+        .unwrap();
+        let problems = check_inline_paths(&Doc::read(&file).unwrap(), repo);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains("chapter.md:2: `tests/no/such/file.rs`: no such path"),
+            "{}",
+            problems[0]
+        );
     }
 
     #[test]

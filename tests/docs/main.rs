@@ -105,8 +105,11 @@ fn every_command_and_path_shown_exists() {
     let robit = robit_system_tests::robit_bin();
     let documented = documented_keys();
     let mut shown = Vec::new();
+    let mut problems = Vec::new();
     for file in documents() {
-        shown.extend(commands::shown(&Doc::read(&file).unwrap()));
+        let doc = Doc::read(&file).unwrap();
+        shown.extend(commands::shown(&doc));
+        problems.extend(commands::check_inline_paths(&doc, &repo()));
     }
     assert!(
         shown
@@ -114,8 +117,6 @@ fn every_command_and_path_shown_exists() {
             .any(|s| s.words.first().is_some_and(|w| w == "robit")),
         "no robit command found in the docs: is the shell block parsing broken?"
     );
-    fail_with(
-        "commands that do not match the tree",
-        &commands::check(&shown, &repo(), &robit, &documented),
-    );
+    problems.extend(commands::check(&shown, &repo(), &robit, &documented));
+    fail_with("commands and paths that do not match the tree", &problems);
 }

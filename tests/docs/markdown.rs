@@ -167,6 +167,16 @@ pub fn links(doc: &Doc) -> Vec<Link> {
         .collect()
 }
 
+/// Inline code spans (outside code blocks and tables alike), with their lines.
+pub fn inline_code(doc: &Doc) -> Vec<(String, usize)> {
+    doc.parser()
+        .filter_map(|(event, range)| match event {
+            Event::Code(code) => Some((code.to_string(), doc.line_of(range.start))),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A fenced code block: its info string's first word and its text.
 pub struct CodeBlock {
     pub lang: String,
