@@ -224,7 +224,10 @@ pub fn check_inline_paths(doc: &Doc, repo: &Path) -> Vec<String> {
         .filter_map(|(code, line)| {
             let path = tree_path(code.split_whitespace().next()?)?;
             (!repo.join(path).exists()).then(|| {
-                format!("{}:{line}: `{code}`: no such path {path}", doc.path.display())
+                format!(
+                    "{}:{line}: `{code}`: no such path {path}",
+                    doc.path.display()
+                )
             })
         })
         .collect()
