@@ -15,6 +15,8 @@ mod http;
 mod mcp;
 mod providers;
 mod telemetry;
+#[cfg(test)]
+mod telemetry_tests;
 
 use clap::Parser;
 use cli::Cli;

@@ -142,6 +142,3 @@ impl robit_types::trace::Propagator for W3c {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

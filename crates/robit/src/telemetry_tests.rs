@@ -1,12 +1,15 @@
-//! The `OTEL_*` parsing, and one event through the real wiring (the binary's engine, a
-//! SQLite file, the fake model server, the console adapter, the Wasmtime sandbox) with the
-//! OpenTelemetry layer on an in-memory exporter: the span tree it leaves.
+//! Tests of `telemetry`, beside it rather than inside because they drive the wiring above
+//! it (`app`): the `OTEL_*` parsing, and one event through the real wiring (the binary's
+//! engine, a SQLite file, the fake model server, the console adapter, the Wasmtime sandbox)
+//! with the OpenTelemetry layer on an in-memory exporter: the span tree it leaves.
 
-use super::*;
+use crate::telemetry::*;
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::Value;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use robit_testkit::{FakeLlm, Reply};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::Instrument as _;
 use tracing_subscriber::layer::SubscriberExt as _;
