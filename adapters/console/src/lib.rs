@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tracing::Instrument;
 
 /// `text` without terminal control sequences: model text and guest output are untrusted, and
 /// a terminal obeys what it prints (CSI sequences move the cursor, clear the screen or recolour
@@ -309,7 +310,12 @@ pub async fn run<R: AsyncBufRead + Unpin>(
                 .at_line_start = true;
         }
         let inbound = line_to_inbound(options, line.trim_end());
-        match engine.submit(inbound, sink.clone()).await? {
+        let span = robit_core::inbound_span(inbound.key.platform, "line");
+        match engine
+            .submit(inbound, sink.clone())
+            .instrument(span)
+            .await?
+        {
             Submission::Queued(h) => {
                 h.wait().await;
             }

@@ -20,8 +20,8 @@ use crate::sink::{ChannelSink, InteractionSink, SinkContext};
 use robit_core::download::Downloader;
 use robit_core::{Engine, Submission};
 use robit_types::{
-    Attachment, Author, Capabilities, ConversationKey, EventId, Inbound, InboundKind, ReplySink,
-    UserId,
+    Attachment, Author, Capabilities, ConversationKey, EventId, Inbound, InboundKind, Platform,
+    ReplySink, UserId,
 };
 use serenity::all::{
     AutoArchiveDuration, Cache, Channel, ChannelId, ChannelType, CommandDataOptionValue,
@@ -32,6 +32,7 @@ use serenity::all::{
 use serenity::http::Http;
 use std::sync::Arc;
 use std::time::SystemTime;
+use tracing::Instrument;
 
 /// Shown when a message could not be saved (the database is unreachable, robit is stopping).
 const UNSAVED: &str =
@@ -270,11 +271,21 @@ impl Intake {
             None => Place::Dm,
             Some(guild) => self.place(http, cache, guild, msg.channel_id).await,
         };
-        let (key, reply_in) = match classify(&msg, bot, place) {
-            Classified::Ignore(why) => {
-                tracing::debug!(id = %msg.id, why, "discord message not for the bot");
-                return;
-            }
+        let classified = classify(&msg, bot, place);
+        if let Classified::Ignore(why) = classified {
+            tracing::debug!(id = %msg.id, why, "discord message not for the bot");
+            return;
+        }
+        // The trace starts once the message is for the bot: a guild's chatter makes none.
+        let span = robit_core::inbound_span(Platform::Discord, "message");
+        self.take_message(http, bot, msg, classified)
+            .instrument(span)
+            .await;
+    }
+
+    async fn take_message(&self, http: &Arc<Http>, bot: u64, msg: Message, classified: Classified) {
+        let (key, reply_in) = match classified {
+            Classified::Ignore(_) => return,
             Classified::Accept { key, reply_in } => (key, ChannelId::new(reply_in)),
             Classified::StartThread { guild, channel } => {
                 let name = thread_name(&strip_mention(&msg.content, bot));
@@ -349,6 +360,11 @@ impl Intake {
         if cmd.user.bot {
             return;
         }
+        let span = robit_core::inbound_span(Platform::Discord, "command");
+        self.take_command(http, cache, cmd).instrument(span).await
+    }
+
+    async fn take_command(&self, http: &Arc<Http>, cache: Option<&Cache>, cmd: CommandInteraction) {
         let options: Vec<(String, String)> = cmd
             .data
             .options

@@ -42,6 +42,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 
 /// Most thread roots remembered as "the bot takes part"; the set is cleared when full.
 const PARTICIPATION_CACHE: usize = 10_000;
@@ -288,6 +289,11 @@ impl Intake {
         self: &Arc<Self>,
         ev: SlackPushEventCallback,
     ) -> Result<(), IntakeError> {
+        let span = robit_core::inbound_span(Platform::Slack, "event");
+        self.take_event(ev).instrument(span).await
+    }
+
+    async fn take_event(self: &Arc<Self>, ev: SlackPushEventCallback) -> Result<(), IntakeError> {
         self.learn_identity(&ev);
         let bot = match self.identity().await {
             Ok(b) => b.clone(),
@@ -316,11 +322,14 @@ impl Intake {
                 {
                     // Unknown here: ask Slack after the ack (see the module comment).
                     let intake = self.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = intake.decide_after_ack(ev, a, bot).await {
-                            tracing::warn!(error = %e, "thread reply decided after the ack was not accepted");
+                    tokio::spawn(
+                        async move {
+                            if let Err(e) = intake.decide_after_ack(ev, a, bot).await {
+                                tracing::warn!(error = %e, "thread reply decided after the ack was not accepted");
+                            }
                         }
-                    });
+                        .instrument(tracing::Span::current()),
+                    );
                     return Ok(());
                 }
                 a
@@ -432,6 +441,11 @@ impl Intake {
 
     /// Handles a slash command (`/robit ask …`, or `/ask …` if registered on its own).
     pub async fn command(&self, cmd: SlackCommandEvent) -> Result<CommandAck, IntakeError> {
+        let span = robit_core::inbound_span(Platform::Slack, "command");
+        self.take_command(cmd).instrument(span).await
+    }
+
+    async fn take_command(&self, cmd: SlackCommandEvent) -> Result<CommandAck, IntakeError> {
         let text = cmd.text.clone().unwrap_or_default();
         let parsed = parse_slash(&cmd.command.0, &text);
         let command = match parsed {

@@ -16,6 +16,7 @@ use robit_sandbox::{CodeRunner, InputFile, Limits, Outcome, RunOutput};
 use robit_types::fence::code_block;
 use robit_types::{Inbound, Language, ReplySink, Tier};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// A program to run: what `/run` parsed or the model's `run_code` call asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,10 +137,27 @@ async fn run_and_post(
         .await;
     }
     let _ = sink.typing().await;
+    // The run alone, not the posts around it: the span's duration is the sandbox's.
+    let span = tracing::info_span!(
+        "sandbox.run",
+        tier = tier.as_str(),
+        language = language.as_str(),
+        outcome = tracing::field::Empty,
+        exit_code = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+        error = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
     let output = sandbox
         .run_on(tier, language, code, b"", files, limits)
-        .await
-        .map_err(|e| RunError::Sandbox(e.to_string()))?;
+        .instrument(span.clone())
+        .await;
+    // i64: the OpenTelemetry bridge exports a u64 as a string.
+    span.record("duration_ms", started.elapsed().as_millis() as i64);
+    let output = output.map_err(|e| {
+        span.record("error", tracing::field::display(&e));
+        RunError::Sandbox(e.to_string())
+    })?;
     let outcome = match output.outcome {
         Outcome::Finished => "finished",
         Outcome::TimedOut => "timed_out",
@@ -148,6 +166,10 @@ async fn run_and_post(
         Outcome::DiskLimit => "disk_limit",
         Outcome::Trapped(_) => "trapped",
     };
+    span.record("outcome", outcome);
+    if let Some(code) = output.exit_code {
+        span.record("exit_code", code);
+    }
     metrics::counter!(m::SANDBOX_RUNS, "language" => language.as_str(), "tier" => tier.as_str(), "outcome" => outcome)
         .increment(1);
     post_output(sink, language, &output).await;

@@ -92,6 +92,9 @@ pub(crate) struct Job {
     pub done: oneshot::Sender<TurnOutcome>,
     /// The journaled turn, when the work is journaled.
     pub ticket: Option<Ticket>,
+    /// The span the turn's own span is a child of: the one that accepted the event, or the
+    /// takeover's. Carried by hand because the worker task runs outside it.
+    pub trace: tracing::Span,
 }
 
 /// The engine's own state: queues and the journal's bookkeeping. What turns need lives in
@@ -199,7 +202,7 @@ impl Engine {
         // One span per inbound event, with what identifies it and never its text; the
         // conversation id is filled in once the store has found it.
         let span = tracing::info_span!(
-            "event",
+            "accept",
             platform = %inbound.key.platform,
             workspace = %inbound.key.workspace,
             channel = %inbound.key.channel,
@@ -281,6 +284,7 @@ impl Engine {
             job: serde_json::to_string(&StoredJob {
                 inbound: inbound.clone(),
                 work,
+                traceparent: robit_types::trace::current_traceparent(),
             })
             .expect("a job serializes"),
             route,
@@ -377,6 +381,7 @@ impl Engine {
                 sink,
                 done,
                 ticket,
+                trace: tracing::Span::current(),
             },
             reserved.is_some(),
         );
@@ -421,11 +426,15 @@ impl Engine {
     ) -> Submission {
         let (done, rx) = oneshot::channel();
         let inner = self.inner.clone();
-        self.inner.tracker.spawn(async move {
-            let outcome =
-                crate::access::refuse(inner.shared.store.as_ref(), &inbound, &sink, refusal).await;
-            let _ = done.send(outcome);
-        });
+        self.inner.tracker.spawn(
+            async move {
+                let outcome =
+                    crate::access::refuse(inner.shared.store.as_ref(), &inbound, &sink, refusal)
+                        .await;
+                let _ = done.send(outcome);
+            }
+            .instrument(tracing::Span::current()),
+        );
         Submission::Queued(TurnHandle(rx))
     }
 
@@ -577,14 +586,19 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
         sink,
         done,
         ticket,
+        trace,
     } = job;
     let span = tracing::info_span!(
+        parent: &trace,
         "turn",
         platform = %inbound.key.platform,
         workspace = %inbound.key.workspace,
         channel = %inbound.key.channel,
         conversation = conversation.id.0,
         event_id = %inbound.event_id,
+        replica = %shared.config.journal.holder,
+        turn = ticket.as_ref().map(|t| t.id),
+        resumed = ticket.as_ref().is_some_and(|t| t.taken_over),
     );
     let started = std::time::Instant::now();
     let kind = match &work {
@@ -632,6 +646,8 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
             Err(e) => tracing::warn!(error = %e, "marking a turn running failed"),
         }
     }
+    // Under the journal's sink, so each span is one call to the platform.
+    let sink: Arc<dyn ReplySink> = Arc::new(crate::traced_sink::TracedSink::new(sink));
     let journal_sink = ticket
         .as_ref()
         .map(|t| Arc::new(JournalSink::new(sink.clone(), shared.store.clone(), t)));

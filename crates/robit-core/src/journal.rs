@@ -65,6 +65,11 @@ pub fn default_holder() -> String {
 pub(crate) struct StoredJob {
     pub inbound: Inbound,
     pub work: StoredWork,
+    /// The W3C `traceparent` of the span that accepted the event, so a replica that takes
+    /// the turn over continues the same trace. In the job rather than a column of its own:
+    /// only the engine reads it, and jobs written before it existed still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// The journaled kinds of work. Replies decided at intake (refusals, a parse error, a reset's

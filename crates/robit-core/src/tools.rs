@@ -18,6 +18,7 @@ use robit_mcp::{ServerFilter, ToolError, ToolProvider};
 use robit_sandbox::CodeRunner;
 use robit_types::{Language, ReplySink, Tier};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// The name of the sandbox tool the model is offered.
 pub(crate) const RUN_CODE_TOOL: &str = "run_code";
@@ -72,6 +73,11 @@ impl<'a> Toolbox<'a> {
 
     /// Runs one tool call; returns the text fed back to the model.
     pub(crate) async fn run(&self, sink: &Arc<dyn ReplySink>, call: &ToolCall) -> String {
+        let span = tracing::info_span!("tool.call", tool = %call.name);
+        self.dispatch(sink, call).instrument(span).await
+    }
+
+    async fn dispatch(&self, sink: &Arc<dyn ReplySink>, call: &ToolCall) -> String {
         if call.name != RUN_CODE_TOOL {
             let result = match self.mcp {
                 Some(mcp) => run_mcp(mcp, sink, call, &self.servers).await,

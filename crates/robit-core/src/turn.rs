@@ -19,6 +19,7 @@ use robit_store::{
 use robit_types::{Inbound, ReplySink};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Ends a journaled turn's journal entry. A turn cut off by a graceful stop stays open, so
 /// the next process finishes it. Retried a few times: a turn left open would be answered a
@@ -226,6 +227,20 @@ pub(crate) async fn chat(
             .iter()
             .map(|m| estimate_tokens(&m.content))
             .sum();
+        // One span per model call: what was asked of whom, and what it cost. The provider's
+        // HTTP request carries it (`traceparent`), so a provider that traces joins the trace.
+        // Numbers as i64: the OpenTelemetry bridge exports a u64 as a string.
+        let call_span = tracing::info_span!(
+            "model.call",
+            round = round as i64,
+            provider = provider.name(),
+            model = %model,
+            served_provider = tracing::field::Empty,
+            served_model = tracing::field::Empty,
+            input_tokens = tracing::field::Empty,
+            output_tokens = tracing::field::Empty,
+            end = tracing::field::Empty,
+        );
         let round_result = stream_round(
             shared,
             provider.as_ref(),
@@ -235,11 +250,19 @@ pub(crate) async fn chat(
             cancel,
             journaled,
         )
+        .instrument(call_span.clone())
         .await;
         let (served_provider, served_model) = round_result
             .served
             .clone()
             .unwrap_or_else(|| (provider.name().to_string(), model.clone()));
+        call_span.record("served_provider", served_provider.as_str());
+        call_span.record("served_model", served_model.as_str());
+        if let Some(usage) = &round_result.usage {
+            call_span.record("input_tokens", usage.prompt_tokens as i64);
+            call_span.record("output_tokens", usage.completion_tokens as i64);
+        }
+        call_span.record("end", round_result.end.name());
         record_usage(
             shared,
             inbound,
@@ -313,33 +336,42 @@ pub(crate) async fn chat(
                     )
                     .await;
                 }
-                for (i, call) in calls.into_iter().enumerate() {
-                    // Every call gets a result (the APIs require one per call id); those past
-                    // the cap say why they did not run.
-                    let result = if i < cap {
-                        toolbox.run(sink, &call).await
-                    } else {
-                        format!("not run: at most {cap} tool calls are run per response")
-                    };
-                    persist(
-                        shared,
-                        conversation,
-                        turn,
-                        NewMessage {
-                            role: MessageRole::Tool,
-                            content: result.clone(),
-                            tool_calls: None,
-                            tool_call_id: Some(call.id.clone()),
-                            status: MessageStatus::Complete,
-                            author: None,
-                            turn: None,
-                        },
-                    )
-                    .await;
-                    let mut tool_msg = ChatMessage::new(Role::Tool, result);
-                    tool_msg.tool_call_id = Some(call.id);
-                    messages.push(tool_msg);
+                let tool_round = tracing::info_span!(
+                    "tool.round",
+                    round = round as i64,
+                    calls = calls.len() as i64
+                );
+                async {
+                    for (i, call) in calls.into_iter().enumerate() {
+                        // Every call gets a result (the APIs require one per call id); those past
+                        // the cap say why they did not run.
+                        let result = if i < cap {
+                            toolbox.run(sink, &call).await
+                        } else {
+                            format!("not run: at most {cap} tool calls are run per response")
+                        };
+                        persist(
+                            shared,
+                            conversation,
+                            turn,
+                            NewMessage {
+                                role: MessageRole::Tool,
+                                content: result.clone(),
+                                tool_calls: None,
+                                tool_call_id: Some(call.id.clone()),
+                                status: MessageStatus::Complete,
+                                author: None,
+                                turn: None,
+                            },
+                        )
+                        .await;
+                        let mut tool_msg = ChatMessage::new(Role::Tool, result);
+                        tool_msg.tool_call_id = Some(call.id);
+                        messages.push(tool_msg);
+                    }
                 }
+                .instrument(tool_round)
+                .await;
             }
         }
     }
@@ -359,6 +391,19 @@ enum RoundEnd {
     /// The provider or platform failed; the user was told. The string is a short reason.
     Failed(String),
     Cancelled,
+}
+
+impl RoundEnd {
+    /// How the round ended, for its span.
+    fn name(&self) -> &'static str {
+        match self {
+            RoundEnd::Answered => "answered",
+            RoundEnd::Capped => "capped",
+            RoundEnd::ToolCalls(_) => "tool_calls",
+            RoundEnd::Failed(_) => "failed",
+            RoundEnd::Cancelled => "cancelled",
+        }
+    }
 }
 
 struct RoundResult {

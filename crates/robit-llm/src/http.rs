@@ -70,6 +70,11 @@ pub(crate) async fn send(
     first_token: Instant,
     cancel: &CancellationToken,
 ) -> Result<reqwest::Response, LlmError> {
+    // The provider (or the gateway in front of it) joins the turn's trace when it can.
+    let mut request = request;
+    for (name, value) in robit_types::trace::current_headers() {
+        request = request.header(name, value);
+    }
     let response = tokio::select! {
         biased;
         () = cancel.cancelled() => return Err(LlmError::Cancelled),

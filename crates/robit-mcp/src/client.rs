@@ -1,5 +1,6 @@
 //! One connected MCP server: starting or reaching it with rmcp, listing its tools, calling
-//! one with a timeout. The only file that names rmcp's service and transport types.
+//! one with a timeout. The only file that names rmcp's service and transport types, besides
+//! the HTTP client under the transport (`traced_http.rs`).
 
 use crate::config::{ServerConfig, Transport};
 use crate::error::{ConnectError, ToolError};
@@ -23,6 +24,20 @@ pub(crate) struct Connection {
     /// Kept alive for the process's lifetime; dropping it closes the session (and kills a
     /// stdio server).
     service: RunningService<RoleClient, ClientInfo>,
+}
+
+/// The turn's trace context in the request's `_meta` (`traceparent`, `tracestate`), where
+/// MCP servers that trace look for it whatever the transport; `None` when not tracing.
+fn trace_meta() -> Option<rmcp::model::Meta> {
+    let headers = robit_types::trace::current_headers();
+    if headers.is_empty() {
+        return None;
+    }
+    let fields = headers
+        .into_iter()
+        .map(|(name, value)| (name, serde_json::Value::String(value)))
+        .collect();
+    Some(rmcp::model::Meta(fields))
 }
 
 fn client_info() -> ClientInfo {
@@ -82,7 +97,10 @@ async fn connect_inner(config: ServerConfig) -> Result<Connection, ConnectError>
             if let Some(token) = bearer_token {
                 transport_config = transport_config.auth_header(token.expose_secret());
             }
-            let transport = StreamableHttpClientTransport::with_client(http, transport_config);
+            let transport = StreamableHttpClientTransport::with_client(
+                crate::traced_http::TracedHttp(http),
+                transport_config,
+            );
             client_info()
                 .serve(transport)
                 .await
@@ -113,7 +131,7 @@ impl Connection {
         let request = ClientRequest::CallToolRequest(CallToolRequest {
             method: Default::default(),
             params: CallToolRequestParams {
-                meta: None,
+                meta: trace_meta(),
                 name: tool.to_string().into(),
                 arguments,
                 task: None,

@@ -15,6 +15,7 @@ mod names;
 mod output;
 mod provider;
 mod toolset;
+mod traced_http;
 
 pub use config::{ServerConfig, Transport};
 pub use error::{ConnectError, ToolError};

@@ -12,6 +12,7 @@ pub mod fence;
 mod ids;
 mod inbound;
 mod sink;
+pub mod trace;
 
 pub use budget::{CallBudget, Rate};
 pub use command::{Command, CommandParseError, Language, Tier};

@@ -10,8 +10,13 @@ use robit_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn init_tracing(config: &Config, flag: Option<LogFormat>, interactive: bool) {
-    use tracing_subscriber::EnvFilter;
+/// Installs logging (and trace export when the `OTEL_*` variables ask for it, see
+/// `telemetry`). Keep the returned value until the subcommand ends, then
+/// [`Telemetry::shutdown`] it so the last spans are sent.
+pub fn init_tracing(config: &Config, flag: Option<LogFormat>, interactive: bool) -> Telemetry {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| {
         if interactive {
             // The terminal is the chat; keep logs to warnings unless asked.
@@ -21,13 +26,55 @@ pub fn init_tracing(config: &Config, flag: Option<LogFormat>, interactive: bool)
         }
     });
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match flag.unwrap_or(config.log.format) {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match flag.unwrap_or(config.log.format) {
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+    };
+    let settings = crate::telemetry::settings(|name| std::env::var(name).ok());
+    let (provider, failed) = match &settings {
+        Some(s) => match crate::telemetry::otlp_provider(s, replica_id()) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e)),
+        },
+        None => (None, None),
+    };
+    let otel = provider.as_ref().map(crate::telemetry::layer);
+    tracing_subscriber::registry().with(fmt).with(otel).init();
+    if let (Some(s), Some(_)) = (&settings, &provider) {
+        crate::telemetry::install_propagator();
+        tracing::info!(endpoint = %s.endpoint, replica = replica_id(), "exporting traces over OTLP");
     }
+    if let Some(e) = failed {
+        tracing::warn!(error = %e, "trace export is configured but could not start; running without it");
+    }
+    Telemetry { provider }
+}
+
+/// The trace exporter, while one runs.
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Sends the spans still batched and stops the exporter (after a graceful stop, so the
+    /// last turns' spans are in).
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            // The SDK blocks on its export thread; not on a runtime worker.
+            let result = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+            if let Ok(Err(e)) = result {
+                tracing::warn!(error = %e, "flushing the last spans failed");
+            }
+        }
+    }
+}
+
+/// This process's replica id: the holder name of its journal and conversation leases, and
+/// the `service.instance.id` of its traces. One per process, whoever asks first.
+pub fn replica_id() -> &'static str {
+    static REPLICA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    REPLICA.get_or_init(robit_core::default_holder)
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -146,7 +193,7 @@ pub async fn sandbox(config: &Config) -> Option<Arc<dyn CodeRunner>> {
 }
 
 pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -> EngineConfig {
-    let holder = robit_core::default_holder();
+    let holder = replica_id().to_string();
     EngineConfig {
         max_concurrent_turns: config.engine.max_concurrent_turns,
         system_prompt: config.engine.system_prompt.clone(),

@@ -14,6 +14,9 @@ mod gvisor;
 mod http;
 mod mcp;
 mod providers;
+mod telemetry;
+#[cfg(test)]
+mod telemetry_tests;
 
 use clap::Parser;
 use cli::Cli;

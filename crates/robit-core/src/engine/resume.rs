@@ -128,13 +128,27 @@ impl Engine {
             self.give_up(id, "a chat turn without its message").await;
             return;
         }
-        metrics::counter!(m::TURNS_RESUMED).increment(1);
-        tracing::info!(
+        // The takeover continues the trace of the event that started the turn, perhaps on
+        // another replica: its span is a child of the stored context (a fresh trace when the
+        // turn was stored untraced).
+        let trace = tracing::info_span!(
+            "resume",
             turn = id,
             attempts = turn.attempts,
-            posted = turn.posted.len(),
-            "resuming a journaled turn"
+            replica = %self.inner.shared.config.journal.holder,
         );
+        if let Some(traceparent) = &job.traceparent {
+            robit_types::trace::continue_from(&trace, traceparent);
+        }
+        metrics::counter!(m::TURNS_RESUMED).increment(1);
+        trace.in_scope(|| {
+            tracing::info!(
+                turn = id,
+                attempts = turn.attempts,
+                posted = turn.posted.len(),
+                "resuming a journaled turn"
+            )
+        });
         let (done, _rx) = oneshot::channel();
         self.enqueue(
             Job {
@@ -151,6 +165,7 @@ impl Engine {
                     taken_over: true,
                     posted,
                 }),
+                trace,
             },
             false,
         );

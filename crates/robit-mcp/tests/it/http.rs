@@ -186,3 +186,51 @@ async fn the_bearer_token_is_sent() {
         "8"
     );
 }
+
+tokio::task_local! {
+    /// The `traceparent` the test's propagator reports for the current span.
+    static TRACEPARENT: String;
+}
+
+/// A propagator standing in for the binary's: the current span's context is whatever the
+/// test set for its task.
+struct TaskPropagator;
+
+impl robit_types::trace::Propagator for TaskPropagator {
+    fn inject(&self, _span: &tracing::Span) -> Vec<(String, String)> {
+        TRACEPARENT
+            .try_with(|t| vec![("traceparent".to_string(), t.clone())])
+            .unwrap_or_default()
+    }
+
+    fn adopt(&self, _span: &tracing::Span, _headers: &[(String, String)]) {}
+}
+
+#[tokio::test]
+async fn a_tool_call_carries_the_callers_trace_context_in_its_headers_and_meta() {
+    robit_types::trace::install(Box::new(TaskPropagator));
+    let fake = FakeMcp::start(None).await;
+    let tools = McpTools::connect(vec![http("calc", fake.url(), &["*"])]).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let out = TRACEPARENT
+        .scope(
+            traceparent.to_string(),
+            tools.call("calc__add", r#"{"a":2,"b":3}"#),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.text, "5");
+    let posts = fake.requests();
+    let call = posts
+        .iter()
+        .find(|p| p.body["method"] == "tools/call")
+        .expect("the call was posted");
+    assert_eq!(call.header("traceparent"), Some(traceparent));
+    assert_eq!(call.body["params"]["_meta"]["traceparent"], traceparent);
+    // Only the call that was made in the trace carries it: the handshake did not.
+    let initialize = posts
+        .iter()
+        .find(|p| p.body["method"] == "initialize")
+        .expect("the handshake was posted");
+    assert_eq!(initialize.header("traceparent"), None);
+}

@@ -11,6 +11,7 @@ mod protocol;
 
 pub use protocol::{ToolCallRecord, TOOL_NAMES};
 
+use crate::llm::RecordedRequest;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -30,8 +31,12 @@ pub const FAKE_SESSION: &str = "fake-mcp-session";
 pub struct FakeMcp {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    posts: Posts,
     shutdown: watch::Sender<bool>,
 }
+
+/// Every POST the HTTP server received, for assertions on headers.
+type Posts = Arc<std::sync::Mutex<Vec<RecordedRequest>>>;
 
 impl std::fmt::Debug for FakeMcp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,9 +51,11 @@ impl FakeMcp {
     /// `Authorization: Bearer <bearer>` get 401.
     pub async fn start(bearer: Option<&str>) -> FakeMcp {
         let shared = Arc::new(Shared::new(bearer.map(str::to_string)));
+        let posts = Posts::default();
         let app = Router::new()
             .route("/mcp", post(on_post).get(on_get).delete(on_delete))
-            .with_state(shared.clone());
+            .with_state(shared.clone())
+            .layer(axum::middleware::from_fn_with_state(posts.clone(), record));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding loopback");
@@ -64,6 +71,7 @@ impl FakeMcp {
         FakeMcp {
             addr,
             shared,
+            posts,
             shutdown,
         }
     }
@@ -78,6 +86,11 @@ impl FakeMcp {
         self.shared.calls()
     }
 
+    /// Every POST received (headers and JSON body), in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.posts.lock().expect("poisoned").clone()
+    }
+
     /// Every JSON-RPC method received (requests and notifications), in order.
     pub fn methods(&self) -> Vec<String> {
         self.shared.methods()
@@ -88,6 +101,37 @@ impl Drop for FakeMcp {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
     }
+}
+
+/// Records a POST's headers and body, then hands it on.
+async fn record(
+    State(posts): State<Posts>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    posts.lock().expect("poisoned").push(RecordedRequest {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    });
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 async fn on_post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -30,12 +30,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     let loaded = crate::config::load(cli.config.as_deref(), &cli.overrides())?;
-    crate::app::init_tracing(
+    let telemetry = crate::app::init_tracing(
         &loaded.config,
         cli.log_format,
         matches!(cli.command, Cmd::Chat),
     );
-    match cli.command {
+    let result = match cli.command {
         Cmd::Serve => serve::run(loaded).await,
         Cmd::Chat => chat::run(loaded).await,
         Cmd::Migrate => migrate::run(loaded).await,
@@ -53,5 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             unreachable!("handled before configuration is loaded")
         }
         Cmd::Healthcheck => healthcheck::run(&loaded.config.http.addr).await,
-    }
+    };
+    telemetry.shutdown().await;
+    result
 }
