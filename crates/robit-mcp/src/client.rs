@@ -89,16 +89,14 @@ async fn connect_inner(config: ServerConfig) -> Result<Connection, ConnectError>
                 .map_err(|e| ConnectError::Handshake(e.to_string()))?
         }
         Transport::Http { url, bearer_token } => {
-            let http = reqwest::Client::builder()
-                .connect_timeout(config.timeout)
-                .build()
+            let http = crate::traced_http::TracedHttp::new(config.timeout)
                 .map_err(|e| ConnectError::Http(e.to_string()))?;
             let mut transport_config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
             if let Some(token) = bearer_token {
                 transport_config = transport_config.auth_header(token.expose_secret());
             }
             let transport = StreamableHttpClientTransport::with_client(
-                crate::traced_http::TracedHttp(http),
+                http,
                 transport_config,
             );
             client_info()
