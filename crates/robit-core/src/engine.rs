@@ -225,8 +225,17 @@ impl Engine {
         }
         let platform = inbound.key.platform.as_str();
         metrics::counter!(m::EVENTS_RECEIVED, "platform" => platform).increment(1);
+        // A click on an answer's button is handled here and now: a Stop queued behind the
+        // turn it stops would come too late. Nothing of it enters history.
+        if let InboundKind::Action { action, turn } = &inbound.kind {
+            let outcome = crate::actions::act(shared, &inbound, &sink, *action, *turn).await;
+            let (done, rx) = oneshot::channel();
+            let _ = done.send(outcome);
+            return Ok(Submission::Queued(TurnHandle(rx)));
+        }
         let work = match &inbound.kind {
             InboundKind::Command(c) => Work::Command(c.clone()),
+            InboundKind::Action { .. } => unreachable!("handled above"),
             InboundKind::Message { text, .. } => match Command::parse_text(text) {
                 Some(Ok(c)) => Work::Command(c),
                 Some(Err(e)) => Work::BadCommand(e.to_string()),
@@ -647,14 +656,14 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
         match work {
             Work::Chat { .. } => {
                 let turn = turn.expect("a chat job carries its stored message");
-                let cancel = shared.begin_turn(&inbound.key);
+                let running = shared.begin_turn(&inbound.key, turn);
                 let outcome = turn::chat(
                     shared,
                     &inbound,
                     &conversation,
                     turn,
                     &sink,
-                    &cancel,
+                    &running,
                     journaled,
                     &mut kept_tool_rounds,
                 )

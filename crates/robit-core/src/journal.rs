@@ -15,7 +15,7 @@
 use async_trait::async_trait;
 use robit_store::Store;
 use robit_types::{
-    Attachment, Capabilities, Command, Inbound, MessageRef, ReplySink, SinkError, UserId,
+    AnswerControls, Attachment, Capabilities, Command, Inbound, MessageRef, ReplySink, SinkError, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -315,6 +315,16 @@ impl ReplySink for JournalSink {
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
         let text = self.decorate(self.is_first(message), text);
         self.inner.edit(message, &text).await
+    }
+
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        let text = self.decorate(self.is_first(message), text);
+        self.inner.edit_controls(message, &text, controls).await
     }
 
     async fn upload(

@@ -73,7 +73,8 @@ macro_rules! journal_impl {
             limit: u32,
             any_lease: bool,
         ) -> crate::Result<Vec<crate::model::ClaimedTurn>> {
-            let rows: Vec<(i64, i64, String, Option<i64>, String, Option<String>, String, i64)> =
+            #[allow(clippy::type_complexity)]
+            let rows: Vec<(i64, i64, String, Option<i64>, String, Option<String>, String, i64, Option<String>)> =
                 sqlx::query_as(concat!(
                     "UPDATE turns SET holder = $1, lease_until = ",
                     $now,
@@ -88,7 +89,7 @@ macro_rules! journal_impl {
                         ORDER BY id LIMIT $5",
                     $lock,
                     ") RETURNING id, conversation_id, event_id, message_id, job, route, status,
-                                 CAST(attempts AS BIGINT)"
+                                 CAST(attempts AS BIGINT), stopped_by"
                 ))
                 .bind(holder)
                 .bind(crate::rows::millis(lease))
@@ -98,7 +99,7 @@ macro_rules! journal_impl {
                 .fetch_all(&self.pool)
                 .await?;
             let mut claimed = Vec::with_capacity(rows.len());
-            for (id, conversation, event_id, message_id, job, route, status, attempts) in rows {
+            for (id, conversation, event_id, message_id, job, route, status, attempts, stopped_by) in rows {
                 let posted: Vec<(i64, String)> = sqlx::query_as(
                     "SELECT CAST(slot AS BIGINT), ref FROM turn_posts WHERE turn_id = $1 ORDER BY slot",
                 )
@@ -117,6 +118,7 @@ macro_rules! journal_impl {
                     })?,
                     attempts,
                     posted,
+                    stopped_by,
                 });
             }
             claimed.sort_by_key(|t| t.id);
@@ -194,6 +196,19 @@ macro_rules! journal_impl {
                     })
                 })
                 .collect()
+        }
+
+        async fn request_stop(&self, question: i64, by: &str) -> crate::Result<bool> {
+            let n = sqlx::query(
+                "UPDATE turns SET stopped_by = $2
+                 WHERE message_id = $1 AND status IN ('pending', 'running')",
+            )
+            .bind(question)
+            .bind(by)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            Ok(n > 0)
         }
         }
     };

@@ -8,6 +8,8 @@
 //!   `{"value": "…"}`: set (`channel` = `-` for the whole workspace)
 //! - `DELETE /admin/v1/settings/{platform}/{workspace}/{channel}/{key}`: unset
 //! - `GET    /admin/v1/audit?limit=N`: the newest audit entries
+//! - `GET    /admin/v1/feedback?days=N`: 👍/👎 votes on answers per provider and model in the
+//!   last `N` days (default 30), with the share of 👍
 //!
 //! Handlers are thin: validation, storage and auditing are the engine's
 //! (`Engine::change_setting`), exactly as for `/config`.
@@ -54,6 +56,7 @@ pub fn router(engine: Engine, store: Arc<dyn Store>) -> Router {
             axum::routing::put(set).delete(unset),
         )
         .route("/admin/v1/audit", get(audit))
+        .route("/admin/v1/feedback", get(feedback))
         // Layers run outside in: the key is checked before any extractor of a handler
         // (the body limit only takes effect when a handler reads the body).
         .route_layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -232,6 +235,35 @@ async fn audit(State(state): State<ApiState>, Query(q): Query<AuditQuery>) -> Re
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the audit log could not be read",
+            )
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct FeedbackQuery {
+    days: Option<u32>,
+}
+
+async fn feedback(State(state): State<ApiState>, Query(q): Query<FeedbackQuery>) -> Response {
+    let since = crate::cli::since_ms(q.days.unwrap_or(30));
+    match state.store.feedback_summary(since).await {
+        Ok(rows) => Json(
+            rows.into_iter()
+                .map(|r| {
+                    json!({
+                        "provider": r.provider, "model": r.model, "up": r.up, "down": r.down,
+                        "up_rate": r.up_rate(),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "admin api: reading feedback failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the feedback could not be read",
             )
         }
     }

@@ -98,6 +98,22 @@ impl Engine {
                 return;
             }
         };
+        if let Some(by) = &turn.stopped_by {
+            // Stopped before its holder could close it (a crash right after the click): the
+            // user asked for no more of this answer, so it is closed, never run again.
+            tracing::info!(turn = id, by = %by, "closing a stopped turn instead of resuming it");
+            let holder = &self.inner.shared.config.journal.holder;
+            if let Err(e) = self
+                .inner
+                .shared
+                .store
+                .set_turn_status(id, holder, TurnStatus::Cancelled)
+                .await
+            {
+                tracing::warn!(error = %e, turn = id, "closing a stopped turn failed; it will be retried");
+            }
+            return;
+        }
         let posted: Vec<robit_types::MessageRef> = turn
             .posted
             .iter()

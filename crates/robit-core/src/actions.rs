@@ -1,0 +1,177 @@
+//! Clicks on an answer's buttons: Stop and the 👍/👎 votes. The one place that decides who may
+//! act on an answer, so both adapters (and every transport of each) apply the same rule: the
+//! person who asked, or an admin, may stop an answer; anyone with access may vote, once per
+//! answer (a second click replaces the vote).
+//!
+//! An action is handled at intake, not queued: a Stop must not wait behind the very turn it
+//! stops. Nothing here is journaled; the stop itself is written to the turn's journal row so a
+//! takeover after a crash does not run the stopped turn again.
+
+use crate::access::{self, Refusal};
+use crate::metrics as m;
+use crate::outcome::TurnOutcome;
+use crate::reply::whisper;
+use crate::shared::Shared;
+use robit_store::Vote;
+use robit_types::{AnswerAction, Inbound, ReplySink};
+use std::sync::Arc;
+
+/// Shown when the store cannot be asked who owns the answer.
+const UNAVAILABLE: &str = "⚠️ robit can't do that right now; please try again in a moment.";
+
+/// Carries out `action` on the answer to question `turn`, for `inbound`'s author. Everything
+/// the user needs to know goes to them alone ([`ReplySink::post_ephemeral`]).
+pub(crate) async fn act(
+    shared: &Arc<Shared>,
+    inbound: &Inbound,
+    sink: &Arc<dyn ReplySink>,
+    action: AnswerAction,
+    turn: i64,
+) -> TurnOutcome {
+    let user = &inbound.author.id;
+    if let Some(refusal) = access::check(
+        &shared.access,
+        shared.store.as_ref(),
+        &shared.config.access,
+        inbound,
+    )
+    .await
+    {
+        return access::refuse(shared.store.as_ref(), inbound, sink, refusal).await;
+    }
+    let question = match shared.store.question(turn).await {
+        // A button id names a question of this platform and workspace, or it is not ours
+        // (a forged or stale id): never act across workspaces.
+        Ok(Some(q))
+            if q.key.platform == inbound.key.platform
+                && q.key.workspace == inbound.key.workspace =>
+        {
+            q
+        }
+        Ok(_) => {
+            whisper(
+                sink,
+                user,
+                "⚠️ I can't find the question this answer belongs to.",
+                "an action's reply",
+            )
+            .await;
+            return TurnOutcome::Failed("unknown answer".into());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "looking up an answer's question failed");
+            whisper(sink, user, UNAVAILABLE, "an action's reply").await;
+            return TurnOutcome::Failed("store unavailable".into());
+        }
+    };
+    let asker = question.author.as_ref() == Some(user);
+    if action.needs_owner() && !asker && !shared.config.access.is_admin(inbound) {
+        let refusal = Refusal {
+            reason: "not_asker",
+            text: "🚫 Only the person who asked (or an admin) can stop or regenerate this \
+                   answer."
+                .to_string(),
+        };
+        return access::refuse(shared.store.as_ref(), inbound, sink, refusal).await;
+    }
+    let outcome = match action {
+        AnswerAction::Stop => stop(shared, inbound, sink, turn).await,
+        AnswerAction::Up | AnswerAction::Down => {
+            let vote = if action == AnswerAction::Up {
+                Vote::Up
+            } else {
+                Vote::Down
+            };
+            vote_on(shared, inbound, sink, turn, vote).await
+        }
+        AnswerAction::Regenerate => {
+            whisper(
+                sink,
+                user,
+                "⚠️ This robit cannot regenerate answers yet.",
+                "an action's reply",
+            )
+            .await;
+            TurnOutcome::Failed("regenerate unsupported".into())
+        }
+    };
+    if outcome == TurnOutcome::Command {
+        metrics::counter!(m::ANSWER_ACTIONS, "platform" => inbound.key.platform.as_str(), "action" => action.as_str())
+            .increment(1);
+    }
+    outcome
+}
+
+/// Stops the turn answering `turn`: recorded in its journal row first (whichever replica
+/// holds it, a takeover will not run it again), then cancelled here if it runs here.
+async fn stop(
+    shared: &Arc<Shared>,
+    inbound: &Inbound,
+    sink: &Arc<dyn ReplySink>,
+    turn: i64,
+) -> TurnOutcome {
+    let by = inbound.author.name.as_str();
+    let recorded = match shared.store.request_stop(turn, by).await {
+        Ok(open) => open,
+        Err(e) => {
+            // The turn still stops here at once; only a crash before it closes could bring
+            // it back.
+            tracing::warn!(error = %e, turn, "recording a stop failed");
+            false
+        }
+    };
+    let here = shared.stop_turn(turn, by);
+    if !recorded && !here {
+        whisper(
+            sink,
+            &inbound.author.id,
+            "That answer has already finished.",
+            "an action's reply",
+        )
+        .await;
+        return TurnOutcome::Failed("nothing to stop".into());
+    }
+    if !here {
+        // Another replica holds it: it sees the stop when it next renews its leases.
+        tracing::info!(turn, "stop recorded for a turn running elsewhere");
+    }
+    access::audit(
+        shared.store.as_ref(),
+        inbound,
+        "answer.stop",
+        format!("stopped the answer to message {turn}"),
+    )
+    .await;
+    TurnOutcome::Command
+}
+
+async fn vote_on(
+    shared: &Arc<Shared>,
+    inbound: &Inbound,
+    sink: &Arc<dyn ReplySink>,
+    turn: i64,
+    vote: Vote,
+) -> TurnOutcome {
+    match shared
+        .store
+        .record_feedback(turn, &inbound.author.id, vote)
+        .await
+    {
+        Ok(true) => TurnOutcome::Command,
+        Ok(false) => {
+            whisper(
+                sink,
+                &inbound.author.id,
+                "There is no finished answer to vote on yet.",
+                "an action's reply",
+            )
+            .await;
+            TurnOutcome::Failed("no answer".into())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording feedback failed");
+            whisper(sink, &inbound.author.id, UNAVAILABLE, "an action's reply").await;
+            TurnOutcome::Failed("store unavailable".into())
+        }
+    }
+}
