@@ -486,11 +486,9 @@ fn answer_blocks(mrkdwn: &str, buttons: &[robit_types::Button]) -> Vec<SlackBloc
     let elements = buttons
         .iter()
         .map(|b| {
-            let mut button = SlackBlockButtonElement::new(
-                SlackActionId(b.id.clone()),
-                SlackBlockPlainTextOnly::from(b.label),
-            )
-            .with_value(b.id.clone());
+            let mut button = SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(b.label))
+                .with_action_id(SlackActionId(b.id.clone()))
+                .with_value(b.id.clone());
             if b.danger {
                 button = button.with_style(SlackBlockButtonStyle::Danger);
             }

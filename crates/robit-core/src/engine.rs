@@ -443,11 +443,13 @@ impl Engine {
         if self.inner.journal_started.swap(true, Ordering::SeqCst) {
             return;
         }
+        let shared = self.inner.shared.clone();
         tokio::spawn(crate::journal::heartbeat(
             self.inner.shared.store.clone(),
             self.inner.shared.held.clone(),
             self.inner.shared.config.journal.clone(),
             self.inner.journal_stop.clone(),
+            Arc::new(move |question: i64, by: &str| shared.stop_turn(question, by)),
         ));
     }
 

@@ -136,14 +136,20 @@ impl Held {
     }
 }
 
+/// Stops the running turn answering a question, on behalf of who clicked Stop: how the
+/// heartbeat hands over a stop recorded on another replica.
+pub(crate) type StopTurn = Arc<dyn Fn(i64, &str) -> bool + Send + Sync>;
+
 /// Renews this replica's leases every third of the lease until `stop`; stops turns whose
-/// lease another replica took. A database error keeps everything running: nobody else can
-/// claim a turn while the database is unreachable either.
+/// lease another replica took, and turns whose Stop button was clicked on another replica
+/// (`stop_turn`). A database error keeps everything running: nobody else can claim a turn
+/// while the database is unreachable either.
 pub(crate) async fn heartbeat(
     store: Arc<dyn Store>,
     held: Arc<Held>,
     config: JournalConfig,
     stop: CancellationToken,
+    stop_turn: StopTurn,
 ) {
     let every = config.lease / 3;
     loop {
@@ -160,6 +166,16 @@ pub(crate) async fn heartbeat(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "renewing turn leases failed; retrying"),
+        }
+        match store.stopped_turns(&config.holder).await {
+            Ok(stopped) => {
+                for (question, by) in stopped {
+                    if stop_turn(question, &by) {
+                        tracing::info!(question, "stopping a turn whose Stop was clicked elsewhere");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading stopped turns failed; retrying"),
         }
     }
 }

@@ -210,6 +210,18 @@ macro_rules! journal_impl {
             .rows_affected();
             Ok(n > 0)
         }
+
+        async fn stopped_turns(&self, holder: &str) -> crate::Result<Vec<(i64, String)>> {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT message_id, stopped_by FROM turns
+                 WHERE holder = $1 AND status IN ('pending', 'running')
+                   AND stopped_by IS NOT NULL AND message_id IS NOT NULL",
+            )
+            .bind(holder)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows)
+        }
         }
     };
 }

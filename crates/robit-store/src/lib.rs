@@ -338,6 +338,11 @@ pub trait TurnJournal: Send + Sync {
     /// it): a takeover closes such a turn instead of running it again. `false` when no open
     /// turn answers that question.
     async fn request_stop(&self, question: i64, by: &str) -> Result<bool>;
+
+    /// The open turns `holder` holds that someone stopped (see [`TurnJournal::request_stop`]):
+    /// `(question, who)`, so the holder stops a turn whose Stop was clicked on another
+    /// replica.
+    async fn stopped_turns(&self, holder: &str) -> Result<Vec<(i64, String)>>;
 }
 
 #[cfg(test)]

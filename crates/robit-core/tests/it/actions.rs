@@ -323,3 +323,38 @@ async fn a_stop_recorded_for_a_turn_held_elsewhere_keeps_the_next_process_from_r
     assert!(next.llm.chat_requests().is_empty(), "the model was asked again");
     assert!(!sink.inner.transcript().contains("nobody asked"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_clicked_on_another_replica_stops_the_turn_at_the_holders_next_renewal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("robit.db");
+    let mut config = EngineConfig::default();
+    config.journal.lease = Duration::from_millis(600);
+    let holder = Harness::open(&db, FakeLlm::start().await, config).await;
+    holder.llm.push(Reply::stall_after("Streaming on"));
+    let sink = ButtonSink::new();
+    let k = key("replica-stop");
+    let running = holder
+        .engine
+        .submit(message(&k, "question"), sink.clone())
+        .await
+        .unwrap();
+    assert!(until(|| sink.inner.transcript().contains("Streaming on")).await);
+    let q = question(&holder, &k).await;
+    let other = Harness::open(&db, FakeLlm::start().await, EngineConfig::default()).await;
+    let clicked = other
+        .engine
+        .submit(click(&k, "alice", AnswerAction::Stop, q), sink.clone())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(clicked, TurnOutcome::Command);
+    assert_eq!(running.wait().await, TurnOutcome::Stopped);
+    assert!(sink.inner.transcript().contains("Stopped by alice"));
+    let conv = holder.store.conversation(&k).await.unwrap();
+    assert_eq!(
+        holder.store.turns(conv.id).await.unwrap()[0].status,
+        TurnStatus::Cancelled
+    );
+}
