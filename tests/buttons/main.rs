@@ -63,14 +63,20 @@ async fn stop_mid_stream(platform: Platform) {
     let told = platform.whispers(&refused);
     assert!(told[0].contains("Only the person who asked"), "{told:?}");
     assert!(
-        !platform.bot_messages(&asked).iter().any(|m| m.text.contains("Stopped")),
+        !platform
+            .bot_messages(&asked)
+            .iter()
+            .any(|m| m.text.contains("Stopped")),
         "someone else's click stopped the answer"
     );
 
     let clicked = platform.click(&asked, &streaming.id, &stop, &platform.asker());
     let done = with_button(&platform, &asked, "robit:up:").await;
     assert!(platform.click_acknowledged(&clicked));
-    assert_eq!(done.id, streaming.id, "the same message is finished in place");
+    assert_eq!(
+        done.id, streaming.id,
+        "the same message is finished in place"
+    );
     assert!(
         done.text.contains("first half") && done.text.contains("Stopped by"),
         "{done:?}"
@@ -102,7 +108,10 @@ async fn stop_mid_stream(platform: Platform) {
         .await;
     assert_eq!(turns.len(), 1, "{turns:?}");
     assert_eq!(turns[0][0], "cancelled", "{turns:?}");
-    assert!(!turns[0][1].is_empty(), "the stop is in the journal: {turns:?}");
+    assert!(
+        !turns[0][1].is_empty(),
+        "the stop is in the journal: {turns:?}"
+    );
     robit.stop();
     db.drop().await;
 }
@@ -128,13 +137,11 @@ async fn feedback(platform: Platform) {
             .await
     };
     assert!(
-        eventually_async(|| async { vote().await.first().is_some_and(|r| r[1] == "down") })
-            .await
+        eventually_async(|| async { vote().await.first().is_some_and(|r| r[1] == "down") }).await
     );
     platform.click(&asked, &answer.id, &up, &asker);
     assert!(
-        eventually_async(|| async { vote().await.first().is_some_and(|r| r[1] == "up") })
-            .await
+        eventually_async(|| async { vote().await.first().is_some_and(|r| r[1] == "up") }).await
     );
     let rows = vote().await;
     assert_eq!(rows.len(), 1, "one vote per user: {rows:?}");

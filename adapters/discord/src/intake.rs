@@ -22,8 +22,8 @@ use crate::sink::{ActionSink, ChannelSink, InteractionSink, SinkContext};
 use robit_core::download::Downloader;
 use robit_core::{Engine, Submission};
 use robit_types::{
-    AnswerAction, Attachment, Author, Capabilities, ConversationKey, EventId, Inbound,
-    InboundKind, ReplySink, UserId,
+    AnswerAction, Attachment, Author, Capabilities, ConversationKey, EventId, Inbound, InboundKind,
+    ReplySink, UserId,
 };
 use serenity::all::{
     AutoArchiveDuration, Cache, Channel, ChannelId, ChannelType, CommandDataOptionValue,
@@ -383,7 +383,13 @@ impl Intake {
             return;
         }
         let key = self
-            .interaction_key(http, cache, cmd.guild_id, cmd.channel.as_ref(), cmd.channel_id)
+            .interaction_key(
+                http,
+                cache,
+                cmd.guild_id,
+                cmd.channel.as_ref(),
+                cmd.channel_id,
+            )
             .await;
         let inbound = Inbound::command(
             EventId(cmd.id.to_string()),

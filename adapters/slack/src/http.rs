@@ -95,14 +95,15 @@ async fn command(st: &HttpState, body: &[u8]) -> Response {
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     if let Some((_, payload)) = form.iter().find(|(k, _)| k == "payload") {
         return match serde_json::from_str::<SlackInteractionEvent>(payload) {
-            Ok(SlackInteractionEvent::BlockActions(ev)) => match st.intake.block_actions(ev).await
-            {
-                Ok(()) => StatusCode::OK.into_response(),
-                Err(e) => {
-                    tracing::error!(error = %e, "slack button click not handled");
-                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            Ok(SlackInteractionEvent::BlockActions(ev)) => {
+                match st.intake.block_actions(ev).await {
+                    Ok(()) => StatusCode::OK.into_response(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "slack button click not handled");
+                        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    }
                 }
-            },
+            }
             Ok(_) => StatusCode::OK.into_response(),
             Err(e) => {
                 tracing::warn!(error = %e, "unreadable slack interactive payload");

@@ -517,16 +517,16 @@ impl Intake {
                 thread_ts.clone(),
             );
             let mut who = author(&user);
-            if let Some(name) = ev.user.as_ref().and_then(|u| u.username.clone().or(u.name.clone())) {
+            if let Some(name) = ev
+                .user
+                .as_ref()
+                .and_then(|u| u.username.clone().or(u.name.clone()))
+            {
                 who.name = name;
             }
             let inbound = Inbound {
                 // Unique per click; actions are not deduplicated by the engine anyway.
-                event_id: EventId(format!(
-                    "action:{}:{}",
-                    ev.trigger_id.0,
-                    info.action_id.0
-                )),
+                event_id: EventId(format!("action:{}:{}", ev.trigger_id.0, info.action_id.0)),
                 key,
                 author: who,
                 kind: InboundKind::Action { action, turn },

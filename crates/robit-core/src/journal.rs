@@ -15,7 +15,8 @@
 use async_trait::async_trait;
 use robit_store::Store;
 use robit_types::{
-    AnswerControls, Attachment, Capabilities, Command, Inbound, MessageRef, ReplySink, SinkError, UserId,
+    AnswerControls, Attachment, Capabilities, Command, Inbound, MessageRef, ReplySink, SinkError,
+    UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -171,7 +172,10 @@ pub(crate) async fn heartbeat(
             Ok(stopped) => {
                 for (question, by) in stopped {
                     if stop_turn(question, &by) {
-                        tracing::info!(question, "stopping a turn whose Stop was clicked elsewhere");
+                        tracing::info!(
+                            question,
+                            "stopping a turn whose Stop was clicked elsewhere"
+                        );
                     }
                 }
             }

@@ -23,9 +23,9 @@ mod sqlite_writer;
 pub use access::{AccessRule, ApiKeyRow, AuditEntry, NewAuditEntry, SettingPlace, SettingRow};
 pub use error::StoreError;
 pub use model::{
-    Accepted, ClaimedTurn, Conversation, ConversationId, FeedbackRow, MessageRole,
-    MessageStatus, MigrationStatus, NewEvent, NewMessage, NewTurn, Question, Served,
-    StoredMessage, Take, TurnRow, TurnStatus, UsageGroup, UsageRecord, UsageRow, Vote,
+    Accepted, ClaimedTurn, Conversation, ConversationId, FeedbackRow, MessageRole, MessageStatus,
+    MigrationStatus, NewEvent, NewMessage, NewTurn, Question, Served, StoredMessage, Take, TurnRow,
+    TurnStatus, UsageGroup, UsageRecord, UsageRow, Vote,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -130,9 +130,8 @@ mod tests {
 
     #[test]
     fn a_streaming_answer_offers_stop_and_a_finished_one_the_votes() {
-        let ids = |c: AnswerControls| -> Vec<String> {
-            c.buttons().into_iter().map(|b| b.id).collect()
-        };
+        let ids =
+            |c: AnswerControls| -> Vec<String> { c.buttons().into_iter().map(|b| b.id).collect() };
         assert_eq!(ids(AnswerControls::Streaming { turn: 7 }), ["robit:stop:7"]);
         assert_eq!(
             ids(AnswerControls::Done { turn: 7 }),

@@ -157,7 +157,13 @@ impl StreamRenderer {
         let last = parts.len() - 1;
         // Buttons drawn on a message that got one later lose them there.
         let want: Vec<AnswerControls> = (0..parts.len())
-            .map(|i| if i == last { self.controls } else { AnswerControls::None })
+            .map(|i| {
+                if i == last {
+                    self.controls
+                } else {
+                    AnswerControls::None
+                }
+            })
             .collect();
         let mut pending_controls = false;
         for (i, part) in parts.into_iter().enumerate() {

@@ -307,10 +307,13 @@ async fn a_stop_recorded_for_a_turn_held_elsewhere_keeps_the_next_process_from_r
     first.engine.shutdown(Duration::from_millis(50)).await;
     assert_eq!(running.wait().await, TurnOutcome::Cancelled);
     let conv = first.store.conversation(&k).await.unwrap();
-    assert!(first.store.turns(conv.id).await.unwrap()[0].status.is_open());
+    assert!(first.store.turns(conv.id).await.unwrap()[0]
+        .status
+        .is_open());
     // The next process takes the turn over and closes it instead of answering again.
     let next = Harness::open(&db, FakeLlm::start().await, EngineConfig::default()).await;
-    next.llm.push(Reply::text("A second answer nobody asked for."));
+    next.llm
+        .push(Reply::text("A second answer nobody asked for."));
     let opener: Arc<dyn SinkOpener> = Arc::new(Opener(sink.clone()));
     let taken = next
         .engine
@@ -320,7 +323,10 @@ async fn a_stop_recorded_for_a_turn_held_elsewhere_keeps_the_next_process_from_r
     assert_eq!(taken, 1);
     let turns = next.store.turns(conv.id).await.unwrap();
     assert_eq!(turns[0].status, TurnStatus::Cancelled);
-    assert!(next.llm.chat_requests().is_empty(), "the model was asked again");
+    assert!(
+        next.llm.chat_requests().is_empty(),
+        "the model was asked again"
+    );
     assert!(!sink.inner.transcript().contains("nobody asked"));
 }
 

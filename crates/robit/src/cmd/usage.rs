@@ -36,7 +36,10 @@ pub async fn run(loaded: Loaded, args: UsageArgs) -> anyhow::Result<ExitCode> {
     }
     let votes = store.feedback_summary(since).await?;
     println!();
-    println!("{:<40} {:>9} {:>9} {:>9}", "feedback", "👍", "👎", "👍 rate");
+    println!(
+        "{:<40} {:>9} {:>9} {:>9}",
+        "feedback", "👍", "👎", "👍 rate"
+    );
     for v in &votes {
         let rate = v
             .up_rate()
