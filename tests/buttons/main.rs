@@ -3,17 +3,39 @@
 //! stores it as stopped; someone else's Stop is refused to them alone; a finished answer
 //! shows 👍/👎 and a vote is stored with the answer's model and counted by `robit usage`.
 //! Discord clicks come over the gateway (INTERACTION_CREATE, acknowledged with a deferred
-//! update); Slack clicks are signed `block_actions` POSTs to the HTTP intake.
+//! update; the HTTP interactions endpoint is covered by the adapter's own tests); Slack
+//! clicks are signed `block_actions` POSTs to the HTTP intake, and once over Socket Mode.
 
 use robit_system_tests::platform::{Asked, BotMessage, Platform};
 use robit_system_tests::{eventually, robit_once, Db, Robit};
 use robit_testkit::llm::{FakeLlm, Reply};
 
 async fn start(db: &Db, platform: &Platform, llm: &FakeLlm) -> Robit {
+    start_with(db, platform, llm, &[]).await
+}
+
+/// [`start`] with `extra` settings (`ROBIT_SLACK__APP_TOKEN`: Slack over Socket Mode).
+async fn start_with(
+    db: &Db,
+    platform: &Platform,
+    llm: &FakeLlm,
+    extra: &[(String, String)],
+) -> Robit {
     let mut env = platform.env();
+    env.extend_from_slice(extra);
     env.push(("ROBIT_LLM__BASE_URL".into(), llm.base_url()));
     let robit = Robit::start(db, &env).await;
-    platform.attach(&robit).await;
+    match platform {
+        // Socket Mode: events and clicks come over the socket, not the events URL.
+        Platform::Slack(s) if env.iter().any(|(k, _)| k == "ROBIT_SLACK__APP_TOKEN") => {
+            assert!(
+                eventually(|| s.socket_connections() > 0).await,
+                "no socket: {}",
+                robit.log()
+            );
+        }
+        _ => platform.attach(&robit).await,
+    }
     robit
 }
 
@@ -42,11 +64,11 @@ fn id_of<'a>(message: &'a BotMessage, prefix: &str) -> &'a str {
 /// Stop while streaming: someone else is refused (only they are told), the asker stops it;
 /// the message keeps the text, says who stopped it and trades Stop for the votes; the stored
 /// answer is marked stopped and the turn closed.
-async fn stop_mid_stream(platform: Platform) {
+async fn stop_mid_stream(platform: Platform, extra: &[(String, String)]) {
     let db = Db::sqlite();
     let llm = FakeLlm::start().await;
     llm.push(Reply::stall_after("The first half of the answer"));
-    let robit = start(&db, &platform, &llm).await;
+    let robit = start_with(&db, &platform, &llm, extra).await;
     let asked = platform.ask("tell me everything");
     let streaming = with_button(&platform, &asked, "robit:stop:").await;
     assert!(streaming.text.contains("first half"), "{streaming:?}");
@@ -176,12 +198,21 @@ where
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slack_stop_mid_stream_and_someone_elses_stop() {
-    stop_mid_stream(Platform::slack().await).await;
+    stop_mid_stream(Platform::slack().await, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_stop_over_socket_mode() {
+    let socket = [(
+        "ROBIT_SLACK__APP_TOKEN".to_string(),
+        robit_emulators::slack::APP_TOKEN.to_string(),
+    )];
+    stop_mid_stream(Platform::slack().await, &socket).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn discord_stop_mid_stream_and_someone_elses_stop() {
-    stop_mid_stream(Platform::discord().await).await;
+    stop_mid_stream(Platform::discord().await, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,4 +223,64 @@ async fn slack_feedback_is_stored_and_counted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn discord_feedback_is_stored_and_counted() {
     feedback(Platform::discord().await).await;
+}
+
+/// Regenerate on a finished answer: the same message is rewritten with the new answer (and
+/// keeps its buttons); the store keeps the old answer marked superseded and the new one.
+async fn regenerate(platform: Platform) {
+    let db = Db::sqlite();
+    let llm = FakeLlm::start().await;
+    llm.push(Reply::text("The first answer."));
+    llm.push(Reply::text("The second answer."));
+    let robit = start(&db, &platform, &llm).await;
+    let asked = platform.ask("a question worth asking twice");
+    let answer = with_button(&platform, &asked, "robit:regenerate:").await;
+    assert!(answer.text.contains("The first answer."), "{answer:?}");
+    let regenerate = id_of(&answer, "robit:regenerate:").to_string();
+    let clicked = platform.click(&asked, &answer.id, &regenerate, &platform.asker());
+    let rewritten = eventually(|| {
+        platform
+            .bot_messages(&asked)
+            .last()
+            .is_some_and(|m| m.text.contains("The second answer.") && !m.buttons.is_empty())
+    })
+    .await;
+    let messages = platform.bot_messages(&asked);
+    assert!(rewritten, "not regenerated: {messages:?} {}", robit.log());
+    assert!(platform.click_acknowledged(&clicked));
+    assert_eq!(messages.len(), 1, "rewritten in place: {messages:?}");
+    assert_eq!(messages[0].id, answer.id);
+    assert!(!messages[0].text.contains("first"), "{messages:?}");
+    let stored = async {
+        for _ in 0..500 {
+            let rows = db
+                .rows("SELECT content, status FROM messages WHERE role = 'assistant' ORDER BY id")
+                .await;
+            if rows.len() == 2 {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Vec::new()
+    }
+    .await;
+    assert_eq!(
+        stored,
+        vec![
+            vec!["The first answer.".to_string(), "superseded".to_string()],
+            vec!["The second answer.".to_string(), "complete".to_string()],
+        ]
+    );
+    robit.stop();
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_regenerate_rewrites_the_answer_in_place() {
+    regenerate(Platform::slack().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discord_regenerate_rewrites_the_answer_in_place() {
+    regenerate(Platform::discord().await).await;
 }

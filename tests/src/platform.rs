@@ -239,13 +239,16 @@ impl Platform {
     }
 
     /// Whether the platform saw the click acknowledged within its deadline (Discord: a
-    /// callback of type 6, deferred update; Slack: the POST answered 200).
+    /// callback of type 6, deferred update; Slack: the envelope acknowledged over Socket
+    /// Mode, or the POST answered 200).
     pub fn click_acknowledged(&self, clicked: &Clicked) -> bool {
         match (self, clicked) {
-            (Platform::Slack(s), Clicked::Slack { delivery, .. }) => s
-                .delivery_attempts()
-                .iter()
-                .any(|a| &a.id == delivery && a.status == Some(200)),
+            (Platform::Slack(s), Clicked::Slack { delivery, .. }) => {
+                s.acked(delivery)
+                    || s.delivery_attempts()
+                        .iter()
+                        .any(|a| &a.id == delivery && a.status == Some(200))
+            }
             (Platform::Discord(d), Clicked::Discord { interaction }) => d
                 .interaction(*interaction)
                 .is_some_and(|i| i.response_type == Some(6)),

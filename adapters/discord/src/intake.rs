@@ -494,10 +494,16 @@ impl Intake {
             kind: InboundKind::Action { action, turn },
             received_at: SystemTime::now(),
         };
-        let sink = Arc::new(ActionSink::new(self.sinks(http), click.token.clone()));
+        let sink = Arc::new(ActionSink::new(
+            self.sinks(http),
+            click.token.clone(),
+            click.channel_id,
+        ));
         if let Err(e) = self.engine.submit(inbound, sink.clone()).await {
             tracing::warn!(error = %e, "the engine did not take a discord button click");
-            let _ = sink.post(UNSAVED_ACTION).await;
+            let _ = sink
+                .post_ephemeral(&UserId(String::new()), UNSAVED_ACTION)
+                .await;
         }
     }
 }

@@ -462,31 +462,28 @@ impl ReplySink for InteractionSink {
 }
 
 /// Answers a click on one of an answer's buttons, already acknowledged (a deferred update):
-/// everything it posts is an ephemeral follow-up only the clicker sees (a refusal, "already
-/// finished"). Never journaled: an action is handled at intake.
+/// what only the clicker should see (a refusal, "already finished") is an ephemeral
+/// follow-up of the interaction; a regenerated answer is written in the channel the button
+/// was in, like any answer (its route is the channel's, so a takeover finds it).
 pub(crate) struct ActionSink {
     cx: Arc<SinkContext>,
     token: String,
     bucket: String,
+    channel: ChannelSink,
 }
 
 impl ActionSink {
-    pub fn new(cx: Arc<SinkContext>, token: String) -> Self {
+    pub fn new(cx: Arc<SinkContext>, token: String, channel: ChannelId) -> Self {
         Self {
             bucket: format!("wh:{token}"),
+            channel: ChannelSink::new(cx.clone(), channel),
             cx,
             token,
         }
     }
-}
 
-#[async_trait]
-impl ReplySink for ActionSink {
-    fn capabilities(&self) -> Capabilities {
-        self.cx.caps.clone()
-    }
-
-    async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+    /// An ephemeral follow-up only the clicker sees.
+    async fn whisper(&self, text: &str) -> Result<MessageRef, SinkError> {
         let text = &*fence_safe(text);
         let http = self.cx.http.clone();
         let m = self
@@ -503,13 +500,54 @@ impl ReplySink for ActionSink {
             .await?;
         Ok(MessageRef(m.id.to_string()))
     }
+}
 
-    async fn post_ephemeral(&self, _user: &UserId, text: &str) -> Result<MessageRef, SinkError> {
-        self.post(text).await
+#[async_trait]
+impl ReplySink for ActionSink {
+    fn capabilities(&self) -> Capabilities {
+        self.channel.capabilities()
     }
 
-    async fn edit(&self, _message: &MessageRef, _text: &str) -> Result<(), SinkError> {
-        Err(SinkError::Unsupported("editing a reply to a button"))
+    fn route(&self) -> Option<String> {
+        self.channel.route()
+    }
+
+    async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+        self.channel.post(text).await
+    }
+
+    async fn post_once(&self, key: &str, text: &str) -> Result<MessageRef, SinkError> {
+        self.channel.post_once(key, text).await
+    }
+
+    async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+        self.channel.edit(message, text).await
+    }
+
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.channel.edit_controls(message, text, controls).await
+    }
+
+    async fn upload(
+        &self,
+        file_name: &str,
+        bytes: &[u8],
+        comment: &str,
+    ) -> Result<MessageRef, SinkError> {
+        self.channel.upload(file_name, bytes, comment).await
+    }
+
+    async fn post_ephemeral(&self, _user: &UserId, text: &str) -> Result<MessageRef, SinkError> {
+        self.whisper(text).await
+    }
+
+    async fn typing(&self) -> Result<(), SinkError> {
+        self.channel.typing().await
     }
 }
 

@@ -1,23 +1,33 @@
-//! Clicks on an answer's buttons: Stop and the 👍/👎 votes. The one place that decides who may
-//! act on an answer, so both adapters (and every transport of each) apply the same rule: the
-//! person who asked, or an admin, may stop an answer; anyone with access may vote, once per
-//! answer (a second click replaces the vote).
+//! Clicks on an answer's buttons: Stop, Regenerate and the 👍/👎 votes. The one place that
+//! decides who may act on an answer, so both adapters (and every transport of each) apply the
+//! same rule: the person who asked, or an admin, may stop or regenerate an answer; anyone with
+//! access may vote, once per answer (a second click replaces the vote).
 //!
-//! An action is handled at intake, not queued: a Stop must not wait behind the very turn it
-//! stops. Nothing here is journaled; the stop itself is written to the turn's journal row so a
-//! takeover after a crash does not run the stopped turn again.
+//! An action is decided at intake, not queued: a Stop must not wait behind the very turn it
+//! stops. Stop and votes are carried out here; the stop itself is written to the turn's
+//! journal row so a takeover after a crash does not run the stopped turn again. A
+//! regeneration is a new journaled turn of the same question, which the engine queues
+//! ([`Acted::Regenerate`]).
 
 use crate::access::{self, Refusal};
 use crate::metrics as m;
 use crate::outcome::TurnOutcome;
 use crate::reply::whisper;
 use crate::shared::Shared;
-use robit_store::Vote;
+use robit_store::{Question, Vote};
 use robit_types::{AnswerAction, Inbound, ReplySink};
 use std::sync::Arc;
 
 /// Shown when the store cannot be asked who owns the answer.
 const UNAVAILABLE: &str = "⚠️ robit can't do that right now; please try again in a moment.";
+
+/// What a click came to.
+pub(crate) enum Acted {
+    /// Handled (or refused); the user was told what they need to know.
+    Done(TurnOutcome),
+    /// The answer to `question` is to be written again: the engine queues the turn.
+    Regenerate(Question),
+}
 
 /// Carries out `action` on the answer to question `turn`, for `inbound`'s author. Everything
 /// the user needs to know goes to them alone ([`ReplySink::post_ephemeral`]).
@@ -27,7 +37,41 @@ pub(crate) async fn act(
     sink: &Arc<dyn ReplySink>,
     action: AnswerAction,
     turn: i64,
-) -> TurnOutcome {
+) -> Acted {
+    let outcome = match decide(shared, inbound, sink, action, turn).await {
+        Ok(question) if action == AnswerAction::Regenerate => {
+            if shared.is_running(turn) {
+                whisper(
+                    sink,
+                    &inbound.author.id,
+                    "That answer is still being written; stop it first to regenerate it.",
+                    "an action's reply",
+                )
+                .await;
+                TurnOutcome::Failed("still running".into())
+            } else {
+                return Acted::Regenerate(question);
+            }
+        }
+        Ok(_) => carry_out(shared, inbound, sink, action, turn).await,
+        Err(outcome) => outcome,
+    };
+    if outcome == TurnOutcome::Command {
+        metrics::counter!(m::ANSWER_ACTIONS, "platform" => inbound.key.platform.as_str(), "action" => action.as_str())
+            .increment(1);
+    }
+    Acted::Done(outcome)
+}
+
+/// Whether `inbound`'s author may do `action` on the answer to `turn`: the question when
+/// they may; the outcome (they were told why not) when not.
+async fn decide(
+    shared: &Arc<Shared>,
+    inbound: &Inbound,
+    sink: &Arc<dyn ReplySink>,
+    action: AnswerAction,
+    turn: i64,
+) -> Result<Question, TurnOutcome> {
     let user = &inbound.author.id;
     if let Some(refusal) = access::check(
         &shared.access,
@@ -37,7 +81,7 @@ pub(crate) async fn act(
     )
     .await
     {
-        return access::refuse(shared.store.as_ref(), inbound, sink, refusal).await;
+        return Err(access::refuse(shared.store.as_ref(), inbound, sink, refusal).await);
     }
     let question = match shared.store.question(turn).await {
         // A button id names a question of this platform and workspace, or it is not ours
@@ -56,12 +100,12 @@ pub(crate) async fn act(
                 "an action's reply",
             )
             .await;
-            return TurnOutcome::Failed("unknown answer".into());
+            return Err(TurnOutcome::Failed("unknown answer".into()));
         }
         Err(e) => {
             tracing::error!(error = %e, "looking up an answer's question failed");
             whisper(sink, user, UNAVAILABLE, "an action's reply").await;
-            return TurnOutcome::Failed("store unavailable".into());
+            return Err(TurnOutcome::Failed("store unavailable".into()));
         }
     };
     let asker = question.author.as_ref() == Some(user);
@@ -72,34 +116,25 @@ pub(crate) async fn act(
                    answer."
                 .to_string(),
         };
-        return access::refuse(shared.store.as_ref(), inbound, sink, refusal).await;
+        return Err(access::refuse(shared.store.as_ref(), inbound, sink, refusal).await);
     }
-    let outcome = match action {
+    Ok(question)
+}
+
+/// Stop and the votes, which take effect here and now.
+async fn carry_out(
+    shared: &Arc<Shared>,
+    inbound: &Inbound,
+    sink: &Arc<dyn ReplySink>,
+    action: AnswerAction,
+    turn: i64,
+) -> TurnOutcome {
+    match action {
         AnswerAction::Stop => stop(shared, inbound, sink, turn).await,
-        AnswerAction::Up | AnswerAction::Down => {
-            let vote = if action == AnswerAction::Up {
-                Vote::Up
-            } else {
-                Vote::Down
-            };
-            vote_on(shared, inbound, sink, turn, vote).await
-        }
-        AnswerAction::Regenerate => {
-            whisper(
-                sink,
-                user,
-                "⚠️ This robit cannot regenerate answers yet.",
-                "an action's reply",
-            )
-            .await;
-            TurnOutcome::Failed("regenerate unsupported".into())
-        }
-    };
-    if outcome == TurnOutcome::Command {
-        metrics::counter!(m::ANSWER_ACTIONS, "platform" => inbound.key.platform.as_str(), "action" => action.as_str())
-            .increment(1);
+        AnswerAction::Up => vote_on(shared, inbound, sink, turn, Vote::Up).await,
+        AnswerAction::Down => vote_on(shared, inbound, sink, turn, Vote::Down).await,
+        AnswerAction::Regenerate => unreachable!("the engine queues regenerations"),
     }
-    outcome
 }
 
 /// Stops the turn answering `turn`: recorded in its journal row first (whichever replica

@@ -89,6 +89,8 @@ pub(crate) struct Ticket {
     /// Taken over from an earlier attempt (a crash, a restart, a dead replica), whether or
     /// not it recorded a post.
     pub taken_over: bool,
+    /// Writes a question's answer again (Regenerate) over the messages `posted` names.
+    pub regenerated: bool,
 }
 
 /// The turns this replica holds (queued or running), for renewal.
@@ -271,19 +273,25 @@ impl JournalSink {
         }
     }
 
-    /// Messages an earlier attempt posted that this one did not reach: their text belongs to
-    /// an answer that was replaced, so they say so.
+    /// Messages an earlier attempt (or the answer a regeneration replaced) posted that this
+    /// one did not reach: their text belongs to an answer that was replaced, so they say so,
+    /// without buttons.
     pub async fn retire_leftovers(&self) {
         let leftovers: Vec<MessageRef> = {
             let s = self.state.lock().expect("slots poisoned");
             s.posted.iter().skip(s.used).cloned().collect()
         };
+        let controls = self.inner.capabilities().controls;
         for message in leftovers {
-            if let Err(e) = self
-                .inner
-                .edit(&message, "↑ _(replaced by the resumed answer above)_")
-                .await
-            {
+            let text = "↑ _(replaced by the answer above)_";
+            let retired = if controls {
+                self.inner
+                    .edit_controls(&message, text, &AnswerControls::None)
+                    .await
+            } else {
+                self.inner.edit(&message, text).await
+            };
+            if let Err(e) = retired {
                 tracing::warn!(error = %e, "retiring a message of an earlier attempt failed");
             }
         }

@@ -107,6 +107,15 @@ impl Shared {
         }
     }
 
+    /// Whether a turn answering question `turn` runs on this replica.
+    pub fn is_running(&self, turn: i64) -> bool {
+        self.running
+            .lock()
+            .expect("poisoned")
+            .values()
+            .any(|r| r.turn == turn)
+    }
+
     /// Stops the running turn answering question `turn` on behalf of `by` (Stop); whether
     /// one runs on this replica.
     pub fn stop_turn(&self, turn: i64, by: &str) -> bool {

@@ -41,6 +41,32 @@ macro_rules! insert_turn {
 }
 pub(crate) use insert_turn;
 
+/// For a turn that answers `question` again (Regenerate), inside the caller's transaction:
+/// the question's current answer (assistant and tool messages) is marked superseded, and the
+/// platform messages its latest earlier turn posted become this turn's slots, so the new
+/// answer is written over them.
+macro_rules! hand_over_answer {
+    ($conn:expr, $question:expr, $turn:expr) => {{
+        sqlx::query(
+            "UPDATE messages SET status = 'superseded'
+             WHERE turn_id = $1 AND role IN ('assistant', 'tool') AND status <> 'superseded'",
+        )
+        .bind($question)
+        .execute(&mut *$conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO turn_posts (turn_id, slot, ref)
+             SELECT $2, slot, ref FROM turn_posts
+             WHERE turn_id = (SELECT MAX(id) FROM turns WHERE message_id = $1 AND id <> $2)",
+        )
+        .bind($question)
+        .bind($turn)
+        .execute(&mut *$conn)
+        .await?;
+    }};
+}
+pub(crate) use hand_over_answer;
+
 /// `TurnJournal` for a backend type whose pool is `self.pool`.
 macro_rules! journal_impl {
     ($store:ty, $now:literal, $lock:literal) => {
@@ -209,6 +235,15 @@ macro_rules! journal_impl {
             .await?
             .rows_affected();
             Ok(n > 0)
+        }
+
+        async fn posts(&self, turn: i64) -> crate::Result<Vec<String>> {
+            let refs: Vec<String> =
+                sqlx::query_scalar("SELECT ref FROM turn_posts WHERE turn_id = $1 ORDER BY slot")
+                    .bind(turn)
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(refs)
         }
 
         async fn stopped_turns(&self, holder: &str) -> crate::Result<Vec<(i64, String)>> {

@@ -339,6 +339,9 @@ pub trait TurnJournal: Send + Sync {
     /// turn answers that question.
     async fn request_stop(&self, question: i64, by: &str) -> Result<bool>;
 
+    /// The platform references of the messages turn `turn` posted (or was handed), by slot.
+    async fn posts(&self, turn: i64) -> Result<Vec<String>>;
+
     /// The open turns `holder` holds that someone stopped (see [`TurnJournal::request_stop`]):
     /// `(question, who)`, so the holder stops a turn whose Stop was clicked on another
     /// replica.

@@ -48,6 +48,9 @@ pub enum MessageStatus {
     Interrupted,
     /// The asker (or an admin) pressed Stop after this text was shown.
     Stopped,
+    /// Replaced by a regenerated answer to the same question: kept for the record, left out
+    /// of history (one current answer per question).
+    Superseded,
 }
 
 impl MessageStatus {
@@ -56,6 +59,7 @@ impl MessageStatus {
             MessageStatus::Complete => "complete",
             MessageStatus::Interrupted => "interrupted",
             MessageStatus::Stopped => "stopped",
+            MessageStatus::Superseded => "superseded",
         }
     }
 
@@ -65,6 +69,7 @@ impl MessageStatus {
             "complete" => Some(MessageStatus::Complete),
             "interrupted" => Some(MessageStatus::Interrupted),
             "stopped" => Some(MessageStatus::Stopped),
+            "superseded" => Some(MessageStatus::Superseded),
             _ => None,
         }
     }
@@ -159,6 +164,11 @@ pub struct NewTurn {
     pub holder: String,
     /// How long the lease lives without renewal.
     pub lease: std::time::Duration,
+    /// For an event that stores no message of its own (Regenerate): the stored question
+    /// this turn answers again. In the same transaction the question's earlier answer is
+    /// marked superseded and the messages its last turn posted are handed to this turn, which
+    /// rewrites them in place.
+    pub answers: Option<i64>,
 }
 
 /// Where a journaled turn is in its life.
@@ -226,6 +236,8 @@ pub struct Question {
     pub key: ConversationKey,
     /// Who asked.
     pub author: Option<UserId>,
+    /// What was asked.
+    pub text: String,
 }
 
 /// A vote on an answer.

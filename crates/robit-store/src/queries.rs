@@ -210,14 +210,20 @@ macro_rules! sql_store {
                 None => None,
             };
             let turn_id = match &event.turn {
-                Some(turn) => Some(crate::journal::insert_turn!(
-                    $now,
-                    conn,
-                    event,
-                    turn,
-                    conversation.id.0,
-                    message_id
-                )),
+                Some(turn) => {
+                    let id = crate::journal::insert_turn!(
+                        $now,
+                        conn,
+                        event,
+                        turn,
+                        conversation.id.0,
+                        message_id.or(turn.answers)
+                    );
+                    if let Some(question) = turn.answers {
+                        crate::journal::hand_over_answer!(conn, question, id);
+                    }
+                    Some(id)
+                }
                 None => None,
             };
             Ok(crate::model::Accepted::New {
@@ -287,7 +293,7 @@ macro_rules! sql_store {
                     "SELECT m.id, m.role, m.content, m.tool_calls, m.tool_call_id, m.status,
                             m.author, m.created_at
                      FROM messages m JOIN conversations c ON c.id = m.conversation_id
-                     WHERE m.conversation_id = $1
+                     WHERE m.conversation_id = $1 AND m.status <> 'superseded'
                        AND COALESCE(m.turn_id, m.id) <= $3
                        AND (COALESCE(m.turn_id, m.id) > c.history_from
                             OR COALESCE(m.turn_id, m.id) = $3)
@@ -544,16 +550,18 @@ macro_rules! sql_store {
             }
 
             async fn question(&self, turn: i64) -> crate::Result<Option<crate::model::Question>> {
-                let row: Option<(i64, String, String, String, String, Option<String>)> =
+                #[allow(clippy::type_complexity)]
+                let row: Option<(i64, String, String, String, String, Option<String>, String)> =
                     sqlx::query_as(
-                        "SELECT c.id, c.platform, c.workspace, c.channel, c.thread, m.author
+                        "SELECT c.id, c.platform, c.workspace, c.channel, c.thread, m.author,
+                                m.content
                          FROM messages m JOIN conversations c ON c.id = m.conversation_id
                          WHERE m.id = $1 AND m.role = 'user'",
                     )
                     .bind(turn)
                     .fetch_optional(&self.pool)
                     .await?;
-                let Some((id, platform, workspace, channel, thread, author)) = row else {
+                let Some((id, platform, workspace, channel, thread, author, text)) = row else {
                     return Ok(None);
                 };
                 let platform = robit_types::Platform::parse(&platform).ok_or_else(|| {
@@ -568,6 +576,7 @@ macro_rules! sql_store {
                         (!thread.is_empty()).then_some(thread),
                     ),
                     author: author.map(robit_types::UserId),
+                    text,
                 }))
             }
 

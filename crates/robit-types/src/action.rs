@@ -74,7 +74,7 @@ pub enum AnswerControls {
     None,
     /// The answer is streaming: Stop.
     Streaming { turn: i64 },
-    /// The answer is complete (or stopped, or failed): 👍 and 👎.
+    /// The answer is complete (or stopped, or failed): Regenerate, 👍 and 👎.
     Done { turn: i64 },
 }
 
@@ -102,6 +102,7 @@ impl AnswerControls {
             AnswerControls::None => Vec::new(),
             AnswerControls::Streaming { turn } => vec![button(AnswerAction::Stop, turn, "⏹ Stop")],
             AnswerControls::Done { turn } => vec![
+                button(AnswerAction::Regenerate, turn, "🔄 Regenerate"),
                 button(AnswerAction::Up, turn, "👍"),
                 button(AnswerAction::Down, turn, "👎"),
             ],
@@ -129,13 +130,13 @@ mod tests {
     }
 
     #[test]
-    fn a_streaming_answer_offers_stop_and_a_finished_one_the_votes() {
+    fn a_streaming_answer_offers_stop_and_a_finished_one_regenerate_and_the_votes() {
         let ids =
             |c: AnswerControls| -> Vec<String> { c.buttons().into_iter().map(|b| b.id).collect() };
         assert_eq!(ids(AnswerControls::Streaming { turn: 7 }), ["robit:stop:7"]);
         assert_eq!(
             ids(AnswerControls::Done { turn: 7 }),
-            ["robit:up:7", "robit:down:7"]
+            ["robit:regenerate:7", "robit:up:7", "robit:down:7"]
         );
         assert!(ids(AnswerControls::None).is_empty());
     }

@@ -136,6 +136,8 @@ impl Engine {
                 return;
             }
         };
+        // A regeneration is journaled with the click that asked for it.
+        let regenerated = matches!(job.inbound.kind, robit_types::InboundKind::Action { .. });
         let work = match job.work {
             StoredWork::Chat { text } => Work::Chat { text },
             StoredWork::Command(c) => Work::Command(c),
@@ -166,6 +168,7 @@ impl Engine {
                     resumed: !posted.is_empty(),
                     taken_over: true,
                     posted,
+                    regenerated,
                 }),
             },
             false,

@@ -364,3 +364,73 @@ async fn a_stop_clicked_on_another_replica_stops_the_turn_at_the_holders_next_re
         TurnStatus::Cancelled
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn regenerate_rewrites_the_answer_in_place_and_history_keeps_only_the_new_one() {
+    let h = Harness::start().await;
+    h.llm.push(Reply::text("First answer."));
+    h.llm.push(Reply::text("Second answer."));
+    let sink = ButtonSink::new();
+    let k = key("regenerate");
+    let first = h
+        .engine
+        .submit(message(&k, "question"), sink.clone())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(first, TurnOutcome::Replied);
+    let q = question(&h, &k).await;
+    // Someone else may not regenerate it.
+    let refused = h
+        .engine
+        .submit(
+            click(&k, "mallory", AnswerAction::Regenerate, q),
+            sink.clone(),
+        )
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(refused, TurnOutcome::Refused("not_asker".into()));
+    let again = h
+        .engine
+        .submit(
+            click(&k, "alice", AnswerAction::Regenerate, q),
+            sink.clone(),
+        )
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(again, TurnOutcome::Replied);
+    assert_eq!(sink.inner.messages(), ["Second answer."]);
+    assert_eq!(sink.controls(), [AnswerControls::Done { turn: q }]);
+    let conv = h.store.conversation(&k).await.unwrap();
+    let history = h.store.history(conv.id, 10).await.unwrap();
+    let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts, ["question", "Second answer."]);
+    let turns = h.store.turns(conv.id).await.unwrap();
+    assert_eq!(turns.len(), 2);
+    assert!(
+        turns.iter().all(|t| t.status == TurnStatus::Done),
+        "{turns:?}"
+    );
+    // The model was asked the same question again, without the replaced answer.
+    let asked = h.llm.chat_requests();
+    assert_eq!(asked.len(), 2);
+    let second = asked[1].body["messages"].to_string();
+    assert!(
+        second.contains("question") && !second.contains("First answer."),
+        "{second}"
+    );
+    // A vote now counts for the new answer.
+    let voted = h
+        .engine
+        .submit(click(&k, "alice", AnswerAction::Up, q), sink.clone())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(voted, TurnOutcome::Command);
+}
