@@ -484,7 +484,13 @@ impl SlackEmulator {
                 .ok_or_else(|| format!("no user message {ts} in {channel}"))?;
             let previous = std::mem::replace(&mut msg.text, text.to_string());
             msg.edits += 1;
-            (event_id, edit_ts, previous, msg.thread_ts.clone(), msg.user.clone())
+            (
+                event_id,
+                edit_ts,
+                previous,
+                msg.thread_ts.clone(),
+                msg.user.clone(),
+            )
         };
         let is_dm = channel.starts_with('D');
         let mut message = json!({
