@@ -40,7 +40,7 @@ pub(crate) async fn act(
 ) -> Acted {
     let outcome = match decide(shared, inbound, sink, action, turn).await {
         Ok(question) if action == AnswerAction::Regenerate => {
-            if shared.is_running(turn) {
+            if !finished(shared, turn).await {
                 whisper(
                     sink,
                     &inbound.author.id,
@@ -53,7 +53,14 @@ pub(crate) async fn act(
                 return Acted::Regenerate(question);
             }
         }
-        Ok(_) => carry_out(shared, inbound, sink, action, turn).await,
+        Ok(_) if action == AnswerAction::Stop => {
+            carry_out(shared, inbound, sink, action, turn).await
+        }
+        // A vote is on the stored answer: give a turn in its last moment time to store it.
+        Ok(_) => {
+            finished(shared, turn).await;
+            carry_out(shared, inbound, sink, action, turn).await
+        }
         Err(outcome) => outcome,
     };
     if outcome == TurnOutcome::Command {
@@ -61,6 +68,24 @@ pub(crate) async fn act(
             .increment(1);
     }
     Acted::Done(outcome)
+}
+
+/// The most a Regenerate or a vote waits for the answer it is about to end here. Their buttons
+/// are drawn with the answer's last edit, a moment before the turn stores the answer and
+/// ends; a click in that moment must neither supersede nor miss an answer not stored yet. Short: Slack waits for the
+/// click's acknowledgement (3 s), which comes after this.
+const TAIL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether no turn answering `turn` runs here, waiting up to [`TAIL_WAIT`] for one to end.
+async fn finished(shared: &Shared, turn: i64) -> bool {
+    let deadline = tokio::time::Instant::now() + TAIL_WAIT;
+    while shared.is_running(turn) {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// Whether `inbound`'s author may do `action` on the answer to `turn`: the question when

@@ -434,3 +434,79 @@ async fn regenerate_rewrites_the_answer_in_place_and_history_keeps_only_the_new_
         .await;
     assert_eq!(voted, TurnOutcome::Command);
 }
+
+/// Clicks Regenerate the moment the votes are drawn: the answer's last edit, before the turn
+/// has stored the answer and ended.
+struct EagerSink {
+    inner: Arc<ButtonSink>,
+    engine: Mutex<Option<robit_core::Engine>>,
+    clicked: Mutex<Option<tokio::task::JoinHandle<TurnOutcome>>>,
+    key: ConversationKey,
+}
+
+#[async_trait]
+impl ReplySink for EagerSink {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn route(&self) -> Option<String> {
+        self.inner.route()
+    }
+    async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+        self.inner.post(text).await
+    }
+    async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+        self.inner.edit(message, text).await
+    }
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.inner.edit_controls(message, text, controls).await?;
+        if let AnswerControls::Done { turn } = *controls {
+            if let Some(engine) = self.engine.lock().unwrap().take() {
+                let (k, sink) = (self.key.clone(), self.inner.clone());
+                *self.clicked.lock().unwrap() = Some(tokio::spawn(async move {
+                    let click = click(&k, "alice", AnswerAction::Regenerate, turn);
+                    engine.submit(click, sink).await.unwrap().wait().await
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_regenerate_clicked_as_the_answer_ends_waits_for_it_to_be_stored() {
+    let h = Harness::start().await;
+    h.llm.push(Reply::text("First answer."));
+    h.llm.push(Reply::text("Second answer."));
+    let k = key("eager");
+    let sink = Arc::new(EagerSink {
+        inner: ButtonSink::new(),
+        engine: Mutex::new(Some(h.engine.clone())),
+        clicked: Mutex::new(None),
+        key: k.clone(),
+    });
+    let first = h
+        .engine
+        .submit(message(&k, "question"), sink.clone())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(first, TurnOutcome::Replied);
+    let clicked = sink.clicked.lock().unwrap().take().expect("clicked");
+    assert_eq!(clicked.await.unwrap(), TurnOutcome::Replied);
+    assert!(
+        sink.inner.whispers().is_empty(),
+        "{:?}",
+        sink.inner.whispers()
+    );
+    let conv = h.store.conversation(&k).await.unwrap();
+    let history = h.store.history(conv.id, 10).await.unwrap();
+    let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts, ["question", "Second answer."]);
+}
