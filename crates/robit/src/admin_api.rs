@@ -275,6 +275,7 @@ mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use robit_core::EngineConfig;
+    use robit_store::Vote;
     use tower::ServiceExt;
 
     /// The admin API on an engine with the default configuration and a fresh SQLite store.
@@ -340,6 +341,63 @@ mod tests {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    #[tokio::test]
+    async fn feedback_lists_votes_per_model_with_the_share_of_up() {
+        let Api {
+            _dir, store, app, ..
+        } = Api::start().await;
+        let key = crate::apikey::create(store.as_ref(), "test").await.unwrap();
+        let (status, _) = call(&app, "GET", "/admin/v1/feedback", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) = call(&app, "GET", "/admin/v1/feedback", Some(&key), None).await;
+        assert_eq!((status, body), (StatusCode::OK, json!([])));
+
+        let k = ConversationKey::new(Platform::Slack, "T1", "C1", Some("1.1".into()));
+        let Ok(robit_store::Accepted::New {
+            conversation,
+            message_id: Some(q),
+            ..
+        }) = store
+            .accept(robit_store::NewEvent {
+                platform: Platform::Slack,
+                event_id: robit_types::EventId::new("Ev1"),
+                key: k,
+                message: Some(robit_store::NewMessage::user(
+                    robit_types::UserId::new("U1"),
+                    "question",
+                )),
+                turn: None,
+            })
+            .await
+        else {
+            panic!("a new question");
+        };
+        let answer = robit_store::NewMessage {
+            turn: Some(q),
+            served: Some(robit_store::Served {
+                provider: "openai".into(),
+                model: "gpt-x".into(),
+            }),
+            ..robit_store::NewMessage::assistant("answer", robit_store::MessageStatus::Complete)
+        };
+        store.append_message(conversation.id, answer).await.unwrap();
+        for (user, vote) in [
+            ("U1", Vote::Up),
+            ("U2", Vote::Up),
+            ("U3", Vote::Down),
+            ("U4", Vote::Up),
+        ] {
+            let user = robit_types::UserId::new(user);
+            assert!(store.record_feedback(q, &user, vote).await.unwrap());
+        }
+        let (status, body) = call(&app, "GET", "/admin/v1/feedback?days=7", Some(&key), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            json!([{"provider": "openai", "model": "gpt-x", "up": 3, "down": 1, "up_rate": 0.75}])
+        );
     }
 
     #[tokio::test]
