@@ -62,13 +62,20 @@ async fn the_surviving_replica_finishes_a_dead_replicas_answer() {
         "one message, edited in place: {replies:?}"
     );
     assert!(replies[0].text.contains("resumed"), "{replies:?}");
-    let stored = db
-        .rows("SELECT content FROM messages WHERE role = 'assistant'")
-        .await;
-    assert_eq!(
-        stored,
-        vec![vec!["Let me think about it: forty-two.".to_string()]]
-    );
+    // The answer is stored right after its last edit (which, with buttons, is the one that
+    // draws them), so the store may lag the thread by a moment.
+    let want = vec![vec!["Let me think about it: forty-two.".to_string()]];
+    let mut stored = Vec::new();
+    for _ in 0..500 {
+        stored = db
+            .rows("SELECT content FROM messages WHERE role = 'assistant'")
+            .await;
+        if stored == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored, want);
     b.stop();
     db.drop().await;
 }

@@ -137,6 +137,32 @@ def test_gateway_speaks_zlib_stream_and_acks_heartbeats(discord_emu):
     assert any(not f["from_client"] and f["op"] == 11 for f in gw["frames"])
 
 
+class EditBot(Bot):
+    """Also records message edits, as discord.py reports them."""
+
+    def __init__(self, emu):
+        super().__init__(emu)
+        self.edits = asyncio.Queue()
+
+    async def on_message_edit(self, before, after):
+        await self.edits.put((before, after))
+
+
+def test_a_user_edit_arrives_as_message_update(discord_emu):
+    async def body(bot):
+        sent = discord_emu.post("/_emulator/messages", {"content": "first words"})
+        await asyncio.wait_for(bot.seen.get(), 10)
+        discord_emu.post(f"/_emulator/messages/{sent['id']}/edit", {"content": "better words"})
+        before, after = await asyncio.wait_for(bot.edits.get(), 10)
+        assert before.content == "first words"
+        assert after.id == int(sent["id"])
+        assert after.content == "better words"
+        assert after.edited_at is not None
+        assert emu_message(discord_emu, sent["id"])["content"] == "better words"
+
+    run(discord_emu, body, EditBot)
+
+
 def test_message_create_with_content_and_a_reply(discord_emu):
     async def body(bot):
         bot_id = discord_emu.info["bot_id"]

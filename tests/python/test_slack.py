@@ -257,6 +257,18 @@ def exercise_bolt_app(emu, seen):
                                if m["bot_id"]], what="the bot's reply")
     assert text == [f"echo: <@{BOT}> hi there"]
 
+    # The user edits the mention: a `message` event with subtype `message_changed`.
+    emu.post("/_control/edit", {"ts": d["ts"], "text": f"<@{BOT}> hi there, edited"})
+    changed = wait_until(lambda: [e for e in seen.get("messages", [])
+                                  if e.get("subtype") == "message_changed"],
+                         what="the message_changed event")[0]
+    assert changed["message"]["ts"] == d["ts"]
+    assert changed["message"]["text"] == f"<@{BOT}> hi there, edited"
+    assert changed["previous_message"]["text"] == f"<@{BOT}> hi there"
+    assert changed["message"]["edited"]["user"] == changed["message"]["user"]
+    stored = emu.get(f"/_control/message?channel={GENERAL}&ts={d['ts']}")["message"]
+    assert stored["text"] == f"<@{BOT}> hi there, edited"
+
     cmd = emu.post("/_control/slash", {"command": "/ask", "text": "why"})
     # The ack and the response_url post race each other, as they do on Slack.
     wait_until(lambda: {"ack", "response_url"} <= {

@@ -298,6 +298,28 @@ impl Robit {
     }
 }
 
+/// Runs a one-shot `robit` subcommand (`usage`, `audit`, …) on `db`, as an operator would;
+/// returns its standard output, and fails the test if it fails.
+pub fn robit_once(db: &Db, args: &[&str]) -> String {
+    let mut cmd = Command::new(robit_bin());
+    cmd.args(args).stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ROBIT_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in db.env() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("robit runs");
+    assert!(
+        out.status.success(),
+        "robit {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 impl Drop for Robit {
     fn drop(&mut self) {
         let _ = self.child.kill();

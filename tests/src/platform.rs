@@ -1,11 +1,12 @@
 //! The two chat platforms behind one face, so each system case runs on both emulators: how
-//! robit reaches each emulator, how a user asks, and what the bot posted where it was asked
-//! (texts and uploaded files).
+//! robit reaches each emulator, how a user asks, what the bot posted where it was asked
+//! (texts, uploaded files, the buttons on its messages), and how a user clicks a button.
 
 use robit_emulators::discord::DiscordEmulator;
 use robit_emulators::slack::{
-    SharedFile, SlackEmulator, ThreadRef, BOT_TOKEN, GENERAL, SIGNING_SECRET,
+    SharedFile, SlackEmulator, ThreadRef, BOT_TOKEN, GENERAL, SIGNING_SECRET, USER,
 };
+use serde_json::Value;
 
 pub enum Platform {
     Slack(SlackEmulator),
@@ -23,6 +24,41 @@ pub struct Posted {
     pub texts: Vec<String>,
     /// `(file name, bytes)` as the emulator received them.
     pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// One of the bot's messages where a user asked, with the ids of the buttons it shows.
+#[derive(Debug, Clone)]
+pub struct BotMessage {
+    /// The Discord message id, or the Slack `ts`.
+    pub id: String,
+    pub text: String,
+    pub buttons: Vec<String>,
+}
+
+/// Who clicks a button.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User(pub String);
+
+/// A click the platform delivered: what the bot then showed only the clicker is read from it.
+pub enum Clicked {
+    Slack { user: String, delivery: String },
+    Discord { interaction: u64 },
+}
+
+/// Every `custom_id` / `action_id` in a tree of components or blocks.
+fn button_ids(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for key in ["custom_id", "action_id"] {
+                if let Some(Value::String(id)) = o.get(key) {
+                    out.push(id.clone());
+                }
+            }
+            o.values().for_each(|v| button_ids(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| button_ids(v, out)),
+        _ => {}
+    }
 }
 
 impl Posted {
@@ -100,6 +136,123 @@ impl Platform {
                 )
             }
             Platform::Discord(_) => unimplemented!("the Discord emulator takes no user files"),
+        }
+    }
+
+    /// The user who asks in [`Platform::ask`].
+    pub fn asker(&self) -> User {
+        match self {
+            Platform::Slack(_) => User(USER.to_string()),
+            Platform::Discord(d) => User(d.user_id().to_string()),
+        }
+    }
+
+    /// Another user of the workspace, who did not ask.
+    pub fn someone_else(&self) -> User {
+        match self {
+            Platform::Slack(_) => User("U0MALLORY".to_string()),
+            Platform::Discord(d) => User(d.add_user("mallory", false).to_string()),
+        }
+    }
+
+    /// The bot's messages where `asked` was asked, with their buttons, oldest first.
+    pub fn bot_messages(&self, asked: &Asked) -> Vec<BotMessage> {
+        match (self, asked) {
+            (Platform::Slack(s), Asked::Slack(t)) => s
+                .bot_replies(t)
+                .into_iter()
+                .map(|m| {
+                    let mut buttons = Vec::new();
+                    if let Some(b) = &m.blocks {
+                        button_ids(b, &mut buttons);
+                    }
+                    BotMessage {
+                        id: m.ts,
+                        text: m.text,
+                        buttons,
+                    }
+                })
+                .collect(),
+            (Platform::Discord(d), Asked::Discord(c)) => d
+                .bot_messages(*c)
+                .into_iter()
+                .map(|m| {
+                    let mut buttons = Vec::new();
+                    button_ids(&Value::Array(m.components.clone()), &mut buttons);
+                    BotMessage {
+                        id: m.id.to_string(),
+                        text: m.content,
+                        buttons,
+                    }
+                })
+                .collect(),
+            _ => unreachable!("asked on another platform"),
+        }
+    }
+
+    /// `user` clicks the button `button` on the bot's message `message` where `asked` was
+    /// asked (a gateway INTERACTION_CREATE on Discord, a signed `block_actions` POST on Slack).
+    pub fn click(&self, asked: &Asked, message: &str, button: &str, user: &User) -> Clicked {
+        match (self, asked) {
+            (Platform::Slack(s), Asked::Slack(t)) => {
+                let delivered = s
+                    .click_button_as(&user.0, &t.channel, message, button)
+                    .expect("the button is on the message");
+                Clicked::Slack {
+                    user: user.0.clone(),
+                    delivery: delivered.event_id,
+                }
+            }
+            (Platform::Discord(d), Asked::Discord(_)) => {
+                let i = d
+                    .component_as(
+                        user.0.parse().expect("a discord user id"),
+                        message.parse().expect("a discord message id"),
+                        button,
+                        None,
+                    )
+                    .expect("the button is on the message");
+                Clicked::Discord { interaction: i.id }
+            }
+            _ => unreachable!("asked on another platform"),
+        }
+    }
+
+    /// What the bot showed only the clicker after `clicked` (Slack `chat.postEphemeral`,
+    /// Discord ephemeral follow-ups of the interaction).
+    pub fn whispers(&self, clicked: &Clicked) -> Vec<String> {
+        match (self, clicked) {
+            (Platform::Slack(s), Clicked::Slack { user, .. }) => s
+                .ephemerals()
+                .into_iter()
+                .filter(|e| &e.user == user)
+                .map(|e| e.text)
+                .collect(),
+            (Platform::Discord(d), Clicked::Discord { interaction }) => d
+                .interaction_messages(*interaction)
+                .into_iter()
+                .filter(|m| m.flags & 64 != 0)
+                .map(|m| m.content)
+                .collect(),
+            _ => unreachable!("clicked on another platform"),
+        }
+    }
+
+    /// Whether the platform saw the click acknowledged within its deadline (Discord: a
+    /// callback of type 6, deferred update; Slack: the envelope acknowledged over Socket
+    /// Mode, or the POST answered 200).
+    pub fn click_acknowledged(&self, clicked: &Clicked) -> bool {
+        match (self, clicked) {
+            (Platform::Slack(s), Clicked::Slack { delivery, .. }) => {
+                s.acked(delivery)
+                    || s.delivery_attempts()
+                        .iter()
+                        .any(|a| &a.id == delivery && a.status == Some(200))
+            }
+            (Platform::Discord(d), Clicked::Discord { interaction }) => d
+                .interaction(*interaction)
+                .is_some_and(|i| i.response_type == Some(6)),
+            _ => unreachable!("clicked on another platform"),
         }
     }
 

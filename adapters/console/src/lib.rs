@@ -167,6 +167,7 @@ impl ReplySink for ConsoleSink {
             native_streaming: true,
             max_upload_bytes: None,
             paced: false,
+            controls: false,
         }
     }
 

@@ -63,8 +63,16 @@ impl EventHandler for Handler {
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
-        if let Interaction::Command(cmd) = interaction {
-            self.intake.command(&ctx.http, Some(&ctx.cache), cmd).await;
+        match interaction {
+            Interaction::Command(cmd) => {
+                self.intake.command(&ctx.http, Some(&ctx.cache), cmd).await
+            }
+            Interaction::Component(click) => {
+                self.intake
+                    .component(&ctx.http, Some(&ctx.cache), click)
+                    .await
+            }
+            _ => {}
         }
     }
 }

@@ -133,6 +133,16 @@ impl HttpInteractions {
                     body: None,
                 }
             }
+            Interaction::Component(click) => {
+                if self.http.application_id().is_none() {
+                    self.http.set_application_id(click.application_id);
+                }
+                self.intake.component(&self.http, None, click).await;
+                HttpReply {
+                    status: 202,
+                    body: None,
+                }
+            }
             _ => HttpReply::json(400, r#"{"message":"unsupported interaction type"}"#),
         }
     }

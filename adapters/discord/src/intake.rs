@@ -8,7 +8,9 @@
 //! started from it) or is in a thread the bot started (the thread's `owner_id`, read from
 //! serenity's cache or `GET /channels/{id}`, so no replica has to remember which threads it
 //! made); every DM is. Every slash command is, acknowledged with a deferred response before
-//! anything else.
+//! anything else. A click on one of robit's buttons (a component interaction whose id
+//! [`AnswerAction::parse_id`] reads) is acknowledged with a deferred update, then handed to the
+//! engine as an [`InboundKind::Action`]; the engine decides who may act.
 //!
 //! No serenity `Context` here: a command may come from the gateway (with serenity's cache) or
 //! from an HTTP request (no cache), so everything takes the `Http` client and an optional
@@ -16,16 +18,16 @@
 
 use crate::convert::{self, command_from, strip_mention, thread_name};
 use crate::pacer::Pacer;
-use crate::sink::{ChannelSink, InteractionSink, SinkContext};
+use crate::sink::{ActionSink, ChannelSink, InteractionSink, SinkContext};
 use robit_core::download::Downloader;
 use robit_core::{Engine, Submission};
 use robit_types::{
-    Attachment, Author, Capabilities, ConversationKey, EventId, Inbound, InboundKind, Platform,
-    ReplySink, UserId,
+    AnswerAction, Attachment, Author, Capabilities, ConversationKey, EventId, Inbound, InboundKind,
+    Platform, ReplySink, UserId,
 };
 use serenity::all::{
     AutoArchiveDuration, Cache, Channel, ChannelId, ChannelType, CommandDataOptionValue,
-    CommandInteraction, CreateAllowedMentions, CreateInteractionResponse,
+    CommandInteraction, ComponentInteraction, CreateAllowedMentions, CreateInteractionResponse,
     CreateInteractionResponseMessage, CreateThread, GuildChannel, GuildId, HttpError, Message,
     MessageType, PartialChannel,
 };
@@ -396,21 +398,15 @@ impl Intake {
             tracing::warn!(error = %e, id = %cmd.id, "cannot defer a discord interaction");
             return;
         }
-        let key = match cmd.guild_id {
-            None => convert::key(None, cmd.channel_id.get(), None),
-            Some(guild) => {
-                let place = match &cmd.channel {
-                    Some(c) => place_of_partial(c),
-                    None => self.place(http, cache, guild, cmd.channel_id).await,
-                };
-                match place {
-                    Place::Thread { parent, .. } => {
-                        convert::key(Some(guild.get()), parent, Some(cmd.channel_id.get()))
-                    }
-                    _ => convert::key(Some(guild.get()), cmd.channel_id.get(), None),
-                }
-            }
-        };
+        let key = self
+            .interaction_key(
+                http,
+                cache,
+                cmd.guild_id,
+                cmd.channel.as_ref(),
+                cmd.channel_id,
+            )
+            .await;
         let inbound = Inbound::command(
             EventId(cmd.id.to_string()),
             key,
@@ -437,6 +433,99 @@ impl Intake {
         }
     }
 }
+
+impl Intake {
+    /// The conversation an interaction in `channel` belongs to (a thread's conversation is
+    /// keyed under its parent channel, as for messages).
+    async fn interaction_key(
+        &self,
+        http: &Http,
+        cache: Option<&Cache>,
+        guild: Option<GuildId>,
+        partial: Option<&PartialChannel>,
+        channel: ChannelId,
+    ) -> ConversationKey {
+        let Some(guild) = guild else {
+            return convert::key(None, channel.get(), None);
+        };
+        let place = match partial {
+            Some(c) => place_of_partial(c),
+            None => self.place(http, cache, guild, channel).await,
+        };
+        match place {
+            Place::Thread { parent, .. } => {
+                convert::key(Some(guild.get()), parent, Some(channel.get()))
+            }
+            _ => convert::key(Some(guild.get()), channel.get(), None),
+        }
+    }
+
+    /// Takes one click on a message component: acknowledged at once with a deferred update
+    /// (the message stays as it is until the engine edits it), then handed to the engine
+    /// with a sink whose replies only the clicker sees.
+    pub async fn component(
+        &self,
+        http: &Arc<Http>,
+        cache: Option<&Cache>,
+        click: ComponentInteraction,
+    ) {
+        if click.user.bot {
+            return;
+        }
+        // Acknowledge first, even a button robit does not know (an old message's): Discord
+        // shows the user an error for an interaction left unanswered for 3 seconds.
+        if let Err(e) = click
+            .create_response(http.as_ref(), CreateInteractionResponse::Acknowledge)
+            .await
+        {
+            tracing::warn!(error = %e, id = %click.id, "cannot acknowledge a discord button");
+            return;
+        }
+        let Some((action, turn)) = AnswerAction::parse_id(&click.data.custom_id) else {
+            tracing::debug!(id = %click.data.custom_id, "a discord component that is not robit's");
+            return;
+        };
+        let key = self
+            .interaction_key(
+                http,
+                cache,
+                click.guild_id,
+                click.channel.as_ref(),
+                click.channel_id,
+            )
+            .await;
+        let inbound = Inbound {
+            event_id: EventId(click.id.to_string()),
+            key,
+            author: Author {
+                id: UserId(click.user.id.to_string()),
+                name: click.user.name.clone(),
+                is_bot: false,
+                roles: click
+                    .member
+                    .as_ref()
+                    .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
+                    .unwrap_or_default(),
+            },
+            kind: InboundKind::Action { action, turn },
+            received_at: SystemTime::now(),
+        };
+        let sink = Arc::new(ActionSink::new(
+            self.sinks(http),
+            click.token.clone(),
+            click.channel_id,
+        ));
+        if let Err(e) = self.engine.submit(inbound, sink.clone()).await {
+            tracing::warn!(error = %e, "the engine did not take a discord button click");
+            let _ = sink
+                .post_ephemeral(&UserId(String::new()), UNSAVED_ACTION)
+                .await;
+        }
+    }
+}
+
+/// Shown to whoever clicked when the engine could not take the click.
+const UNSAVED_ACTION: &str = "⚠️ robit couldn't do that right now; please try again in a moment.";
 
 #[cfg(test)]
 mod tests {

@@ -182,6 +182,8 @@ fn build_http(
         max_upload_bytes: Some(config.max_upload_bytes),
         // Both sinks take a slot from the pacer before every create and edit.
         paced: true,
+        // Only channel sinks draw buttons (`ChannelSink::capabilities`).
+        controls: false,
     };
     let pacer = Arc::new(pacer::Pacer::new(
         config.channel_requests,

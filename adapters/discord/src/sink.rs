@@ -1,6 +1,8 @@
-//! The two [`ReplySink`]s: one that writes messages into a channel, thread or DM, and one that
-//! answers a slash command through its interaction webhook (first post edits the deferred
-//! "thinking…" response, later posts are follow-ups).
+//! The [`ReplySink`]s: one that writes messages into a channel, thread or DM (and draws an
+//! answer's buttons as message components), one that answers a slash command through its
+//! interaction webhook (first post edits the deferred "thinking…" response, later posts are
+//! follow-ups), and one that answers a click on a button (ephemeral follow-ups only the
+//! clicker sees).
 //!
 //! A sink does the Discord call and nothing else: pacing of the stream, splitting and mention
 //! neutralising are the engine's. What it adds is what only the platform side can know: the
@@ -15,10 +17,14 @@ use async_trait::async_trait;
 use robit_core::call_policy::{Call, CallPolicy, Verdict};
 use robit_core::download::Downloader;
 use robit_types::fence::fence_safe;
-use robit_types::{Attachment, CallBudget, Capabilities, MessageRef, Rate, ReplySink, SinkError};
+use robit_types::{
+    AnswerControls, Attachment, CallBudget, Capabilities, MessageRef, Rate, ReplySink, SinkError,
+    UserId,
+};
+use serenity::all::ButtonStyle;
 use serenity::builder::{
-    Builder, CreateAllowedMentions, CreateAttachment, CreateInteractionResponseFollowup,
-    CreateMessage, EditInteractionResponse, EditMessage,
+    Builder, CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton,
+    CreateInteractionResponseFollowup, CreateMessage, EditInteractionResponse, EditMessage,
 };
 use serenity::http::{Http, HttpError};
 use serenity::model::channel::Message;
@@ -46,6 +52,26 @@ const ORIGINAL: &str = "@original";
 
 fn no_mentions() -> CreateAllowedMentions {
     CreateAllowedMentions::new()
+}
+
+/// An answer's buttons as one row of message components; no row at all removes them.
+pub(crate) fn component_rows(controls: &AnswerControls) -> Vec<CreateActionRow> {
+    let buttons: Vec<CreateButton> = controls
+        .buttons()
+        .into_iter()
+        .map(|b| {
+            CreateButton::new(b.id).label(b.label).style(if b.danger {
+                ButtonStyle::Danger
+            } else {
+                ButtonStyle::Secondary
+            })
+        })
+        .collect();
+    if buttons.is_empty() {
+        Vec::new()
+    } else {
+        vec![CreateActionRow::Buttons(buttons)]
+    }
 }
 
 /// Shared by all sinks of one adapter.
@@ -178,7 +204,10 @@ impl ChannelSink {
 #[async_trait]
 impl ReplySink for ChannelSink {
     fn capabilities(&self) -> Capabilities {
-        self.cx.caps.clone()
+        Capabilities {
+            controls: true,
+            ..self.cx.caps.clone()
+        }
     }
 
     fn route(&self) -> Option<String> {
@@ -205,6 +234,29 @@ impl ReplySink for ChannelSink {
             .call(&self.bucket, true, || {
                 let b = EditMessage::new()
                     .content(text)
+                    .allowed_mentions(no_mentions());
+                let http = http.clone();
+                let channel = self.channel;
+                async move { channel.edit_message(&*http, id, b).await }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        let text = &*fence_safe(text);
+        let id = parse_id(message)?;
+        let http = self.cx.http.clone();
+        self.cx
+            .call(&self.bucket, true, || {
+                let b = EditMessage::new()
+                    .content(text)
+                    .components(component_rows(controls))
                     .allowed_mentions(no_mentions());
                 let http = http.clone();
                 let channel = self.channel;
@@ -407,6 +459,96 @@ impl ReplySink for InteractionSink {
     }
 
     // The deferred response already shows "thinking…"; typing would be noise.
+}
+
+/// Answers a click on one of an answer's buttons, already acknowledged (a deferred update):
+/// what only the clicker should see (a refusal, "already finished") is an ephemeral
+/// follow-up of the interaction; a regenerated answer is written in the channel the button
+/// was in, like any answer (its route is the channel's, so a takeover finds it).
+pub(crate) struct ActionSink {
+    cx: Arc<SinkContext>,
+    token: String,
+    bucket: String,
+    channel: ChannelSink,
+}
+
+impl ActionSink {
+    pub fn new(cx: Arc<SinkContext>, token: String, channel: ChannelId) -> Self {
+        Self {
+            bucket: format!("wh:{token}"),
+            channel: ChannelSink::new(cx.clone(), channel),
+            cx,
+            token,
+        }
+    }
+
+    /// An ephemeral follow-up only the clicker sees.
+    async fn whisper(&self, text: &str) -> Result<MessageRef, SinkError> {
+        let text = &*fence_safe(text);
+        let http = self.cx.http.clone();
+        let m = self
+            .cx
+            .call(&self.bucket, false, || {
+                let b = CreateInteractionResponseFollowup::new()
+                    .content(text)
+                    .ephemeral(true)
+                    .allowed_mentions(no_mentions());
+                let http = http.clone();
+                let token = self.token.clone();
+                async move { b.execute(&*http, (None, &token)).await }
+            })
+            .await?;
+        Ok(MessageRef(m.id.to_string()))
+    }
+}
+
+#[async_trait]
+impl ReplySink for ActionSink {
+    fn capabilities(&self) -> Capabilities {
+        self.channel.capabilities()
+    }
+
+    fn route(&self) -> Option<String> {
+        self.channel.route()
+    }
+
+    async fn post(&self, text: &str) -> Result<MessageRef, SinkError> {
+        self.channel.post(text).await
+    }
+
+    async fn post_once(&self, key: &str, text: &str) -> Result<MessageRef, SinkError> {
+        self.channel.post_once(key, text).await
+    }
+
+    async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+        self.channel.edit(message, text).await
+    }
+
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.channel.edit_controls(message, text, controls).await
+    }
+
+    async fn upload(
+        &self,
+        file_name: &str,
+        bytes: &[u8],
+        comment: &str,
+    ) -> Result<MessageRef, SinkError> {
+        self.channel.upload(file_name, bytes, comment).await
+    }
+
+    async fn post_ephemeral(&self, _user: &UserId, text: &str) -> Result<MessageRef, SinkError> {
+        self.whisper(text).await
+    }
+
+    async fn typing(&self) -> Result<(), SinkError> {
+        self.channel.typing().await
+    }
 }
 
 const CHANNEL_ROUTE: &str = "discord:channel:";

@@ -250,11 +250,27 @@ impl SlackApi {
         Ok(())
     }
 
-    /// `chat.update` of a message the bot posted.
-    pub async fn update(&self, channel: &str, ts: &str, text: &str) -> Result<(), SinkError> {
+    /// `chat.update` of a message the bot posted. With buttons, the message becomes blocks:
+    /// the text in section blocks and the buttons in an actions block (`text` stays as the
+    /// notification fallback). With `Some(&[])` its blocks are emptied, so earlier buttons go
+    /// (Slack keeps a message's blocks when an update does not name them); with `None` they
+    /// are left as they are.
+    pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        buttons: Option<&[robit_types::Button]>,
+    ) -> Result<(), SinkError> {
+        let mut content = SlackMessageContent::new().with_text(text.to_string());
+        match buttons {
+            Some([]) => content = content.with_blocks(Vec::new()),
+            Some(buttons) => content = content.with_blocks(answer_blocks(text, buttons)),
+            None => {}
+        }
         let req = SlackApiChatUpdateRequest::new(
             SlackChannelId(channel.to_string()),
-            SlackMessageContent::new().with_text(text.to_string()),
+            content,
             SlackTs(ts.to_string()),
         );
         self.call_in("chat.update", Some(channel), |s| {
@@ -435,6 +451,52 @@ impl SlackApi {
         .map_err(sink_error)?;
         Ok(())
     }
+}
+
+/// Slack takes at most this many characters in one section block's text.
+const SECTION_TEXT_LIMIT: usize = 3000;
+
+/// `mrkdwn` as section blocks (each under Slack's limit, cut at line ends where it can) and
+/// the answer's buttons as one actions block.
+fn answer_blocks(mrkdwn: &str, buttons: &[robit_types::Button]) -> Vec<SlackBlock> {
+    let mut blocks: Vec<SlackBlock> = Vec::new();
+    let mut rest = mrkdwn;
+    while !rest.is_empty() {
+        let cut = if rest.chars().count() <= SECTION_TEXT_LIMIT {
+            rest.len()
+        } else {
+            let hard = rest
+                .char_indices()
+                .nth(SECTION_TEXT_LIMIT)
+                .map_or(rest.len(), |(i, _)| i);
+            rest[..hard].rfind('\n').filter(|&i| i > 0).unwrap_or(hard)
+        };
+        let (head, tail) = rest.split_at(cut);
+        if !head.trim().is_empty() {
+            blocks.push(
+                SlackSectionBlock::new()
+                    .with_text(SlackBlockText::MarkDown(SlackBlockMarkDownText::new(
+                        head.to_string(),
+                    )))
+                    .into(),
+            );
+        }
+        rest = tail;
+    }
+    let elements = buttons
+        .iter()
+        .map(|b| {
+            let mut button = SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from(b.label))
+                .with_action_id(SlackActionId(b.id.clone()))
+                .with_value(b.id.clone());
+            if b.danger {
+                button = button.with_style(SlackBlockButtonStyle::Danger);
+            }
+            button.into()
+        })
+        .collect();
+    blocks.push(SlackActionsBlock::new(elements).into());
+    blocks
 }
 
 /// Slack's answer in the engine's terms: the chat gets a short message, the log the detail.

@@ -89,10 +89,27 @@ async fn event(st: &HttpState, body: &[u8]) -> Response {
 }
 
 async fn command(st: &HttpState, body: &[u8]) -> Response {
-    // Interactive payloads (buttons, modals) come form-encoded as `payload=…`; robit has none.
+    // Interactive payloads (buttons, modals) come form-encoded as `payload=<json>`; robit's
+    // are the clicks on an answer's buttons (`block_actions`); others are acknowledged and
+    // dropped.
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-    if form.iter().any(|(k, _)| k == "payload") {
-        return StatusCode::OK.into_response();
+    if let Some((_, payload)) = form.iter().find(|(k, _)| k == "payload") {
+        return match serde_json::from_str::<SlackInteractionEvent>(payload) {
+            Ok(SlackInteractionEvent::BlockActions(ev)) => {
+                match st.intake.block_actions(ev).await {
+                    Ok(()) => StatusCode::OK.into_response(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "slack button click not handled");
+                        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    }
+                }
+            }
+            Ok(_) => StatusCode::OK.into_response(),
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable slack interactive payload");
+                StatusCode::BAD_REQUEST.into_response()
+            }
+        };
     }
     let cmd: SlackCommandEvent = match serde_urlencoded::from_bytes(body) {
         Ok(c) => c,

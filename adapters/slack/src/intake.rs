@@ -22,6 +22,10 @@
 //! - Anything sent by a bot (`bot_id`, `subtype: bot_message`) or by the bot's own user, edits,
 //!   deletions and other subtypes are ignored.
 //!
+//! A click on one of robit's buttons (`block_actions`, from either transport) becomes an
+//! [`InboundKind::Action`] of the conversation of the message it was on (its `thread_ts`);
+//! the engine decides who may act, and tells a refused user by `chat.postEphemeral`.
+//!
 //! Slash commands (`/robit ask …`) address the channel-level conversation (no thread: Slack
 //! does not say which thread a command was typed in) and are answered at the top level.
 //!
@@ -34,8 +38,8 @@ use crate::error::IntakeError;
 use crate::sink::{NullSink, SinkOptions, SlackSink, Target};
 use robit_core::{Engine, Submission};
 use robit_types::{
-    Attachment, Author, Command, ConversationKey, EventId, Inbound, InboundKind, Platform,
-    ReplySink, UserId,
+    AnswerAction, Attachment, Author, Command, ConversationKey, EventId, Inbound, InboundKind,
+    Platform, ReplySink, UserId,
 };
 use slack_morphism::prelude::*;
 use std::collections::HashSet;
@@ -476,6 +480,76 @@ impl Intake {
         let sink = self.sink(&cmd.team_id.0, &accepted);
         self.submit(inbound, sink).await?;
         Ok(CommandAck::Empty)
+    }
+
+    /// Handles a `block_actions` payload: each robit button it names becomes an action of the
+    /// conversation of the message it was clicked on. Returns once the engine has handled it
+    /// (an action is not queued), so the transport acknowledges after that, within Slack's 3 s.
+    pub async fn block_actions(
+        &self,
+        ev: SlackInteractionBlockActionsEvent,
+    ) -> Result<(), IntakeError> {
+        let Some(user) = ev.user.as_ref().map(|u| u.id.0.clone()) else {
+            return Ok(());
+        };
+        let (channel, message_ts) = match &ev.container {
+            SlackInteractionActionContainer::Message(m) => (
+                m.channel_id
+                    .as_ref()
+                    .or(ev.channel.as_ref().map(|c| &c.id))
+                    .map(|c| c.0.clone()),
+                m.message_ts.0.clone(),
+            ),
+            _ => return Ok(()),
+        };
+        let Some(channel) = channel else {
+            return Ok(());
+        };
+        // The answer lives in its conversation's thread; an answer at a DM's top level has no
+        // `thread_ts`, like its conversation.
+        let thread_ts = ev
+            .message
+            .as_ref()
+            .and_then(|m| m.origin.thread_ts.as_ref())
+            .map(|t| t.0.clone());
+        tracing::debug!(%channel, %message_ts, "slack button clicked");
+        let accepted = Accepted {
+            channel: channel.clone(),
+            thread_ts: thread_ts.clone(),
+            user: user.clone(),
+            text: String::new(),
+            attachments: Vec::new(),
+        };
+        for info in ev.actions.iter().flatten() {
+            let Some((action, turn)) = AnswerAction::parse_id(&info.action_id.0) else {
+                continue;
+            };
+            let key = ConversationKey::new(
+                Platform::Slack,
+                ev.team.id.0.clone(),
+                channel.clone(),
+                thread_ts.clone(),
+            );
+            let mut who = author(&user);
+            if let Some(name) = ev
+                .user
+                .as_ref()
+                .and_then(|u| u.username.clone().or(u.name.clone()))
+            {
+                who.name = name;
+            }
+            let inbound = Inbound {
+                // Unique per click; actions are not deduplicated by the engine anyway.
+                event_id: EventId(format!("action:{}:{}", ev.trigger_id.0, info.action_id.0)),
+                key,
+                author: who,
+                kind: InboundKind::Action { action, turn },
+                received_at: std::time::SystemTime::now(),
+            };
+            let sink = self.sink(&ev.team.id.0, &accepted);
+            self.submit(inbound, sink).await?;
+        }
+        Ok(())
     }
 
     async fn submit(&self, inbound: Inbound, sink: Arc<dyn ReplySink>) -> Result<(), IntakeError> {

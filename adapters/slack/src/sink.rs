@@ -12,7 +12,9 @@ use crate::api::SlackApi;
 use crate::mrkdwn;
 use async_trait::async_trait;
 use robit_types::fence::fence_safe;
-use robit_types::{Attachment, Capabilities, MessageRef, ReplySink, SinkError, UserId};
+use robit_types::{
+    AnswerControls, Attachment, Capabilities, MessageRef, ReplySink, SinkError, UserId,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,7 +99,14 @@ impl SlackSink {
         Ok(MessageRef(first))
     }
 
-    async fn edit_plain(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
+    /// Rewrites the Slack messages of one engine message; with `controls`, the last one carries
+    /// them and the others none.
+    async fn edit_plain(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: Option<&AnswerControls>,
+    ) -> Result<(), SinkError> {
         let old = self
             .parts
             .lock()
@@ -107,10 +116,16 @@ impl SlackSink {
             .unwrap_or_else(|| vec![message.0.clone()]);
         let new = mrkdwn::render_parts(text, HARD_LIMIT);
         let mut now = Vec::with_capacity(new.len());
+        let buttons = controls.map(AnswerControls::buttons);
         for (i, part) in new.iter().enumerate() {
+            let buttons = buttons
+                .as_deref()
+                .map(|b| if i + 1 == new.len() { b } else { &[] });
             match old.get(i) {
                 Some(ts) => {
-                    self.api.update(&self.target.channel, ts, part).await?;
+                    self.api
+                        .update(&self.target.channel, ts, part, buttons)
+                        .await?;
                     now.push(ts.clone());
                 }
                 None => now.push(
@@ -234,7 +249,7 @@ impl SlackSink {
                         .stop_stream(&self.target.channel, &message.0)
                         .await?;
                 }
-                self.edit_plain(message, text).await?;
+                self.edit_plain(message, text, None).await?;
                 Ok(true)
             }
             Step::NotAStream => Ok(false),
@@ -296,6 +311,9 @@ impl ReplySink for SlackSink {
             // every post and update waits for it; without one (the ingest benchmark) the
             // renderer's edit interval is what keeps a reply under Slack's limits.
             paced: self.api.paced(),
+            // A native stream's message takes no blocks while it streams; plain messages
+            // carry the answer's buttons in an actions block.
+            controls: !self.streaming(),
         }
     }
 
@@ -310,7 +328,19 @@ impl ReplySink for SlackSink {
         if self.streaming() && self.edit_stream(message, text).await? {
             return Ok(());
         }
-        self.edit_plain(message, text).await
+        self.edit_plain(message, text, None).await
+    }
+
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        if self.streaming() && self.edit_stream(message, text).await? {
+            return Ok(());
+        }
+        self.edit_plain(message, text, Some(controls)).await
     }
 
     async fn post_ephemeral(&self, user: &UserId, text: &str) -> Result<MessageRef, SinkError> {
@@ -382,6 +412,7 @@ impl ReplySink for NullSink {
             native_streaming: false,
             max_upload_bytes: None,
             paced: false,
+            controls: false,
         }
     }
 

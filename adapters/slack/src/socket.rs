@@ -29,7 +29,8 @@ pub(crate) async fn listen(
     let callbacks = SlackSocketModeListenerCallbacks::<Connector>::new()
         .with_hello_events(on_hello)
         .with_push_events(on_push)
-        .with_command_events(on_command);
+        .with_command_events(on_command)
+        .with_interaction_events(on_interaction);
     let env = Arc::new(
         SlackClientEventsListenerEnvironment::new(client)
             .with_error_handler(on_error)
@@ -97,6 +98,18 @@ async fn on_command(
                 .with_response_type(SlackMessageResponseType::Ephemeral)
         }
     })
+}
+
+async fn on_interaction(
+    event: SlackInteractionEvent,
+    _client: Arc<Client>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let intake = intake_of(&state).await.ok_or("slack intake missing")?;
+    if let SlackInteractionEvent::BlockActions(ev) = event {
+        intake.block_actions(ev).await?;
+    }
+    Ok(())
 }
 
 /// Decides whether a failed callback is acknowledged: not when the event was not stored

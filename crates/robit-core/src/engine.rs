@@ -21,7 +21,7 @@ use crate::turn;
 use robit_llm::Provider;
 use robit_mcp::ToolProvider;
 use robit_sandbox::CodeRunner;
-use robit_store::{Accepted, Conversation, NewEvent, NewMessage, NewTurn, Store};
+use robit_store::{Accepted, Conversation, NewEvent, NewMessage, NewTurn, Question, Store};
 use robit_store::{SettingPlace, TurnStatus};
 use robit_types::{
     CallBudget, Command, ConversationKey, Inbound, InboundKind, ReplySink, SettingKey,
@@ -228,8 +228,20 @@ impl Engine {
         }
         let platform = inbound.key.platform.as_str();
         metrics::counter!(m::EVENTS_RECEIVED, "platform" => platform).increment(1);
+        // A click on an answer's button is handled here and now: a Stop queued behind the
+        // turn it stops would come too late. Nothing of it enters history.
+        if let InboundKind::Action { action, turn } = &inbound.kind {
+            let (action, turn) = (*action, *turn);
+            return match crate::actions::act(shared, &inbound, &sink, action, turn).await {
+                crate::actions::Acted::Done(outcome) => Ok(Submission::Queued(done_now(outcome))),
+                crate::actions::Acted::Regenerate(question) => {
+                    self.regenerate(inbound, sink, turn, question).await
+                }
+            };
+        }
         let work = match &inbound.kind {
             InboundKind::Command(c) => Work::Command(c.clone()),
+            InboundKind::Action { .. } => unreachable!("handled above"),
             InboundKind::Message { text, .. } => match Command::parse_text(text) {
                 Some(Ok(c)) => Work::Command(c),
                 Some(Err(e)) => Work::BadCommand(e.to_string()),
@@ -290,6 +302,7 @@ impl Engine {
             route,
             holder: journal.holder.clone(),
             lease: journal.lease,
+            answers: None,
         });
         self.start_journal();
         let accepted = match self
@@ -334,6 +347,7 @@ impl Engine {
             posted: Vec::new(),
             resumed: false,
             taken_over: false,
+            regenerated: false,
         });
         tracing::Span::current().record("conversation", conversation.id.0);
         tracing::debug!(queued = true, "event accepted");
@@ -384,6 +398,120 @@ impl Engine {
                 trace: tracing::Span::current(),
             },
             reserved.is_some(),
+        );
+        Ok(Submission::Queued(TurnHandle(rx)))
+    }
+
+    /// Queues a journaled turn that answers question `turn` again over its earlier answer's
+    /// messages (Regenerate): stored like a new event (the click is its event id, so a
+    /// redelivered click does not regenerate twice), in one transaction with marking the
+    /// earlier answer superseded and handing its messages to the new turn.
+    async fn regenerate(
+        &self,
+        mut inbound: Inbound,
+        sink: Arc<dyn ReplySink>,
+        turn: i64,
+        question: Question,
+    ) -> Result<Submission, EngineError> {
+        let shared = &self.inner.shared;
+        let user = inbound.author.id.clone();
+        let Some(route) = sink.route() else {
+            crate::reply::whisper(
+                &sink,
+                &user,
+                "⚠️ Answers here cannot be regenerated.",
+                "an action's reply",
+            )
+            .await;
+            return Ok(Submission::Queued(done_now(TurnOutcome::Failed(
+                "no route".into(),
+            ))));
+        };
+        // The turn runs in the question's conversation, whatever the click's payload says.
+        inbound.key = question.key.clone();
+        if let Err(refusal) = self.reserve(&inbound.key) {
+            return Ok(self.refuse_now(inbound, sink, refusal));
+        }
+        // Limits before storing: a refused regeneration must leave the current answer as it is.
+        if let Some(refusal) =
+            crate::limits::check(shared.store.as_ref(), &shared.config.limits, &inbound).await
+        {
+            self.inner.turn_left(&inbound.key);
+            return Ok(self.refuse_now(inbound, sink, refusal));
+        }
+        let journal = &shared.config.journal;
+        let new_turn = NewTurn {
+            job: serde_json::to_string(&StoredJob {
+                inbound: inbound.clone(),
+                work: StoredWork::Chat {
+                    text: question.text.clone(),
+                },
+            })
+            .expect("a job serializes"),
+            route: Some(route),
+            holder: journal.holder.clone(),
+            lease: journal.lease,
+            answers: Some(turn),
+        };
+        self.start_journal();
+        let accepted = shared
+            .store
+            .accept(NewEvent {
+                platform: inbound.key.platform,
+                event_id: inbound.event_id.clone(),
+                key: inbound.key.clone(),
+                message: None,
+                turn: Some(new_turn),
+            })
+            .await;
+        let (conversation, turn_id) = match accepted {
+            Ok(Accepted::New {
+                conversation,
+                turn_id: Some(turn_id),
+                ..
+            }) => (conversation, turn_id),
+            Ok(_) => {
+                self.inner.turn_left(&inbound.key);
+                return Ok(Submission::Duplicate);
+            }
+            Err(e) => {
+                self.inner.turn_left(&inbound.key);
+                tracing::error!(error = %e, "saving a regeneration failed");
+                return Err(e.into());
+            }
+        };
+        let posted = match shared.store.posts(turn_id).await {
+            Ok(refs) => refs.into_iter().map(robit_types::MessageRef).collect(),
+            Err(e) => {
+                // The answer is written in new messages instead of over the old ones.
+                tracing::warn!(error = %e, "reading the replaced answer's messages failed");
+                Vec::new()
+            }
+        };
+        metrics::counter!(m::ANSWER_ACTIONS, "platform" => inbound.key.platform.as_str(), "action" => "regenerate")
+            .increment(1);
+        let ticket = Ticket {
+            id: turn_id,
+            lost: shared.held.hold(turn_id),
+            posted,
+            resumed: false,
+            taken_over: false,
+            regenerated: true,
+        };
+        let (done, rx) = oneshot::channel();
+        self.enqueue(
+            Job {
+                inbound,
+                work: Work::Chat {
+                    text: question.text,
+                },
+                conversation,
+                turn: Some(turn),
+                sink,
+                done,
+                ticket: Some(ticket),
+            },
+            true,
         );
         Ok(Submission::Queued(TurnHandle(rx)))
     }
@@ -443,11 +571,13 @@ impl Engine {
         if self.inner.journal_started.swap(true, Ordering::SeqCst) {
             return;
         }
+        let shared = self.inner.shared.clone();
         tokio::spawn(crate::journal::heartbeat(
             self.inner.shared.store.clone(),
             self.inner.shared.held.clone(),
             self.inner.shared.config.journal.clone(),
             self.inner.journal_stop.clone(),
+            Arc::new(move |question: i64, by: &str| shared.stop_turn(question, by)),
         ));
     }
 
@@ -526,6 +656,13 @@ impl Engine {
             sandbox.shutdown().await;
         }
     }
+}
+
+/// A handle whose outcome is already known (an action handled at intake).
+fn done_now(outcome: TurnOutcome) -> TurnHandle {
+    let (done, rx) = oneshot::channel();
+    let _ = done.send(outcome);
+    TurnHandle(rx)
 }
 
 impl Inner {
@@ -657,20 +794,22 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
     };
     let lost = ticket.as_ref().map(|t| t.lost.clone()).unwrap_or_default();
     let journaled = ticket.is_some();
-    let resumed = ticket.as_ref().is_some_and(|t| t.resumed);
+    // An answer written over earlier messages (a resumed or a regenerated one) retires those
+    // it did not reach.
+    let rewritten = ticket.as_ref().is_some_and(|t| t.resumed || t.regenerated);
     let mut kept_tool_rounds = false;
     let work = async {
         match work {
             Work::Chat { .. } => {
                 let turn = turn.expect("a chat job carries its stored message");
-                let cancel = shared.begin_turn(&inbound.key);
+                let running = shared.begin_turn(&inbound.key, turn);
                 let outcome = turn::chat(
                     shared,
                     &inbound,
                     &conversation,
                     turn,
                     &sink,
-                    &cancel,
+                    &running,
                     journaled,
                     &mut kept_tool_rounds,
                 )
@@ -709,7 +848,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
         _ = lost.cancelled() => (TurnOutcome::Cancelled, true),
     };
     if let (Some(ticket), false) = (&ticket, was_lost) {
-        if resumed && outcome == TurnOutcome::Replied && !kept_tool_rounds {
+        if rewritten && outcome == TurnOutcome::Replied && !kept_tool_rounds {
             if let Some(j) = &journal_sink {
                 j.retire_leftovers().await;
             }

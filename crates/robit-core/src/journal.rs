@@ -15,7 +15,8 @@
 use async_trait::async_trait;
 use robit_store::Store;
 use robit_types::{
-    Attachment, Capabilities, Command, Inbound, MessageRef, ReplySink, SinkError, UserId,
+    AnswerControls, Attachment, Capabilities, Command, Inbound, MessageRef, ReplySink, SinkError,
+    UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -93,6 +94,8 @@ pub(crate) struct Ticket {
     /// Taken over from an earlier attempt (a crash, a restart, a dead replica), whether or
     /// not it recorded a post.
     pub taken_over: bool,
+    /// Writes a question's answer again (Regenerate) over the messages `posted` names.
+    pub regenerated: bool,
 }
 
 /// The turns this replica holds (queued or running), for renewal.
@@ -141,14 +144,20 @@ impl Held {
     }
 }
 
+/// Stops the running turn answering a question, on behalf of who clicked Stop: how the
+/// heartbeat hands over a stop recorded on another replica.
+pub(crate) type StopTurn = Arc<dyn Fn(i64, &str) -> bool + Send + Sync>;
+
 /// Renews this replica's leases every third of the lease until `stop`; stops turns whose
-/// lease another replica took. A database error keeps everything running: nobody else can
-/// claim a turn while the database is unreachable either.
+/// lease another replica took, and turns whose Stop button was clicked on another replica
+/// (`stop_turn`). A database error keeps everything running: nobody else can claim a turn
+/// while the database is unreachable either.
 pub(crate) async fn heartbeat(
     store: Arc<dyn Store>,
     held: Arc<Held>,
     config: JournalConfig,
     stop: CancellationToken,
+    stop_turn: StopTurn,
 ) {
     let every = config.lease / 3;
     loop {
@@ -165,6 +174,19 @@ pub(crate) async fn heartbeat(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "renewing turn leases failed; retrying"),
+        }
+        match store.stopped_turns(&config.holder).await {
+            Ok(stopped) => {
+                for (question, by) in stopped {
+                    if stop_turn(question, &by) {
+                        tracing::info!(
+                            question,
+                            "stopping a turn whose Stop was clicked elsewhere"
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading stopped turns failed; retrying"),
         }
     }
 }
@@ -256,19 +278,25 @@ impl JournalSink {
         }
     }
 
-    /// Messages an earlier attempt posted that this one did not reach: their text belongs to
-    /// an answer that was replaced, so they say so.
+    /// Messages an earlier attempt (or the answer a regeneration replaced) posted that this
+    /// one did not reach: their text belongs to an answer that was replaced, so they say so,
+    /// without buttons.
     pub async fn retire_leftovers(&self) {
         let leftovers: Vec<MessageRef> = {
             let s = self.state.lock().expect("slots poisoned");
             s.posted.iter().skip(s.used).cloned().collect()
         };
+        let controls = self.inner.capabilities().controls;
         for message in leftovers {
-            if let Err(e) = self
-                .inner
-                .edit(&message, "↑ _(replaced by the resumed answer above)_")
-                .await
-            {
+            let text = "↑ _(replaced by the answer above)_";
+            let retired = if controls {
+                self.inner
+                    .edit_controls(&message, text, &AnswerControls::None)
+                    .await
+            } else {
+                self.inner.edit(&message, text).await
+            };
+            if let Err(e) = retired {
                 tracing::warn!(error = %e, "retiring a message of an earlier attempt failed");
             }
         }
@@ -320,6 +348,16 @@ impl ReplySink for JournalSink {
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
         let text = self.decorate(self.is_first(message), text);
         self.inner.edit(message, &text).await
+    }
+
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        let text = self.decorate(self.is_first(message), text);
+        self.inner.edit_controls(message, &text, controls).await
     }
 
     async fn upload(

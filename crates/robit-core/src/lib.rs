@@ -8,6 +8,7 @@
 //! it typed values.
 
 mod access;
+mod actions;
 mod admin;
 mod attachments;
 mod budget;

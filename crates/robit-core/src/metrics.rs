@@ -18,9 +18,16 @@ pub const REFUSALS: &str = "robit_refusals_total";
 pub const EVENTS_UNSAVED: &str = "robit_events_unsaved_total";
 pub const TURNS_RESUMED: &str = "robit_turns_resumed_total";
 pub const TURNS_LOST: &str = "robit_turns_lost_total";
+pub const ANSWER_ACTIONS: &str = "robit_answer_actions_total";
 
 /// Every metric the engine records, with its type, labels and meaning.
 pub const ALL: &[(&str, &str, &str, &str)] = &[
+    (
+        ANSWER_ACTIONS,
+        "counter",
+        "platform,action",
+        "clicks on an answer's buttons that took effect (stop, up, down)",
+    ),
     (
         EVENTS_UNSAVED,
         "counter",

@@ -15,8 +15,10 @@ pub enum TurnOutcome {
     Failed(String),
     /// The event was not for the engine (a bot's message).
     Ignored,
-    /// The engine shut down before the turn ended.
+    /// The engine shut down before the turn ended, or a newer message replaced it.
     Cancelled,
+    /// The asker (or an admin) pressed the answer's Stop button.
+    Stopped,
     /// An access rule, a rate limit or a quota kept the turn from running; the user was told
     /// why. `0` is the reason (`denied`, `not_admin`, `user_rate`, `channel_rate`, `quota`).
     Refused(String),
@@ -32,6 +34,7 @@ impl TurnOutcome {
             TurnOutcome::Failed(_) => "failed",
             TurnOutcome::Ignored => "ignored",
             TurnOutcome::Cancelled => "cancelled",
+            TurnOutcome::Stopped => "stopped",
             TurnOutcome::Refused(_) => "refused",
         }
     }

@@ -1,6 +1,7 @@
 //! What the turn layer (chat turns, commands, `/config`) shares: the ports (store, provider,
 //! sandbox, MCP tools), the configuration, the global turn permits, the journaled turns this
-//! replica holds and each conversation's running turn, so a newer message can stop it.
+//! replica holds and each conversation's running turn, so a newer message or a click on the
+//! answer's Stop button can stop it.
 //!
 //! The engine's own queues and journal bookkeeping are not here (they stay in `engine.rs`),
 //! and the layers below the turn layer take only the parts they need, never this whole.
@@ -14,7 +15,7 @@ use robit_sandbox::CodeRunner;
 use robit_store::Store;
 use robit_types::ConversationKey;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +34,26 @@ pub(crate) struct Shared {
     /// Fires on shutdown; every running turn's token is a child of it.
     pub shutdown: CancellationToken,
     /// The running chat turn of each busy conversation.
-    running: Mutex<HashMap<ConversationKey, CancellationToken>>,
+    running: Mutex<HashMap<ConversationKey, RunningTurn>>,
+}
+
+/// A running chat turn, as whoever may stop it sees it.
+#[derive(Clone)]
+pub(crate) struct RunningTurn {
+    /// The stored question the turn answers.
+    pub turn: i64,
+    /// Fires on shutdown, a newer message, or Stop.
+    pub cancel: CancellationToken,
+    /// Who pressed Stop, set before `cancel` fires, so the turn can tell a Stop from the
+    /// other reasons it is cancelled.
+    stopped_by: Arc<OnceLock<String>>,
+}
+
+impl RunningTurn {
+    /// Who stopped the turn with the Stop button, if that is why it was cancelled.
+    pub fn stopped_by(&self) -> Option<&str> {
+        self.stopped_by.get().map(String::as_str)
+    }
 }
 
 impl Shared {
@@ -59,13 +79,17 @@ impl Shared {
 
     /// Registers the conversation's running turn; its token fires on shutdown or, when
     /// configured, when a newer message arrives.
-    pub fn begin_turn(&self, key: &ConversationKey) -> CancellationToken {
-        let token = self.shutdown.child_token();
+    pub fn begin_turn(&self, key: &ConversationKey, turn: i64) -> RunningTurn {
+        let running = RunningTurn {
+            turn,
+            cancel: self.shutdown.child_token(),
+            stopped_by: Arc::default(),
+        };
         self.running
             .lock()
             .expect("poisoned")
-            .insert(key.clone(), token.clone());
-        token
+            .insert(key.clone(), running.clone());
+        running
     }
 
     pub fn end_turn(&self, key: &ConversationKey) {
@@ -75,8 +99,31 @@ impl Shared {
     /// Stops the conversation's running turn, if any; whether there was one.
     pub fn stop_running(&self, key: &ConversationKey) -> bool {
         match self.running.lock().expect("poisoned").get(key) {
-            Some(token) => {
-                token.cancel();
+            Some(running) => {
+                running.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a turn answering question `turn` runs on this replica.
+    pub fn is_running(&self, turn: i64) -> bool {
+        self.running
+            .lock()
+            .expect("poisoned")
+            .values()
+            .any(|r| r.turn == turn)
+    }
+
+    /// Stops the running turn answering question `turn` on behalf of `by` (Stop); whether
+    /// one runs on this replica.
+    pub fn stop_turn(&self, turn: i64, by: &str) -> bool {
+        let running = self.running.lock().expect("poisoned");
+        match running.values().find(|r| r.turn == turn) {
+            Some(r) => {
+                let _ = r.stopped_by.set(by.to_string());
+                r.cancel.cancel();
                 true
             }
             None => false,

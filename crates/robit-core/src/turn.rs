@@ -8,17 +8,17 @@ use crate::outcome::TurnOutcome;
 use crate::render::StreamRenderer;
 use crate::reply::say;
 use crate::settings;
-use crate::shared::Shared;
+use crate::shared::{RunningTurn, Shared};
 use crate::tokens::estimate_tokens;
 use crate::tools::{Toolbox, RUN_CODE_TOOL};
 use futures::StreamExt;
 use robit_llm::{ChatMessage, ChatRequest, LlmError, Provider, Role, StreamEvent, ToolCall};
 use robit_store::{
-    Conversation, MessageRole, MessageStatus, NewMessage, StoredMessage, TurnStatus, UsageRecord,
+    Conversation, MessageRole, MessageStatus, NewMessage, Served, StoredMessage, TurnStatus,
+    UsageRecord,
 };
-use robit_types::{Inbound, ReplySink};
+use robit_types::{AnswerControls, Inbound, ReplySink};
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Ends a journaled turn's journal entry. A turn cut off by a graceful stop stays open, so
@@ -32,7 +32,7 @@ pub(crate) async fn close_turn(
 ) {
     let status = match outcome {
         TurnOutcome::Cancelled if shared.shutdown.is_cancelled() => return,
-        TurnOutcome::Cancelled => TurnStatus::Cancelled,
+        TurnOutcome::Cancelled | TurnOutcome::Stopped => TurnStatus::Cancelled,
         TurnOutcome::Failed(_) => TurnStatus::Failed,
         _ => TurnStatus::Done,
     };
@@ -115,6 +115,7 @@ async fn take_over(shared: &Arc<Shared>, conversation: &Conversation, turn: i64)
                 status: MessageStatus::Complete,
                 author: None,
                 turn: None,
+                served: None,
             },
         )
         .await;
@@ -132,7 +133,7 @@ pub(crate) async fn chat(
     conversation: &Conversation,
     turn: i64,
     sink: &Arc<dyn ReplySink>,
-    cancel: &CancellationToken,
+    running: &RunningTurn,
     journaled: bool,
     kept_tool_rounds: &mut bool,
 ) -> TurnOutcome {
@@ -211,6 +212,16 @@ pub(crate) async fn chat(
     let tools = toolbox.offered();
 
     for round in 0..=shared.config.max_tool_rounds {
+        // Stopped between rounds (while a tool ran): nothing more is asked of the model.
+        if running.cancel.is_cancelled() {
+            return match running.stopped_by() {
+                Some(by) => {
+                    say(sink, &format!("⏹️ Stopped by {by}.")).await;
+                    TurnOutcome::Stopped
+                }
+                None => TurnOutcome::Cancelled,
+            };
+        }
         let request = ChatRequest {
             model: model.clone(),
             messages: messages.clone(),
@@ -247,7 +258,7 @@ pub(crate) async fn chat(
             request,
             inbound,
             sink,
-            cancel,
+            running,
             journaled,
         )
         .instrument(call_span.clone())
@@ -273,13 +284,21 @@ pub(crate) async fn chat(
             prompt_estimate,
         )
         .await;
+        let served = Some(Served {
+            provider: served_provider,
+            model: served_model,
+        });
+        let answer = |text: String, status: MessageStatus| NewMessage {
+            served: served.clone(),
+            ..NewMessage::assistant(text, status)
+        };
         match round_result.end {
             RoundEnd::Answered => {
                 persist(
                     shared,
                     conversation,
                     turn,
-                    NewMessage::assistant(round_result.text, MessageStatus::Complete),
+                    answer(round_result.text, MessageStatus::Complete),
                 )
                 .await;
                 return TurnOutcome::Replied;
@@ -290,10 +309,24 @@ pub(crate) async fn chat(
                     shared,
                     conversation,
                     turn,
-                    NewMessage::assistant(round_result.text, MessageStatus::Interrupted),
+                    answer(round_result.text, MessageStatus::Interrupted),
                 )
                 .await;
                 return TurnOutcome::Replied;
+            }
+            RoundEnd::Stopped => {
+                // What the user saw, marked as stopped: history matches the thread, and the
+                // model knows the answer was cut by the user.
+                if !round_result.text.is_empty() {
+                    persist(
+                        shared,
+                        conversation,
+                        turn,
+                        answer(round_result.text, MessageStatus::Stopped),
+                    )
+                    .await;
+                }
+                return TurnOutcome::Stopped;
             }
             end @ (RoundEnd::Failed(_) | RoundEnd::Cancelled) => {
                 // Keep what the user saw, marked as cut short, so history matches the thread;
@@ -306,7 +339,7 @@ pub(crate) async fn chat(
                         shared,
                         conversation,
                         turn,
-                        NewMessage::assistant(round_result.text, MessageStatus::Interrupted),
+                        answer(round_result.text, MessageStatus::Interrupted),
                     )
                     .await;
                 }
@@ -346,7 +379,15 @@ pub(crate) async fn chat(
                         // Every call gets a result (the APIs require one per call id); those past
                         // the cap say why they did not run.
                         let result = if i < cap {
-                            toolbox.run(sink, &call).await
+                            // Stop cuts a tool run short too: the run's future is dropped (a
+                            // sandbox ends a run whose caller went away), and the loop ends at
+                            // the next round's check.
+                            tokio::select! {
+                                result = toolbox.run(sink, &call) => result,
+                                _ = running.cancel.cancelled() => {
+                                    "not run to the end: the turn was stopped".to_string()
+                                }
+                            }
                         } else {
                             format!("not run: at most {cap} tool calls are run per response")
                         };
@@ -362,6 +403,7 @@ pub(crate) async fn chat(
                                 status: MessageStatus::Complete,
                                 author: None,
                                 turn: None,
+                                served: None,
                             },
                         )
                         .await;
@@ -391,6 +433,8 @@ enum RoundEnd {
     /// The provider or platform failed; the user was told. The string is a short reason.
     Failed(String),
     Cancelled,
+    /// The asker (or an admin) pressed Stop.
+    Stopped,
 }
 
 impl RoundEnd {
@@ -402,6 +446,7 @@ impl RoundEnd {
             RoundEnd::ToolCalls(_) => "tool_calls",
             RoundEnd::Failed(_) => "failed",
             RoundEnd::Cancelled => "cancelled",
+            RoundEnd::Stopped => "stopped",
         }
     }
 }
@@ -421,29 +466,37 @@ async fn stream_round(
     request: ChatRequest,
     inbound: &Inbound,
     sink: &Arc<dyn ReplySink>,
-    cancel: &CancellationToken,
+    running: &RunningTurn,
     journaled: bool,
 ) -> RoundResult {
     let platform = inbound.key.platform;
     let mut renderer =
         StreamRenderer::new(sink.clone(), platform).measure_first_reply_from(inbound.received_at);
+    // Stop while it streams; the votes once this round's text is the answer (a round that
+    // ends in tool calls drops its buttons: the answer comes in a later round).
+    renderer.set_controls(AnswerControls::Streaming { turn: running.turn });
+    let done = AnswerControls::Done { turn: running.turn };
     let mut calls = Vec::new();
     let mut usage = None;
     let mut served = None;
     let max_chars = shared.config.max_reply_chars;
     let mut shown_chars = 0usize;
     let mut finish_reason = String::new();
-    let stream = provider.stream(request, cancel.clone()).await;
+    let stream = provider.stream(request, running.cancel.clone()).await;
     let mut stream = match stream {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "provider request failed");
             say(sink, &provider_failure_note(&e, false)).await;
+            let end = match running.stopped_by() {
+                Some(_) => RoundEnd::Stopped,
+                None => RoundEnd::Failed(e.to_string()),
+            };
             return RoundResult {
                 text: String::new(),
                 usage,
                 served: served.clone(),
-                end: RoundEnd::Failed(e.to_string()),
+                end,
             };
         }
     };
@@ -475,6 +528,7 @@ async fn stream_round(
                     let note = format!(
                         "✂️ The answer was cut here: replies are limited to {max_chars} characters."
                     );
+                    renderer.set_controls(done);
                     if let Err(e) = renderer.finish(Some(&note)).await {
                         tracing::warn!(error = %e, "posting the reply failed");
                     }
@@ -496,20 +550,34 @@ async fn stream_round(
                     break if calls.is_empty() { RoundEnd::Answered } else { RoundEnd::ToolCalls(std::mem::take(&mut calls)) };
                 }
                 Some(Err(LlmError::Cancelled)) => {
-                    let note = if shared.shutdown.is_cancelled() && journaled {
+                    let stopped = running.stopped_by().map(|by| format!("⏹️ Stopped by {by}."));
+                    let note = if let Some(stopped) = &stopped {
+                        stopped.as_str()
+                    } else if shared.shutdown.is_cancelled() && journaled {
                         PAUSED_NOTE
                     } else if shared.shutdown.is_cancelled() {
                         "⚠️ robit is restarting; this answer was cut off. Ask again in a moment."
                     } else {
                         "⏹️ Stopped: a newer message in this conversation replaced this answer."
                     };
+                    // A paused answer keeps no buttons: the next process finishes it.
+                    renderer.set_controls(if shared.shutdown.is_cancelled() {
+                        AnswerControls::None
+                    } else {
+                        done
+                    });
                     let _ = renderer.finish(Some(note)).await;
+                    if let Some(stopped) = &stopped {
+                        let text = strip_note(renderer.text(), stopped);
+                        return RoundResult { text, usage, served, end: RoundEnd::Stopped };
+                    }
                     break RoundEnd::Cancelled;
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "provider stream failed");
                     let shown = renderer.has_posted() || !renderer.text().is_empty();
                     let note = provider_failure_note(&e, shown);
+                    renderer.set_controls(done);
                     if let Err(se) = renderer.finish(Some(&note)).await {
                         tracing::warn!(error = %se, "posting the error note failed");
                     }
@@ -525,6 +593,10 @@ async fn stream_round(
         if note.is_some() && open_fence(renderer.text()) {
             renderer.push("\n```");
         }
+        renderer.set_controls(match end {
+            RoundEnd::ToolCalls(_) => AnswerControls::None,
+            _ => done,
+        });
         if let Err(e) = renderer.finish(note.as_deref()).await {
             tracing::warn!(error = %e, "posting the reply failed");
             return RoundResult {

@@ -95,10 +95,7 @@ async fn connect_inner(config: ServerConfig) -> Result<Connection, ConnectError>
             if let Some(token) = bearer_token {
                 transport_config = transport_config.auth_header(token.expose_secret());
             }
-            let transport = StreamableHttpClientTransport::with_client(
-                http,
-                transport_config,
-            );
+            let transport = StreamableHttpClientTransport::with_client(http, transport_config);
             client_info()
                 .serve(transport)
                 .await

@@ -39,7 +39,10 @@ impl TracedHttp {
     }
 
     /// The client to send `message` with: the pooled one, or one carrying its trace context.
-    fn client_for(&self, message: &ClientJsonRpcMessage) -> Result<reqwest::Client, reqwest::Error> {
+    fn client_for(
+        &self,
+        message: &ClientJsonRpcMessage,
+    ) -> Result<reqwest::Client, reqwest::Error> {
         let headers = trace_headers(message);
         if headers.is_empty() {
             return Ok(self.pooled.clone());

@@ -41,6 +41,32 @@ macro_rules! insert_turn {
 }
 pub(crate) use insert_turn;
 
+/// For a turn that answers `question` again (Regenerate), inside the caller's transaction:
+/// the question's current answer (assistant and tool messages) is marked superseded, and the
+/// platform messages its latest earlier turn posted become this turn's slots, so the new
+/// answer is written over them.
+macro_rules! hand_over_answer {
+    ($conn:expr, $question:expr, $turn:expr) => {{
+        sqlx::query(
+            "UPDATE messages SET status = 'superseded'
+             WHERE turn_id = $1 AND role IN ('assistant', 'tool') AND status <> 'superseded'",
+        )
+        .bind($question)
+        .execute(&mut *$conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO turn_posts (turn_id, slot, ref)
+             SELECT $2, slot, ref FROM turn_posts
+             WHERE turn_id = (SELECT MAX(id) FROM turns WHERE message_id = $1 AND id <> $2)",
+        )
+        .bind($question)
+        .bind($turn)
+        .execute(&mut *$conn)
+        .await?;
+    }};
+}
+pub(crate) use hand_over_answer;
+
 /// `TurnJournal` for a backend type whose pool is `self.pool`.
 macro_rules! journal_impl {
     ($store:ty, $now:literal, $lock:literal) => {
@@ -73,7 +99,8 @@ macro_rules! journal_impl {
             limit: u32,
             any_lease: bool,
         ) -> crate::Result<Vec<crate::model::ClaimedTurn>> {
-            let rows: Vec<(i64, i64, String, Option<i64>, String, Option<String>, String, i64)> =
+            #[allow(clippy::type_complexity)]
+            let rows: Vec<(i64, i64, String, Option<i64>, String, Option<String>, String, i64, Option<String>)> =
                 sqlx::query_as(concat!(
                     "UPDATE turns SET holder = $1, lease_until = ",
                     $now,
@@ -88,7 +115,7 @@ macro_rules! journal_impl {
                         ORDER BY id LIMIT $5",
                     $lock,
                     ") RETURNING id, conversation_id, event_id, message_id, job, route, status,
-                                 CAST(attempts AS BIGINT)"
+                                 CAST(attempts AS BIGINT), stopped_by"
                 ))
                 .bind(holder)
                 .bind(crate::rows::millis(lease))
@@ -98,7 +125,7 @@ macro_rules! journal_impl {
                 .fetch_all(&self.pool)
                 .await?;
             let mut claimed = Vec::with_capacity(rows.len());
-            for (id, conversation, event_id, message_id, job, route, status, attempts) in rows {
+            for (id, conversation, event_id, message_id, job, route, status, attempts, stopped_by) in rows {
                 let posted: Vec<(i64, String)> = sqlx::query_as(
                     "SELECT CAST(slot AS BIGINT), ref FROM turn_posts WHERE turn_id = $1 ORDER BY slot",
                 )
@@ -117,6 +144,7 @@ macro_rules! journal_impl {
                     })?,
                     attempts,
                     posted,
+                    stopped_by,
                 });
             }
             claimed.sort_by_key(|t| t.id);
@@ -194,6 +222,40 @@ macro_rules! journal_impl {
                     })
                 })
                 .collect()
+        }
+
+        async fn request_stop(&self, question: i64, by: &str) -> crate::Result<bool> {
+            let n = sqlx::query(
+                "UPDATE turns SET stopped_by = $2
+                 WHERE message_id = $1 AND status IN ('pending', 'running')",
+            )
+            .bind(question)
+            .bind(by)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            Ok(n > 0)
+        }
+
+        async fn posts(&self, turn: i64) -> crate::Result<Vec<String>> {
+            let refs: Vec<String> =
+                sqlx::query_scalar("SELECT ref FROM turn_posts WHERE turn_id = $1 ORDER BY slot")
+                    .bind(turn)
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(refs)
+        }
+
+        async fn stopped_turns(&self, holder: &str) -> crate::Result<Vec<(i64, String)>> {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT message_id, stopped_by FROM turns
+                 WHERE holder = $1 AND status IN ('pending', 'running')
+                   AND stopped_by IS NOT NULL AND message_id IS NOT NULL",
+            )
+            .bind(holder)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows)
         }
         }
     };

@@ -23,16 +23,16 @@ mod sqlite_writer;
 pub use access::{AccessRule, ApiKeyRow, AuditEntry, NewAuditEntry, SettingPlace, SettingRow};
 pub use error::StoreError;
 pub use model::{
-    Accepted, ClaimedTurn, Conversation, ConversationId, MessageRole, MessageStatus,
-    MigrationStatus, NewEvent, NewMessage, NewTurn, StoredMessage, Take, TurnRow, TurnStatus,
-    UsageGroup, UsageRecord, UsageRow,
+    Accepted, ClaimedTurn, Conversation, ConversationId, FeedbackRow, MessageRole, MessageStatus,
+    MigrationStatus, NewEvent, NewMessage, NewTurn, Question, Served, StoredMessage, Take, TurnRow,
+    TurnStatus, UsageGroup, UsageRecord, UsageRow, Vote,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use robit_types::{
-    ChannelId, ConversationKey, Platform, Rate, RuleEffect, SubjectKind, WorkspaceId,
+    ChannelId, ConversationKey, Platform, Rate, RuleEffect, SubjectKind, UserId, WorkspaceId,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -284,6 +284,18 @@ pub trait Store: TurnJournal + Send + Sync {
     /// Deletes dedup records of events received before `before_ms`; returns how many. Only
     /// safe for ids no platform redelivers any more (see `store.event_retention_hours`).
     async fn prune_processed_events(&self, before_ms: i64) -> Result<u64>;
+
+    /// The question stored as message `turn` (a user message): whose it is and where, so the
+    /// engine can decide who may act on its answer. `None` for any other id.
+    async fn question(&self, turn: i64) -> Result<Option<Question>>;
+
+    /// Records `user`'s vote on the answer to question `turn` (a second vote replaces the
+    /// first), with the provider and model that wrote the answer; `false` when the turn has
+    /// no stored answer to vote on.
+    async fn record_feedback(&self, turn: i64, user: &UserId, vote: Vote) -> Result<bool>;
+
+    /// Votes cast since `since_ms`, per provider and model, most voted first.
+    async fn feedback_summary(&self, since_ms: i64) -> Result<Vec<FeedbackRow>>;
 }
 
 /// The turn journal, part of every [`Store`]. A turn is recorded by [`Store::accept`] (see
@@ -321,6 +333,19 @@ pub trait TurnJournal: Send + Sync {
 
     /// Every journaled turn of a conversation, oldest first.
     async fn turns(&self, conversation: ConversationId) -> Result<Vec<TurnRow>>;
+
+    /// Records that `by` stopped the open turn answering question `question` (whoever holds
+    /// it): a takeover closes such a turn instead of running it again. `false` when no open
+    /// turn answers that question.
+    async fn request_stop(&self, question: i64, by: &str) -> Result<bool>;
+
+    /// The platform references of the messages turn `turn` posted (or was handed), by slot.
+    async fn posts(&self, turn: i64) -> Result<Vec<String>>;
+
+    /// The open turns `holder` holds that someone stopped (see [`TurnJournal::request_stop`]):
+    /// `(question, who)`, so the holder stops a turn whose Stop was clicked on another
+    /// replica.
+    async fn stopped_turns(&self, holder: &str) -> Result<Vec<(i64, String)>>;
 }
 
 #[cfg(test)]

@@ -34,6 +34,12 @@ const SQLITE: &[Embedded] = &[
         "turns",
         include_str!("../../../migrations/sqlite/0004_turns.sql"),
     ),
+    // 0005 is taken by another branch; sqlx applies a missing lower version when it lands.
+    (
+        6,
+        "answer actions",
+        include_str!("../../../migrations/sqlite/0006_answer_actions.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -56,6 +62,12 @@ const POSTGRES: &[Embedded] = &[
         4,
         "turns",
         include_str!("../../../migrations/postgres/0004_turns.sql"),
+    ),
+    // 0005 is taken by another branch; sqlx applies a missing lower version when it lands.
+    (
+        6,
+        "answer actions",
+        include_str!("../../../migrations/postgres/0006_answer_actions.sql"),
     ),
 ];
 

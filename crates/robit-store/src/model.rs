@@ -46,6 +46,11 @@ pub enum MessageStatus {
     Complete,
     /// The provider failed or the turn was cut off after this text was shown to the user.
     Interrupted,
+    /// The asker (or an admin) pressed Stop after this text was shown.
+    Stopped,
+    /// Replaced by a regenerated answer to the same question: kept for the record, left out
+    /// of history (one current answer per question).
+    Superseded,
 }
 
 impl MessageStatus {
@@ -53,6 +58,8 @@ impl MessageStatus {
         match self {
             MessageStatus::Complete => "complete",
             MessageStatus::Interrupted => "interrupted",
+            MessageStatus::Stopped => "stopped",
+            MessageStatus::Superseded => "superseded",
         }
     }
 
@@ -61,6 +68,8 @@ impl MessageStatus {
         match s {
             "complete" => Some(MessageStatus::Complete),
             "interrupted" => Some(MessageStatus::Interrupted),
+            "stopped" => Some(MessageStatus::Stopped),
+            "superseded" => Some(MessageStatus::Superseded),
             _ => None,
         }
     }
@@ -79,6 +88,16 @@ pub struct NewMessage {
     /// The id of the user message whose turn this message belongs to (replies, tool calls
     /// and results); `None` for a message that starts its own turn.
     pub turn: Option<i64>,
+    /// For an assistant message: the provider and upstream model that wrote it, so votes on
+    /// the answer are counted per model.
+    pub served: Option<Served>,
+}
+
+/// Which provider and upstream model wrote an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub provider: String,
+    pub model: String,
 }
 
 impl NewMessage {
@@ -91,6 +110,7 @@ impl NewMessage {
             status: MessageStatus::Complete,
             author: Some(author),
             turn: None,
+            served: None,
         }
     }
 
@@ -103,6 +123,7 @@ impl NewMessage {
             status,
             author: None,
             turn: None,
+            served: None,
         }
     }
 }
@@ -143,6 +164,11 @@ pub struct NewTurn {
     pub holder: String,
     /// How long the lease lives without renewal.
     pub lease: std::time::Duration,
+    /// For an event that stores no message of its own (Regenerate): the stored question
+    /// this turn answers again. In the same transaction the question's earlier answer is
+    /// marked superseded and the messages its last turn posted are handed to this turn, which
+    /// rewrites them in place.
+    pub answers: Option<i64>,
 }
 
 /// Where a journaled turn is in its life.
@@ -199,6 +225,52 @@ pub struct ClaimedTurn {
     pub attempts: i64,
     /// The platform references of the messages it posted so far, by slot, in order.
     pub posted: Vec<(i64, String)>,
+    /// Who pressed Stop on it, if anyone: a stopped turn is closed, never run again.
+    pub stopped_by: Option<String>,
+}
+
+/// The question an answer's buttons name, as the engine needs it to decide who may act.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    pub conversation: ConversationId,
+    pub key: ConversationKey,
+    /// Who asked.
+    pub author: Option<UserId>,
+    /// What was asked.
+    pub text: String,
+}
+
+/// A vote on an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vote {
+    Up,
+    Down,
+}
+
+impl Vote {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vote::Up => "up",
+            Vote::Down => "down",
+        }
+    }
+}
+
+/// Votes on the answers one provider's model gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackRow {
+    pub provider: String,
+    pub model: String,
+    pub up: u64,
+    pub down: u64,
+}
+
+impl FeedbackRow {
+    /// The share of votes that were 👍, 0 to 1; `None` without votes.
+    pub fn up_rate(&self) -> Option<f64> {
+        let all = self.up + self.down;
+        (all > 0).then(|| self.up as f64 / all as f64)
+    }
 }
 
 /// One journaled turn, for tests and operators.

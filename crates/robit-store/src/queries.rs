@@ -164,8 +164,8 @@ macro_rules! sql_store {
             let id = sqlx::query_scalar(
                 "INSERT INTO messages
                      (conversation_id, role, content, tool_calls, tool_call_id, status, author,
-                      created_at, turn_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                      created_at, turn_id, provider, model)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  RETURNING id",
             )
             .bind(conversation.0)
@@ -177,6 +177,8 @@ macro_rules! sql_store {
             .bind(message.author.as_ref().map(|a| a.as_str()))
             .bind(crate::rows::now_ms())
             .bind(message.turn)
+            .bind(message.served.as_ref().map(|s| s.provider.as_str()))
+            .bind(message.served.as_ref().map(|s| s.model.as_str()))
             .fetch_one(&mut *conn)
             .await?;
             Ok(id)
@@ -208,14 +210,20 @@ macro_rules! sql_store {
                 None => None,
             };
             let turn_id = match &event.turn {
-                Some(turn) => Some(crate::journal::insert_turn!(
-                    $now,
-                    conn,
-                    event,
-                    turn,
-                    conversation.id.0,
-                    message_id
-                )),
+                Some(turn) => {
+                    let id = crate::journal::insert_turn!(
+                        $now,
+                        conn,
+                        event,
+                        turn,
+                        conversation.id.0,
+                        message_id.or(turn.answers)
+                    );
+                    if let Some(question) = turn.answers {
+                        crate::journal::hand_over_answer!(conn, question, id);
+                    }
+                    Some(id)
+                }
                 None => None,
             };
             Ok(crate::model::Accepted::New {
@@ -285,7 +293,7 @@ macro_rules! sql_store {
                     "SELECT m.id, m.role, m.content, m.tool_calls, m.tool_call_id, m.status,
                             m.author, m.created_at
                      FROM messages m JOIN conversations c ON c.id = m.conversation_id
-                     WHERE m.conversation_id = $1
+                     WHERE m.conversation_id = $1 AND m.status <> 'superseded'
                        AND COALESCE(m.turn_id, m.id) <= $3
                        AND (COALESCE(m.turn_id, m.id) > c.history_from
                             OR COALESCE(m.turn_id, m.id) = $3)
@@ -539,6 +547,92 @@ macro_rules! sql_store {
             ) -> crate::Result<Option<crate::model::Conversation>> {
                 let mut conn = self.pool.acquire().await?;
                 find_conversation(&mut conn, key).await
+            }
+
+            async fn question(&self, turn: i64) -> crate::Result<Option<crate::model::Question>> {
+                #[allow(clippy::type_complexity)]
+                let row: Option<(i64, String, String, String, String, Option<String>, String)> =
+                    sqlx::query_as(
+                        "SELECT c.id, c.platform, c.workspace, c.channel, c.thread, m.author,
+                                m.content
+                         FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                         WHERE m.id = $1 AND m.role = 'user'",
+                    )
+                    .bind(turn)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some((id, platform, workspace, channel, thread, author, text)) = row else {
+                    return Ok(None);
+                };
+                let platform = robit_types::Platform::parse(&platform).ok_or_else(|| {
+                    crate::StoreError::Corrupt(format!("conversation {id} has platform `{platform}`"))
+                })?;
+                Ok(Some(crate::model::Question {
+                    conversation: crate::model::ConversationId(id),
+                    key: robit_types::ConversationKey::new(
+                        platform,
+                        workspace,
+                        channel,
+                        (!thread.is_empty()).then_some(thread),
+                    ),
+                    author: author.map(robit_types::UserId),
+                    text,
+                }))
+            }
+
+            async fn record_feedback(
+                &self,
+                turn: i64,
+                user: &robit_types::UserId,
+                vote: crate::model::Vote,
+            ) -> crate::Result<bool> {
+                // The answer is the turn's last assistant message without tool calls; its
+                // model is copied into the vote. No stored answer yet: nothing to vote on.
+                let n = sqlx::query(
+                    "INSERT INTO feedback (turn_id, user_id, vote, platform, workspace, provider,
+                                           model, created_at)
+                     SELECT $1, $2, $3, c.platform, c.workspace, COALESCE(m.provider, '?'),
+                            COALESCE(m.model, '?'), $4
+                     FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                     WHERE m.id = (SELECT MAX(a.id) FROM messages a
+                                   WHERE a.turn_id = $1 AND a.role = 'assistant'
+                                     AND a.tool_calls IS NULL)
+                     ON CONFLICT (turn_id, user_id)
+                     DO UPDATE SET vote = excluded.vote, created_at = excluded.created_at",
+                )
+                .bind(turn)
+                .bind(user.as_str())
+                .bind(vote.as_str())
+                .bind(crate::rows::now_ms())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn feedback_summary(
+                &self,
+                since_ms: i64,
+            ) -> crate::Result<Vec<crate::model::FeedbackRow>> {
+                let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+                    "SELECT provider, model,
+                            CAST(SUM(CASE WHEN vote = 'up' THEN 1 ELSE 0 END) AS BIGINT),
+                            CAST(SUM(CASE WHEN vote = 'down' THEN 1 ELSE 0 END) AS BIGINT)
+                     FROM feedback WHERE created_at >= $1
+                     GROUP BY provider, model ORDER BY COUNT(*) DESC, provider, model",
+                )
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(provider, model, up, down)| crate::model::FeedbackRow {
+                        provider,
+                        model,
+                        up: up as u64,
+                        down: down as u64,
+                    })
+                    .collect())
             }
 
             async fn prune_processed_events(&self, before_ms: i64) -> crate::Result<u64> {

@@ -1,5 +1,6 @@
 //! What an adapter hands the engine: one platform event in the common shape.
 
+use crate::action::AnswerAction;
 use crate::command::Command;
 use crate::ids::{ConversationKey, EventId, UserId};
 use serde::{Deserialize, Serialize};
@@ -44,7 +45,7 @@ pub struct Attachment {
     pub url: Option<String>,
 }
 
-/// The two shapes an event takes once an adapter has understood it.
+/// The shapes an event takes once an adapter has understood it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InboundKind {
     /// Free text addressed to the bot (a mention, a DM, a reply in the bot's thread).
@@ -55,6 +56,10 @@ pub enum InboundKind {
     },
     /// A slash command, already parsed by the adapter.
     Command(Command),
+    /// A click on one of an answer's buttons. `turn` is the id of the stored question the
+    /// answer belongs to (from the button's id); the author is who clicked, which the engine
+    /// checks against who asked.
+    Action { action: AnswerAction, turn: i64 },
 }
 
 /// One platform event in the common model.

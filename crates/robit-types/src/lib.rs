@@ -5,6 +5,7 @@
 //! I/O and of any async runtime, HTTP, database or platform crate: it is the contract between
 //! the layers, and everything depends on it.
 
+mod action;
 mod budget;
 mod command;
 mod config_command;
@@ -14,6 +15,7 @@ mod inbound;
 mod sink;
 pub mod trace;
 
+pub use action::{AnswerAction, AnswerControls, Button};
 pub use budget::{CallBudget, Rate};
 pub use command::{Command, CommandParseError, Language, Tier};
 pub use config_command::{

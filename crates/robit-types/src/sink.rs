@@ -1,5 +1,6 @@
 //! The port adapters implement so the engine can answer in a thread without naming a platform.
 
+use crate::action::AnswerControls;
 use crate::ids::UserId;
 use crate::inbound::Attachment;
 use async_trait::async_trait;
@@ -21,6 +22,9 @@ pub struct Capabilities {
     /// instead of at the next `min_edit_interval`: a sink without its own pacer would then
     /// meet the platform's 429s, so it leaves this `false`.
     pub paced: bool,
+    /// The sink can show buttons on a message ([`ReplySink::edit_controls`]): Stop while an
+    /// answer streams, 👍/👎 when it is done.
+    pub controls: bool,
 }
 
 impl Default for Capabilities {
@@ -31,6 +35,7 @@ impl Default for Capabilities {
             native_streaming: false,
             max_upload_bytes: None,
             paced: false,
+            controls: false,
         }
     }
 }
@@ -85,6 +90,18 @@ pub trait ReplySink: Send + Sync {
 
     /// Replaces the text of a message this sink posted.
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError>;
+
+    /// Replaces the text of a message this sink posted and the buttons it shows
+    /// ([`AnswerControls::None`] removes them). Only called when
+    /// [`Capabilities::controls`] says the sink can; the default is a plain edit.
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        _controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.edit(message, text).await
+    }
 
     /// Uploads a file to the thread with an optional comment.
     async fn upload(

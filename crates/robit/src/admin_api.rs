@@ -8,6 +8,8 @@
 //!   `{"value": "…"}`: set (`channel` = `-` for the whole workspace)
 //! - `DELETE /admin/v1/settings/{platform}/{workspace}/{channel}/{key}`: unset
 //! - `GET    /admin/v1/audit?limit=N`: the newest audit entries
+//! - `GET    /admin/v1/feedback?days=N`: 👍/👎 votes on answers per provider and model in the
+//!   last `N` days (default 30), with the share of 👍
 //!
 //! Handlers are thin: validation, storage and auditing are the engine's
 //! (`Engine::change_setting`), exactly as for `/config`.
@@ -54,6 +56,7 @@ pub fn router(engine: Engine, store: Arc<dyn Store>) -> Router {
             axum::routing::put(set).delete(unset),
         )
         .route("/admin/v1/audit", get(audit))
+        .route("/admin/v1/feedback", get(feedback))
         // Layers run outside in: the key is checked before any extractor of a handler
         // (the body limit only takes effect when a handler reads the body).
         .route_layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -237,12 +240,42 @@ async fn audit(State(state): State<ApiState>, Query(q): Query<AuditQuery>) -> Re
     }
 }
 
+#[derive(serde::Deserialize)]
+struct FeedbackQuery {
+    days: Option<u32>,
+}
+
+async fn feedback(State(state): State<ApiState>, Query(q): Query<FeedbackQuery>) -> Response {
+    let since = crate::cli::since_ms(q.days.unwrap_or(30));
+    match state.store.feedback_summary(since).await {
+        Ok(rows) => Json(
+            rows.into_iter()
+                .map(|r| {
+                    json!({
+                        "provider": r.provider, "model": r.model, "up": r.up, "down": r.down,
+                        "up_rate": r.up_rate(),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "admin api: reading feedback failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the feedback could not be read",
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
     use robit_core::EngineConfig;
+    use robit_store::Vote;
     use tower::ServiceExt;
 
     /// The admin API on an engine with the default configuration and a fresh SQLite store.
@@ -308,6 +341,63 @@ mod tests {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    #[tokio::test]
+    async fn feedback_lists_votes_per_model_with_the_share_of_up() {
+        let Api {
+            _dir, store, app, ..
+        } = Api::start().await;
+        let key = crate::apikey::create(store.as_ref(), "test").await.unwrap();
+        let (status, _) = call(&app, "GET", "/admin/v1/feedback", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) = call(&app, "GET", "/admin/v1/feedback", Some(&key), None).await;
+        assert_eq!((status, body), (StatusCode::OK, json!([])));
+
+        let k = ConversationKey::new(Platform::Slack, "T1", "C1", Some("1.1".into()));
+        let Ok(robit_store::Accepted::New {
+            conversation,
+            message_id: Some(q),
+            ..
+        }) = store
+            .accept(robit_store::NewEvent {
+                platform: Platform::Slack,
+                event_id: robit_types::EventId::new("Ev1"),
+                key: k,
+                message: Some(robit_store::NewMessage::user(
+                    robit_types::UserId::new("U1"),
+                    "question",
+                )),
+                turn: None,
+            })
+            .await
+        else {
+            panic!("a new question");
+        };
+        let answer = robit_store::NewMessage {
+            turn: Some(q),
+            served: Some(robit_store::Served {
+                provider: "openai".into(),
+                model: "gpt-x".into(),
+            }),
+            ..robit_store::NewMessage::assistant("answer", robit_store::MessageStatus::Complete)
+        };
+        store.append_message(conversation.id, answer).await.unwrap();
+        for (user, vote) in [
+            ("U1", Vote::Up),
+            ("U2", Vote::Up),
+            ("U3", Vote::Down),
+            ("U4", Vote::Up),
+        ] {
+            let user = robit_types::UserId::new(user);
+            assert!(store.record_feedback(q, &user, vote).await.unwrap());
+        }
+        let (status, body) = call(&app, "GET", "/admin/v1/feedback?days=7", Some(&key), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            json!([{"provider": "openai", "model": "gpt-x", "up": 3, "down": 1, "up_rate": 0.75}])
+        );
     }
 
     #[tokio::test]

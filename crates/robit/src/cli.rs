@@ -174,6 +174,16 @@ pub struct UsageArgs {
     pub days: u32,
 }
 
+/// The start (unix ms) of the UTC day `days - 1` days ago: "the last `days` days", today
+/// included, as `robit usage` and the admin API count them.
+pub fn since_ms(days: u32) -> i64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let day_ms = 86_400_000;
+    (now_ms / day_ms - i64::from(days.saturating_sub(1))) * day_ms
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum UsageBy {
     Workspace,

@@ -1,7 +1,8 @@
-//! The second intake: slash commands as signed HTTP POSTs (an Interactions Endpoint URL)
-//! instead of gateway events, behind a small HTTP server as the binary would mount it.
+//! The second intake: slash commands and button clicks as signed HTTP POSTs (an Interactions
+//! Endpoint URL) instead of gateway events, behind a small HTTP server as the binary would
+//! mount it.
 
-use crate::support::{config, engine, WAIT};
+use crate::support::{config, engine, Bot, WAIT};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -9,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use robit_discord::{DiscordConfig, HttpInteractions};
 use robit_emulators::discord::DiscordEmulator;
+use robit_testkit::llm::Reply;
 use std::sync::Arc;
 
 async fn interactions(
@@ -35,6 +37,73 @@ async fn interactions(
         Some(b) => (status, [(header::CONTENT_TYPE, "application/json")], b).into_response(),
         None => status.into_response(),
     }
+}
+
+/// Serves `endpoint` on a loopback port; returns its URL.
+async fn serve(endpoint: HttpInteractions) -> String {
+    let app = axum::Router::new()
+        .route("/interactions", post(interactions))
+        .with_state(Arc::new(endpoint));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/interactions", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_click_over_http_is_acknowledged_with_a_deferred_update_and_stops_the_answer() {
+    let emu = DiscordEmulator::start().await;
+    let bot = Bot::start(&emu, config(&emu)).await;
+    bot.llm.push(Reply::stall_after("Thinking it over"));
+    // Messages come over the gateway; with an endpoint saved, interactions come over HTTP.
+    let endpoint = HttpInteractions::new(
+        bot.engine.clone(),
+        &DiscordConfig {
+            public_key: Some(emu.public_key()),
+            ..config(&emu)
+        },
+    )
+    .unwrap();
+    emu.set_interactions_endpoint(&serve(endpoint).await)
+        .await
+        .unwrap();
+    let dm = emu.dm_channel(emu.user_id());
+    emu.user_says(dm, "a long question");
+    let (message, stop) = emu
+        .wait_for("a Stop button", WAIT, |e| {
+            let m = e.bot_messages(dm).into_iter().last()?;
+            let ids = serde_json::to_string(&m.components).ok()?;
+            let at = ids.find("robit:stop:")?;
+            let id: String = ids[at..].chars().take_while(|c| *c != '"').collect();
+            Some((m.id, id))
+        })
+        .await;
+    let click = emu.click(message, &stop).unwrap();
+    emu.wait_for("the answer stopped", WAIT, |e| {
+        e.message(message)
+            .filter(|m| m.content.contains("Stopped by"))
+            .map(|_| ())
+    })
+    .await;
+    assert_eq!(
+        emu.interaction(click.id).unwrap().response_type,
+        Some(6),
+        "a deferred update"
+    );
+    let delivery = emu
+        .deliveries()
+        .into_iter()
+        .find(|d| d.interaction_id == Some(click.id))
+        .unwrap();
+    assert_eq!(delivery.status, 202, "acknowledged through the callback");
+    let shown = emu.message(message).unwrap();
+    assert!(shown.content.starts_with("Thinking it over"), "{shown:?}");
+    let buttons = serde_json::to_string(&shown.components).unwrap();
+    assert!(
+        !buttons.contains("robit:stop:") && buttons.contains("robit:up:"),
+        "{buttons}"
+    );
+    bot.stop().await;
 }
 
 #[tokio::test]

@@ -98,6 +98,22 @@ impl Engine {
                 return;
             }
         };
+        if let Some(by) = &turn.stopped_by {
+            // Stopped before its holder could close it (a crash right after the click): the
+            // user asked for no more of this answer, so it is closed, never run again.
+            tracing::info!(turn = id, by = %by, "closing a stopped turn instead of resuming it");
+            let holder = &self.inner.shared.config.journal.holder;
+            if let Err(e) = self
+                .inner
+                .shared
+                .store
+                .set_turn_status(id, holder, TurnStatus::Cancelled)
+                .await
+            {
+                tracing::warn!(error = %e, turn = id, "closing a stopped turn failed; it will be retried");
+            }
+            return;
+        }
         let posted: Vec<robit_types::MessageRef> = turn
             .posted
             .iter()
@@ -120,6 +136,8 @@ impl Engine {
                 return;
             }
         };
+        // A regeneration is journaled with the click that asked for it.
+        let regenerated = matches!(job.inbound.kind, robit_types::InboundKind::Action { .. });
         let work = match job.work {
             StoredWork::Chat { text } => Work::Chat { text },
             StoredWork::Command(c) => Work::Command(c),
@@ -164,6 +182,7 @@ impl Engine {
                     resumed: !posted.is_empty(),
                     taken_over: true,
                     posted,
+                    regenerated,
                 }),
                 trace,
             },

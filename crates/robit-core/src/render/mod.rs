@@ -3,8 +3,10 @@
 //! It owns the policy every platform shares: the first text is posted at once (time to first
 //! reply matters most), later text is coalesced into edits no faster than the platform's
 //! minimum edit interval, a reply longer than a message continues in new messages without
-//! breaking code fences, and mentions are made inert. It must not know which platform it
-//! writes to; everything it needs is in [`Capabilities`].
+//! breaking code fences, and mentions are made inert. Where the sink can show buttons, the
+//! last message of the reply carries the answer's controls (Stop while it streams, the votes
+//! once done) and earlier parts lose them. It must not know which platform it writes to;
+//! everything it needs is in [`Capabilities`].
 
 mod sanitize;
 mod split;
@@ -13,7 +15,7 @@ pub use sanitize::neutralize_mentions;
 pub use split::{is_fence_line, split, split_message, Chunk, MIN_LIMIT};
 
 use crate::metrics as m;
-use robit_types::{Capabilities, MessageRef, Platform, ReplySink, SinkError};
+use robit_types::{AnswerControls, Capabilities, MessageRef, Platform, ReplySink, SinkError};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -25,8 +27,10 @@ pub struct StreamRenderer {
     platform: Platform,
     caps: Capabilities,
     text: String,
-    /// Messages posted so far, with the text each one shows now.
-    posted: Vec<(MessageRef, String)>,
+    /// Messages posted so far, with the text and the buttons each one shows now.
+    posted: Vec<(MessageRef, String, AnswerControls)>,
+    /// The buttons the reply's last message should show.
+    controls: AnswerControls,
     last_flush: Option<Instant>,
     dirty: bool,
     /// When the event being answered arrived, to measure time to first reply.
@@ -42,6 +46,7 @@ impl StreamRenderer {
             caps,
             text: String::new(),
             posted: Vec::new(),
+            controls: AnswerControls::None,
             last_flush: None,
             dirty: false,
             received_at: None,
@@ -58,6 +63,18 @@ impl StreamRenderer {
     pub fn push(&mut self, delta: &str) {
         if !delta.is_empty() {
             self.text.push_str(delta);
+            self.dirty = true;
+        }
+    }
+
+    /// Sets the buttons of the reply's last message (where the sink can show buttons); they
+    /// are drawn at the next flush. Nothing is posted for buttons alone.
+    pub fn set_controls(&mut self, controls: AnswerControls) {
+        if !self.caps.controls || controls == self.controls {
+            return;
+        }
+        self.controls = controls;
+        if !self.posted.is_empty() {
             self.dirty = true;
         }
     }
@@ -114,6 +131,16 @@ impl StreamRenderer {
             }
             self.flush().await?;
         }
+        // A message posted by that flush shows no buttons yet (a post carries text only):
+        // they take one more edit.
+        if self.dirty {
+            if !self.caps.paced {
+                if let Some(at) = self.next_flush_at() {
+                    tokio::time::sleep_until(at).await;
+                }
+            }
+            self.flush().await?;
+        }
         Ok(())
     }
 
@@ -127,16 +154,38 @@ impl StreamRenderer {
         } else {
             split_message(&shown, self.caps.max_message_len)
         };
+        let last = parts.len() - 1;
+        // Buttons drawn on a message that got one later lose them there.
+        let want: Vec<AnswerControls> = (0..parts.len())
+            .map(|i| {
+                if i == last {
+                    self.controls
+                } else {
+                    AnswerControls::None
+                }
+            })
+            .collect();
+        let mut pending_controls = false;
         for (i, part) in parts.into_iter().enumerate() {
-            if let Some((msg, current)) = self.posted.get(i) {
-                if *current != part {
+            if let Some((msg, current, shown)) = self.posted.get(i) {
+                let controls = want[i];
+                if *current != part || *shown != controls {
                     let msg = msg.clone();
-                    self.call("edit", |sink| {
-                        let (msg, part) = (msg.clone(), part.clone());
-                        async move { sink.edit(&msg, &part).await }
-                    })
-                    .await?;
+                    if self.caps.controls {
+                        self.call("edit", |sink| {
+                            let (msg, part) = (msg.clone(), part.clone());
+                            async move { sink.edit_controls(&msg, &part, &controls).await }
+                        })
+                        .await?;
+                    } else {
+                        self.call("edit", |sink| {
+                            let (msg, part) = (msg.clone(), part.clone());
+                            async move { sink.edit(&msg, &part).await }
+                        })
+                        .await?;
+                    }
                     self.posted[i].1 = part;
+                    self.posted[i].2 = controls;
                 }
             } else {
                 let msg = self
@@ -152,11 +201,12 @@ impl StreamRenderer {
                             .record(waited.as_secs_f64());
                     }
                 }
-                self.posted.push((msg, part));
+                pending_controls |= want[i] != AnswerControls::None;
+                self.posted.push((msg, part, AnswerControls::None));
             }
         }
         self.last_flush = Some(Instant::now());
-        self.dirty = false;
+        self.dirty = pending_controls;
         Ok(())
     }
 

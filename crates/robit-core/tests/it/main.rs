@@ -1,6 +1,7 @@
 //! Engine integration tests: the real engine, a real SQLite file, the real OpenAI-compatible
 //! client talking to the loopback fake LLM server, and a recording reply sink.
 
+mod actions;
 mod attachments;
 mod bounds;
 mod chat;

@@ -37,6 +37,7 @@ impl RecordingSink {
                 native_streaming: false,
                 max_upload_bytes: None,
                 paced: false,
+                controls: false,
             },
             calls: Mutex::new(Vec::new()),
             messages: Mutex::new(Vec::new()),

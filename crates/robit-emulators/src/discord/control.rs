@@ -36,6 +36,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/channels/{id}/pins", get(pins))
         .route("/channels/{id}/threads", get(threads))
         .route("/messages/{id}", get(message))
+        .route("/messages/{id}/edit", post(edit_message))
         .route("/interactions/{id}", get(interaction))
         .route("/requests", get(requests))
 }
@@ -90,6 +91,23 @@ async fn user_message(
     }
     super::gateway::dispatch_message(&mut st, mid, "MESSAGE_CREATE");
     Json(json!({"id": mid.to_string()})).into_response()
+}
+
+#[derive(Deserialize)]
+struct EditBody {
+    content: String,
+}
+
+/// The user edits their message: MESSAGE_UPDATE with the new content.
+async fn edit_message(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(mid): Path<u64>,
+    Json(body): Json<EditBody>,
+) -> Response {
+    match super::server::edit_user_message(&shared, mid, &body.content) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, e).into_response(),
+    }
 }
 
 #[derive(Deserialize)]

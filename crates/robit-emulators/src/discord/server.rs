@@ -193,6 +193,13 @@ impl DiscordEmulator {
         self.says(self.user_id(), channel, text)
     }
 
+    /// The author of user message `message` edits it to `text`: its content, mentions and
+    /// `edited_timestamp` change and MESSAGE_UPDATE is dispatched with the whole message, as
+    /// Discord does for an edit. Bots' messages are not a user's to edit.
+    pub fn user_edits(&self, message: u64, text: &str) -> Result<(), String> {
+        edit_user_message(&self.shared, message, text)
+    }
+
     /// `author` posts `text` in `channel`; dispatches MESSAGE_CREATE.
     pub fn says(&self, author: u64, channel: u64, text: &str) -> u64 {
         let mut st = self.shared.lock();
@@ -591,6 +598,24 @@ pub(crate) fn component_interaction(
         ));
     }
     Ok(InteractionRef { id, token })
+}
+
+/// [`DiscordEmulator::user_edits`], shared with the control API.
+pub(crate) fn edit_user_message(shared: &Shared, message: u64, text: &str) -> Result<(), String> {
+    let mut st = shared.lock();
+    let bot = st.bot_id;
+    let Some(m) = st.messages.get_mut(&message) else {
+        return Err(format!("unknown message {message}"));
+    };
+    if m.author_id == bot || m.webhook_id.is_some() {
+        return Err(format!("message {message} is not a user's"));
+    }
+    m.content = text.to_string();
+    m.mentions = super::state::parse_mentions(text);
+    m.edited = Some(std::time::SystemTime::now());
+    m.edits += 1;
+    gateway::dispatch_message(&mut st, message, "MESSAGE_UPDATE");
+    Ok(())
 }
 
 /// GUILD_CREATE for a guild added while shards are connected.

@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_control/messages", get(messages))
         .route("/_control/calls", get(calls))
         .route("/_control/button", post(button))
+        .route("/_control/edit", post(edit_message))
         .route("/_control/views", get(views))
         .route("/_control/message", get(message))
 }
@@ -168,6 +169,22 @@ async fn button(State(s): State<Arc<Shared>>, Json(b): Json<Button>) -> Json<Val
     let channel = b.channel.as_deref().unwrap_or(GENERAL);
     let user = b.user.as_deref().unwrap_or(super::USER);
     match handle(&s).click_button_as(user, channel, &b.ts, &b.action_id) {
+        Ok(d) => delivered(d),
+        Err(e) => Json(json!({"ok": false, "error": e})),
+    }
+}
+
+#[derive(Deserialize)]
+struct Edit {
+    channel: Option<String>,
+    ts: String,
+    text: String,
+}
+
+/// The user edits their message: a `message_changed` event goes to the app.
+async fn edit_message(State(s): State<Arc<Shared>>, Json(b): Json<Edit>) -> Json<Value> {
+    let channel = b.channel.as_deref().unwrap_or(GENERAL);
+    match handle(&s).user_edits(channel, &b.ts, &b.text) {
         Ok(d) => delivered(d),
         Err(e) => Json(json!({"ok": false, "error": e})),
     }

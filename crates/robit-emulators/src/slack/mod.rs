@@ -469,6 +469,57 @@ impl SlackEmulator {
         delivered
     }
 
+    /// The author of user message `ts` in `channel` edits it to `text`: the stored text
+    /// changes and the app gets a `message` event with subtype `message_changed`, carrying
+    /// the new `message` and the `previous_message` (Slack sends no `app_mention` for an
+    /// edit). The returned `event_id` is the edit's.
+    pub fn user_edits(&self, channel: &str, ts: &str, text: &str) -> Result<Delivered, String> {
+        let (event_id, edit_ts, previous, thread_ts, user) = {
+            let mut m = self.shared.model.lock().unwrap();
+            let edit_ts = m.next_ts();
+            let event_id = m.next_id("Ev");
+            let msg = m
+                .get_mut(channel, ts)
+                .filter(|m| !m.deleted && m.bot_id.is_none())
+                .ok_or_else(|| format!("no user message {ts} in {channel}"))?;
+            let previous = std::mem::replace(&mut msg.text, text.to_string());
+            msg.edits += 1;
+            (
+                event_id,
+                edit_ts,
+                previous,
+                msg.thread_ts.clone(),
+                msg.user.clone(),
+            )
+        };
+        let is_dm = channel.starts_with('D');
+        let mut message = json!({
+            "type": "message", "user": user, "text": text, "ts": ts, "team": TEAM_ID,
+            "edited": {"user": user, "ts": edit_ts}, "client_msg_id": format!("cm-{ts}"),
+        });
+        let mut previous_message = json!({
+            "type": "message", "user": user, "text": previous, "ts": ts, "team": TEAM_ID,
+            "client_msg_id": format!("cm-{ts}"),
+        });
+        if let Some(t) = &thread_ts {
+            message["thread_ts"] = json!(t);
+            previous_message["thread_ts"] = json!(t);
+        }
+        let event = json!({
+            "type": "message", "subtype": "message_changed", "hidden": true,
+            "channel": channel, "ts": edit_ts, "event_ts": edit_ts,
+            "channel_type": if is_dm { "im" } else { "channel" },
+            "message": message, "previous_message": previous_message,
+        });
+        self.send_event(&event_id, event);
+        Ok(Delivered {
+            event_id,
+            channel: channel.to_string(),
+            ts: ts.to_string(),
+            thread_ts: thread_ts.unwrap_or_else(|| ts.to_string()),
+        })
+    }
+
     /// The user runs a slash command in `GENERAL`.
     pub fn slash(&self, command: &str, text: &str) -> Delivered {
         self.slash_in(GENERAL, command, text)

@@ -98,6 +98,7 @@ async fn tool_call_fields_round_trip(store: Arc<dyn Store>) {
         status: MessageStatus::Complete,
         author: None,
         turn: None,
+        served: None,
     };
     store
         .append_message(conversation.id, call.clone())
@@ -119,6 +120,7 @@ async fn tool_call_fields_round_trip(store: Arc<dyn Store>) {
             status: m.status,
             author: m.author,
             turn: None,
+            served: None,
         })
         .collect();
     assert_eq!(stored, [call, output]);

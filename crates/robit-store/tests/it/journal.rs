@@ -12,6 +12,7 @@ const LONG: Duration = Duration::from_secs(60);
 fn with_turn(id: &str, holder: &str, lease: Duration) -> NewEvent {
     NewEvent {
         turn: Some(NewTurn {
+            answers: None,
             job: format!("{{\"job\":\"{id}\"}}"),
             route: Some(format!("route-{id}")),
             holder: holder.to_string(),

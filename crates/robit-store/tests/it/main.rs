@@ -9,6 +9,7 @@ mod support;
 
 mod accept;
 mod access;
+mod answers;
 mod buckets;
 mod concurrency;
 mod connect;

@@ -1,4 +1,5 @@
-//! `robit usage`: token usage by workspace, channel, user, model or day.
+//! `robit usage`: token usage by workspace, channel, user, model or day, then the 👍/👎 votes
+//! on answers per model with the share of 👍.
 
 use crate::app::open_store;
 use crate::cli::{UsageArgs, UsageBy};
@@ -15,11 +16,7 @@ pub async fn run(loaded: Loaded, args: UsageArgs) -> anyhow::Result<ExitCode> {
         UsageBy::Model => UsageGroup::Model,
         UsageBy::Day => UsageGroup::Day,
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    let day_ms = 86_400_000;
-    let since = (now_ms / day_ms - i64::from(args.days.saturating_sub(1))) * day_ms;
+    let since = crate::cli::since_ms(args.days);
     let rows = store.usage_summary(group, since).await?;
     println!(
         "{:<40} {:>9} {:>14} {:>14}",
@@ -36,6 +33,27 @@ pub async fn run(loaded: Loaded, args: UsageArgs) -> anyhow::Result<ExitCode> {
     }
     if rows.is_empty() {
         println!("(no usage in the last {} days)", args.days);
+    }
+    let votes = store.feedback_summary(since).await?;
+    println!();
+    println!(
+        "{:<40} {:>9} {:>9} {:>9}",
+        "feedback", "👍", "👎", "👍 rate"
+    );
+    for v in &votes {
+        let rate = v
+            .up_rate()
+            .map_or("-".to_string(), |r| format!("{:.0}%", r * 100.0));
+        println!(
+            "{:<40} {:>9} {:>9} {:>9}",
+            format!("{}/{}", v.provider, v.model),
+            v.up,
+            v.down,
+            rate
+        );
+    }
+    if votes.is_empty() {
+        println!("(no votes in the last {} days)", args.days);
     }
     Ok(ExitCode::SUCCESS)
 }
