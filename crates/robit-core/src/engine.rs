@@ -446,6 +446,7 @@ impl Engine {
                 work: StoredWork::Chat {
                     text: question.text.clone(),
                 },
+                traceparent: robit_types::trace::current_traceparent(),
             })
             .expect("a job serializes"),
             route: Some(route),
@@ -510,6 +511,7 @@ impl Engine {
                 sink,
                 done,
                 ticket: Some(ticket),
+                trace: tracing::Span::current(),
             },
             true,
         );

@@ -3,41 +3,13 @@
 //! the conversation (and its unfinished answer) to the other once its lease expires, and together they stay inside one
 //! channel's posting budget.
 
-use crate::support::{free_port, sigterm, text};
+use crate::support::{drop_schema, free_port, pg_url, schema, sigterm, text};
 use robit_emulators::slack::{SlackEmulator, BOT_TOKEN, GENERAL, SIGNING_SECRET};
 use robit_testkit::llm::{FakeLlm, Reply};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn pg_url() -> String {
-    std::env::var("ROBIT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A schema of the test's own, so tests run in parallel on one database.
-fn schema(test: &str) -> String {
-    format!(
-        "robit_{test}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
-}
-
-async fn drop_schema(schema: &str) {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-}
 
 /// One replica: `robit serve` with the Slack Events API intake on its own port.
 struct Replica {

@@ -1,6 +1,6 @@
 //! `robit serve`: HTTP health and metrics, readiness following the database, graceful stop.
 
-use crate::support::{free_port, sigterm, text, Forwarder};
+use crate::support::{drop_schema, free_port, schema, sigterm, text, Forwarder};
 use robit_testkit::llm::FakeLlm;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -97,6 +97,9 @@ async fn readyz_follows_the_database() {
     let fwd = Forwarder::start(&pg).await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
+    // A schema of its own: the shared database's public schema may hold another tree's
+    // migrations, which robit rightly refuses to start on.
+    let schema = schema("readyz");
     let child = Command::new(env!("CARGO_BIN_EXE_robit"))
         .arg("serve")
         .current_dir(dir.path())
@@ -104,6 +107,7 @@ async fn readyz_follows_the_database() {
             "ROBIT_DATABASE__URL",
             format!("postgres://postgres@127.0.0.1:{}/test", fwd.port),
         )
+        .env("ROBIT_DATABASE__SCHEMA", &schema)
         .env("ROBIT_DATABASE__ACQUIRE_TIMEOUT_MS", "500")
         .env("ROBIT_SANDBOX__ENABLED", "false")
         .env("ROBIT_HTTP__ADDR", format!("127.0.0.1:{port}"))
@@ -126,6 +130,7 @@ async fn readyz_follows_the_database() {
     let _ = fwd.target();
     sigterm(child.id());
     let out = child.wait_with_output().unwrap();
+    drop_schema(&schema).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 

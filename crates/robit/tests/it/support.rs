@@ -108,3 +108,31 @@ impl Forwarder {
 pub fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
+
+pub fn pg_url() -> String {
+    std::env::var("ROBIT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A schema of the test's own, so tests run in parallel on one database.
+pub fn schema(test: &str) -> String {
+    format!(
+        "robit_{test}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+pub async fn drop_schema(schema: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
