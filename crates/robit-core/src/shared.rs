@@ -32,8 +32,17 @@ pub(crate) struct Shared {
     pub held: Arc<Held>,
     /// Fires on shutdown; every running turn's token is a child of it.
     pub shutdown: CancellationToken,
-    /// The running chat turn of each busy conversation.
-    running: Mutex<HashMap<ConversationKey, CancellationToken>>,
+    /// The running chat turn of each busy conversation, and who stopped it, once stopped.
+    running: Mutex<HashMap<ConversationKey, (CancellationToken, Option<Stopper>)>>,
+}
+
+/// Who stopped a running turn, so the note the answer ends with says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopper {
+    /// A newer message in the conversation (`engine.cancel_on_new_message`).
+    NewerMessage,
+    /// The person asked (the console's Ctrl-C).
+    User,
 }
 
 impl Shared {
@@ -64,7 +73,7 @@ impl Shared {
         self.running
             .lock()
             .expect("poisoned")
-            .insert(key.clone(), token.clone());
+            .insert(key.clone(), (token.clone(), None));
         token
     }
 
@@ -73,13 +82,24 @@ impl Shared {
     }
 
     /// Stops the conversation's running turn, if any; whether there was one.
-    pub fn stop_running(&self, key: &ConversationKey) -> bool {
-        match self.running.lock().expect("poisoned").get(key) {
-            Some(token) => {
+    pub fn stop_running(&self, key: &ConversationKey, by: Stopper) -> bool {
+        match self.running.lock().expect("poisoned").get_mut(key) {
+            Some((token, stopper)) => {
+                stopper.get_or_insert(by);
                 token.cancel();
                 true
             }
             None => false,
         }
+    }
+
+    /// Who stopped the conversation's running turn; `None` while it runs (or after a
+    /// shutdown, which stops every turn without naming one).
+    pub fn stopped_by(&self, key: &ConversationKey) -> Option<Stopper> {
+        self.running
+            .lock()
+            .expect("poisoned")
+            .get(key)
+            .and_then(|(_, by)| *by)
     }
 }

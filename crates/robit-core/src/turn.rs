@@ -455,6 +455,8 @@ async fn stream_round(
                         PAUSED_NOTE
                     } else if shared.shutdown.is_cancelled() {
                         "⚠️ robit is restarting; this answer was cut off. Ask again in a moment."
+                    } else if shared.stopped_by(&inbound.key) == Some(crate::shared::Stopper::User) {
+                        "⏹️ Stopped."
                     } else {
                         "⏹️ Stopped: a newer message in this conversation replaced this answer."
                     };

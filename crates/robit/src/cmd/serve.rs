@@ -132,7 +132,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         let engine = engine.clone();
         let config = config.clone();
         Some(tokio::spawn(
-            async move { run_console(&engine, &config).await },
+            async move { run_console(&engine, &config, false).await },
         ))
     } else {
         None
