@@ -48,7 +48,11 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
                 Some(items) => items
                     .iter()
                     .map(|c| {
-                        let mark = if c.name == app.conversation { "● " } else { "  " };
+                        let mark = if c.name == app.conversation {
+                            "● "
+                        } else {
+                            "  "
+                        };
                         let model = c.model.as_deref().unwrap_or(&app.default_model);
                         ListItem::new(Line::from(vec![
                             Span::raw(format!("{mark}{:<20} ", c.name)),
@@ -119,7 +123,11 @@ fn transcript_lines(app: &App) -> Vec<Line<'static>> {
                 run: Some(run),
                 ..
             } => {
-                let colour = if run.ok() { Color::LightGreen } else { Color::LightRed };
+                let colour = if run.ok() {
+                    Color::LightGreen
+                } else {
+                    Color::LightRed
+                };
                 let frame = Style::new().fg(colour);
                 lines.push(Line::from(vec![
                     Span::styled("╭─ ▶ sandbox run · ", frame),
@@ -187,7 +195,10 @@ fn draw_input(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let shown: String = text.chars().skip(skip).collect();
     let cursor_x = prompt.width() + before.chars().skip(skip).collect::<String>().width();
     frame.render_widget(
-        Paragraph::new(Line::from(vec![Span::styled(prompt, USER), Span::raw(shown)])),
+        Paragraph::new(Line::from(vec![
+            Span::styled(prompt, USER),
+            Span::raw(shown),
+        ])),
         inner,
     );
     if app.overlay == Overlay::None {

@@ -147,15 +147,18 @@ impl Renderer {
             Event::HardBreak => self.flush(),
             Event::Rule => {
                 self.blank();
-                self.lines
-                    .push(Line::styled("─".repeat(40), Style::new().fg(Color::DarkGray)));
+                self.lines.push(Line::styled(
+                    "─".repeat(40),
+                    Style::new().fg(Color::DarkGray),
+                ));
                 self.lines.push(Line::default());
             }
             Event::TaskListMarker(done) => self.text(if done { "[x] " } else { "[ ] " }),
             // Raw HTML and math are shown as written: a terminal renders neither.
-            Event::Html(t) | Event::InlineHtml(t) | Event::InlineMath(t) | Event::DisplayMath(t) => {
-                self.text(&t)
-            }
+            Event::Html(t)
+            | Event::InlineHtml(t)
+            | Event::InlineMath(t)
+            | Event::DisplayMath(t) => self.text(&t),
             Event::FootnoteReference(t) => self.text(&format!("[{t}]")),
         }
     }
@@ -214,9 +217,7 @@ impl Renderer {
             }
             Tag::Emphasis => self.push_style(Style::new().add_modifier(Modifier::ITALIC)),
             Tag::Strong => self.push_style(Style::new().add_modifier(Modifier::BOLD)),
-            Tag::Strikethrough => {
-                self.push_style(Style::new().add_modifier(Modifier::CROSSED_OUT))
-            }
+            Tag::Strikethrough => self.push_style(Style::new().add_modifier(Modifier::CROSSED_OUT)),
             Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. } => {
                 self.push_style(LINK);
                 self.links.push(dest_url.to_string());
@@ -366,6 +367,9 @@ mod tests {
     #[test]
     fn an_unclosed_fence_while_streaming_still_renders_its_code() {
         let lines = render("Here:\n```js\nconsole.log(1)");
-        assert_eq!(plain(&lines), ["Here:", "", "┌ js", "▎ console.log(1)", "└"]);
+        assert_eq!(
+            plain(&lines),
+            ["Here:", "", "┌ js", "▎ console.log(1)", "└"]
+        );
     }
 }

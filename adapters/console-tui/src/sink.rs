@@ -154,7 +154,9 @@ mod tests {
         sink.upload("../../chart.png", b"png", "from the run")
             .await
             .unwrap();
-        sink.upload("../../chart.png", b"png2", "again").await.unwrap();
+        sink.upload("../../chart.png", b"png2", "again")
+            .await
+            .unwrap();
         let mut paths = Vec::new();
         while let Ok(Event::Saved { path, .. }) = rx.try_recv() {
             paths.push(PathBuf::from(path));

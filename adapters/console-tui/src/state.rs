@@ -205,7 +205,9 @@ pub enum Event {
     Key(KeyEvent),
     Paste(String),
     /// The transcript area's height changed (PageUp scrolls by it).
-    Resize { height: u16 },
+    Resize {
+        height: u16,
+    },
     /// The engine posted a message in `conversation`.
     Posted {
         conversation: String,
@@ -451,7 +453,9 @@ impl App {
                 Vec::new()
             }
             Event::Failed(why) => {
-                self.notice = Some(format!("⚠️ {}", strip_terminal_escapes(&why)));
+                // In the transcript, where it stays readable; the status line is for hints.
+                self.entries
+                    .push(Entry::Note(format!("⚠️ {}", strip_terminal_escapes(&why))));
                 Vec::new()
             }
         }
@@ -508,7 +512,10 @@ impl App {
             KeyCode::Home => self.input.cursor = 0,
             KeyCode::End => self.input.cursor = self.input.text.chars().count(),
             KeyCode::Up if !completions.is_empty() => {
-                self.completion = self.completion.checked_sub(1).unwrap_or(completions.len() - 1)
+                self.completion = self
+                    .completion
+                    .checked_sub(1)
+                    .unwrap_or(completions.len() - 1)
             }
             KeyCode::Down if !completions.is_empty() => {
                 self.completion = (self.completion + 1) % completions.len()
@@ -688,7 +695,10 @@ mod tests {
         assert_eq!(app.input.text, "first");
         app.reduce(key(KeyCode::Down), now);
         app.reduce(key(KeyCode::Down), now);
-        assert_eq!(app.input.text, "draft", "past the newest line, the draft is back");
+        assert_eq!(
+            app.input.text, "draft",
+            "past the newest line, the draft is back"
+        );
         assert_eq!(app.status.running, 2);
     }
 

@@ -230,7 +230,11 @@ impl Restore {
         });
         enable_raw_mode()?;
         let guard = Restore;
-        crossterm::execute!(std::io::stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
+        crossterm::execute!(
+            std::io::stdout(),
+            EnterAlternateScreen,
+            EnableBracketedPaste
+        )?;
         Ok(guard)
     }
 }

@@ -23,9 +23,9 @@ mod sqlite_writer;
 pub use access::{AccessRule, ApiKeyRow, AuditEntry, NewAuditEntry, SettingPlace, SettingRow};
 pub use error::StoreError;
 pub use model::{
-    Accepted, ClaimedTurn, Conversation, ConversationId, ConversationSummary, MessageRole, MessageStatus,
-    MigrationStatus, NewEvent, NewMessage, NewTurn, StoredMessage, Take, TurnRow, TurnStatus,
-    UsageGroup, UsageRecord, UsageRow,
+    Accepted, ClaimedTurn, Conversation, ConversationId, ConversationSummary, MessageRole,
+    MessageStatus, MigrationStatus, NewEvent, NewMessage, NewTurn, StoredMessage, Take, TurnRow,
+    TurnStatus, UsageGroup, UsageRecord, UsageRow,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

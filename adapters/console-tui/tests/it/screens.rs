@@ -77,11 +77,17 @@ fn a_streaming_answer_shows_rendered_markdown_and_a_highlighted_code_block() {
     let shown = text(&buffer);
     insta::assert_snapshot!("streaming_answer", shown);
     assert!(shown.contains("Use print — it is built in:"), "{shown}");
-    assert!(!shown.contains("**"), "markup is rendered, not shown: {shown}");
+    assert!(
+        !shown.contains("**"),
+        "markup is rendered, not shown: {shown}"
+    );
     assert!(shown.contains("first reply 120 ms"), "{shown}");
     assert!(shown.contains("answering"), "{shown}");
     // The code is coloured by the highlighter, not printed in one colour.
-    let y = shown.lines().position(|l| l.contains("print(\"hi\")")).unwrap() as u16;
+    let y = shown
+        .lines()
+        .position(|l| l.contains("print(\"hi\")"))
+        .unwrap() as u16;
     let colours: std::collections::HashSet<_> = (4..20)
         .map(|x| buffer[(x, y)].fg)
         .filter(|c| matches!(c, Color::Rgb(..)))
@@ -125,8 +131,14 @@ fn sandbox_runs_show_as_panels_with_status_and_saved_files() {
     let buffer = screen(&app, 80, 30);
     let shown = text(&buffer);
     insta::assert_snapshot!("sandbox_panels", shown);
-    assert!(shown.contains("╭─ ▶ sandbox run · exit 0 · 412 ms"), "{shown}");
-    assert!(shown.contains("╭─ ▶ sandbox run · exit 1 · 9 ms"), "{shown}");
+    assert!(
+        shown.contains("╭─ ▶ sandbox run · exit 0 · 412 ms"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("╭─ ▶ sandbox run · exit 1 · 9 ms"),
+        "{shown}"
+    );
     assert!(
         shown.contains("📎 saved /home/ada/robit-files/default/figure-1.png"),
         "{shown}"

@@ -174,10 +174,7 @@ async fn conversations_are_listed_by_workspace_newest_first_with_counts(store: A
             )
         })
         .collect();
-    assert_eq!(
-        rows,
-        [("newer", Some("m2"), 3, 126), ("older", None, 1, 0)]
-    );
+    assert_eq!(rows, [("newer", Some("m2"), 3, 126), ("older", None, 1, 0)]);
     assert_eq!(list[0].key, console("newer"));
     assert!(list[0].last_active_ms >= list[1].last_active_ms);
     // A reset empties the count (history), not the tokens spent.

@@ -105,7 +105,11 @@ impl Pty {
             assert!(
                 now < deadline && !s.closed,
                 "waiting for {what}: {}; the screen:\n{}",
-                if s.closed { "the terminal closed" } else { "timed out" },
+                if s.closed {
+                    "the terminal closed"
+                } else {
+                    "timed out"
+                },
                 s.parser.screen().contents()
             );
             s = changed.wait_timeout(s, deadline - now).unwrap().0;
@@ -184,13 +188,26 @@ async fn chat_in_a_terminal_streams_markdown_stops_on_ctrl_c_and_quits_on_the_se
     assert!(status.success(), "{status:?}");
     let (lock, _) = &*pty.screen;
     let s = lock.lock().unwrap();
-    assert!(!s.parser.screen().alternate_screen(), "left the alternate screen");
-    assert!(!s.parser.screen().hide_cursor(), "the cursor is shown again");
+    assert!(
+        !s.parser.screen().alternate_screen(),
+        "left the alternate screen"
+    );
+    assert!(
+        !s.parser.screen().hide_cursor(),
+        "the cursor is shown again"
+    );
     let raw = String::from_utf8_lossy(&s.raw);
-    let entered = raw.rfind("\u{1b}[?1049h").expect("entered the alternate screen");
-    let left = raw.rfind("\u{1b}[?1049l").expect("left the alternate screen");
+    let entered = raw
+        .rfind("\u{1b}[?1049h")
+        .expect("entered the alternate screen");
+    let left = raw
+        .rfind("\u{1b}[?1049l")
+        .expect("left the alternate screen");
     assert!(left > entered);
-    assert!(raw[left..].contains("\u{1b}[?2004l"), "bracketed paste is off");
+    assert!(
+        raw[left..].contains("\u{1b}[?2004l"),
+        "bracketed paste is off"
+    );
     drop(s);
     // One request per line: stopping is not failing, so nothing was retried.
     assert_eq!(llm.chat_requests().len(), 2);
