@@ -17,8 +17,8 @@ const DIM: Style = Style::new().fg(Color::DarkGray);
 const USER: Style = Style::new()
     .fg(Color::LightCyan)
     .add_modifier(Modifier::BOLD);
-const KEYS: &str =
-    " Enter send · Tab complete · ↑↓ history · PgUp/PgDn scroll · F2 conversations · F3 model · Ctrl-C stop/quit ";
+/// The keys to know, short enough for an 80-column terminal (the README has them all).
+const KEYS: &str = " ↑↓ history · PgUp scroll · F2 conversations · F3 model · Ctrl-C stop ";
 
 /// The transcript's height on a screen of `height` rows (what PageUp pages by).
 pub fn transcript_height(height: u16) -> u16 {

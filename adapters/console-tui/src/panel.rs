@@ -5,7 +5,10 @@
 //! block, then a status line `` `exit 0 · 12 ms` `` (`` `no exit code · 5 ms` ``), possibly
 //! followed by ` · ⏱️ timed out` and the like (`robit-core`'s `code_run.rs`). The console reads
 //! that status back rather than widening the `ReplySink` port for one adapter's looks; when
-//! the wording changes, a message simply shows as ordinary Markdown. A leaf: pure functions.
+//! the wording changes, a message simply shows as ordinary Markdown. Pure functions, on
+//! `markdown` only.
+
+use ratatui::text::Line;
 
 /// A run's status, read from the last line of its output message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +71,22 @@ pub fn parse(text: &str) -> Option<(&str, RunStatus)> {
     ))
 }
 
+/// A run's output as lines: the engine puts it in one bare code block, which inside a panel
+/// would be a frame in a frame, so its text is shown as it is (in the code style);
+/// anything else is rendered as Markdown.
+pub fn output_lines(body: &str) -> Vec<Line<'static>> {
+    let inner = body
+        .strip_prefix("```\n")
+        .and_then(|b| b.strip_suffix("\n```").or_else(|| b.strip_suffix("```")));
+    match inner {
+        Some(text) if !text.contains("\n```") => text
+            .lines()
+            .map(|l| Line::styled(l.replace('\t', "    "), crate::markdown::CODE))
+            .collect(),
+        _ => crate::markdown::render(body),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +104,9 @@ mod tests {
         assert!(!s.ok());
         let (_, s) = parse("Output attached. `exit 1 · 3 ms`").unwrap();
         assert_eq!(s.exit_code, Some(1));
+        let lines = output_lines("```\nhello\n\tworld\n```");
+        let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        assert_eq!(text, ["hello", "    world"]);
     }
 
     #[test]

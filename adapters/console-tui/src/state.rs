@@ -91,7 +91,7 @@ pub enum Entry {
 impl Entry {
     fn reply(id: u64, text: String) -> Entry {
         let (lines, run) = match panel::parse(&text) {
-            Some((body, status)) => (markdown::render(body), Some(status)),
+            Some((body, status)) => (panel::output_lines(body), Some(status)),
             None => (markdown::render(&text), None),
         };
         Entry::Reply {

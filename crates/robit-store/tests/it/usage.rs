@@ -136,7 +136,7 @@ async fn conversations_are_listed_by_workspace_newest_first_with_counts(store: A
     store
         .append_message(
             newer.id,
-            NewMessage::assistant("c".into(), MessageStatus::Complete),
+            NewMessage::assistant("c", MessageStatus::Complete),
         )
         .await
         .unwrap();

@@ -204,10 +204,11 @@ async fn chat_in_a_terminal_streams_markdown_stops_on_ctrl_c_and_quits_on_the_se
         .rfind("\u{1b}[?1049l")
         .expect("left the alternate screen");
     assert!(left > entered);
-    assert!(
-        raw[left..].contains("\u{1b}[?2004l"),
-        "bracketed paste is off"
-    );
+    let paste_on = raw.rfind("\u{1b}[?2004h").expect("bracketed paste was on");
+    let paste_off = raw
+        .rfind("\u{1b}[?2004l")
+        .expect("bracketed paste is off again");
+    assert!(paste_off > paste_on);
     drop(s);
     // One request per line: stopping is not failing, so nothing was retried.
     assert_eq!(llm.chat_requests().len(), 2);
