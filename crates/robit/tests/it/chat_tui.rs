@@ -213,3 +213,72 @@ async fn chat_in_a_terminal_streams_markdown_stops_on_ctrl_c_and_quits_on_the_se
     // One request per line: stopping is not failing, so nothing was retried.
     assert_eq!(llm.chat_requests().len(), 2);
 }
+
+/// The sandbox as the person sees it: a `/run` is a panel with its exit status, the file it
+/// wrote is saved under `console.files_dir` and its path shown; ↑ brings the line back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_in_the_terminal_shows_a_panel_and_saves_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let llm = FakeLlm::start().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let guests = std::env::var("ROBIT_GUESTS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root.join("data/guests"));
+    assert!(
+        guests.join("python.wasm").exists(),
+        "run scripts/fetch-guests first"
+    );
+    let env = vec![
+        (
+            "ROBIT_DATABASE__URL",
+            format!("sqlite://{}", dir.path().join("robit.db").display()),
+        ),
+        ("ROBIT_LLM__BASE_URL", llm.base_url()),
+        (
+            "ROBIT_SANDBOX__PYTHON_WASM",
+            guests.join("python.wasm").display().to_string(),
+        ),
+        (
+            "ROBIT_SANDBOX__QUICKJS_WASM",
+            guests.join("quickjs.wasm").display().to_string(),
+        ),
+        (
+            "ROBIT_SANDBOX__CACHE_DIR",
+            root.join("data/cache").display().to_string(),
+        ),
+        ("ROBIT_SANDBOX__PYTHON_POOL_SIZE", "0".to_string()),
+    ];
+    let d = dir.path().to_path_buf();
+    let mut pty = tokio::task::spawn_blocking(move || Pty::spawn(&d, &env))
+        .await
+        .unwrap();
+    let files = dir.path().join("robit-files/default");
+    tokio::task::spawn_blocking(move || {
+        pty.wait_for_text(" default ");
+        let line = "/run python open('out.csv', 'w').write('a,b'); print(6 * 7)";
+        pty.type_keys(&format!("{line}\r"));
+        let shown = pty.wait_for_text("📎 saved");
+        assert!(shown.contains("╭─ ▶ sandbox run · exit 0 · "), "{shown}");
+        assert!(shown.contains("│ 42"), "{shown}");
+        let saved = files.join("out.csv");
+        assert!(
+            shown.contains(&saved.canonicalize().unwrap().display().to_string()),
+            "{shown}"
+        );
+        assert_eq!(std::fs::read_to_string(&saved).unwrap(), "a,b");
+
+        // ↑ recalls the line into the input box (the row above its bottom border).
+        pty.type_keys("\u{1b}[A");
+        pty.wait_for("the line recalled into the input", |s| {
+            let rows: Vec<String> = s.parser.screen().rows(0, 100).collect();
+            rows[27].contains("/run python open")
+        });
+        pty.type_keys("\u{4}"); // Ctrl-D on a non-empty line does nothing…
+        pty.type_keys("\u{15}\u{4}"); // …after Ctrl-U empties it, it quits.
+        pty.wait_for("robit to exit", |s| s.closed);
+        let status = pty.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    })
+    .await
+    .unwrap();
+}
