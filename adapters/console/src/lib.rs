@@ -257,16 +257,17 @@ fn next_event_id() -> EventId {
     ))
 }
 
+/// The key of the console conversation named `conversation`: every console conversation
+/// lives in the workspace `local`, named by its channel.
+pub fn conversation_key(conversation: &str) -> ConversationKey {
+    ConversationKey::new(Platform::Console, "local", conversation, None)
+}
+
 /// The inbound event for one typed line.
 pub fn line_to_inbound(options: &ConsoleOptions, line: &str) -> Inbound {
     Inbound::message(
         next_event_id(),
-        ConversationKey::new(
-            Platform::Console,
-            "local",
-            options.conversation.clone(),
-            None,
-        ),
+        conversation_key(&options.conversation),
         Author {
             id: UserId(options.user.clone()),
             name: options.user.clone(),

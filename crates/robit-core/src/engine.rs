@@ -869,6 +869,51 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
 }
 
 impl Engine {
+    /// Stops the chat turn running in `key`'s conversation on behalf of `by`, if one is: as
+    /// the Stop button does, the answer ends with "Stopped by `by`", what was shown is kept
+    /// and stored as stopped. Whether one ran. Queued turns behind it still run. The
+    /// console's Ctrl-C.
+    pub fn stop_turn(&self, key: &ConversationKey, by: &str) -> bool {
+        self.inner.shared.stop_running_for(key, by)
+    }
+
+    /// The stored conversations of one workspace of a platform, most recently active first,
+    /// at most `limit` (the console's list of conversations to switch between).
+    pub async fn conversations(
+        &self,
+        platform: robit_types::Platform,
+        workspace: &robit_types::WorkspaceId,
+        limit: u32,
+    ) -> Result<Vec<robit_store::ConversationSummary>, EngineError> {
+        Ok(self
+            .inner
+            .shared
+            .store
+            .conversations(platform, workspace, limit)
+            .await?)
+    }
+
+    /// What was said in `key`'s conversation since its last `/reset`, oldest first, at most
+    /// the newest `limit` messages: the person's messages and the model's answers, without
+    /// tool calls and their results. Empty when there is no such conversation.
+    pub async fn transcript(
+        &self,
+        key: &ConversationKey,
+        limit: u32,
+    ) -> Result<Vec<(robit_store::MessageRole, String)>, EngineError> {
+        let store = &self.inner.shared.store;
+        let Some(conversation) = store.find_conversation(key).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(store
+            .history(conversation.id, limit)
+            .await?
+            .into_iter()
+            .filter(|m| m.role != robit_store::MessageRole::Tool && !m.content.is_empty())
+            .map(|m| (m.role, m.content))
+            .collect())
+    }
+
     /// The settings a conversation under `key` runs with, and where each comes from.
     pub async fn effective_settings(&self, key: &ConversationKey) -> crate::settings::Effective {
         crate::settings::effective(

@@ -51,6 +51,8 @@ pub use lease::LeaseConfig;
 pub use limits::LimitsConfig;
 pub use outcome::TurnOutcome;
 pub use robit_mcp::{ServerFilter, ToolProvider};
+/// What [`Engine::conversations`] and [`Engine::transcript`] return.
+pub use robit_store::{ConversationSummary, MessageRole};
 pub use settings::{Effective, SettingEntry, SettingValue, Source, Sourced};
 pub use tokens::estimate_tokens;
 

@@ -107,6 +107,19 @@ impl Shared {
         }
     }
 
+    /// Stops the conversation's running turn on behalf of `by`, as Stop does (the answer is
+    /// kept and stored as stopped); whether one ran. The console's Ctrl-C.
+    pub fn stop_running_for(&self, key: &ConversationKey, by: &str) -> bool {
+        match self.running.lock().expect("poisoned").get(key) {
+            Some(running) => {
+                let _ = running.stopped_by.set(by.to_string());
+                running.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether a turn answering question `turn` runs on this replica.
     pub fn is_running(&self, turn: i64) -> bool {
         self.running

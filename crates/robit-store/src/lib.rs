@@ -23,9 +23,9 @@ mod sqlite_writer;
 pub use access::{AccessRule, ApiKeyRow, AuditEntry, NewAuditEntry, SettingPlace, SettingRow};
 pub use error::StoreError;
 pub use model::{
-    Accepted, ClaimedTurn, Conversation, ConversationId, FeedbackRow, MessageRole, MessageStatus,
-    MigrationStatus, NewEvent, NewMessage, NewTurn, Question, Served, StoredMessage, Take, TurnRow,
-    TurnStatus, UsageGroup, UsageRecord, UsageRow, Vote,
+    Accepted, ClaimedTurn, Conversation, ConversationId, ConversationSummary, FeedbackRow,
+    MessageRole, MessageStatus, MigrationStatus, NewEvent, NewMessage, NewTurn, Question, Served,
+    StoredMessage, Take, TurnRow, TurnStatus, UsageGroup, UsageRecord, UsageRow, Vote,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -280,6 +280,16 @@ pub trait Store: TurnJournal + Send + Sync {
 
     /// The conversation for `key` if it exists (never creates one).
     async fn find_conversation(&self, key: &ConversationKey) -> Result<Option<Conversation>>;
+
+    /// The conversations of one workspace, most recently active first, at most `limit`:
+    /// what a picker of conversations lists (the console's). Counts cover the history since
+    /// the last `/reset`; tokens, the whole conversation.
+    async fn conversations(
+        &self,
+        platform: Platform,
+        workspace: &WorkspaceId,
+        limit: u32,
+    ) -> Result<Vec<ConversationSummary>>;
 
     /// Deletes dedup records of events received before `before_ms`; returns how many. Only
     /// safe for ids no platform redelivers any more (see `store.event_retention_hours`).

@@ -13,6 +13,20 @@ pub struct Conversation {
     pub model: Option<String>,
 }
 
+/// One line of a list of conversations ([`crate::Store::conversations`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    pub key: ConversationKey,
+    /// The model chosen with `/model`, if any.
+    pub model: Option<String>,
+    /// Messages since the last `/reset`.
+    pub messages: u64,
+    /// Prompt plus completion tokens recorded for the conversation.
+    pub tokens: u64,
+    /// The newest message's time, else the conversation's creation (unix ms).
+    pub last_active_ms: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageRole {
     User,

@@ -635,6 +635,51 @@ macro_rules! sql_store {
                     .collect())
             }
 
+            async fn conversations(
+                &self,
+                platform: robit_types::Platform,
+                workspace: &robit_types::WorkspaceId,
+                limit: u32,
+            ) -> crate::Result<Vec<crate::model::ConversationSummary>> {
+                // Correlated subqueries rather than joins: a join of messages and usage
+                // would multiply one by the other.
+                let rows: Vec<(String, String, Option<String>, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT c.channel, c.thread, c.model,
+                            (SELECT COUNT(*) FROM messages m
+                             WHERE m.conversation_id = c.id AND m.id > c.history_from),
+                            (SELECT CAST(COALESCE(SUM(u.prompt_tokens + u.completion_tokens), 0) AS BIGINT)
+                             FROM usage u WHERE u.conversation_id = c.id),
+                            COALESCE((SELECT MAX(m.created_at) FROM messages m
+                                      WHERE m.conversation_id = c.id), c.created_at) AS last_at
+                     FROM conversations c
+                     WHERE c.platform = $1 AND c.workspace = $2
+                     ORDER BY last_at DESC, c.id DESC
+                     LIMIT $3",
+                )
+                .bind(platform.as_str())
+                .bind(workspace.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(channel, thread, model, messages, tokens, last_active_ms)| {
+                        crate::model::ConversationSummary {
+                            key: robit_types::ConversationKey::new(
+                                platform,
+                                workspace.as_str(),
+                                channel,
+                                (!thread.is_empty()).then_some(thread),
+                            ),
+                            model,
+                            messages: u64::try_from(messages).unwrap_or(0),
+                            tokens: u64::try_from(tokens).unwrap_or(0),
+                            last_active_ms,
+                        }
+                    })
+                    .collect())
+            }
+
             async fn prune_processed_events(&self, before_ms: i64) -> crate::Result<u64> {
                 // In batches, so no single statement holds the write lock (SQLite) or a long
                 // row lock set (PostgreSQL) while events keep arriving; the `received_at`

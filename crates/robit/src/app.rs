@@ -10,10 +10,25 @@ use robit_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Whether `robit chat` runs its terminal UI: only when both ends are a terminal. A pipe or a
+/// file on either side gets the line-by-line console (each answer printed once, in full).
+pub fn wants_tui() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
 /// Installs logging (and trace export when the `OTEL_*` variables ask for it, see
-/// `telemetry`). Keep the returned value until the subcommand ends, then
-/// [`Telemetry::shutdown`] it so the last spans are sent.
-pub fn init_tracing(config: &Config, flag: Option<LogFormat>, interactive: bool) -> Telemetry {
+/// `telemetry`). `interactive`: the terminal is the chat, so logs are kept to warnings unless
+/// `RUST_LOG` asks for more; `log_file`: they go to that file (appended) instead of stderr,
+/// because a full-screen UI owns the screen. Keep the returned value until the subcommand
+/// ends, then [`Telemetry::shutdown`] it so the last spans are sent.
+pub fn init_tracing(
+    config: &Config,
+    flag: Option<LogFormat>,
+    interactive: bool,
+    log_file: Option<&std::path::Path>,
+) -> Telemetry {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{EnvFilter, Layer as _};
@@ -26,7 +41,21 @@ pub fn init_tracing(config: &Config, flag: Option<LogFormat>, interactive: bool)
         }
     });
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let writer = match log_file {
+        None => BoxMakeWriter::new(std::io::stderr),
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => BoxMakeWriter::new(std::sync::Mutex::new(file)),
+            // Nowhere to say so that the UI would not overwrite; the UI still works.
+            Err(_) => BoxMakeWriter::new(std::io::sink),
+        },
+    };
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(log_file.is_none())
+        .with_writer(writer);
     let fmt = match flag.unwrap_or(config.log.format) {
         LogFormat::Json => fmt.json().with_filter(filter).boxed(),
         LogFormat::Text => fmt.with_filter(filter).boxed(),
@@ -290,13 +319,24 @@ pub async fn build_engine(
 }
 
 /// The console adapter on this terminal's stdin and stdout (`robit chat`, and `robit serve`
-/// with no platform configured).
-pub async fn run_console(engine: &Engine, config: &Config) -> anyhow::Result<()> {
+/// with no platform configured). `tui`: the full-screen terminal UI (`robit chat` in a
+/// terminal, see [`wants_tui`]); otherwise lines in, replies out.
+pub async fn run_console(engine: &Engine, config: &Config, tui: bool) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let options = robit_console::ConsoleOptions {
         conversation: config.console.conversation.clone(),
         user: config.console.user.clone(),
     };
+    if tui {
+        let options = robit_console_tui::TuiOptions {
+            console: options,
+            files_dir: config.console.files_dir.clone(),
+        };
+        robit_console_tui::run(engine, options)
+            .await
+            .context("terminal UI")?;
+        return Ok(());
+    }
     // A pipe or a file gets each answer once, in full; only a terminal sees it stream.
     let out = Box::new(std::io::stdout());
     let sink = Arc::new(if std::io::stdout().is_terminal() {

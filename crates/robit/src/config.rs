@@ -354,6 +354,11 @@ pub struct ConsoleSection {
     /// The conversation `robit chat` continues.
     pub conversation: String,
     pub user: String,
+    /// Where `robit chat`'s terminal UI saves the files sandbox runs return (a folder per
+    /// conversation).
+    pub files_dir: PathBuf,
+    /// Where `robit chat`'s terminal UI writes its log: the screen is the UI's.
+    pub log_file: PathBuf,
 }
 
 impl Default for ConsoleSection {
@@ -361,6 +366,8 @@ impl Default for ConsoleSection {
         Self {
             conversation: "default".into(),
             user: "local".into(),
+            files_dir: "robit-files".into(),
+            log_file: "robit-chat.log".into(),
         }
     }
 }

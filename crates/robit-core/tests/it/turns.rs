@@ -169,3 +169,42 @@ async fn a_graceful_stop_leaves_no_reply_half_written() {
     );
     assert!(history[1].content.starts_with("one two"));
 }
+
+#[tokio::test]
+async fn stop_turn_cuts_the_running_answer_and_keeps_what_was_shown() {
+    let (h, _dir) = harness(EngineConfig::default()).await;
+    let words: Vec<String> = (1..=100).map(|i| format!("w{i}")).collect();
+    h.llm
+        .push(Reply::text(words.join(" ")).delay(Duration::from_millis(50)));
+    h.llm.push(Reply::text("next answer"));
+    let sink = RecordingSink::fast();
+    let k = key("stop");
+    assert!(!h.engine.stop_turn(&k, "you"), "nothing runs yet");
+    let turn = h
+        .engine
+        .submit(message(&k, "count"), sink.clone())
+        .await
+        .unwrap();
+    // Stop once the answer has begun to show.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !sink.transcript().contains("w2") {
+        assert!(std::time::Instant::now() < deadline, "no answer shown");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(h.engine.stop_turn(&k, "you"));
+    assert_eq!(turn.wait().await, TurnOutcome::Stopped);
+    let shown = sink.transcript();
+    assert!(shown.contains("⏹️ Stopped by you."), "{shown}");
+    assert!(!shown.contains("newer message"), "{shown}");
+    assert!(!shown.contains("w100"), "{shown}");
+    // The conversation goes on, with the cut answer in its history.
+    h.say(&sink, message(&k, "again")).await;
+    let reqs = h.llm.chat_requests();
+    let second = &reqs[1].body["messages"];
+    assert_eq!(second[2]["role"], "assistant");
+    assert!(second[2]["content"].as_str().unwrap().starts_with("w1 w2"));
+    assert_eq!(
+        h.engine.transcript(&k, 10).await.unwrap().last().unwrap().1,
+        "next answer"
+    );
+}

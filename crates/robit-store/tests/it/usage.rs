@@ -113,3 +113,76 @@ async fn usage_is_summarised_by_group(store: Arc<dyn Store>) {
         .unwrap()
         .is_empty());
 }
+
+conformance!(conversations_are_listed_by_workspace_newest_first_with_counts);
+async fn conversations_are_listed_by_workspace_newest_first_with_counts(store: Arc<dyn Store>) {
+    use robit_store::{MessageStatus, NewMessage};
+    use robit_types::{ConversationKey, Platform, WorkspaceId};
+    let console = |name: &str| ConversationKey::new(Platform::Console, "local", name, None);
+    let older = store.conversation(&console("older")).await.unwrap();
+    store
+        .append_message(older.id, NewMessage::user(UserId::new("u"), "first"))
+        .await
+        .unwrap();
+    // Created later, but its last message is what orders it.
+    let newer = store.conversation(&console("newer")).await.unwrap();
+    store.set_model(newer.id, Some("m2")).await.unwrap();
+    for text in ["a", "b"] {
+        store
+            .append_message(newer.id, NewMessage::user(UserId::new("u"), text))
+            .await
+            .unwrap();
+    }
+    store
+        .append_message(
+            newer.id,
+            NewMessage::assistant("c", MessageStatus::Complete),
+        )
+        .await
+        .unwrap();
+    for tokens in [(100, 20), (5, 1)] {
+        store
+            .record_usage(UsageRecord {
+                conversation: newer.id,
+                key: console("newer"),
+                user: None,
+                provider: "p".into(),
+                model: "m2".into(),
+                prompt_tokens: tokens.0,
+                completion_tokens: tokens.1,
+                estimated: false,
+            })
+            .await
+            .unwrap();
+    }
+    // Another platform's conversation is not the console's.
+    store.conversation(&key(None)).await.unwrap();
+
+    let local = WorkspaceId::new("local");
+    let list = store
+        .conversations(Platform::Console, &local, 10)
+        .await
+        .unwrap();
+    let rows: Vec<_> = list
+        .iter()
+        .map(|c| {
+            (
+                c.key.channel.as_str(),
+                c.model.as_deref(),
+                c.messages,
+                c.tokens,
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("newer", Some("m2"), 3, 126), ("older", None, 1, 0)]);
+    assert_eq!(list[0].key, console("newer"));
+    assert!(list[0].last_active_ms >= list[1].last_active_ms);
+    // A reset empties the count (history), not the tokens spent.
+    store.reset(newer.id).await.unwrap();
+    let list = store
+        .conversations(Platform::Console, &local, 1)
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0].messages, list[0].tokens), (0, 126));
+}

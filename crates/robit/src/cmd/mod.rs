@@ -30,10 +30,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     let loaded = crate::config::load(cli.config.as_deref(), &cli.overrides())?;
+    let chat = matches!(cli.command, Cmd::Chat);
+    let log_file = (chat && crate::app::wants_tui()).then_some(&loaded.config.console.log_file);
     let telemetry = crate::app::init_tracing(
         &loaded.config,
         cli.log_format,
-        matches!(cli.command, Cmd::Chat),
+        chat,
+        log_file.map(|p| p.as_path()),
     );
     let result = match cli.command {
         Cmd::Serve => serve::run(loaded).await,

@@ -131,9 +131,9 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         eprintln!("robit: no Discord or Slack credentials configured, so this is the console adapter. Type a message.");
         let engine = engine.clone();
         let config = config.clone();
-        Some(tokio::spawn(
-            async move { run_console(&engine, &config).await },
-        ))
+        Some(tokio::spawn(async move {
+            run_console(&engine, &config, false).await
+        }))
     } else {
         None
     };

@@ -2,6 +2,7 @@
 //! LLM server over loopback.
 
 mod chat;
+mod chat_tui;
 mod doctor;
 mod guests;
 mod mcp;
