@@ -88,6 +88,8 @@ impl ReplySink for TuiSink {
             native_streaming: true,
             max_upload_bytes: Some(MAX_SAVED_BYTES),
             paced: false,
+            // Ctrl-C is the terminal's Stop; there are no buttons to draw.
+            controls: false,
         }
     }
 
