@@ -245,6 +245,7 @@ impl Engine {
             &shared.config.access,
             &inbound,
         )
+        .instrument(m::stage!("access"))
         .await;
         let message = match &work {
             Work::Chat { text } if denied.is_none() => {
@@ -299,6 +300,7 @@ impl Engine {
                 message,
                 turn,
             })
+            .instrument(m::stage!("accept"))
             .await
         {
             Ok(a) => a,
@@ -338,6 +340,7 @@ impl Engine {
             (Some(refusal), _) => Work::Refused(refusal),
             (None, w @ (Work::Chat { .. } | Work::Command(Command::Run { .. }))) => {
                 match crate::limits::check(shared.store.as_ref(), &shared.config.limits, &inbound)
+                    .instrument(m::stage!("limits"))
                     .await
                 {
                     Some(refusal) => Work::Refused(refusal),
@@ -596,6 +599,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
     let lease = match &shared.config.lease {
         Some(config) => {
             match crate::lease::acquire(&shared.store, config, &shared.shutdown, conversation.id)
+                .instrument(m::stage!("lease"))
                 .await
             {
                 Some(guard) => Some(guard),
@@ -607,7 +611,12 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
         }
         None => None,
     };
-    let Ok(_permit) = shared.permits.acquire().await else {
+    let Ok(_permit) = shared
+        .permits
+        .acquire()
+        .instrument(m::stage!("permit"))
+        .await
+    else {
         let _ = done.send(TurnOutcome::Cancelled);
         return;
     };
@@ -616,6 +625,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
         match shared
             .store
             .set_turn_status(ticket.id, &holder, TurnStatus::Running)
+            .instrument(m::stage!("mark_running"))
             .await
         {
             Ok(true) => {}
@@ -698,7 +708,9 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
                 j.retire_leftovers().await;
             }
         }
-        turn::close_turn(shared, ticket.id, &holder, &outcome).await;
+        turn::close_turn(shared, ticket.id, &holder, &outcome)
+            .instrument(m::stage!("close_turn"))
+            .await;
     }
     if let Some(ticket) = &ticket {
         shared.held.release(ticket.id);

@@ -19,6 +19,7 @@ use robit_store::{
 use robit_types::{Inbound, ReplySink};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Ends a journaled turn's journal entry. A turn cut off by a graceful stop stays open, so
 /// the next process finishes it. Retried a few times: a turn left open would be answered a
@@ -140,7 +141,10 @@ pub(crate) async fn chat(
         return TurnOutcome::NoProvider;
     };
     if journaled {
-        match take_over(shared, conversation, turn).await {
+        match take_over(shared, conversation, turn)
+            .instrument(m::stage!("take_over"))
+            .await
+        {
             Earlier::Answered => return TurnOutcome::Replied,
             Earlier::Continue { tool_rounds } => *kept_tool_rounds = tool_rounds,
         }
@@ -148,7 +152,9 @@ pub(crate) async fn chat(
     let _ = sink.typing().await;
     // Settings first: the model they pick (unless the conversation chose one with `/model`)
     // is the one the request goes to, so it also decides whether images are sent.
-    let settings = settings::effective(shared.store.as_ref(), &shared.config, &inbound.key).await;
+    let settings = settings::effective(shared.store.as_ref(), &shared.config, &inbound.key)
+        .instrument(m::stage!("settings"))
+        .await;
     let model = conversation
         .model
         .clone()
@@ -167,6 +173,7 @@ pub(crate) async fn chat(
     let history = match shared
         .store
         .turn_history(conversation.id, turn, shared.config.history_limit)
+        .instrument(m::stage!("history"))
         .await
     {
         Ok(h) => h,
@@ -249,6 +256,7 @@ pub(crate) async fn chat(
             &round_result,
             prompt_estimate,
         )
+        .instrument(m::stage!("usage"))
         .await;
         match round_result.end {
             RoundEnd::Answered => {
@@ -258,6 +266,7 @@ pub(crate) async fn chat(
                     turn,
                     NewMessage::assistant(round_result.text, MessageStatus::Complete),
                 )
+                .instrument(m::stage!("persist_answer"))
                 .await;
                 return TurnOutcome::Replied;
             }
@@ -388,7 +397,10 @@ async fn stream_round(
     let max_chars = shared.config.max_reply_chars;
     let mut shown_chars = 0usize;
     let mut finish_reason = String::new();
-    let stream = provider.stream(request, cancel.clone()).await;
+    let stream = provider
+        .stream(request, cancel.clone())
+        .instrument(m::stage!("provider"))
+        .await;
     let mut stream = match stream {
         Ok(s) => s,
         Err(e) => {

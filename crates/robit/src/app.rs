@@ -9,8 +9,18 @@ use robit_sandbox::{CodeRunner, Limits, Sandbox, SandboxConfig};
 use robit_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing_subscriber::{Layer, Registry};
 
-pub fn init_tracing(config: &Config, flag: Option<LogFormat>, interactive: bool) {
+/// Installs the log subscriber; `extra` is one more layer beside the log output (the engine
+/// benchmark's stage timer).
+pub fn init_tracing(
+    config: &Config,
+    flag: Option<LogFormat>,
+    interactive: bool,
+    extra: Option<Box<dyn Layer<Registry> + Send + Sync>>,
+) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| {
         if interactive {
@@ -21,13 +31,15 @@ pub fn init_tracing(config: &Config, flag: Option<LogFormat>, interactive: bool)
         }
     });
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match flag.unwrap_or(config.log.format) {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match flag.unwrap_or(config.log.format) {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(extra)
+        .with(fmt.with_filter(filter))
+        .init();
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {

@@ -30,10 +30,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     let loaded = crate::config::load(cli.config.as_deref(), &cli.overrides())?;
+    // The engine benchmark times the engine's stage spans beside the log output.
+    let stages = matches!(
+        &cli.command,
+        Cmd::Bench(args) if matches!(args.what, crate::cli::BenchWhat::Engine)
+    )
+    .then(bench::StageTimes::layer);
     crate::app::init_tracing(
         &loaded.config,
         cli.log_format,
         matches!(cli.command, Cmd::Chat),
+        stages,
     );
     match cli.command {
         Cmd::Serve => serve::run(loaded).await,
