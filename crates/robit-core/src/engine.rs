@@ -651,6 +651,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
     };
     let lost = ticket.as_ref().map(|t| t.lost.clone()).unwrap_or_default();
     let journaled = ticket.is_some();
+    let taken_over = ticket.as_ref().is_some_and(|t| t.taken_over);
     let resumed = ticket.as_ref().is_some_and(|t| t.resumed);
     let mut kept_tool_rounds = false;
     let work = async {
@@ -666,6 +667,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
                     &sink,
                     &cancel,
                     journaled,
+                    taken_over,
                     &mut kept_tool_rounds,
                 )
                 .await;

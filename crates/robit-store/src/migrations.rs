@@ -34,6 +34,11 @@ const SQLITE: &[Embedded] = &[
         "turns",
         include_str!("../../../migrations/sqlite/0004_turns.sql"),
     ),
+    (
+        5,
+        "history index",
+        include_str!("../../../migrations/sqlite/0005_history_index.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -56,6 +61,11 @@ const POSTGRES: &[Embedded] = &[
         4,
         "turns",
         include_str!("../../../migrations/postgres/0004_turns.sql"),
+    ),
+    (
+        5,
+        "history index",
+        include_str!("../../../migrations/postgres/0005_history_index.sql"),
     ),
 ];
 

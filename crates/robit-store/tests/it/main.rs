@@ -9,6 +9,7 @@ mod support;
 
 mod accept;
 mod access;
+mod batch;
 mod buckets;
 mod concurrency;
 mod connect;
