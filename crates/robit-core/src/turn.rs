@@ -257,8 +257,7 @@ pub(crate) async fn chat(
             Some(typing) => tokio::join!(typing, stream).1,
             None => stream.await,
         };
-        let round_result =
-            stream_round(shared, stream, inbound, sink, journaled).await;
+        let round_result = stream_round(shared, stream, inbound, sink, journaled).await;
         let (served_provider, served_model) = round_result
             .served
             .clone()

@@ -30,7 +30,12 @@ fn journaled(id: &str, key: &ConversationKey, text: &str) -> NewEvent {
 }
 
 fn conversation_key(c: usize) -> ConversationKey {
-    ConversationKey::new(Platform::Slack, "T1", format!("C{c}"), Some(format!("{c}.1")))
+    ConversationKey::new(
+        Platform::Slack,
+        "T1",
+        format!("C{c}"),
+        Some(format!("{c}.1")),
+    )
 }
 
 conformance!(concurrent_accepts_each_get_their_own_rows);
@@ -60,8 +65,15 @@ async fn concurrent_accepts_each_get_their_own_rows(store: Arc<dyn Store>) {
         else {
             panic!("{id}: every distinct event is new, with a message and a turn: {accepted:?}");
         };
-        assert_eq!(conversation.key, conversation_key(c), "{id} got its own key");
-        conversation_ids.entry(c).or_default().insert(conversation.id.0);
+        assert_eq!(
+            conversation.key,
+            conversation_key(c),
+            "{id} got its own key"
+        );
+        conversation_ids
+            .entry(c)
+            .or_default()
+            .insert(conversation.id.0);
         assert!(
             texts_by_message.insert(message, text).is_none(),
             "message ids are not shared"
@@ -135,9 +147,16 @@ async fn a_repeated_event_among_others_is_stored_once(store: Arc<dyn Store>) {
     }
     let conversation = store.conversation(&key).await.unwrap();
     let history = store.history(conversation.id, 100).await.unwrap();
-    assert_eq!(history.len(), 41, "40 distinct events and the repeated one, once");
     assert_eq!(
-        history.iter().filter(|m| m.content == "Ev-repeated").count(),
+        history.len(),
+        41,
+        "40 distinct events and the repeated one, once"
+    );
+    assert_eq!(
+        history
+            .iter()
+            .filter(|m| m.content == "Ev-repeated")
+            .count(),
         1
     );
     assert_eq!(store.turns(conversation.id).await.unwrap().len(), 41);
