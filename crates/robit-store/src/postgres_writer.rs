@@ -4,15 +4,15 @@
 //! Why: every event paid its own transaction: begin, dedup row, conversation, message, turn,
 //! commit, each a round trip and a wake-up of its backend on the same cores as robit, and a
 //! WAL flush at the commit. PostgreSQL already merges the flushes of concurrent commits; what
-//! grew with load was the statements. A batch here costs three round trips whatever its size
-//! (begin, one statement, commit): the columns of all its events go in as arrays (`UNNEST`)
-//! and data-modifying CTEs write each table once (see [`ACCEPT_BATCH`]).
+//! grew with load was the statements. A batch here is one statement, its own transaction,
+//! whatever its size: the columns of all its events go in as arrays (`UNNEST`) and
+//! data-modifying CTEs write each table once (see [`ACCEPT_BATCH`]).
 //!
 //! Like SQLite's writer (`sqlite_writer.rs`), requests that arrive while earlier batches are
-//! in flight form the next batch (up to [`MAX_BATCH`]). Unlike it, [`IN_FLIGHT`] batches may
-//! run at once on pooled connections, so one batch's statements overlap another's flush; the
-//! rows a batch inserts into unique keys (event ids, conversation keys) go in sorted order,
-//! so two batches, here or on another replica, cannot deadlock on them.
+//! in flight form the next batch (up to [`MAX_BATCH`]). Batches run on pooled connections,
+//! [`IN_FLIGHT`] at a time; the rows a batch inserts into unique keys (event ids,
+//! conversation keys) go in sorted order, so two batches, here or on another replica, cannot
+//! deadlock on them.
 //!
 //! What `accept` means does not change: a caller hears back only after the transaction
 //! holding its rows committed; a duplicate event id answers `Duplicate` (also when the same id
