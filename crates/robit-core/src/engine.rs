@@ -260,6 +260,7 @@ impl Engine {
             &shared.config.access,
             &inbound,
         )
+        .instrument(m::stage!("access"))
         .await;
         let message = match &work {
             Work::Chat { text } if denied.is_none() => {
@@ -316,6 +317,7 @@ impl Engine {
                 message,
                 turn,
             })
+            .instrument(m::stage!("accept"))
             .await
         {
             Ok(a) => a,
@@ -356,6 +358,7 @@ impl Engine {
             (Some(refusal), _) => Work::Refused(refusal),
             (None, w @ (Work::Chat { .. } | Work::Command(Command::Run { .. }))) => {
                 match crate::limits::check(shared.store.as_ref(), &shared.config.limits, &inbound)
+                    .instrument(m::stage!("limits"))
                     .await
                 {
                     Some(refusal) => Work::Refused(refusal),
@@ -749,6 +752,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
     let lease = match &shared.config.lease {
         Some(config) => {
             match crate::lease::acquire(&shared.store, config, &shared.shutdown, conversation.id)
+                .instrument(m::stage!("lease"))
                 .await
             {
                 Some(guard) => Some(guard),
@@ -760,7 +764,12 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
         }
         None => None,
     };
-    let Ok(_permit) = shared.permits.acquire().await else {
+    let Ok(_permit) = shared
+        .permits
+        .acquire()
+        .instrument(m::stage!("permit"))
+        .await
+    else {
         let _ = done.send(TurnOutcome::Cancelled);
         return;
     };
@@ -769,6 +778,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
         match shared
             .store
             .set_turn_status(ticket.id, &holder, TurnStatus::Running)
+            .instrument(m::stage!("mark_running"))
             .await
         {
             Ok(true) => {}
@@ -799,6 +809,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
     // An answer written over earlier messages (a resumed or a regenerated one) retires those
     // it did not reach.
     let rewritten = ticket.as_ref().is_some_and(|t| t.resumed || t.regenerated);
+    let taken_over = ticket.as_ref().is_some_and(|t| t.taken_over);
     let mut kept_tool_rounds = false;
     let work = async {
         match work {
@@ -813,6 +824,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
                     &sink,
                     &running,
                     journaled,
+                    taken_over,
                     &mut kept_tool_rounds,
                 )
                 .await;
@@ -855,7 +867,9 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
                 j.retire_leftovers().await;
             }
         }
-        turn::close_turn(shared, ticket.id, &holder, &outcome).await;
+        turn::close_turn(shared, ticket.id, &holder, &outcome)
+            .instrument(m::stage!("close_turn"))
+            .await;
     }
     if let Some(ticket) = &ticket {
         shared.held.release(ticket.id);

@@ -20,6 +20,16 @@ pub const TURNS_RESUMED: &str = "robit_turns_resumed_total";
 pub const TURNS_LOST: &str = "robit_turns_lost_total";
 pub const ANSWER_ACTIONS: &str = "robit_answer_actions_total";
 
+/// A span around one stage of an event's path (intake, queueing, the turn up to its first
+/// post), under the target `robit_core::stage` at debug level: `robit bench engine` times
+/// them per stage, and an operator can turn them on with `RUST_LOG=robit_core::stage=debug`.
+macro_rules! stage {
+    ($name:literal) => {
+        tracing::debug_span!(target: "robit_core::stage", $name)
+    };
+}
+pub(crate) use stage;
+
 /// Every metric the engine records, with its type, labels and meaning.
 pub const ALL: &[(&str, &str, &str, &str)] = &[
     (

@@ -126,6 +126,7 @@ async fn take_over(shared: &Arc<Shared>, conversation: &Conversation, turn: i64)
 }
 
 /// A chat turn: history → model → streamed reply, with up to `max_tool_rounds` tool rounds.
+/// `taken_over`: the turn was started before, by a process that died or another replica.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn chat(
     shared: &Arc<Shared>,
@@ -135,42 +136,60 @@ pub(crate) async fn chat(
     sink: &Arc<dyn ReplySink>,
     running: &RunningTurn,
     journaled: bool,
+    taken_over: bool,
     kept_tool_rounds: &mut bool,
 ) -> TurnOutcome {
     let Some(provider) = shared.provider.clone() else {
         say(sink, &shared.config.no_provider_hint).await;
         return TurnOutcome::NoProvider;
     };
-    if journaled {
-        match take_over(shared, conversation, turn).await {
+    // Only an earlier attempt can have stored part of this turn (an answer, tool rounds): a
+    // turn that starts here for the first time has nothing of its own stored yet.
+    if taken_over {
+        match take_over(shared, conversation, turn)
+            .instrument(m::stage!("take_over"))
+            .await
+        {
             Earlier::Answered => return TurnOutcome::Replied,
             Earlier::Continue { tool_rounds } => *kept_tool_rounds = tool_rounds,
         }
     }
-    let _ = sink.typing().await;
     // Settings first: the model they pick (unless the conversation chose one with `/model`)
     // is the one the request goes to, so it also decides whether images are sent.
-    let settings = settings::effective(shared.store.as_ref(), &shared.config, &inbound.key).await;
+    let settings = settings::effective(shared.store.as_ref(), &shared.config, &inbound.key)
+        .instrument(m::stage!("settings"));
+    let load_history = shared
+        .store
+        .turn_history(conversation.id, turn, shared.config.history_limit)
+        .instrument(m::stage!("history"));
+    let (settings, images, history) = if attachments::attachments(inbound).is_empty() {
+        // Nothing to add to the history first: both reads at once.
+        let (settings, history) = tokio::join!(settings, load_history);
+        (settings, Vec::new(), history)
+    } else {
+        let settings = settings.await;
+        let model = conversation
+            .model
+            .clone()
+            .unwrap_or_else(|| settings.model.value.clone());
+        // Before history is loaded, so the attachments' text is part of it.
+        let images = attachments::include_in_turn(
+            shared.store.as_ref(),
+            &shared.config.attachments,
+            inbound,
+            conversation,
+            turn,
+            sink,
+            &model,
+        )
+        .await;
+        (settings, images, load_history.await)
+    };
     let model = conversation
         .model
         .clone()
         .unwrap_or_else(|| settings.model.value.clone());
-    // Before history is loaded, so the attachments' text is part of it.
-    let images = attachments::include_in_turn(
-        shared.store.as_ref(),
-        &shared.config.attachments,
-        inbound,
-        conversation,
-        turn,
-        sink,
-        &model,
-    )
-    .await;
-    let history = match shared
-        .store
-        .turn_history(conversation.id, turn, shared.config.history_limit)
-        .await
-    {
+    let history = match history {
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "loading history failed");
@@ -210,6 +229,7 @@ pub(crate) async fn chat(
         &settings,
     );
     let tools = toolbox.offered();
+    let mut typing = Some(sink.typing());
 
     for round in 0..=shared.config.max_tool_rounds {
         // Stopped between rounds (while a tool ran): nothing more is asked of the model.
@@ -252,15 +272,19 @@ pub(crate) async fn chat(
             output_tokens = tracing::field::Empty,
             end = tracing::field::Empty,
         );
-        let round_result = stream_round(
-            shared,
-            provider.as_ref(),
-            request,
-            inbound,
-            sink,
-            running,
-            journaled,
-        )
+        let round_result = async {
+            let stream = provider
+                .stream(request, running.cancel.clone())
+                .instrument(m::stage!("provider"));
+            // The typing indicator goes out while the first request is made rather than
+            // before it (on Discord it is an HTTP call of its own), and is done before
+            // anything is posted, so it never shows after the answer has started.
+            let stream = match typing.take() {
+                Some(typing) => tokio::join!(typing, stream).1,
+                None => stream.await,
+            };
+            stream_round(shared, stream, inbound, sink, running, journaled).await
+        }
         .instrument(call_span.clone())
         .await;
         let (served_provider, served_model) = round_result
@@ -283,6 +307,7 @@ pub(crate) async fn chat(
             &round_result,
             prompt_estimate,
         )
+        .instrument(m::stage!("usage"))
         .await;
         let served = Some(Served {
             provider: served_provider,
@@ -300,6 +325,7 @@ pub(crate) async fn chat(
                     turn,
                     answer(round_result.text, MessageStatus::Complete),
                 )
+                .instrument(m::stage!("persist_answer"))
                 .await;
                 return TurnOutcome::Replied;
             }
@@ -459,11 +485,10 @@ struct RoundResult {
     end: RoundEnd,
 }
 
-/// Streams one model response into the thread.
+/// Streams one model response (the provider's answer to the round's request) into the thread.
 async fn stream_round(
     shared: &Arc<Shared>,
-    provider: &dyn Provider,
-    request: ChatRequest,
+    stream: Result<robit_llm::ChatStream, LlmError>,
     inbound: &Inbound,
     sink: &Arc<dyn ReplySink>,
     running: &RunningTurn,
@@ -482,7 +507,6 @@ async fn stream_round(
     let max_chars = shared.config.max_reply_chars;
     let mut shown_chars = 0usize;
     let mut finish_reason = String::new();
-    let stream = provider.stream(request, running.cancel.clone()).await;
     let mut stream = match stream {
         Ok(s) => s,
         Err(e) => {

@@ -15,6 +15,7 @@ mod journal;
 mod migrations;
 mod model;
 mod postgres;
+mod postgres_writer;
 mod queries;
 mod rows;
 mod sqlite;

@@ -34,7 +34,11 @@ const SQLITE: &[Embedded] = &[
         "turns",
         include_str!("../../../migrations/sqlite/0004_turns.sql"),
     ),
-    // 0005 is taken by another branch; sqlx applies a missing lower version when it lands.
+    (
+        5,
+        "history index",
+        include_str!("../../../migrations/sqlite/0005_history_index.sql"),
+    ),
     (
         6,
         "answer actions",
@@ -63,7 +67,11 @@ const POSTGRES: &[Embedded] = &[
         "turns",
         include_str!("../../../migrations/postgres/0004_turns.sql"),
     ),
-    // 0005 is taken by another branch; sqlx applies a missing lower version when it lands.
+    (
+        5,
+        "history index",
+        include_str!("../../../migrations/postgres/0005_history_index.sql"),
+    ),
     (
         6,
         "answer actions",

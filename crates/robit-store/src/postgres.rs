@@ -10,6 +10,7 @@
 
 use crate::migrations::POSTGRES_MIGRATOR;
 use crate::model::{Accepted, ConversationId, NewEvent};
+use crate::postgres_writer::Writer;
 use crate::queries::Dialect;
 use crate::rows;
 use crate::{PoolOptions, Result};
@@ -17,6 +18,8 @@ use robit_types::Rate;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -24,6 +27,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Batches concurrent `accept`s into one transaction (see `postgres_writer.rs`).
+    writer: Writer,
 }
 
 impl PostgresStore {
@@ -33,7 +38,12 @@ impl PostgresStore {
         let pool = pool_options(&options)
             .connect_with(PgConnectOptions::from_str(url)?)
             .await?;
-        Ok(Self { pool })
+        Ok(Self::with_pool(pool))
+    }
+
+    fn with_pool(pool: PgPool) -> Self {
+        let writer = Writer::start(pool.clone(), accept_boxed);
+        Self { pool, writer }
     }
 
     /// Connects with every table in `schema`, creating the schema if it is missing. Tests use
@@ -67,19 +77,36 @@ impl PostgresStore {
             })
             .connect_with(connect)
             .await?;
-        Ok(Self { pool })
+        Ok(Self::with_pool(pool))
     }
 
-    /// Closes the pool, waiting for connections in use to come back.
+    /// Closes the pool, waiting for queued `accept`s and connections in use to come back.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
+
+/// A pooled connection returned this recently is handed out again without a ping first.
+/// sqlx pings every connection when it is returned (closing one that fails), and by default
+/// again on every acquire: a second round trip per query. A connection that answered a ping
+/// this recently is trusted, as HikariCP trusts one used within its 500 ms "alive bypass
+/// window"; one idle longer (perhaps cut by a restart or a proxy since) is still checked.
+const ALIVE_BYPASS: Duration = Duration::from_millis(500);
 
 fn pool_options(options: &PoolOptions) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= ALIVE_BYPASS {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Quotes an SQL identifier, doubling embedded quotes, so any schema name is safe to splice.
@@ -97,6 +124,14 @@ crate::queries::sql_store!(
     now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
     lock = " FOR UPDATE SKIP LOCKED"
 );
+
+/// `accept_in` as the group-commit writer takes it, for taking a failed batch apart.
+fn accept_boxed<'c>(
+    conn: &'c mut PgConnection,
+    event: &'c NewEvent,
+) -> Pin<Box<dyn Future<Output = Result<Accepted>> + Send + 'c>> {
+    Box::pin(accept_in(conn, event))
+}
 
 /// The database clock in unix milliseconds. `clock_timestamp()`, not `now()`: `now()` is the
 /// transaction's start, and a transaction that waited for the row lock would under-refill.
@@ -116,13 +151,8 @@ impl Dialect for PostgresStore {
     }
 
     async fn accept(&self, event: NewEvent) -> Result<Accepted> {
-        let mut tx = self.pool.begin().await?;
-        let accepted = accept_in(&mut tx, &event).await?;
-        match accepted {
-            Accepted::Duplicate => tx.rollback().await?,
-            Accepted::New { .. } => tx.commit().await?,
-        }
-        Ok(accepted)
+        // The group-commit writer takes the events that arrive together in one transaction.
+        self.writer.accept(event).await
     }
 
     async fn try_lease(

@@ -4,7 +4,7 @@
 //! `ON CONFLICT`, `RETURNING`, `CAST(… AS BIGINT)`), so [`sql_store!`] writes the whole
 //! [`crate::Store`] implementation once and each backend instantiates it for its own types.
 //! What a backend does its own way is the [`Dialect`] it implements: how it takes an event in
-//! (SQLite's group-commit writer, PostgreSQL's plain transaction), its clock, its leases and
+//! (each backend's group-commit writer), its clock, its leases and
 //! token-bucket locking, and the few expressions the two dialects spell differently. The turn
 //! journal (`journal.rs`) and the access queries (`access.rs`) are written once the same way.
 //!
@@ -41,7 +41,9 @@ pub(crate) trait Dialect {
     fn migrator() -> &'static Migrator;
 
     /// [`crate::Store::accept`]: the dedup row, conversation, message and turn in one
-    /// transaction (both backends run [`sql_store!`]'s `accept_in` inside it).
+    /// transaction, batched with other events' by the backend's group-commit writer (SQLite
+    /// runs [`sql_store!`]'s `accept_in` per event; PostgreSQL one multi-row statement per
+    /// table for the batch, and `accept_in` per event when a batch has to be taken apart).
     async fn accept(&self, event: NewEvent) -> Result<Accepted>;
 
     /// [`crate::Store::try_lease`]: whose clock judges expiry differs.

@@ -70,6 +70,10 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            // No ping before each use (sqlx's default, a round trip to the connection's
+            // thread per query): a file cannot hang up, and sqlx still pings a connection
+            // when it is returned.
+            .test_before_acquire(false)
             .connect_with(connect.clone())
             .await?;
         let writer = Writer::start(&connect, accept_boxed).await?;

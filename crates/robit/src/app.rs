@@ -9,6 +9,7 @@ use robit_sandbox::{CodeRunner, Limits, Sandbox, SandboxConfig};
 use robit_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing_subscriber::{Layer, Registry};
 
 /// Whether `robit chat` runs its terminal UI: only when both ends are a terminal. A pipe or a
 /// file on either side gets the line-by-line console (each answer printed once, in full).
@@ -20,18 +21,20 @@ pub fn wants_tui() -> bool {
 /// Installs logging (and trace export when the `OTEL_*` variables ask for it, see
 /// `telemetry`). `interactive`: the terminal is the chat, so logs are kept to warnings unless
 /// `RUST_LOG` asks for more; `log_file`: they go to that file (appended) instead of stderr,
-/// because a full-screen UI owns the screen. Keep the returned value until the subcommand
-/// ends, then [`Telemetry::shutdown`] it so the last spans are sent.
+/// because a full-screen UI owns the screen; `extra` is one more layer beside the log output
+/// (the engine benchmark's stage timer). Keep the returned value until the subcommand ends,
+/// then [`Telemetry::shutdown`] it so the last spans are sent.
 pub fn init_tracing(
     config: &Config,
     flag: Option<LogFormat>,
     interactive: bool,
     log_file: Option<&std::path::Path>,
+    extra: Option<Box<dyn Layer<Registry> + Send + Sync>>,
 ) -> Telemetry {
     use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    use tracing_subscriber::{EnvFilter, Layer as _};
+    use tracing_subscriber::EnvFilter;
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| {
         if interactive {
             // The terminal is the chat; keep logs to warnings unless asked.
@@ -69,7 +72,11 @@ pub fn init_tracing(
         None => (None, None),
     };
     let otel = provider.as_ref().map(crate::telemetry::layer);
-    tracing_subscriber::registry().with(fmt).with(otel).init();
+    tracing_subscriber::registry()
+        .with(extra)
+        .with(fmt)
+        .with(otel)
+        .init();
     if let (Some(s), Some(_)) = (&settings, &provider) {
         crate::telemetry::install_propagator();
         tracing::info!(endpoint = %s.endpoint, replica = replica_id(), "exporting traces over OTLP");

@@ -10,6 +10,7 @@ mod support;
 mod accept;
 mod access;
 mod answers;
+mod batch;
 mod buckets;
 mod concurrency;
 mod connect;

@@ -32,11 +32,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let loaded = crate::config::load(cli.config.as_deref(), &cli.overrides())?;
     let chat = matches!(cli.command, Cmd::Chat);
     let log_file = (chat && crate::app::wants_tui()).then_some(&loaded.config.console.log_file);
+    // The engine benchmark times the engine's stage spans beside the log output.
+    let stages = matches!(
+        &cli.command,
+        Cmd::Bench(args) if matches!(args.what, crate::cli::BenchWhat::Engine)
+    )
+    .then(bench::StageTimes::layer);
     let telemetry = crate::app::init_tracing(
         &loaded.config,
         cli.log_format,
         chat,
         log_file.map(|p| p.as_path()),
+        stages,
     );
     let result = match cli.command {
         Cmd::Serve => serve::run(loaded).await,

@@ -1,0 +1,402 @@
+//! Group commit for PostgreSQL's hot write: the `accept`s that arrive together are taken in
+//! as one transaction of a few multi-row statements instead of one transaction each.
+//!
+//! Why: every event paid its own transaction: begin, dedup row, conversation, message, turn,
+//! commit, each a round trip and a wake-up of its backend on the same cores as robit, and a
+//! WAL flush at the commit. PostgreSQL already merges the flushes of concurrent commits; what
+//! grew with load was the statements. A batch here is one statement, its own transaction,
+//! whatever its size: the columns of all its events go in as arrays (`UNNEST`) and
+//! data-modifying CTEs write each table once (see [`ACCEPT_BATCH`]).
+//!
+//! Like SQLite's writer (`sqlite_writer.rs`), requests that arrive while earlier batches are
+//! in flight form the next batch (up to [`MAX_BATCH`]). Batches run on pooled connections,
+//! [`IN_FLIGHT`] at a time; the rows a batch inserts into unique keys (event ids,
+//! conversation keys) go in sorted order, so two batches, here or on another replica, cannot
+//! deadlock on them.
+//!
+//! What `accept` means does not change: a caller hears back only after the transaction
+//! holding its rows committed; a duplicate event id answers `Duplicate` (also when the same id
+//! comes twice in one batch: the first one is the event, the second its duplicate). One
+//! event's error (text PostgreSQL cannot store, say) fails that event alone: the batch is
+//! then run again one event at a time with a savepoint each, through the same `accept_in`
+//! both backends share (handed in by `postgres.rs`, so this module stays below the store). A
+//! failed commit fails the batch, and every caller in it gets the error.
+
+use crate::model::{Accepted, NewEvent};
+use crate::{rows, Result, StoreError};
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::Connection;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// `accept` inside a transaction the writer owns: the store's `accept_in`, boxed so it can be
+/// passed as a plain function. Used when a batch has to be taken apart.
+pub(crate) type AcceptIn =
+    for<'c> fn(
+        &'c mut PgConnection,
+        &'c NewEvent,
+    ) -> Pin<Box<dyn Future<Output = Result<Accepted>> + Send + 'c>>;
+
+/// Most events in one transaction: bounds the statements' array sizes and how long the first
+/// event of a batch waits for the last one's rows.
+const MAX_BATCH: usize = 256;
+
+/// Batches committing at once. One: a batch is a single statement, so a second one in flight
+/// only splits the waiting events into smaller batches that compete for the same cores
+/// (`robit bench store` on the development machine: 1 in flight 10.0k msgs/s with batches of
+/// 8.5 events, 2 6.2k with 5.5, 4 5.4k with 3.1, one after the other).
+const IN_FLIGHT: usize = 1;
+
+/// Requests the writer queues; a bounded queue pushes back on intakes when the database is
+/// slow.
+const QUEUE: usize = 4096;
+
+type Reply = oneshot::Sender<Result<Accepted>>;
+
+enum Job {
+    Accept(Box<NewEvent>, Reply),
+    Close(oneshot::Sender<()>),
+}
+
+/// The handle the store keeps; clones share the one writer.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer's task on the current runtime; its batches run on `pool`'s
+    /// connections (at most [`IN_FLIGHT`] at a time).
+    pub fn start(pool: PgPool, accept_in: AcceptIn) -> Writer {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, rx, accept_in));
+        Writer { tx }
+    }
+
+    pub async fn accept(&self, event: NewEvent) -> Result<Accepted> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job::Accept(Box::new(event), reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Finishes queued work (every batch in flight commits or fails) and stops the writer.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.tx.send(Job::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, accept_in: AcceptIn) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let mut batch = Vec::new();
+        let mut close = None;
+        match first {
+            Job::Accept(event, reply) => batch.push((event, reply)),
+            Job::Close(done) => close = Some(done),
+        }
+        // A free slot first, then whatever queued meanwhile: while every slot commits, the
+        // next batch grows.
+        let permit = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the writer never closes its semaphore");
+        while close.is_none() && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Job::Accept(event, reply)) => batch.push((event, reply)),
+                Ok(Job::Close(done)) => close = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                commit_batch(&pool, batch, accept_in).await;
+                drop(permit);
+            });
+        } else {
+            drop(permit);
+        }
+        if let Some(done) = close {
+            // Every slot back means every batch in flight has answered its callers.
+            let _ = slots.acquire_many(IN_FLIGHT as u32).await;
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Runs the batch in one transaction and answers every caller in it: first with multi-row
+/// statements; if any event fails, that attempt is rolled back and the batch runs again one
+/// event at a time with a savepoint each, so only the failing event fails.
+async fn commit_batch(pool: &PgPool, batch: Vec<(Box<NewEvent>, Reply)>, accept_in: AcceptIn) {
+    let (events, replies): (Vec<Box<NewEvent>>, Vec<Reply>) = batch.into_iter().unzip();
+    let outcome = match together(pool, &events).await {
+        Ok(Some(results)) => Ok(results),
+        Ok(None) => one_by_one(pool, &events, accept_in).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(results) => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, events = events.len(), "postgres batch commit failed");
+            let why = e.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Batch(why.clone())));
+            }
+        }
+    }
+}
+
+/// The batch as one event each, each in a savepoint of one transaction. An event whose id
+/// came earlier in the batch gets its first occurrence's fate: `Duplicate` if that was
+/// stored, the same error if not.
+async fn one_by_one(
+    pool: &PgPool,
+    events: &[Box<NewEvent>],
+    accept_in: AcceptIn,
+) -> Result<Vec<Result<Accepted>>> {
+    let mut tx = pool.begin().await?;
+    let firsts = first_occurrences(events);
+    let mut results: Vec<Result<Accepted>> = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        if firsts[i] != i {
+            let result = match &results[firsts[i]] {
+                Ok(_) => Ok(Accepted::Duplicate),
+                Err(e) => Err(StoreError::Batch(e.to_string())),
+            };
+            results.push(result);
+            continue;
+        }
+        let mut savepoint = tx.begin().await?;
+        match accept_in(&mut savepoint, event).await {
+            Ok(accepted) => {
+                savepoint.commit().await?;
+                results.push(Ok(accepted));
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// For each event, the index of the first event in the batch with its (platform, id).
+fn first_occurrences(events: &[Box<NewEvent>]) -> Vec<usize> {
+    let mut seen: HashMap<(&str, &str), usize> = HashMap::with_capacity(events.len());
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            *seen
+                .entry((e.platform.as_str(), e.event_id.as_str()))
+                .or_insert(i)
+        })
+        .collect()
+}
+
+/// The whole batch as one statement, which is its own transaction. `None`: the database
+/// refused the statement (one event's text it cannot store, say), so nothing of the batch was
+/// written: take it apart. Any other error (the connection broke, perhaps after the commit)
+/// fails the batch rather than running it again.
+async fn together(
+    pool: &PgPool,
+    events: &[Box<NewEvent>],
+) -> Result<Option<Vec<Result<Accepted>>>> {
+    match statement(pool, events).await {
+        Ok(results) => Ok(Some(results)),
+        Err(StoreError::Database(sqlx::Error::Database(e))) => {
+            if events.len() > 1 {
+                tracing::debug!(error = %e, events = events.len(), "batched accept failed; taking the batch apart");
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `accept` for every event of the batch as one statement: the events' columns go in as
+/// arrays (`UNNEST`), and data-modifying CTEs write each table once. One round trip and one
+/// commit, whatever the batch's size.
+///
+/// - `fresh`: the dedup rows; an event whose id is already there is a duplicate. Inserted in
+///   key order (as are conversations), so two batches cannot deadlock on the unique keys.
+/// - `found` and `created`: the fresh events' conversations, found or else created. A key
+///   another transaction created after this statement's snapshot is neither (its insert
+///   waits for that transaction and then does nothing): its event has no conversation. With a
+///   message or a turn, the statement then fails on their NOT NULL and the batch is taken
+///   apart, where `accept_in`'s second look finds it; without either, only the answer lacks
+///   the id, and [`statement`] looks the conversation up after the commit.
+/// - `rows`: each fresh event with its conversation and, if it carries a message, the
+///   message's id taken from the identity's sequence here, in batch order, so the turn row
+///   can point at it and the caller learns it without matching rows up afterwards.
+const ACCEPT_BATCH: &str = "
+WITH input AS MATERIALIZED (
+    SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                         $11::text[], $12::text[], $13::bigint[], $14::text[], $15::text[],
+                         $16::text[], $17::bigint[])
+        AS u(ord, platform, event_id, workspace, channel, thread,
+             role, content, tool_calls, tool_call_id, status, author, message_turn,
+             job, route, holder, lease_ms)),
+fresh AS (
+    INSERT INTO processed_events (platform, event_id, received_at)
+    SELECT platform, event_id, $18 FROM input ORDER BY platform, event_id
+    ON CONFLICT (platform, event_id) DO NOTHING
+    RETURNING platform, event_id),
+keys AS MATERIALIZED (
+    SELECT DISTINCT i.platform, i.workspace, i.channel, i.thread
+    FROM input i JOIN fresh USING (platform, event_id)),
+found AS MATERIALIZED (
+    SELECT c.id, c.model, c.platform, c.workspace, c.channel, c.thread
+    FROM conversations c JOIN keys USING (platform, workspace, channel, thread)),
+created AS (
+    INSERT INTO conversations (platform, workspace, channel, thread, created_at)
+    SELECT platform, workspace, channel, thread, $18 FROM keys k
+    WHERE NOT EXISTS (
+        SELECT 1 FROM found f
+        WHERE f.platform = k.platform AND f.workspace = k.workspace
+          AND f.channel = k.channel AND f.thread = k.thread)
+    ORDER BY platform, workspace, channel, thread
+    ON CONFLICT (platform, workspace, channel, thread) DO NOTHING
+    RETURNING id, model, platform, workspace, channel, thread),
+conv AS (SELECT * FROM found UNION ALL SELECT * FROM created),
+rows AS MATERIALIZED (
+    SELECT i.*, c.id AS conversation_id, c.model,
+           CASE WHEN i.role IS NOT NULL
+                THEN nextval(pg_get_serial_sequence('messages', 'id')) END AS message_id
+    FROM input i
+    JOIN fresh USING (platform, event_id)
+    LEFT JOIN conv c USING (platform, workspace, channel, thread)
+    ORDER BY i.ord),
+stored AS (
+    INSERT INTO messages (id, conversation_id, role, content, tool_calls, tool_call_id,
+                          status, author, created_at, turn_id)
+    OVERRIDING SYSTEM VALUE
+    SELECT message_id, conversation_id, role, content, tool_calls, tool_call_id, status,
+           author, $18, message_turn
+    FROM rows WHERE role IS NOT NULL ORDER BY ord),
+journaled AS (
+    INSERT INTO turns (conversation_id, platform, event_id, message_id, job, route, status,
+                       holder, lease_until, attempts, created_at, updated_at)
+    SELECT conversation_id, platform, event_id, message_id, job, route, 'pending', holder,
+           clock.now_ms + lease_ms, 0, clock.now_ms, clock.now_ms
+    FROM rows,
+         (SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)) AS clock(now_ms)
+    WHERE job IS NOT NULL ORDER BY ord
+    RETURNING id, platform, event_id)
+SELECT r.ord, r.conversation_id, r.model, r.message_id, j.id
+FROM rows r LEFT JOIN journaled j USING (platform, event_id)";
+
+/// One answer row of [`ACCEPT_BATCH`]: the event's place in the batch, its conversation's id
+/// and model, its message's and turn's ids.
+type AnswerRow = (i64, Option<i64>, Option<String>, Option<i64>, Option<i64>);
+
+async fn statement(pool: &PgPool, events: &[Box<NewEvent>]) -> Result<Vec<Result<Accepted>>> {
+    let firsts = first_occurrences(events);
+    // Only each id's first occurrence goes in; the others are its duplicates.
+    let sent: Vec<usize> = (0..events.len()).filter(|&i| firsts[i] == i).collect();
+    let column = |f: fn(&NewEvent) -> Option<&str>| -> Vec<Option<&str>> {
+        sent.iter().map(|&i| f(&events[i])).collect()
+    };
+    let answers: Vec<AnswerRow> = sqlx::query_as(ACCEPT_BATCH)
+        .bind(sent.iter().map(|&i| i as i64).collect::<Vec<_>>())
+        .bind(column(|e| Some(e.platform.as_str())))
+        .bind(column(|e| Some(e.event_id.as_str())))
+        .bind(column(|e| Some(e.key.workspace.as_str())))
+        .bind(column(|e| Some(e.key.channel.as_str())))
+        .bind(column(|e| Some(rows::thread_column(&e.key))))
+        .bind(column(|e| e.message.as_ref().map(|m| m.role.as_str())))
+        .bind(column(|e| e.message.as_ref().map(|m| m.content.as_str())))
+        .bind(column(|e| {
+            e.message.as_ref().and_then(|m| m.tool_calls.as_deref())
+        }))
+        .bind(column(|e| {
+            e.message.as_ref().and_then(|m| m.tool_call_id.as_deref())
+        }))
+        .bind(column(|e| e.message.as_ref().map(|m| m.status.as_str())))
+        .bind(column(|e| {
+            e.message
+                .as_ref()
+                .and_then(|m| m.author.as_ref().map(|a| a.as_str()))
+        }))
+        .bind(
+            sent.iter()
+                .map(|&i| events[i].message.as_ref().and_then(|m| m.turn))
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|e| e.turn.as_ref().map(|t| t.job.as_str())))
+        .bind(column(|e| e.turn.as_ref().and_then(|t| t.route.as_deref())))
+        .bind(column(|e| e.turn.as_ref().map(|t| t.holder.as_str())))
+        .bind(
+            sent.iter()
+                .map(|&i| events[i].turn.as_ref().map(|t| rows::millis(t.lease)))
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows::now_ms())
+        .fetch_all(pool)
+        .await?;
+
+    let mut new: HashMap<usize, Accepted> = HashMap::with_capacity(answers.len());
+    for (ord, conversation, model, message_id, turn_id) in answers {
+        let i = usize::try_from(ord)
+            .ok()
+            .filter(|&i| i < events.len())
+            .ok_or_else(|| StoreError::Corrupt(format!("batch answer for event {ord}")))?;
+        let event = &events[i];
+        let (conversation, model) = match conversation {
+            Some(id) => (id, model),
+            None => {
+                // Created by another transaction meanwhile, and committed: it is there now.
+                let key = &event.key;
+                sqlx::query_as(
+                    "SELECT id, model FROM conversations
+                     WHERE platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4",
+                )
+                .bind(key.platform.as_str())
+                .bind(key.workspace.as_str())
+                .bind(key.channel.as_str())
+                .bind(rows::thread_column(key))
+                .fetch_optional(pool)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("conversation {key} vanished after insert"))
+                })?
+            }
+        };
+        if event.turn.is_some() && turn_id.is_none() {
+            return Err(StoreError::Corrupt(format!(
+                "turn of event {} not returned",
+                event.event_id
+            )));
+        }
+        new.insert(
+            i,
+            Accepted::New {
+                conversation: rows::conversation(&event.key, conversation, model),
+                message_id,
+                turn_id,
+            },
+        );
+    }
+    // An event not answered was a duplicate, of an earlier delivery or of its first
+    // occurrence in this batch.
+    Ok((0..events.len())
+        .map(|i| Ok(new.remove(&i).unwrap_or(Accepted::Duplicate)))
+        .collect())
+}

@@ -1,0 +1,215 @@
+//! Group commit: events that arrive together are taken in as one transaction on both
+//! backends (SQLite's writer, PostgreSQL's batched statements), and each caller still gets
+//! its own answer: its own conversation, message and turn, `Duplicate` for a repeated event
+//! id even inside one batch, and an error only for the event that failed.
+//!
+//! The cases start many `accept`s at once so the writers form batches of them; each
+//! assertion holds whatever the batches turn out to be.
+
+use crate::support::{event, key, Backend, Setup};
+use robit_store::{Accepted, NewEvent, NewTurn, Store, StoreError};
+use robit_types::{ConversationKey, Platform};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+const CONVERSATIONS: usize = 20;
+const PER_CONVERSATION: usize = 10;
+
+fn journaled(id: &str, key: &ConversationKey, text: &str) -> NewEvent {
+    NewEvent {
+        turn: Some(NewTurn {
+            job: format!("job of {id}"),
+            route: Some(format!("route of {id}")),
+            holder: "replica-a".into(),
+            lease: Duration::from_secs(60),
+        }),
+        ..event(id, key, text)
+    }
+}
+
+fn conversation_key(c: usize) -> ConversationKey {
+    ConversationKey::new(
+        Platform::Slack,
+        "T1",
+        format!("C{c}"),
+        Some(format!("{c}.1")),
+    )
+}
+
+conformance!(concurrent_accepts_each_get_their_own_rows);
+async fn concurrent_accepts_each_get_their_own_rows(store: Arc<dyn Store>) {
+    let mut tasks = JoinSet::new();
+    for c in 0..CONVERSATIONS {
+        for m in 0..PER_CONVERSATION {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move {
+                let id = format!("Ev-{c}-{m}");
+                let text = format!("message {m} of conversation {c}");
+                let key = conversation_key(c);
+                let accepted = store.accept(journaled(&id, &key, &text)).await.unwrap();
+                (c, id, text, accepted)
+            });
+        }
+    }
+    let mut conversation_ids: HashMap<usize, HashSet<i64>> = HashMap::new();
+    let mut texts_by_message: HashMap<i64, String> = HashMap::new();
+    let mut turns = HashSet::new();
+    for (c, id, text, accepted) in tasks.join_all().await {
+        let Accepted::New {
+            conversation,
+            message_id: Some(message),
+            turn_id: Some(turn),
+        } = accepted
+        else {
+            panic!("{id}: every distinct event is new, with a message and a turn: {accepted:?}");
+        };
+        assert_eq!(
+            conversation.key,
+            conversation_key(c),
+            "{id} got its own key"
+        );
+        conversation_ids
+            .entry(c)
+            .or_default()
+            .insert(conversation.id.0);
+        assert!(
+            texts_by_message.insert(message, text).is_none(),
+            "message ids are not shared"
+        );
+        assert!(turns.insert(turn), "turn ids are not shared");
+    }
+    for (c, ids) in &conversation_ids {
+        assert_eq!(ids.len(), 1, "conversation {c} was created once");
+    }
+    // Each caller's message id holds that caller's text, and each turn points at it.
+    for ids in conversation_ids.values() {
+        let conversation = robit_store::ConversationId(*ids.iter().next().unwrap());
+        let history = store.history(conversation, 100).await.unwrap();
+        assert_eq!(history.len(), PER_CONVERSATION);
+        for stored in &history {
+            assert_eq!(
+                texts_by_message.get(&stored.id),
+                Some(&stored.content),
+                "message {} holds its caller's text",
+                stored.id
+            );
+        }
+        let journal = store.turns(conversation).await.unwrap();
+        assert_eq!(journal.len(), PER_CONVERSATION);
+        for turn in journal {
+            assert!(turns.contains(&turn.id));
+            assert_eq!(turn.holder, "replica-a");
+        }
+    }
+}
+
+conformance!(a_repeated_event_among_others_is_stored_once);
+async fn a_repeated_event_among_others_is_stored_once(store: Arc<dyn Store>) {
+    let key = key(Some("1.1"));
+    let mut tasks = JoinSet::new();
+    for i in 0..60 {
+        let (store, key) = (Arc::clone(&store), key.clone());
+        // Every third delivery is the same event; the others are distinct.
+        let id = if i % 3 == 0 {
+            "Ev-repeated".to_string()
+        } else {
+            format!("Ev-{i}")
+        };
+        tasks.spawn(async move {
+            let accepted = store.accept(journaled(&id, &key, &id)).await.unwrap();
+            (id, accepted)
+        });
+    }
+    let outcomes = tasks.join_all().await;
+    let repeated: Vec<&Accepted> = outcomes
+        .iter()
+        .filter(|(id, _)| id == "Ev-repeated")
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(repeated.len(), 20);
+    assert_eq!(
+        repeated
+            .iter()
+            .filter(|a| matches!(a, Accepted::New { .. }))
+            .count(),
+        1,
+        "exactly one delivery of the repeated event is new"
+    );
+    for (id, accepted) in &outcomes {
+        if id != "Ev-repeated" {
+            assert!(
+                matches!(accepted, Accepted::New { .. }),
+                "{id} is new: {accepted:?}"
+            );
+        }
+    }
+    let conversation = store.conversation(&key).await.unwrap();
+    let history = store.history(conversation.id, 100).await.unwrap();
+    assert_eq!(
+        history.len(),
+        41,
+        "40 distinct events and the repeated one, once"
+    );
+    assert_eq!(
+        history
+            .iter()
+            .filter(|m| m.content == "Ev-repeated")
+            .count(),
+        1
+    );
+    assert_eq!(store.turns(conversation.id).await.unwrap().len(), 41);
+}
+
+/// PostgreSQL cannot store a NUL character in text, so an event carrying one fails in the
+/// database (SQLite stores it). Batched with others, it fails alone: they are stored and
+/// answered, it gets its own error (not the batch's), and nothing of it is kept, so a
+/// redelivery is not taken for a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_event_that_fails_inside_a_batch_fails_alone() {
+    Backend::Postgres
+        .run(Setup::Migrated, |store, raw| async move {
+            let key = key(Some("1.1"));
+            let mut tasks = JoinSet::new();
+            for i in 0..40 {
+                let (store, key) = (Arc::clone(&store), key.clone());
+                tasks.spawn(async move {
+                    let id = format!("Ev-{i}");
+                    let text = if i == 17 {
+                        "bad \0 text".to_string()
+                    } else {
+                        format!("text {i}")
+                    };
+                    let accepted = store.accept(journaled(&id, &key, &text)).await;
+                    (i, accepted)
+                });
+            }
+            for (i, accepted) in tasks.join_all().await {
+                match (i, accepted) {
+                    (17, Err(StoreError::Batch(e))) => {
+                        panic!("the failing event gets its own error, not the batch's: {e}")
+                    }
+                    (17, Err(_)) => {}
+                    (17, Ok(a)) => panic!("text with NUL cannot be stored: {a:?}"),
+                    (_, Ok(Accepted::New { .. })) => {}
+                    (i, other) => panic!("event {i} is unaffected by event 17: {other:?}"),
+                }
+            }
+            assert_eq!(
+                raw.scalar("SELECT COUNT(*) FROM processed_events").await,
+                39
+            );
+            assert_eq!(raw.scalar("SELECT COUNT(*) FROM messages").await, 39);
+            assert_eq!(raw.scalar("SELECT COUNT(*) FROM turns").await, 39);
+            // The failed event left nothing behind: sent again (fixed), it is new.
+            assert!(matches!(
+                store
+                    .accept(journaled("Ev-17", &key, "good text"))
+                    .await
+                    .unwrap(),
+                Accepted::New { .. }
+            ));
+        })
+        .await;
+}
