@@ -139,10 +139,20 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, accept_in: AcceptIn) {
 /// event at a time with a savepoint each, so only the failing event fails.
 async fn commit_batch(pool: &PgPool, batch: Vec<(Box<NewEvent>, Reply)>, accept_in: AcceptIn) {
     let (events, replies): (Vec<Box<NewEvent>>, Vec<Reply>) = batch.into_iter().unzip();
-    let outcome = match together(pool, &events).await {
-        Ok(Some(results)) => Ok(results),
-        Ok(None) => one_by_one(pool, &events, accept_in).await,
-        Err(e) => Err(e),
+    // A Regenerate's turn also takes the earlier answer over (`accept_in` does that, in the
+    // same transaction); the batched statement does not, so a batch holding one (a click,
+    // rare) runs one event at a time.
+    let regenerates = events
+        .iter()
+        .any(|e| e.turn.as_ref().is_some_and(|t| t.answers.is_some()));
+    let outcome = if regenerates {
+        one_by_one(pool, &events, accept_in).await
+    } else {
+        match together(pool, &events).await {
+            Ok(Some(results)) => Ok(results),
+            Ok(None) => one_by_one(pool, &events, accept_in).await,
+            Err(e) => Err(e),
+        }
     };
     match outcome {
         Ok(results) => {

@@ -24,6 +24,7 @@ fn journaled(id: &str, key: &ConversationKey, text: &str) -> NewEvent {
             route: Some(format!("route of {id}")),
             holder: "replica-a".into(),
             lease: Duration::from_secs(60),
+            answers: None,
         }),
         ..event(id, key, text)
     }
