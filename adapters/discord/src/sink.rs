@@ -199,6 +199,33 @@ impl ChannelSink {
             .await?;
         Ok(MessageRef(message.id.to_string()))
     }
+
+    /// Edits a message's text and, when given, its buttons (without, Discord keeps the
+    /// buttons it has).
+    async fn edit_with(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: Option<&AnswerControls>,
+    ) -> Result<(), SinkError> {
+        let text = &*fence_safe(text);
+        let id = parse_id(message)?;
+        let http = self.cx.http.clone();
+        self.cx
+            .call(&self.bucket, true, || {
+                let mut b = EditMessage::new()
+                    .content(text)
+                    .allowed_mentions(no_mentions());
+                if let Some(controls) = controls {
+                    b = b.components(component_rows(controls));
+                }
+                let http = http.clone();
+                let channel = self.channel;
+                async move { channel.edit_message(&*http, id, b).await }
+            })
+            .await
+            .map(|_| ())
+    }
 }
 
 #[async_trait]
@@ -227,20 +254,7 @@ impl ReplySink for ChannelSink {
     }
 
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
-        let text = &*fence_safe(text);
-        let id = parse_id(message)?;
-        let http = self.cx.http.clone();
-        self.cx
-            .call(&self.bucket, true, || {
-                let b = EditMessage::new()
-                    .content(text)
-                    .allowed_mentions(no_mentions());
-                let http = http.clone();
-                let channel = self.channel;
-                async move { channel.edit_message(&*http, id, b).await }
-            })
-            .await
-            .map(|_| ())
+        self.edit_with(message, text, None).await
     }
 
     async fn edit_controls(
@@ -249,21 +263,7 @@ impl ReplySink for ChannelSink {
         text: &str,
         controls: &AnswerControls,
     ) -> Result<(), SinkError> {
-        let text = &*fence_safe(text);
-        let id = parse_id(message)?;
-        let http = self.cx.http.clone();
-        self.cx
-            .call(&self.bucket, true, || {
-                let b = EditMessage::new()
-                    .content(text)
-                    .components(component_rows(controls))
-                    .allowed_mentions(no_mentions());
-                let http = http.clone();
-                let channel = self.channel;
-                async move { channel.edit_message(&*http, id, b).await }
-            })
-            .await
-            .map(|_| ())
+        self.edit_with(message, text, Some(controls)).await
     }
 
     async fn upload(

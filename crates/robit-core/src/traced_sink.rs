@@ -4,10 +4,13 @@
 //! A decorator rather than spans in each adapter: every adapter (the console included) gets
 //! the same spans, and the engine wraps the adapter's own sink, under the journal's, so a
 //! span is one real platform call. Adapters may add spans of their own inside (retries,
-//! 429 waits).
+//! 429 waits). Every method of `ReplySink` is forwarded, the defaulted ones too: a default
+//! here would quietly turn the adapter's own version (buttons, idempotent posts) off.
 
 use async_trait::async_trait;
-use robit_types::{Attachment, Capabilities, MessageRef, ReplySink, SinkError, UserId};
+use robit_types::{
+    AnswerControls, Attachment, Capabilities, MessageRef, ReplySink, SinkError, UserId,
+};
 use std::future::Future;
 use std::sync::Arc;
 use tracing::Instrument;
@@ -73,6 +76,16 @@ impl ReplySink for TracedSink {
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
         let span = call_span!("platform.edit", chars = text.chars().count() as i64);
         traced(span, self.inner.edit(message, text)).await
+    }
+
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        let span = call_span!("platform.edit", chars = text.chars().count() as i64);
+        traced(span, self.inner.edit_controls(message, text, controls)).await
     }
 
     async fn upload(

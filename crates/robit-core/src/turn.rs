@@ -107,16 +107,7 @@ async fn take_over(shared: &Arc<Shared>, conversation: &Conversation, turn: i64)
             shared,
             conversation,
             turn,
-            NewMessage {
-                role: MessageRole::Tool,
-                content: content.to_string(),
-                tool_calls: None,
-                tool_call_id: Some(call.id.clone()),
-                status: MessageStatus::Complete,
-                author: None,
-                turn: None,
-                served: None,
-            },
+            tool_result(&call.id, content.to_string()),
         )
         .await;
     }
@@ -421,16 +412,7 @@ pub(crate) async fn chat(
                             shared,
                             conversation,
                             turn,
-                            NewMessage {
-                                role: MessageRole::Tool,
-                                content: result.clone(),
-                                tool_calls: None,
-                                tool_call_id: Some(call.id.clone()),
-                                status: MessageStatus::Complete,
-                                author: None,
-                                turn: None,
-                                served: None,
-                            },
+                            tool_result(&call.id, result.clone()),
                         )
                         .await;
                         let mut tool_msg = ChatMessage::new(Role::Tool, result);
@@ -449,6 +431,20 @@ pub(crate) async fn chat(
     );
     say(sink, &note).await;
     TurnOutcome::Failed("tool round limit".into())
+}
+
+/// The stored result of one tool call, as the APIs want one per call id.
+fn tool_result(call_id: &str, content: String) -> NewMessage {
+    NewMessage {
+        role: MessageRole::Tool,
+        content,
+        tool_calls: None,
+        tool_call_id: Some(call_id.to_string()),
+        status: MessageStatus::Complete,
+        author: None,
+        turn: None,
+        served: None,
+    }
 }
 
 enum RoundEnd {
