@@ -22,6 +22,13 @@ fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     move |name| vars.get(name).cloned()
 }
 
+/// The tests that install a scoped subscriber run one at a time, and each rebuilds tracing's
+/// callsite cache once its subscriber is in: whether a callsite is enabled is cached process
+/// wide, and a callsite first hit under the other test's (since dropped) subscriber, or under
+/// none on another test's thread, otherwise stayed disabled, so `inbound` and `accept` went
+/// missing when the takeover test ran first.
+static SCOPED_SUBSCRIBER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[test]
 fn export_is_off_without_an_otlp_endpoint() {
     assert_eq!(settings(env(&[])), None);
@@ -195,7 +202,9 @@ async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_th
         .with_simple_exporter(exporter.clone())
         .build();
     let subscriber = tracing_subscriber::registry().with(layer(&provider));
+    let _one_at_a_time = SCOPED_SUBSCRIBER.lock().await;
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
     install_propagator();
 
     let (engine, _store) = crate::app::build_engine(&loaded.config, false)
@@ -383,7 +392,9 @@ async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
         .with_simple_exporter(exporter.clone())
         .build();
     let subscriber = tracing_subscriber::registry().with(layer(&provider));
+    let _one_at_a_time = SCOPED_SUBSCRIBER.lock().await;
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
     install_propagator();
 
     // The first process takes the event and stops (gracefully, but a crash leaves the same
