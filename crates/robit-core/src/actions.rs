@@ -15,7 +15,7 @@ use crate::outcome::TurnOutcome;
 use crate::reply::whisper;
 use crate::shared::Shared;
 use robit_store::{Question, Vote};
-use robit_types::{AnswerAction, Inbound, ReplySink};
+use robit_types::{AnswerAction, Inbound, ReplySink, UserId};
 use std::sync::Arc;
 
 /// Shown when the store cannot be asked who owns the answer.
@@ -41,14 +41,13 @@ pub(crate) async fn act(
     let outcome = match decide(shared, inbound, sink, action, turn).await {
         Ok(question) if action == AnswerAction::Regenerate => {
             if !finished(shared, turn).await {
-                whisper(
+                decline(
                     sink,
                     &inbound.author.id,
                     "That answer is still being written; stop it first to regenerate it.",
-                    "an action's reply",
+                    "still running",
                 )
-                .await;
-                TurnOutcome::Failed("still running".into())
+                .await
             } else {
                 return Acted::Regenerate(question);
             }
@@ -75,6 +74,17 @@ pub(crate) async fn act(
 /// ends; a click in that moment must neither supersede nor miss an answer not stored yet. Short: Slack waits for the
 /// click's acknowledgement (3 s), which comes after this.
 const TAIL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Tells the clicker, privately, why nothing was done; the outcome gives the short reason.
+async fn decline(
+    sink: &Arc<dyn ReplySink>,
+    user: &UserId,
+    text: &str,
+    reason: &str,
+) -> TurnOutcome {
+    whisper(sink, user, text, "an action's reply").await;
+    TurnOutcome::Failed(reason.into())
+}
 
 /// Whether no turn answering `turn` runs here, waiting up to [`TAIL_WAIT`] for one to end.
 async fn finished(shared: &Shared, turn: i64) -> bool {
@@ -118,19 +128,17 @@ async fn decide(
             q
         }
         Ok(_) => {
-            whisper(
+            return Err(decline(
                 sink,
                 user,
                 "⚠️ I can't find the question this answer belongs to.",
-                "an action's reply",
+                "unknown answer",
             )
-            .await;
-            return Err(TurnOutcome::Failed("unknown answer".into()));
+            .await);
         }
         Err(e) => {
             tracing::error!(error = %e, "looking up an answer's question failed");
-            whisper(sink, user, UNAVAILABLE, "an action's reply").await;
-            return Err(TurnOutcome::Failed("store unavailable".into()));
+            return Err(decline(sink, user, UNAVAILABLE, "store unavailable").await);
         }
     };
     let asker = question.author.as_ref() == Some(user);
@@ -182,14 +190,13 @@ async fn stop(
     };
     let here = shared.stop_turn(turn, by);
     if !recorded && !here {
-        whisper(
+        return decline(
             sink,
             &inbound.author.id,
             "That answer has already finished.",
-            "an action's reply",
+            "nothing to stop",
         )
         .await;
-        return TurnOutcome::Failed("nothing to stop".into());
     }
     if !here {
         // Another replica holds it: it sees the stop when it next renews its leases.
@@ -219,19 +226,17 @@ async fn vote_on(
     {
         Ok(true) => TurnOutcome::Command,
         Ok(false) => {
-            whisper(
+            decline(
                 sink,
                 &inbound.author.id,
                 "There is no finished answer to vote on yet.",
-                "an action's reply",
+                "no answer",
             )
-            .await;
-            TurnOutcome::Failed("no answer".into())
+            .await
         }
         Err(e) => {
             tracing::error!(error = %e, "recording feedback failed");
-            whisper(sink, &inbound.author.id, UNAVAILABLE, "an action's reply").await;
-            TurnOutcome::Failed("store unavailable".into())
+            decline(sink, &inbound.author.id, UNAVAILABLE, "store unavailable").await
         }
     }
 }
