@@ -542,6 +542,14 @@ impl ReplySink for ActionSink {
         self.channel.upload(file_name, bytes, comment).await
     }
 
+    async fn fetch_attachment(
+        &self,
+        attachment: &Attachment,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SinkError> {
+        self.channel.fetch_attachment(attachment, max_bytes).await
+    }
+
     async fn post_ephemeral(&self, _user: &UserId, text: &str) -> Result<MessageRef, SinkError> {
         self.whisper(text).await
     }
