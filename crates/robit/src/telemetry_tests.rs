@@ -29,6 +29,35 @@ fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 /// missing when the takeover test ran first.
 static SCOPED_SUBSCRIBER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The binary's own layer and propagator on an in-memory exporter, installed for this thread
+/// until dropped (fields drop in order: the subscriber, then the lock).
+struct Recorder {
+    exporter: InMemorySpanExporter,
+    provider: SdkTracerProvider,
+    _scoped: tracing::subscriber::DefaultGuard,
+    _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Recorder {
+    async fn install() -> Recorder {
+        let one_at_a_time = SCOPED_SUBSCRIBER.lock().await;
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(layer(&provider));
+        let scoped = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        install_propagator();
+        Recorder {
+            exporter,
+            provider,
+            _scoped: scoped,
+            _one_at_a_time: one_at_a_time,
+        }
+    }
+}
+
 #[test]
 fn export_is_off_without_an_otlp_endpoint() {
     assert_eq!(settings(env(&[])), None);
@@ -197,15 +226,8 @@ async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_th
     let loaded = crate::config::load_with_env(None, &overrides, Vec::new()).unwrap();
 
     // The binary's own layer and propagator, on an exporter the test can read.
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry().with(layer(&provider));
-    let _one_at_a_time = SCOPED_SUBSCRIBER.lock().await;
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
-    install_propagator();
+    let recorder = Recorder::install().await;
+    let (exporter, provider) = (&recorder.exporter, &recorder.provider);
 
     let (engine, _store) = crate::app::build_engine(&loaded.config, false)
         .await
@@ -387,15 +409,8 @@ async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
         ("sandbox.enabled".to_string(), "false".to_string()),
     ];
     let loaded = crate::config::load_with_env(None, &overrides, Vec::new()).unwrap();
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry().with(layer(&provider));
-    let _one_at_a_time = SCOPED_SUBSCRIBER.lock().await;
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
-    install_propagator();
+    let recorder = Recorder::install().await;
+    let (exporter, provider) = (&recorder.exporter, &recorder.provider);
 
     // The first process takes the event and stops (gracefully, but a crash leaves the same
     // journal row once its lease runs out) while the answer streams.
