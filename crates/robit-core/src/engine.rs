@@ -114,6 +114,8 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     /// Stops the journal's background tasks once the engine has stopped.
     journal_stop: CancellationToken,
+    /// When this engine was made: turns leased before it are a predecessor's.
+    started: std::time::SystemTime,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -144,6 +146,7 @@ impl Engine {
                 journal_started: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
                 journal_stop: CancellationToken::new(),
+                started: std::time::SystemTime::now(),
             }),
         }
     }

@@ -97,8 +97,13 @@ macro_rules! journal_impl {
             lease: std::time::Duration,
             platform: robit_types::Platform,
             limit: u32,
-            any_lease: bool,
+            set_before: Option<std::time::SystemTime>,
         ) -> crate::Result<Vec<crate::model::ClaimedTurn>> {
+            // A lease set at `t` runs until `t + lease`, so "set before `set_before`" is "runs
+            // until before `set_before + lease`"; 0 (no lease ends that early) without it.
+            let live_cutoff = set_before.map_or(0, |at| {
+                crate::rows::system_ms(at).saturating_add(crate::rows::millis(lease))
+            });
             #[allow(clippy::type_complexity)]
             let rows: Vec<(i64, i64, String, Option<i64>, String, Option<String>, String, i64, Option<String>)> =
                 sqlx::query_as(concat!(
@@ -111,7 +116,7 @@ macro_rules! journal_impl {
                         WHERE platform = $3 AND status IN ('pending', 'running')
                           AND (lease_until <= ",
                     $now,
-                    " OR ($4 AND holder <> $1))
+                    " OR (holder <> $1 AND lease_until < $4))
                         ORDER BY id LIMIT $5",
                     $lock,
                     ") RETURNING id, conversation_id, event_id, message_id, job, route, status,
@@ -120,7 +125,7 @@ macro_rules! journal_impl {
                 .bind(holder)
                 .bind(crate::rows::millis(lease))
                 .bind(platform.as_str())
-                .bind(any_lease)
+                .bind(live_cutoff)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;

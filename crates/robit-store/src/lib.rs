@@ -318,17 +318,22 @@ pub trait TurnJournal: Send + Sync {
     /// missing from the answer was taken over by another replica: stop it at once.
     async fn renew_turns(&self, holder: &str, lease: Duration) -> Result<Vec<i64>>;
 
-    /// Takes over up to `limit` open turns of `platform` whose lease expired (with
-    /// `any_lease`, also live leases of other holders: for a single process starting up, whose
-    /// earlier self can no longer hold anything), oldest first; each claim counts an attempt.
-    /// On PostgreSQL rows another claimer is taking are skipped, never waited for.
+    /// Takes over up to `limit` open turns of `platform` whose lease expired, oldest first;
+    /// each claim counts an attempt. On PostgreSQL rows another claimer is taking are
+    /// skipped, never waited for.
+    ///
+    /// With `set_before`, also live leases of other holders that were last set (taken or
+    /// renewed, with a lease as long as `lease`) before that instant: a single process
+    /// starting up passes its start, since what was leased before it started was its earlier
+    /// self's, which can no longer hold anything. A lease set after it started belongs to a
+    /// live process (two processes on one SQLite file, say) and is left alone.
     async fn claim_turns(
         &self,
         holder: &str,
         lease: Duration,
         platform: Platform,
         limit: u32,
-        any_lease: bool,
+        set_before: Option<std::time::SystemTime>,
     ) -> Result<Vec<ClaimedTurn>>;
 
     /// Moves an open turn `holder` holds to `status`; `false` when the turn is not open or not

@@ -63,15 +63,18 @@ pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Wall-clock unix milliseconds, for `created_at` columns.
 /// The time from `from_ms` to `to_ms`; a clock that went backwards gives none (a bucket then
 /// refills nothing rather than draining).
 pub(crate) fn elapsed_ms(from_ms: i64, to_ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(to_ms - from_ms).unwrap_or(0))
 }
 
+/// Wall-clock unix milliseconds, for `created_at` columns.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, millis)
+    system_ms(SystemTime::now())
+}
+
+/// `at` in unix milliseconds; 0 before 1970.
+pub(crate) fn system_ms(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, millis)
 }

@@ -23,11 +23,19 @@ impl Engine {
     /// Takes over journaled turns of `platform` whose holder is gone, now and then every half
     /// lease until shutdown, and runs them through sinks `opener` rebuilds. Adapters call it
     /// once when they start. A single process (no conversation leases configured: SQLite)
-    /// takes every open turn at its first pass, since its predecessor can hold nothing.
+    /// takes at its first pass every open turn leased before it started, since its
+    /// predecessor can hold nothing; not one leased since, which a live process holds (a
+    /// second process on the same SQLite file, as the tests run them, or by mistake).
     pub fn resume_turns(&self, platform: Platform, opener: Arc<dyn SinkOpener>) {
         self.start_journal();
         let engine = self.clone();
-        let mut any_lease = self.inner.shared.config.lease.is_none();
+        let mut set_before = self
+            .inner
+            .shared
+            .config
+            .lease
+            .is_none()
+            .then_some(self.inner.started);
         let stop = self.inner.journal_stop.clone();
         let every = self.inner.shared.config.journal.lease / 2;
         tokio::spawn(async move {
@@ -35,9 +43,9 @@ impl Engine {
                 if engine.inner.stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                match engine.recover(platform, &opener, any_lease).await {
+                match engine.recover(platform, &opener, set_before).await {
                     Ok(n) if n > 0 => continue,
-                    Ok(_) => any_lease = false,
+                    Ok(_) => set_before = None,
                     Err(e) => tracing::warn!(error = %e, "looking for turns to resume failed"),
                 }
                 tokio::select! {
@@ -53,14 +61,14 @@ impl Engine {
         &self,
         platform: Platform,
         opener: &Arc<dyn SinkOpener>,
-        any_lease: bool,
+        set_before: Option<std::time::SystemTime>,
     ) -> Result<usize, EngineError> {
         let journal = &self.inner.shared.config.journal;
         let claimed = self
             .inner
             .shared
             .store
-            .claim_turns(&journal.holder, journal.lease, platform, 64, any_lease)
+            .claim_turns(&journal.holder, journal.lease, platform, 64, set_before)
             .await?;
         let n = claimed.len();
         for turn in claimed {

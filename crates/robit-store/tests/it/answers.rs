@@ -2,7 +2,7 @@
 //! by a claim and by the holder), votes with the answer's model, and a regeneration that
 //! supersedes the old answer and takes over its messages in the same transaction.
 
-use crate::support::{event, key};
+use crate::support::{event, key, starting_now};
 use robit_store::{
     Accepted, MessageStatus, NewEvent, NewMessage, NewTurn, Served, Store, TurnStatus, Vote,
 };
@@ -71,7 +71,7 @@ async fn a_stop_is_on_the_journal_row_for_the_holder_and_for_a_claim(store: Arc<
         [(q, "alice".to_string())]
     );
     let claimed = store
-        .claim_turns("b", Duration::from_secs(60), Platform::Slack, 10, true)
+        .claim_turns("b", Duration::from_secs(60), Platform::Slack, 10, starting_now())
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);

@@ -1,7 +1,7 @@
 //! The turn journal: a turn is recorded with its event, leased, renewed, taken over when its
 //! holder dies, and closed exactly once.
 
-use crate::support::{event, key};
+use crate::support::{clock_past, event, key, starting_now};
 use robit_store::{Accepted, NewEvent, NewTurn, Store, TurnStatus};
 use robit_types::Platform;
 use std::sync::Arc;
@@ -65,7 +65,7 @@ async fn live_leases_are_not_claimed_expired_ones_are(store: Arc<dyn Store>) {
     store.turn_posted(dead, 1, "m2").await.unwrap();
 
     let claimed = store
-        .claim_turns("b", LONG, Platform::Slack, 10, false)
+        .claim_turns("b", LONG, Platform::Slack, 10, None)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1, "only the expired lease is taken over");
@@ -80,7 +80,7 @@ async fn live_leases_are_not_claimed_expired_ones_are(store: Arc<dyn Store>) {
     );
     // Other platforms' turns are not this adapter's to resume.
     assert!(store
-        .claim_turns("c", LONG, Platform::Discord, 10, true)
+        .claim_turns("c", LONG, Platform::Discord, 10, starting_now())
         .await
         .unwrap()
         .is_empty());
@@ -111,16 +111,20 @@ async fn live_leases_are_not_claimed_expired_ones_are(store: Arc<dyn Store>) {
 conformance!(a_restarted_process_takes_its_predecessors_turns_at_once);
 async fn a_restarted_process_takes_its_predecessors_turns_at_once(store: Arc<dyn Store>) {
     let turn = accept_turn(&store, "Ev1", "old", LONG).await;
+    let started = starting_now();
+    clock_past(started).await;
     let mine = accept_turn(&store, "Ev2", "new", LONG).await;
+    // Another live process on the same database took this one after "new" started.
+    let live = accept_turn(&store, "Ev3", "other", LONG).await;
     let claimed = store
-        .claim_turns("new", LONG, Platform::Slack, 10, true)
+        .claim_turns("new", LONG, Platform::Slack, 10, started)
         .await
         .unwrap();
     let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
     assert_eq!(
         ids,
         vec![turn],
-        "its own live turn {mine} is not re-claimed"
+        "neither its own live turn {mine} nor a live process's {live} is claimed"
     );
 }
 
@@ -139,7 +143,7 @@ async fn a_graceful_stop_hands_open_turns_on(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(store.release_turns("a").await.unwrap(), 2);
     let claimed = store
-        .claim_turns("b", LONG, Platform::Slack, 10, false)
+        .claim_turns("b", LONG, Platform::Slack, 10, None)
         .await
         .unwrap();
     let got: Vec<(i64, TurnStatus)> = claimed.iter().map(|t| (t.id, t.status)).collect();
@@ -165,7 +169,7 @@ async fn racing_claimers_never_share_a_turn(store: Arc<dyn Store>) {
             let mut mine = Vec::new();
             loop {
                 let got = store
-                    .claim_turns(&format!("c{c}"), LONG, Platform::Slack, 3, false)
+                    .claim_turns(&format!("c{c}"), LONG, Platform::Slack, 3, None)
                     .await
                     .unwrap();
                 if got.is_empty() {

@@ -190,3 +190,18 @@ pub fn event(id: &str, key: &ConversationKey, text: &str) -> NewEvent {
         turn: None,
     }
 }
+
+/// What a process starting now passes to `claim_turns` to take its predecessor's turns:
+/// its start, a millisecond ahead so leases set in this very millisecond count as before it.
+pub fn starting_now() -> Option<std::time::SystemTime> {
+    Some(std::time::SystemTime::now() + std::time::Duration::from_millis(1))
+}
+
+/// Waits (on the clock, not a fixed sleep) until `at` is at least a millisecond past, so a
+/// lease set afterwards is set after it in the store's millisecond columns.
+pub async fn clock_past(at: Option<std::time::SystemTime>) {
+    let at = at.expect("an instant") + std::time::Duration::from_millis(1);
+    while std::time::SystemTime::now() < at {
+        tokio::task::yield_now().await;
+    }
+}
