@@ -25,12 +25,13 @@ fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 /// Runs the calling test again in a process of its own: `true` in that child, which runs the
 /// test's body; `false` in the parent, once it has asserted that the child passed.
 ///
-/// Why: tracing caches process-wide whether a callsite is enabled, and the other tests of this
-/// binary hit the same callsites on their own threads under no subscriber. With the span
-/// tests' subscriber scoped to their thread, that cache now and then said "disabled" for one
-/// of the event's spans (`inbound`, `accept` or `turn` missing in about 1 run in 6 of these
-/// tests alone), whatever the locking and cache rebuilds around it. Alone in a process,
-/// nothing else touches the cache.
+/// Why: the span tests install their subscriber as the process's global default, as the
+/// binary does, and a process has one. A subscriber scoped to the test's thread
+/// (`set_default`) is not enough: spans are also dropped on other threads (sqlx's SQLite
+/// worker threads hold the current span while they run a query), and when a child span
+/// closes there, the registry releases its parent through that thread's default
+/// dispatcher, which is not the scoped one, so the parent (`turn`, `accept`, `inbound`)
+/// never closed and was never exported, in about one run in fifteen.
 fn in_own_process(test: &str) -> bool {
     const CHILD: &str = "ROBIT_SPAN_TEST_CHILD";
     if std::env::var_os(CHILD).is_some() {
@@ -48,7 +49,10 @@ fn in_own_process(test: &str) -> bool {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{name} failed in its own process:\n{text}");
+    assert!(
+        out.status.success(),
+        "{name} failed in its own process:\n{text}"
+    );
     assert!(
         text.contains("1 passed"),
         "{name} did not run in its own process:\n{text}"
@@ -56,12 +60,11 @@ fn in_own_process(test: &str) -> bool {
     false
 }
 
-/// The binary's own layer and propagator on an in-memory exporter, installed for this thread
-/// until dropped.
+/// The binary's own layer and propagator on an in-memory exporter, installed as the
+/// process's global subscriber (see [`in_own_process`]).
 struct Recorder {
     exporter: InMemorySpanExporter,
     provider: SdkTracerProvider,
-    _scoped: tracing::subscriber::DefaultGuard,
 }
 
 impl Recorder {
@@ -71,12 +74,26 @@ impl Recorder {
             .with_simple_exporter(exporter.clone())
             .build();
         let subscriber = tracing_subscriber::registry().with(layer(&provider));
-        let scoped = tracing::subscriber::set_default(subscriber);
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("one span test per process installs the global subscriber");
         install_propagator();
-        Recorder {
-            exporter,
-            provider,
-            _scoped: scoped,
+        Recorder { exporter, provider }
+    }
+
+    /// The exported spans, once the roots `names` are among them (with a deadline). A root
+    /// closes after its last descendant, and a descendant may be released on another thread
+    /// (sqlx's SQLite worker holds the span current when a query was sent until it has run
+    /// it) a moment after the turn's task has ended.
+    async fn spans_once_closed(&self, names: &[&str]) -> Vec<SpanData> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            self.provider.force_flush().unwrap();
+            let spans = self.exporter.get_finished_spans().unwrap();
+            let closed = names.iter().all(|n| spans.iter().any(|s| s.name == *n));
+            if closed || tokio::time::Instant::now() >= deadline {
+                return spans;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 }
@@ -207,7 +224,16 @@ fn parse_traceparent(value: &str) -> (TraceId, SpanId) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_the_posts() {
-    if !in_own_process(concat!(module_path!(), "::one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_the_posts")) {
+    if !in_own_process(concat!(
+        module_path!(),
+        "::one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_the_posts"
+    )) {
+        return;
+    }
+    if !in_own_process(concat!(
+        module_path!(),
+        "::one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_the_posts"
+    )) {
         return;
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -253,7 +279,6 @@ async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_th
 
     // The binary's own layer and propagator, on an exporter the test can read.
     let recorder = Recorder::install();
-    let (exporter, provider) = (&recorder.exporter, &recorder.provider);
 
     let (engine, _store) = crate::app::build_engine(&loaded.config, false)
         .await
@@ -274,10 +299,9 @@ async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_th
     .unwrap();
     // Every task of the turn has ended, so every span is closed and exported.
     engine.shutdown(std::time::Duration::from_secs(10)).await;
-    provider.force_flush().unwrap();
+    let spans = recorder.spans_once_closed(&["inbound"]).await;
     let printed = std::fs::read_to_string(out.path()).unwrap();
     assert!(printed.contains("It prints 42."), "console got {printed:?}");
-    let spans = exporter.get_finished_spans().unwrap();
 
     // root → accept → turn → model.call / tool.round → tool.call → sandbox.run, and posts.
     let inbound = one(&spans, "inbound");
@@ -419,7 +443,16 @@ impl robit_types::SinkOpener for Opener {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
-    if !in_own_process(concat!(module_path!(), "::a_turn_taken_over_after_a_stop_continues_the_events_trace")) {
+    if !in_own_process(concat!(
+        module_path!(),
+        "::a_turn_taken_over_after_a_stop_continues_the_events_trace"
+    )) {
+        return;
+    }
+    if !in_own_process(concat!(
+        module_path!(),
+        "::a_turn_taken_over_after_a_stop_continues_the_events_trace"
+    )) {
         return;
     }
     let fake = FakeLlm::start().await;
@@ -439,7 +472,6 @@ async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
     ];
     let loaded = crate::config::load_with_env(None, &overrides, Vec::new()).unwrap();
     let recorder = Recorder::install();
-    let (exporter, provider) = (&recorder.exporter, &recorder.provider);
 
     // The first process takes the event and stops (gracefully, but a crash leaves the same
     // journal row once its lease runs out) while the answer streams.
@@ -478,7 +510,11 @@ async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
         .unwrap();
     let opener: Arc<dyn robit_types::SinkOpener> = Arc::new(Opener(thread.clone()));
     let taken = second
-        .recover(robit_types::Platform::Console, &opener, Some(std::time::SystemTime::now() + std::time::Duration::from_millis(1)))
+        .recover(
+            robit_types::Platform::Console,
+            &opener,
+            Some(std::time::SystemTime::now() + std::time::Duration::from_millis(1)),
+        )
         .await
         .unwrap();
     assert_eq!(taken, 1);
@@ -503,9 +539,7 @@ async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
         "{:?}",
         thread.messages.lock().unwrap()
     );
-    provider.force_flush().unwrap();
-
-    let spans = exporter.get_finished_spans().unwrap();
+    let spans = recorder.spans_once_closed(&["inbound", "resume"]).await;
     let inbound = one(&spans, "inbound");
     let accept = one(&spans, "accept");
     let resume = one(&spans, "resume");

@@ -71,7 +71,13 @@ async fn a_stop_is_on_the_journal_row_for_the_holder_and_for_a_claim(store: Arc<
         [(q, "alice".to_string())]
     );
     let claimed = store
-        .claim_turns("b", Duration::from_secs(60), Platform::Slack, 10, starting_now())
+        .claim_turns(
+            "b",
+            Duration::from_secs(60),
+            Platform::Slack,
+            10,
+            starting_now(),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
