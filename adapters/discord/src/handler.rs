@@ -1,12 +1,12 @@
-//! serenity's event callbacks: READY (who the bot is, slash commands registered), messages
-//! and interactions handed to the intake as they come. Transport only: whether an event is
+//! serenity's event callbacks: READY (who the bot is, slash commands registered), messages,
+//! edits of messages and interactions handed to the intake as they come. Transport only: whether an event is
 //! for robit, which conversation it belongs to and what the engine gets are decided in
 //! `intake.rs`.
 
 use crate::commands;
 use crate::intake::Intake;
 use async_trait::async_trait;
-use serenity::all::{Context, EventHandler, Interaction, Message, Ready};
+use serenity::all::{Context, EventHandler, Interaction, Message, MessageUpdateEvent, Ready};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -59,6 +59,21 @@ impl EventHandler for Handler {
         };
         self.intake
             .message(&ctx.http, Some(&ctx.cache), bot, msg)
+            .await;
+    }
+
+    async fn message_update(
+        &self,
+        ctx: Context,
+        _old: Option<Message>,
+        _new: Option<Message>,
+        event: MessageUpdateEvent,
+    ) {
+        let Some(&bot) = self.bot_id.get() else {
+            return;
+        };
+        self.intake
+            .message_update(&ctx.http, Some(&ctx.cache), bot, event)
             .await;
     }
 
