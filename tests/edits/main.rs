@@ -54,7 +54,8 @@ async fn edit_regenerates(platform: Platform) {
     let robit = start(&db, &platform, &llm).await;
     let question = platform.ask_in_channel("what is the capital of France?");
     let answered = bot_messages_once(&platform, &question.asked, &robit, |m| {
-        m.last().is_some_and(|m| m.text.contains("Paris") && !m.buttons.is_empty())
+        m.last()
+            .is_some_and(|m| m.text.contains("Paris") && !m.buttons.is_empty())
     })
     .await;
     let answer = answered.last().unwrap().clone();
@@ -66,7 +67,10 @@ async fn edit_regenerates(platform: Platform) {
     .await;
     assert_eq!(rewritten.len(), answered.len(), "in place: {rewritten:?}");
     assert_eq!(rewritten.last().unwrap().id, answer.id);
-    assert!(!rewritten.iter().any(|m| m.text.contains("Paris")), "{rewritten:?}");
+    assert!(
+        !rewritten.iter().any(|m| m.text.contains("Paris")),
+        "{rewritten:?}"
+    );
     let asked = llm.chat_requests();
     assert_eq!(asked.len(), 2);
     let second = asked[1].body["messages"].to_string();
@@ -104,12 +108,14 @@ async fn only_the_latest_question(platform: Platform) {
     let robit = start(&db, &platform, &llm).await;
     let first = platform.ask_in_channel("the first question");
     bot_messages_once(&platform, &first.asked, &robit, |m| {
-        m.iter().any(|m| m.text.contains("first answer") && !m.buttons.is_empty())
+        m.iter()
+            .any(|m| m.text.contains("first answer") && !m.buttons.is_empty())
     })
     .await;
     let second = platform.follow_up(&first.asked, "the second question");
     let before = bot_messages_once(&platform, &first.asked, &robit, |m| {
-        m.iter().any(|m| m.text.contains("second answer") && !m.buttons.is_empty())
+        m.iter()
+            .any(|m| m.text.contains("second answer") && !m.buttons.is_empty())
     })
     .await;
 
@@ -120,7 +126,11 @@ async fn only_the_latest_question(platform: Platform) {
     .await;
     assert_eq!(noted.len(), before.len() + 1, "{noted:?}");
     assert!(
-        noted.last().unwrap().text.contains("only the latest question"),
+        noted
+            .last()
+            .unwrap()
+            .text
+            .contains("only the latest question"),
         "{noted:?}"
     );
     // Once per question: a second edit of the first one is silent, whenever it is handled.
@@ -130,7 +140,11 @@ async fn only_the_latest_question(platform: Platform) {
         m.iter().any(|m| m.text.contains("second answer, again"))
     })
     .await;
-    assert_eq!(after.len(), noted.len(), "one notice, the rest in place: {after:?}");
+    assert_eq!(
+        after.len(),
+        noted.len(),
+        "one notice, the rest in place: {after:?}"
+    );
     let second_answer = before
         .iter()
         .find(|m| m.text.contains("second answer"))
@@ -147,7 +161,8 @@ async fn only_the_latest_question(platform: Platform) {
         .await;
     assert_eq!(
         questions,
-        [["the first question"], ["the second question, edited"]].map(|r| r.map(String::from).to_vec())
+        [["the first question"], ["the second question, edited"]]
+            .map(|r| r.map(String::from).to_vec())
     );
     robit.stop();
     db.drop().await;
@@ -163,7 +178,8 @@ async fn regeneration_survives_kill9(platform: Platform) {
     let robit = start(&db, &platform, &llm).await;
     let question = platform.ask_in_channel("the old question");
     let answered = bot_messages_once(&platform, &question.asked, &robit, |m| {
-        m.iter().any(|m| m.text.contains("old answer") && !m.buttons.is_empty())
+        m.iter()
+            .any(|m| m.text.contains("old answer") && !m.buttons.is_empty())
     })
     .await;
     platform.edit(&question, "the new question");
@@ -182,10 +198,15 @@ async fn regeneration_survives_kill9(platform: Platform) {
     })
     .await;
     assert_eq!(finished.len(), answered.len(), "in place: {finished:?}");
-    assert!(!finished.iter().any(|m| m.text.contains("old answer")), "{finished:?}");
+    assert!(
+        !finished.iter().any(|m| m.text.contains("old answer")),
+        "{finished:?}"
+    );
     let asked = llm.chat_requests();
     assert_eq!(asked.len(), 1, "finished once");
-    assert!(asked[0].body["messages"].to_string().contains("the new question"));
+    assert!(asked[0].body["messages"]
+        .to_string()
+        .contains("the new question"));
     let turns = rows_once(
         &db,
         "SELECT status FROM turns WHERE status IN ('done') ORDER BY id",

@@ -165,7 +165,10 @@ pub(crate) fn message_inbound(msg: &Message, bot: u64, key: ConversationKey) -> 
 /// A user's edit of their message's text, in the parts an [`InboundKind::Edit`] needs:
 /// `(dedup id, new text)`. Anything else a MESSAGE_UPDATE reports (embeds resolved, a pin, a
 /// bot's or a webhook's edit, an edit whose text this bot cannot see) is not one.
-pub(crate) fn screen_edit(ev: &MessageUpdateEvent, bot: u64) -> Result<(String, String), &'static str> {
+pub(crate) fn screen_edit(
+    ev: &MessageUpdateEvent,
+    bot: u64,
+) -> Result<(String, String), &'static str> {
     let Some(author) = &ev.author else {
         return Err("no author: not an edit of the text");
     };
@@ -391,12 +394,18 @@ impl Intake {
                         convert::key(Some(guild.get()), channel.get(), Some(thread.id.get())),
                         thread.id,
                     ),
-                    _ => (convert::key(Some(guild.get()), channel.get(), None), channel),
+                    _ => (
+                        convert::key(Some(guild.get()), channel.get(), None),
+                        channel,
+                    ),
                 },
                 Place::Dm | Place::Other => return,
             },
         };
-        let author = ev.author.as_ref().expect("screened: an edit has its author");
+        let author = ev
+            .author
+            .as_ref()
+            .expect("screened: an edit has its author");
         let inbound = Inbound::edit(
             EventId(event_id),
             key,
@@ -769,8 +778,14 @@ mod tests {
         let later = json!({"edited_timestamp": "2024-01-01T00:00:05.223456+00:00"});
         assert_ne!(screen_edit(&update(later), BOT).unwrap().0, id);
         for (patch, why) in [
-            (json!({"edited_timestamp": null}), "not an edit (embeds or a pin)"),
-            (json!({"author": null}), "no author: not an edit of the text"),
+            (
+                json!({"edited_timestamp": null}),
+                "not an edit (embeds or a pin)",
+            ),
+            (
+                json!({"author": null}),
+                "no author: not an edit of the text",
+            ),
             (
                 json!({"author": {"id": "111", "username": "robit", "bot": true}}),
                 "edited by a bot",
@@ -779,7 +794,11 @@ mod tests {
             (json!({"type": 6}), "a system message"),
             (json!({"content": "<@111>"}), "no text"),
         ] {
-            assert_eq!(screen_edit(&update(patch.clone()), BOT), Err(why), "{patch}");
+            assert_eq!(
+                screen_edit(&update(patch.clone()), BOT),
+                Err(why),
+                "{patch}"
+            );
         }
     }
 

@@ -466,7 +466,11 @@ impl Intake {
 
     /// Hands a user's edit to the engine, which answers it (if it edits a question) where the
     /// question was answered; the sink here, in the guessed thread, is only its fallback.
-    async fn submit_edit(&self, ev: &SlackPushEventCallback, edit: EditOf) -> Result<(), IntakeError> {
+    async fn submit_edit(
+        &self,
+        ev: &SlackPushEventCallback,
+        edit: EditOf,
+    ) -> Result<(), IntakeError> {
         let key = ConversationKey::new(
             Platform::Slack,
             ev.team_id.0.clone(),
@@ -800,7 +804,10 @@ mod tests {
         );
         assert!(matches!(
             classify(&dm, &bot()),
-            Classified::Edit(EditOf { thread_ts: None, .. })
+            Classified::Edit(EditOf {
+                thread_ts: None,
+                ..
+            })
         ));
         for message in [
             // A link unfurled: changed, not edited.
@@ -815,7 +822,10 @@ mod tests {
                                "edited":edited}),
         ] {
             assert!(
-                matches!(classify(&changed(message.clone(), "C1"), &bot()), Classified::Ignore(_)),
+                matches!(
+                    classify(&changed(message.clone(), "C1"), &bot()),
+                    Classified::Ignore(_)
+                ),
                 "{message}"
             );
         }

@@ -74,7 +74,10 @@ pub(crate) async fn decide(
     };
     if asked.question.author.as_ref() != Some(&inbound.author.id) {
         // Platforms let only the author edit; anything else is not an edit of a question.
-        tracing::debug!(question = asked.id, "an edit by someone other than the asker");
+        tracing::debug!(
+            question = asked.id,
+            "an edit by someone other than the asker"
+        );
         return Ok(Edited::Ignored);
     }
     if asked.question.text == text {
@@ -154,7 +157,9 @@ async fn answer_sink(
             Vec::new()
         }
     };
-    opener.open(route, &posted).unwrap_or_else(|| fallback.clone())
+    opener
+        .open(route, &posted)
+        .unwrap_or_else(|| fallback.clone())
 }
 
 /// Says, once per question, why its edit is not answered.

@@ -24,10 +24,10 @@ mod sqlite_writer;
 pub use access::{AccessRule, ApiKeyRow, AuditEntry, NewAuditEntry, SettingPlace, SettingRow};
 pub use error::StoreError;
 pub use model::{
-    Accepted, AnswerTurn, AskedQuestion, ClaimedTurn, Conversation, ConversationId, ConversationSummary, FeedbackRow,
-    MessageRole, MessageStatus, MigrationStatus, NewEvent, NewMessage, NewTurn, Question, Served,
-    QuestionEdit, StoredMessage, Take, TurnRow, TurnStatus, UsageGroup, UsageRecord, UsageRow,
-    Vote,
+    Accepted, AnswerTurn, AskedQuestion, ClaimedTurn, Conversation, ConversationId,
+    ConversationSummary, FeedbackRow, MessageRole, MessageStatus, MigrationStatus, NewEvent,
+    NewMessage, NewTurn, Question, QuestionEdit, Served, StoredMessage, Take, TurnRow, TurnStatus,
+    UsageGroup, UsageRecord, UsageRow, Vote,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

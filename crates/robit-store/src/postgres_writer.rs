@@ -142,9 +142,9 @@ async fn commit_batch(pool: &PgPool, batch: Vec<(Box<NewEvent>, Reply)>, accept_
     // A Regenerate's turn also takes the earlier answer over, and an edit rewrites its
     // question (`accept_in` does both, in the same transaction); the batched statement does
     // neither, so a batch holding one (a click or an edit, rare) runs one event at a time.
-    let regenerates = events.iter().any(|e| {
-        e.edit.is_some() || e.turn.as_ref().is_some_and(|t| t.answers.is_some())
-    });
+    let regenerates = events
+        .iter()
+        .any(|e| e.edit.is_some() || e.turn.as_ref().is_some_and(|t| t.answers.is_some()));
     let outcome = if regenerates {
         one_by_one(pool, &events, accept_in).await
     } else {

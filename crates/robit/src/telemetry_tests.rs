@@ -48,7 +48,10 @@ fn in_own_process(test: &str) -> bool {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{name} failed in its own process:\n{text}");
+    assert!(
+        out.status.success(),
+        "{name} failed in its own process:\n{text}"
+    );
     assert!(
         text.contains("1 passed"),
         "{name} did not run in its own process:\n{text}"
@@ -207,7 +210,10 @@ fn parse_traceparent(value: &str) -> (TraceId, SpanId) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_the_posts() {
-    if !in_own_process(concat!(module_path!(), "::one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_the_posts")) {
+    if !in_own_process(concat!(
+        module_path!(),
+        "::one_event_is_one_trace_from_the_adapter_to_the_model_the_sandbox_and_the_posts"
+    )) {
         return;
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -419,7 +425,10 @@ impl robit_types::SinkOpener for Opener {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
-    if !in_own_process(concat!(module_path!(), "::a_turn_taken_over_after_a_stop_continues_the_events_trace")) {
+    if !in_own_process(concat!(
+        module_path!(),
+        "::a_turn_taken_over_after_a_stop_continues_the_events_trace"
+    )) {
         return;
     }
     let fake = FakeLlm::start().await;
@@ -478,7 +487,11 @@ async fn a_turn_taken_over_after_a_stop_continues_the_events_trace() {
         .unwrap();
     let opener: Arc<dyn robit_types::SinkOpener> = Arc::new(Opener(thread.clone()));
     let taken = second
-        .recover(robit_types::Platform::Console, &opener, Some(std::time::SystemTime::now() + std::time::Duration::from_millis(1)))
+        .recover(
+            robit_types::Platform::Console,
+            &opener,
+            Some(std::time::SystemTime::now() + std::time::Duration::from_millis(1)),
+        )
         .await
         .unwrap();
     assert_eq!(taken, 1);

@@ -317,7 +317,11 @@ async fn a_stop_recorded_for_a_turn_held_elsewhere_keeps_the_next_process_from_r
     let opener: Arc<dyn SinkOpener> = Arc::new(Opener(sink.clone()));
     let taken = next
         .engine
-        .recover(Platform::Console, &opener, Some(std::time::SystemTime::now() + std::time::Duration::from_millis(1)))
+        .recover(
+            Platform::Console,
+            &opener,
+            Some(std::time::SystemTime::now() + std::time::Duration::from_millis(1)),
+        )
         .await
         .unwrap();
     assert_eq!(taken, 1);

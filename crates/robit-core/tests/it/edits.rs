@@ -137,13 +137,18 @@ async fn an_edit_of_the_latest_question_is_answered_again_from_the_new_text_in_p
     assert_eq!(asked.len(), 2);
     let second = asked[1].body["messages"].to_string();
     assert!(
-        second.contains("capital of Italy?") && !second.contains("France") && !second.contains("Paris"),
+        second.contains("capital of Italy?")
+            && !second.contains("France")
+            && !second.contains("Paris"),
         "{second}"
     );
     let conv = h.store.conversation(&k).await.unwrap();
     let turns = h.store.turns(conv.id).await.unwrap();
     assert_eq!(turns.len(), 2);
-    assert!(turns.iter().all(|t| t.status == TurnStatus::Done), "{turns:?}");
+    assert!(
+        turns.iter().all(|t| t.status == TurnStatus::Done),
+        "{turns:?}"
+    );
     // The platform delivering the same edit again changes nothing.
     let redelivered = submit(
         &h,
@@ -151,7 +156,10 @@ async fn an_edit_of_the_latest_question_is_answered_again_from_the_new_text_in_p
         thread(&sink),
     )
     .await;
-    assert!(matches!(redelivered, Submission::Ignored), "{redelivered:?}");
+    assert!(
+        matches!(redelivered, Submission::Ignored),
+        "{redelivered:?}"
+    );
     assert_eq!(h.llm.chat_requests().len(), 2);
 }
 
@@ -196,10 +204,14 @@ async fn an_earlier_question_or_a_late_edit_gets_one_notice_where_the_question_w
     );
     assert!(elsewhere.messages().is_empty());
     // Once per question: a second edit of it is silent.
-    submit(&h, edits(&k, alice(), "m1", "first, once more?"), thread(&sink))
-        .await
-        .wait()
-        .await;
+    submit(
+        &h,
+        edits(&k, alice(), "m1", "first, once more?"),
+        thread(&sink),
+    )
+    .await
+    .wait()
+    .await;
     assert_eq!(sink.messages().len(), 3);
     // The latest question, edited after the window: the same notice, once.
     let conv = h.store.conversation(&k).await.unwrap();
@@ -219,7 +231,11 @@ async fn an_earlier_question_or_a_late_edit_gets_one_notice_where_the_question_w
     let shown = sink.messages();
     assert_eq!(shown.len(), 4, "{shown:?}");
     assert!(shown[3].contains("within"), "{shown:?}");
-    assert_eq!(h.llm.chat_requests().len(), 2, "no answer was written again");
+    assert_eq!(
+        h.llm.chat_requests().len(),
+        2,
+        "no answer was written again"
+    );
     assert_eq!(texts(&h, &k).await, ["first?", "One.", "second?", "Two."]);
 }
 
@@ -243,7 +259,10 @@ async fn edits_that_change_nothing_or_are_not_the_askers_do_nothing() {
     ] {
         let what = format!("{:?}", edit.kind);
         let submitted = submit(&h, edit, thread(&sink)).await;
-        assert!(matches!(submitted, Submission::Ignored), "{what}: {submitted:?}");
+        assert!(
+            matches!(submitted, Submission::Ignored),
+            "{what}: {submitted:?}"
+        );
     }
     assert_eq!(sink.messages(), ["An answer."]);
     assert_eq!(texts(&h, &k).await, ["the question", "An answer."]);
@@ -304,10 +323,14 @@ async fn an_edit_of_a_question_whose_turn_waits_only_rewrites_it() {
     let first = submit(&h, asks(&k, "m1", "first"), thread(&sink)).await;
     let second = submit(&h, asks(&k, "m2", "second"), thread(&sink)).await;
     assert!(until(|| sink.transcript().contains("Busy")).await);
-    let rewritten = submit(&h, edits(&k, alice(), "m2", "second, edited"), thread(&sink))
-        .await
-        .wait()
-        .await;
+    let rewritten = submit(
+        &h,
+        edits(&k, alice(), "m2", "second, edited"),
+        thread(&sink),
+    )
+    .await
+    .wait()
+    .await;
     assert_eq!(rewritten, TurnOutcome::Command);
     assert!(h.engine.stop_turn(&k, "alice"));
     assert_eq!(first.wait().await, TurnOutcome::Stopped);
@@ -317,7 +340,11 @@ async fn an_edit_of_a_question_whose_turn_waits_only_rewrites_it() {
     let body = asked[1].body["messages"].to_string();
     assert!(body.contains("second, edited"), "{body}");
     let conv = h.store.conversation(&k).await.unwrap();
-    assert_eq!(h.store.turns(conv.id).await.unwrap().len(), 2, "no extra turn");
+    assert_eq!(
+        h.store.turns(conv.id).await.unwrap().len(),
+        2,
+        "no extra turn"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -327,7 +354,9 @@ async fn a_regeneration_by_edit_cut_by_a_restart_is_finished_once_by_the_next_pr
     let sink = RecordingSink::fast();
     let opener: Arc<dyn SinkOpener> = Arc::new(Opener(sink.clone()));
     let first = Harness::open(&db, FakeLlm::start().await, EngineConfig::default()).await;
-    first.engine.set_sink_opener(Platform::Console, opener.clone());
+    first
+        .engine
+        .set_sink_opener(Platform::Console, opener.clone());
     first.llm.push(Reply::text("The first answer."));
     first.llm.push(Reply::stall_after("The new answer beg"));
     let k = key("restart");
@@ -390,9 +419,16 @@ async fn a_regeneration_by_edit_cut_by_a_restart_is_finished_once_by_the_next_pr
     );
     let asked = next.llm.chat_requests();
     assert_eq!(asked.len(), 1);
-    assert!(asked[0].body["messages"].to_string().contains("new question"));
+    assert!(asked[0].body["messages"]
+        .to_string()
+        .contains("new question"));
     // The edit delivered again after the restart is not a second regeneration.
-    let again = submit(&next, edits(&k, alice(), "m1", "new question"), thread(&sink)).await;
+    let again = submit(
+        &next,
+        edits(&k, alice(), "m1", "new question"),
+        thread(&sink),
+    )
+    .await;
     assert!(matches!(again, Submission::Ignored), "{again:?}");
     let turns = next.store.turns(conv.id).await.unwrap();
     assert_eq!(turns.len(), 2);

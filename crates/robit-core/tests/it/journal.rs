@@ -85,7 +85,11 @@ async fn a_graceful_stop_pauses_the_answer_and_the_next_process_finishes_it_in_p
     let opener: Arc<dyn SinkOpener> = Arc::new(Opener(sink.clone()));
     let taken = second
         .engine
-        .recover(Platform::Console, &opener, Some(std::time::SystemTime::now() + std::time::Duration::from_millis(1)))
+        .recover(
+            Platform::Console,
+            &opener,
+            Some(std::time::SystemTime::now() + std::time::Duration::from_millis(1)),
+        )
         .await
         .unwrap();
     assert_eq!(taken, 2);

@@ -73,7 +73,13 @@ async fn a_stop_is_on_the_journal_row_for_the_holder_and_for_a_claim(store: Arc<
         [(q, "alice".to_string())]
     );
     let claimed = store
-        .claim_turns("b", Duration::from_secs(60), Platform::Slack, 10, starting_now())
+        .claim_turns(
+            "b",
+            Duration::from_secs(60),
+            Platform::Slack,
+            10,
+            starting_now(),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -164,7 +170,11 @@ async fn ask_with_ref(store: &Arc<dyn Store>, id: &str, thread: &str, ts: &str) 
     (question, turn_id)
 }
 
-async fn by_ref(store: &Arc<dyn Store>, channel: &str, ts: &str) -> Option<robit_store::AskedQuestion> {
+async fn by_ref(
+    store: &Arc<dyn Store>,
+    channel: &str,
+    ts: &str,
+) -> Option<robit_store::AskedQuestion> {
     store
         .question_by_ref(
             Platform::Slack,
@@ -177,7 +187,9 @@ async fn by_ref(store: &Arc<dyn Store>, channel: &str, ts: &str) -> Option<robit
 }
 
 conformance!(a_question_is_found_by_its_platform_id_in_its_channel_with_its_turn);
-async fn a_question_is_found_by_its_platform_id_in_its_channel_with_its_turn(store: Arc<dyn Store>) {
+async fn a_question_is_found_by_its_platform_id_in_its_channel_with_its_turn(
+    store: Arc<dyn Store>,
+) {
     let (q, turn_id) = ask_with_ref(&store, "Ev1", "1.1", "1.1").await;
     // An edit says the channel, not the thread.
     let found = by_ref(&store, "C1", "1.1").await.expect("found by its ts");
@@ -203,7 +215,10 @@ async fn a_question_is_found_by_its_platform_id_in_its_channel_with_its_turn(sto
     let (later, _) = ask_with_ref(&store, "Ev2", "1.1", "2.2").await;
     assert!(!by_ref(&store, "C1", "1.1").await.unwrap().latest);
     assert!(by_ref(&store, "C1", "2.2").await.unwrap().latest);
-    assert!(store.set_turn_status(turn_id, "a", TurnStatus::Done).await.unwrap());
+    assert!(store
+        .set_turn_status(turn_id, "a", TurnStatus::Done)
+        .await
+        .unwrap());
     let Accepted::New {
         turn_id: Some(regen),
         ..
@@ -224,7 +239,12 @@ async fn a_question_is_found_by_its_platform_id_in_its_channel_with_its_turn(sto
     let answer = by_ref(&store, "C1", "2.2").await.unwrap().answer.unwrap();
     assert_eq!((answer.id, answer.status), (regen, TurnStatus::Pending));
     assert_eq!(
-        by_ref(&store, "C1", "1.1").await.unwrap().answer.unwrap().status,
+        by_ref(&store, "C1", "1.1")
+            .await
+            .unwrap()
+            .answer
+            .unwrap()
+            .status,
         TurnStatus::Done
     );
 }
@@ -262,7 +282,10 @@ async fn an_edit_is_stored_with_its_event_once(store: Arc<dyn Store>) {
         texts(store.history(conversation, 10).await.unwrap()),
         ["question, edited"]
     );
-    assert_eq!(store.question(q).await.unwrap().unwrap().text, "question, edited");
+    assert_eq!(
+        store.question(q).await.unwrap().unwrap().text,
+        "question, edited"
+    );
     // Delivered again: a duplicate, nothing written.
     let again = NewEvent {
         edit: Some(QuestionEdit {
