@@ -6,22 +6,27 @@
 use crate::commands;
 use crate::intake::Intake;
 use async_trait::async_trait;
-use serenity::all::{Context, EventHandler, Interaction, Message, MessageUpdateEvent, Ready};
+use serenity::all::{Context, EventHandler, Http, Interaction, Message, MessageUpdateEvent, Ready};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 pub(crate) struct Handler {
     intake: Arc<Intake>,
     dev_guild: Option<u64>,
+    /// The REST client reopened answers are written through (takeovers, an answer written
+    /// again through its slash command's webhook): it learns the application id here, which
+    /// interaction webhooks need and serenity sets only on the gateway's own client.
+    rest: Arc<Http>,
     bot_id: OnceLock<u64>,
     registered: AtomicBool,
 }
 
 impl Handler {
-    pub fn new(intake: Arc<Intake>, dev_guild: Option<u64>) -> Self {
+    pub fn new(intake: Arc<Intake>, dev_guild: Option<u64>, rest: Arc<Http>) -> Self {
         Self {
             intake,
             dev_guild,
+            rest,
             bot_id: OnceLock::new(),
             registered: AtomicBool::new(false),
         }
@@ -32,6 +37,9 @@ impl Handler {
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         let _ = self.bot_id.set(ready.user.id.get());
+        if self.rest.application_id().is_none() {
+            self.rest.set_application_id(ready.application.id);
+        }
         tracing::info!(
             shard = ?ready.shard,
             user = %ready.user.name,

@@ -81,8 +81,9 @@ pub async fn run(
     // Turns a crashed or stopped process left in the journal are finished through sinks on a
     // REST client of their own (the gateway client owns the first one).
     let (rest, _, _) = build_http(&config)?;
+    let rest = Arc::new(rest);
     let opener = sink::DiscordOpener {
-        cx: intake.sinks(&Arc::new(rest)),
+        cx: intake.sinks(&rest),
     };
     intake
         .engine
@@ -96,7 +97,7 @@ pub async fn run(
             (id, state)
         })
         .collect();
-    let handler = handler::Handler::new(intake, config.dev_guild_id);
+    let handler = handler::Handler::new(intake, config.dev_guild_id, rest);
     let mut client = ClientBuilder::new_with_http(http, intents())
         .event_handler(handler)
         .await
@@ -183,7 +184,7 @@ fn build_http(
         max_upload_bytes: Some(config.max_upload_bytes),
         // Both sinks take a slot from the pacer before every create and edit.
         paced: true,
-        // Only channel sinks draw buttons (`ChannelSink::capabilities`).
+        // Sinks that draw buttons say so themselves (channels, slash commands' webhooks).
         controls: false,
     };
     let pacer = Arc::new(pacer::Pacer::new(

@@ -76,7 +76,7 @@ pub(crate) async fn act(
 const TAIL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Tells the clicker, privately, why nothing was done; the outcome gives the short reason.
-async fn decline(
+pub(crate) async fn decline(
     sink: &Arc<dyn ReplySink>,
     user: &UserId,
     text: &str,

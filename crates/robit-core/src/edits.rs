@@ -23,11 +23,12 @@
 use crate::access;
 use crate::actions::finished;
 use crate::error::EngineError;
+use crate::journal::reopen_answer;
 use crate::outcome::TurnOutcome;
 use crate::reply::say;
 use crate::shared::Shared;
 use robit_store::{Accepted, AskedQuestion, NewEvent};
-use robit_types::{Command, EventId, Inbound, MessageRef, ReplySink, SinkOpener};
+use robit_types::{Command, EventId, Inbound, ReplySink, SinkOpener};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -83,7 +84,14 @@ pub(crate) async fn decide(
     if asked.question.text == text {
         return Ok(Edited::Ignored);
     }
-    let sink = answer_sink(shared, &asked, sink, opener).await;
+    let sink = match (opener, asked.question.answer.as_ref()) {
+        (Some(opener), Some(answer)) => {
+            reopen_answer(shared.store.as_ref(), opener.as_ref(), answer)
+                .await
+                .unwrap_or_else(|| sink.clone())
+        }
+        _ => sink.clone(),
+    };
     if let Some(refusal) = access::check(
         &shared.access,
         shared.store.as_ref(),
@@ -102,6 +110,7 @@ pub(crate) async fn decide(
     }
     asked.question.text = text.to_string();
     let open = asked
+        .question
         .answer
         .as_ref()
         .filter(|a| a.status.is_open())
@@ -134,32 +143,6 @@ pub(crate) async fn decide(
         );
     }
     Ok(Edited::Regenerate { asked, sink })
-}
-
-/// The sink of the question's answer, reopened from its journaled route with the messages it
-/// posted; the adapter's when that cannot be done.
-async fn answer_sink(
-    shared: &Shared,
-    asked: &AskedQuestion,
-    fallback: &Arc<dyn ReplySink>,
-    opener: Option<Arc<dyn SinkOpener>>,
-) -> Arc<dyn ReplySink> {
-    let (Some(opener), Some(answer)) = (opener, asked.answer.as_ref()) else {
-        return fallback.clone();
-    };
-    let Some(route) = answer.route.as_deref() else {
-        return fallback.clone();
-    };
-    let posted: Vec<MessageRef> = match shared.store.posts(answer.id).await {
-        Ok(refs) => refs.into_iter().map(MessageRef).collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "reading an answer's messages failed");
-            Vec::new()
-        }
-    };
-    opener
-        .open(route, &posted)
-        .unwrap_or_else(|| fallback.clone())
 }
 
 /// Says, once per question, why its edit is not answered.

@@ -254,7 +254,22 @@ impl Engine {
             return match crate::actions::act(shared, &inbound, &sink, action, turn).await {
                 crate::actions::Acted::Done(outcome) => Ok(Submission::Queued(done_now(outcome))),
                 crate::actions::Acted::Regenerate(question) => {
-                    self.regenerate(inbound, sink, turn, question, false).await
+                    match self.answer_sink(&question, &sink).await {
+                        Some(answer) => {
+                            self.regenerate(inbound, sink, answer, turn, question, false)
+                                .await
+                        }
+                        None => {
+                            let outcome = crate::actions::decline(
+                                &sink,
+                                &inbound.author.id,
+                                "⚠️ This answer can no longer be changed.",
+                                "answer unreachable",
+                            )
+                            .await;
+                            Ok(Submission::Queued(done_now(outcome)))
+                        }
+                    }
                 }
             };
         }
@@ -444,13 +459,14 @@ impl Engine {
         &self,
         mut inbound: Inbound,
         sink: Arc<dyn ReplySink>,
+        answer: Arc<dyn ReplySink>,
         turn: i64,
         question: Question,
         edited: bool,
     ) -> Result<Submission, EngineError> {
         let shared = &self.inner.shared;
         let user = inbound.author.id.clone();
-        let Some(route) = sink.route() else {
+        let Some(route) = answer.route() else {
             crate::reply::whisper(
                 &sink,
                 &user,
@@ -548,7 +564,7 @@ impl Engine {
                 },
                 conversation,
                 turn: Some(turn),
-                sink,
+                sink: answer,
                 done,
                 ticket: Some(ticket),
                 trace: tracing::Span::current(),
@@ -556,6 +572,34 @@ impl Engine {
             true,
         );
         Ok(Submission::Queued(TurnHandle(rx)))
+    }
+
+    /// Where a Regenerate click writes the answer again: where it was written (the route of
+    /// the question's latest turn, reopened by the adapter), else the click's own sink when
+    /// the answer has no journaled route. `None`: it has one the adapter can no longer open.
+    async fn answer_sink(
+        &self,
+        question: &Question,
+        click: &Arc<dyn ReplySink>,
+    ) -> Option<Arc<dyn ReplySink>> {
+        let opener = self
+            .inner
+            .openers
+            .lock()
+            .expect("openers poisoned")
+            .get(&question.key.platform)
+            .cloned();
+        match (opener, question.answer.as_ref()) {
+            (Some(opener), Some(answer)) if answer.route.is_some() => {
+                crate::journal::reopen_answer(
+                    self.inner.shared.store.as_ref(),
+                    opener.as_ref(),
+                    answer,
+                )
+                .await
+            }
+            _ => Some(click.clone()),
+        }
     }
 
     /// An edit of a question (see `edits.rs`): answered again, its text only replaced, or
@@ -580,7 +624,7 @@ impl Engine {
             crate::edits::Edited::Ignored => Ok(Submission::Ignored),
             crate::edits::Edited::Done(outcome) => Ok(Submission::Queued(done_now(outcome))),
             crate::edits::Edited::Regenerate { asked, sink } => {
-                self.regenerate(inbound, sink, asked.id, asked.question, true)
+                self.regenerate(inbound, sink.clone(), sink, asked.id, asked.question, true)
                     .await
             }
             crate::edits::Edited::Rewrite(asked) => {

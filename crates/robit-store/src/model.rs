@@ -270,6 +270,9 @@ pub struct Question {
     pub author: Option<UserId>,
     /// What was asked.
     pub text: String,
+    /// The latest journaled turn answering it (the first answer, or a regeneration), if
+    /// any: its state, and where its answer is written.
+    pub answer: Option<AnswerTurn>,
 }
 
 /// A question found by the platform's id of the message that asked it
@@ -283,8 +286,6 @@ pub struct AskedQuestion {
     pub asked_at_ms: i64,
     /// No later question was stored in its conversation.
     pub latest: bool,
-    /// The latest journaled turn answering it (the first answer, or a regeneration), if any.
-    pub answer: Option<AnswerTurn>,
 }
 
 /// The journaled turn answering a question.

@@ -561,17 +561,24 @@ macro_rules! sql_store {
 
             async fn question(&self, turn: i64) -> crate::Result<Option<crate::model::Question>> {
                 #[allow(clippy::type_complexity)]
-                let row: Option<(i64, String, String, String, String, Option<String>, String)> =
-                    sqlx::query_as(
-                        "SELECT c.id, c.platform, c.workspace, c.channel, c.thread, m.author,
-                                m.content
-                         FROM messages m JOIN conversations c ON c.id = m.conversation_id
-                         WHERE m.id = $1 AND m.role = 'user'",
-                    )
-                    .bind(turn)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                let Some((id, platform, workspace, channel, thread, author, text)) = row else {
+                let row: Option<(
+                    i64, String, String, String, String, Option<String>, String,
+                    Option<i64>, Option<String>, Option<String>,
+                )> = sqlx::query_as(
+                    "SELECT c.id, c.platform, c.workspace, c.channel, c.thread, m.author,
+                            m.content, t.id, t.status, t.route
+                     FROM messages m
+                     JOIN conversations c ON c.id = m.conversation_id
+                     LEFT JOIN turns t ON t.id = (
+                         SELECT MAX(a.id) FROM turns a WHERE a.message_id = m.id)
+                     WHERE m.id = $1 AND m.role = 'user'",
+                )
+                .bind(turn)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((id, platform, workspace, channel, thread, author, text, t, status, route)) =
+                    row
+                else {
                     return Ok(None);
                 };
                 let platform = robit_types::Platform::parse(&platform).ok_or_else(|| {
@@ -587,6 +594,7 @@ macro_rules! sql_store {
                     ),
                     author: author.map(robit_types::UserId),
                     text,
+                    answer: crate::rows::answer_turn(t, status, route)?,
                 }))
             }
 
@@ -633,18 +641,6 @@ macro_rules! sql_store {
                 else {
                     return Ok(None);
                 };
-                let answer = match (turn, status) {
-                    (Some(turn), Some(status)) => Some(crate::model::AnswerTurn {
-                        id: turn,
-                        status: crate::model::TurnStatus::parse(&status).ok_or_else(|| {
-                            crate::StoreError::Corrupt(format!(
-                                "turn {turn} has status `{status}`"
-                            ))
-                        })?,
-                        route,
-                    }),
-                    _ => None,
-                };
                 Ok(Some(crate::model::AskedQuestion {
                     id,
                     question: crate::model::Question {
@@ -657,10 +653,10 @@ macro_rules! sql_store {
                         ),
                         author: author.map(robit_types::UserId),
                         text,
+                        answer: crate::rows::answer_turn(turn, status, route)?,
                     },
                     asked_at_ms,
                     latest: latest == 1,
-                    answer,
                 }))
             }
 

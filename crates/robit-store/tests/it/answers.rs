@@ -143,6 +143,9 @@ async fn a_regeneration_supersedes_the_answer_and_takes_over_its_messages(store:
     };
     assert_eq!(store.accept(regen).await.unwrap(), Accepted::Duplicate);
     assert_eq!(store.posts(second).await.unwrap(), ["m1", "m2"]);
+    // The question now names the regeneration as its answer's turn.
+    let answer = store.question(q).await.unwrap().unwrap().answer.unwrap();
+    assert_eq!((answer.id, answer.status), (second, TurnStatus::Pending));
     let history = store.history(conversation, 10).await.unwrap();
     let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(texts, ["what is it?"], "the old answer is out of history");
@@ -199,7 +202,7 @@ async fn a_question_is_found_by_its_platform_id_in_its_channel_with_its_turn(
     assert_eq!(found.question.author, Some(UserId::new("U1")));
     assert!(found.latest);
     assert!(found.asked_at_ms > 0);
-    let answer = found.answer.expect("its turn");
+    let answer = found.question.answer.expect("its turn");
     assert_eq!(answer.id, turn_id);
     assert_eq!(answer.status, TurnStatus::Pending);
     assert_eq!(answer.route.as_deref(), Some("route"));
@@ -236,7 +239,12 @@ async fn a_question_is_found_by_its_platform_id_in_its_channel_with_its_turn(
     else {
         panic!("a regeneration");
     };
-    let answer = by_ref(&store, "C1", "2.2").await.unwrap().answer.unwrap();
+    let answer = by_ref(&store, "C1", "2.2")
+        .await
+        .unwrap()
+        .question
+        .answer
+        .unwrap();
     assert_eq!((answer.id, answer.status), (regen, TurnStatus::Pending));
     assert_eq!(
         by_ref(&store, "C1", "1.1")
