@@ -4,7 +4,7 @@
 
 use robit_emulators::discord::DiscordEmulator;
 use robit_emulators::slack::{
-    SharedFile, SlackEmulator, ThreadRef, BOT_TOKEN, GENERAL, SIGNING_SECRET, USER,
+    SharedFile, SlackEmulator, ThreadRef, BOT_TOKEN, BOT_USER, GENERAL, SIGNING_SECRET, USER,
 };
 use serde_json::Value;
 
@@ -17,6 +17,15 @@ pub enum Platform {
 pub enum Asked {
     Slack(ThreadRef),
     Discord(u64),
+}
+
+/// A question a user can edit: where it was asked, the platform's id of its message, and
+/// whether it mentions the bot (an edit keeps the mention).
+pub struct Question {
+    pub asked: Asked,
+    /// The Discord message id, or the Slack `ts`.
+    pub message: String,
+    pub mentions: bool,
 }
 
 /// The bot's messages where it was asked, oldest first, and the files uploaded with them.
@@ -122,6 +131,74 @@ impl Platform {
                 d.user_says(dm, text);
                 Asked::Discord(dm)
             }
+        }
+    }
+
+    /// A user mentions the bot in a channel: Slack's #general (answered in the message's
+    /// thread), Discord's guild text channel (answered in the thread robit starts from the
+    /// message, whose id is the message's).
+    pub fn ask_in_channel(&self, text: &str) -> Question {
+        match self {
+            Platform::Slack(s) => {
+                let delivered = s.user_mentions(GENERAL, text);
+                Question {
+                    message: delivered.ts.clone(),
+                    asked: Asked::Slack(delivered.thread()),
+                    mentions: true,
+                }
+            }
+            Platform::Discord(d) => {
+                let id = d.user_says(d.channel_id(), &format!("<@{}> {text}", d.bot_id()));
+                Question {
+                    asked: Asked::Discord(id),
+                    message: id.to_string(),
+                    mentions: true,
+                }
+            }
+        }
+    }
+
+    /// The user asks again where `asked` was asked, without a mention (a reply in the
+    /// bot's thread).
+    pub fn follow_up(&self, asked: &Asked, text: &str) -> Question {
+        match (self, asked) {
+            (Platform::Slack(s), Asked::Slack(t)) => Question {
+                message: s.user_replies(t, text).ts,
+                asked: Asked::Slack(t.clone()),
+                mentions: false,
+            },
+            (Platform::Discord(d), Asked::Discord(c)) => Question {
+                message: d.user_says(*c, text).to_string(),
+                asked: Asked::Discord(*c),
+                mentions: false,
+            },
+            _ => unreachable!("asked on another platform"),
+        }
+    }
+
+    /// The asker edits `question` to `text` (keeping its mention of the bot): Discord
+    /// MESSAGE_UPDATE, Slack `message_changed`.
+    pub fn edit(&self, question: &Question, text: &str) {
+        match (self, &question.asked) {
+            (Platform::Slack(s), Asked::Slack(t)) => {
+                let text = if question.mentions {
+                    format!("<@{BOT_USER}> {text}")
+                } else {
+                    text.to_string()
+                };
+                s.user_edits(&t.channel, &question.message, &text)
+                    .expect("the user's message is there");
+            }
+            (Platform::Discord(d), Asked::Discord(_)) => {
+                let text = if question.mentions {
+                    format!("<@{}> {text}", d.bot_id())
+                } else {
+                    text.to_string()
+                };
+                d.user_edits(question.message.parse().expect("a discord id"), &text)
+                    .expect("the user's message is there");
+            }
+            _ => unreachable!("asked on another platform"),
         }
     }
 

@@ -12,6 +12,13 @@
 //! [`AnswerAction::parse_id`] reads) is acknowledged with a deferred update, then handed to the
 //! engine as an [`InboundKind::Action`]; the engine decides who may act.
 //!
+//! A user's edit of their message (MESSAGE_UPDATE with an `edited_timestamp` and content,
+//! [`screen_edit`]) becomes an [`InboundKind::Edit`] of the conversation the message would
+//! belong to (a thread's under its parent; a message that started a thread, that thread's):
+//! the engine finds the question it asked, if any, and decides. MESSAGE_UPDATE has no event
+//! id, so the edit's dedup id is the message id with its `edited_timestamp`: a replayed
+//! dispatch of one edit is the same id, a second edit a new one.
+//!
 //! No serenity `Context` here: a command may come from the gateway (with serenity's cache) or
 //! from an HTTP request (no cache), so everything takes the `Http` client and an optional
 //! cache. The transport files only move bytes to and from here.
@@ -29,7 +36,7 @@ use serenity::all::{
     AutoArchiveDuration, Cache, Channel, ChannelId, ChannelType, CommandDataOptionValue,
     CommandInteraction, ComponentInteraction, CreateAllowedMentions, CreateInteractionResponse,
     CreateInteractionResponseMessage, CreateThread, GuildChannel, GuildId, HttpError, Message,
-    MessageType, PartialChannel,
+    MessageType, MessageUpdateEvent, PartialChannel,
 };
 use serenity::http::Http;
 use std::sync::Arc;
@@ -149,9 +156,48 @@ pub(crate) fn message_inbound(msg: &Message, bot: u64, key: ConversationKey) -> 
                 })
                 .collect(),
             mentions_bot: mentions(msg, bot),
+            platform_ref: Some(msg.id.to_string()),
         },
         received_at: SystemTime::now(),
     }
+}
+
+/// A user's edit of their message's text, in the parts an [`InboundKind::Edit`] needs:
+/// `(dedup id, new text)`. Anything else a MESSAGE_UPDATE reports (embeds resolved, a pin, a
+/// bot's or a webhook's edit, an edit whose text this bot cannot see) is not one.
+pub(crate) fn screen_edit(
+    ev: &MessageUpdateEvent,
+    bot: u64,
+) -> Result<(String, String), &'static str> {
+    let Some(author) = &ev.author else {
+        return Err("no author: not an edit of the text");
+    };
+    if author.bot {
+        return Err("edited by a bot");
+    }
+    if matches!(ev.webhook_id, Some(Some(_))) {
+        return Err("a webhook's message");
+    }
+    if ev
+        .kind
+        .is_some_and(|k| !matches!(k, MessageType::Regular | MessageType::InlineReply))
+    {
+        return Err("a system message");
+    }
+    let Some(edited) = &ev.edited_timestamp else {
+        return Err("not an edit (embeds or a pin)");
+    };
+    // Empty also when the MESSAGE_CONTENT intent withholds the text of a message that no
+    // longer mentions the bot: nothing to answer either way.
+    let text = strip_mention(ev.content.as_deref().unwrap_or(""), bot);
+    if text.is_empty() {
+        return Err("no text");
+    }
+    // The timestamp as Discord gave it, to the microsecond: two edits within a second differ.
+    let at = edited
+        .to_rfc3339()
+        .unwrap_or_else(|| edited.unix_timestamp().to_string());
+    Ok((format!("edit:{}:{at}", ev.id), text))
 }
 
 fn is_thread(kind: ChannelType) -> bool {
@@ -313,6 +359,72 @@ impl Intake {
                     tracing::warn!(error = %e, "telling the author failed too");
                 }
             }
+        }
+    }
+
+    /// Takes one MESSAGE_UPDATE: a user's edit of their text (see [`screen_edit`]) goes to
+    /// the engine as an edit of the conversation the message belongs to, which decides
+    /// whether it edits a question. Discord does not deliver an event twice, so a failure is
+    /// only logged: the edit is then not answered, and the user can edit again.
+    pub async fn message_update(
+        &self,
+        http: &Arc<Http>,
+        cache: Option<&Cache>,
+        bot: u64,
+        ev: MessageUpdateEvent,
+    ) {
+        let (event_id, text) = match screen_edit(&ev, bot) {
+            Ok(edit) => edit,
+            Err(why) => {
+                tracing::trace!(id = %ev.id, why, "discord message update not an edit");
+                return;
+            }
+        };
+        let channel = ev.channel_id;
+        let (key, reply_in) = match ev.guild_id {
+            None => (convert::key(None, channel.get(), None), channel),
+            Some(guild) => match self.place(http, cache, guild, channel).await {
+                Place::Thread { parent, .. } => (
+                    convert::key(Some(guild.get()), parent, Some(channel.get())),
+                    channel,
+                ),
+                // A mention in a channel is answered in the thread started from it.
+                Place::Text => match &ev.thread {
+                    Some(Some(thread)) => (
+                        convert::key(Some(guild.get()), channel.get(), Some(thread.id.get())),
+                        thread.id,
+                    ),
+                    _ => (
+                        convert::key(Some(guild.get()), channel.get(), None),
+                        channel,
+                    ),
+                },
+                Place::Dm | Place::Other => return,
+            },
+        };
+        let author = ev
+            .author
+            .as_ref()
+            .expect("screened: an edit has its author");
+        let inbound = Inbound::edit(
+            EventId(event_id),
+            key,
+            Author {
+                id: UserId(author.id.to_string()),
+                name: author.name.clone(),
+                is_bot: false,
+                roles: match &ev.member {
+                    Some(Some(m)) => m.roles.iter().map(|r| r.to_string()).collect(),
+                    _ => Vec::new(),
+                },
+            },
+            ev.id.to_string(),
+            text,
+        );
+        let span = robit_core::inbound_span(Platform::Discord, "edit");
+        let sink = Arc::new(ChannelSink::new(self.sinks(http), reply_in));
+        if let Err(e) = self.engine.submit(inbound, sink).instrument(span).await {
+            tracing::warn!(error = %e, id = %ev.id, "the engine did not take a discord edit");
         }
     }
 
@@ -636,6 +748,65 @@ mod tests {
             classify(&voice, BOT, Place::Other),
             Classified::Ignore(_)
         ));
+    }
+
+    /// A MESSAGE_UPDATE as the gateway sends it for alice's edit of message 444.
+    fn update(patch: serde_json::Value) -> MessageUpdateEvent {
+        let mut m = json!({
+            "id": "444", "channel_id": "555", "guild_id": "222",
+            "author": {"id": "666", "username": "alice"},
+            "content": "<@111> the new question", "type": 0,
+            "edited_timestamp": "2024-01-01T00:00:05.123456+00:00",
+        });
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() && k == "author" {
+                m.as_object_mut().unwrap().remove(k);
+            } else {
+                m[k] = v.clone();
+            }
+        }
+        serde_json::from_value(m).unwrap()
+    }
+
+    #[test]
+    fn a_users_edit_of_their_text_is_an_edit_and_other_updates_are_not() {
+        let (id, text) = screen_edit(&update(json!({})), BOT).unwrap();
+        assert_eq!(text, "the new question");
+        assert!(id.starts_with("edit:444:"), "{id}");
+        // A replayed dispatch of the edit is the same event; a second edit another one.
+        assert_eq!(screen_edit(&update(json!({})), BOT).unwrap().0, id);
+        let later = json!({"edited_timestamp": "2024-01-01T00:00:05.223456+00:00"});
+        assert_ne!(screen_edit(&update(later), BOT).unwrap().0, id);
+        for (patch, why) in [
+            (
+                json!({"edited_timestamp": null}),
+                "not an edit (embeds or a pin)",
+            ),
+            (
+                json!({"author": null}),
+                "no author: not an edit of the text",
+            ),
+            (
+                json!({"author": {"id": "111", "username": "robit", "bot": true}}),
+                "edited by a bot",
+            ),
+            (json!({"webhook_id": "8"}), "a webhook's message"),
+            (json!({"type": 6}), "a system message"),
+            (json!({"content": "<@111>"}), "no text"),
+        ] {
+            assert_eq!(
+                screen_edit(&update(patch.clone()), BOT),
+                Err(why),
+                "{patch}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_carries_its_id_for_a_later_edit() {
+        let m = message("<@111> hi", true, json!({}));
+        let inbound = message_inbound(&m, BOT, convert::key(Some(222), 555, None));
+        assert_eq!(inbound.platform_ref(), Some("444"));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - Mentioning the bot in a channel starts a thread from that message; the conversation lives
 //!   in the thread and continues there without mentions. DMs are conversations too. Messages
 //!   from bots, this one included, are ignored.
+//! - Editing a question (MESSAGE_UPDATE) within the engine's edit window has its answer written
+//!   again from the edited text; the engine decides (see `robit-core`'s `edits.rs`).
 //! - Streaming is the engine's renderer editing a message no faster than `edit_interval_ms`;
 //!   the sinks pace creates and edits per channel themselves (see `pacer.rs` for why), so a
 //!   steady stream never meets a 429, and `allowed_mentions` is empty on everything sent.
@@ -18,10 +20,9 @@
 //!
 //! Known limits: serenity runs each event handler as its own task, so two messages posted in
 //! one conversation within milliseconds may reach the engine out of order; an interaction
-//! token lives 15 minutes, so a slash-command turn longer than that cannot post its end;
-//! editing a message to regenerate the answer is not handled yet. With several replicas the
-//! per-channel budget is shared through the engine's call budget (token buckets in the
-//! store); serenity's global 50 requests/s is not, as one bot rarely nears it.
+//! token lives 15 minutes, so a slash-command turn longer than that cannot post its end. With
+//! several replicas the per-channel budget is shared through the engine's call budget (token
+//! buckets in the store); serenity's global 50 requests/s is not, as one bot rarely nears it.
 //!
 //! This is the only crate that names a serenity type. It must not touch the store or the
 //! provider (only the engine), and it never reads the environment: the binary passes a
@@ -80,8 +81,9 @@ pub async fn run(
     // Turns a crashed or stopped process left in the journal are finished through sinks on a
     // REST client of their own (the gateway client owns the first one).
     let (rest, _, _) = build_http(&config)?;
+    let rest = Arc::new(rest);
     let opener = sink::DiscordOpener {
-        cx: intake.sinks(&Arc::new(rest)),
+        cx: intake.sinks(&rest),
     };
     intake
         .engine
@@ -95,7 +97,7 @@ pub async fn run(
             (id, state)
         })
         .collect();
-    let handler = handler::Handler::new(intake, config.dev_guild_id);
+    let handler = handler::Handler::new(intake, config.dev_guild_id, rest);
     let mut client = ClientBuilder::new_with_http(http, intents())
         .event_handler(handler)
         .await
@@ -182,7 +184,7 @@ fn build_http(
         max_upload_bytes: Some(config.max_upload_bytes),
         // Both sinks take a slot from the pacer before every create and edit.
         paced: true,
-        // Only channel sinks draw buttons (`ChannelSink::capabilities`).
+        // Sinks that draw buttons say so themselves (channels, slash commands' webhooks).
         controls: false,
     };
     let pacer = Arc::new(pacer::Pacer::new(

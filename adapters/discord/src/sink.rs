@@ -1,7 +1,7 @@
 //! The [`ReplySink`]s: one that writes messages into a channel, thread or DM (and draws an
 //! answer's buttons as message components), one that answers a slash command through its
 //! interaction webhook (first post edits the deferred "thinking…" response, later posts are
-//! follow-ups), and one that answers a click on a button (ephemeral follow-ups only the
+//! follow-ups; the buttons go on them the same way), and one that answers a click on a button (ephemeral follow-ups only the
 //! clicker sees).
 //!
 //! A sink does the Discord call and nothing else: pacing of the stream, splitting and mention
@@ -372,6 +372,38 @@ impl InteractionSink {
             .await
     }
 
+    /// Edits the original response or a follow-up: its text and, when given, its buttons
+    /// (without, Discord keeps the buttons it has).
+    async fn edit_with(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: Option<&AnswerControls>,
+    ) -> Result<(), SinkError> {
+        let text = &*fence_safe(text);
+        if message.0 == ORIGINAL {
+            return self
+                .edit_original(|| {
+                    let b = EditInteractionResponse::new().content(text);
+                    match controls {
+                        Some(c) => b.components(component_rows(c)),
+                        None => b,
+                    }
+                })
+                .await;
+        }
+        let id = parse_id(message)?;
+        self.followup(Some(id), || {
+            let b = CreateInteractionResponseFollowup::new().content(text);
+            match controls {
+                Some(c) => b.components(component_rows(c)),
+                None => b,
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// The first post fills the original response; later ones are follow-ups.
     async fn post_with(
         &self,
@@ -393,7 +425,12 @@ impl InteractionSink {
 #[async_trait]
 impl ReplySink for InteractionSink {
     fn capabilities(&self) -> Capabilities {
-        self.cx.caps.clone()
+        // The interaction's webhook messages take components like any message; a click on
+        // them comes back as a component interaction of the channel.
+        Capabilities {
+            controls: true,
+            ..self.cx.caps.clone()
+        }
     }
 
     fn route(&self) -> Option<String> {
@@ -413,18 +450,16 @@ impl ReplySink for InteractionSink {
     }
 
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
-        let text = &*fence_safe(text);
-        if message.0 == ORIGINAL {
-            return self
-                .edit_original(|| EditInteractionResponse::new().content(text))
-                .await;
-        }
-        let id = parse_id(message)?;
-        self.followup(Some(id), || {
-            CreateInteractionResponseFollowup::new().content(text)
-        })
-        .await
-        .map(|_| ())
+        self.edit_with(message, text, None).await
+    }
+
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.edit_with(message, text, Some(controls)).await
     }
 
     async fn upload(

@@ -437,11 +437,22 @@ impl SlackApi {
         Ok(())
     }
 
-    pub async fn stop_stream(&self, channel: &str, ts: &str) -> Result<(), SinkError> {
+    /// `chat.stopStream`; with `buttons`, the finished message shows them below its text
+    /// (a streaming message takes no blocks until it is stopped).
+    pub async fn stop_stream(
+        &self,
+        channel: &str,
+        ts: &str,
+        buttons: Option<&[robit_types::Button]>,
+    ) -> Result<(), SinkError> {
+        let mut content = SlackMessageContent::new();
+        if let Some(buttons) = buttons.filter(|b| !b.is_empty()) {
+            content = content.with_blocks(vec![actions_block(buttons)]);
+        }
         let req = SlackApiChatStopStreamRequest::new(
             SlackChannelId(channel.to_string()),
             SlackTs(ts.to_string()),
-            SlackMessageContent::new(),
+            content,
         );
         self.call("chat.stopStream", |s| {
             let req = &req;
@@ -483,6 +494,12 @@ fn answer_blocks(mrkdwn: &str, buttons: &[robit_types::Button]) -> Vec<SlackBloc
         }
         rest = tail;
     }
+    blocks.push(actions_block(buttons));
+    blocks
+}
+
+/// The answer's buttons as one actions block.
+fn actions_block(buttons: &[robit_types::Button]) -> SlackBlock {
     let elements = buttons
         .iter()
         .map(|b| {
@@ -495,8 +512,7 @@ fn answer_blocks(mrkdwn: &str, buttons: &[robit_types::Button]) -> Vec<SlackBloc
             button.into()
         })
         .collect();
-    blocks.push(SlackActionsBlock::new(elements).into());
-    blocks
+    SlackActionsBlock::new(elements).into()
 }
 
 /// Slack's answer in the engine's terms: the chat gets a short message, the log the detail.

@@ -19,7 +19,15 @@
 //!      once durable", taken because the alternative is a network wait inside the ack.
 //! - A `message` that mentions the bot is skipped: the same message also arrives as
 //!   `app_mention` (with its own event id) and is answered once, from that.
-//! - Anything sent by a bot (`bot_id`, `subtype: bot_message`) or by the bot's own user, edits,
+//! - A user's edit of their message (`message_changed` whose `message` has `edited` and a
+//!   user that is not a bot) becomes an [`InboundKind::Edit`] in the message's channel, under
+//!   the envelope's event id; the engine finds the question it asked, if any, and decides.
+//!   slack-morphism's typed `message_changed` drops the edited message's `thread_ts`, so the
+//!   edit's key guesses the thread (a top-level message starts its own, as a mention does; a
+//!   DM's top level has none): the engine looks the question up by channel and `ts` and
+//!   answers where the question was answered, not where the guess points. A
+//!   `message_changed` without `edited` (a link unfurled) is not an edit.
+//! - Anything sent by a bot (`bot_id`, `subtype: bot_message`) or by the bot's own user,
 //!   deletions and other subtypes are ignored.
 //!
 //! A click on one of robit's buttons (`block_actions`, from either transport) becomes an
@@ -60,6 +68,21 @@ pub enum Classified {
     Accept(Accepted),
     /// A thread reply without a mention: accept it if the bot takes part in the thread.
     IfBotInThread(Accepted),
+    /// A user's edit of their message: the engine decides whether it edits a question.
+    Edit(EditOf),
+}
+
+/// A user's edit of their message, in platform-neutral parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditOf {
+    pub channel: String,
+    /// The edited message's `ts`: the platform id the question was stored with.
+    pub ts: String,
+    /// The thread the message most likely belongs to (see the module comment).
+    pub thread_ts: Option<String>,
+    pub user: String,
+    /// The new text, the bot's mention stripped as for a new message.
+    pub text: String,
 }
 
 /// A message the bot answers, in platform-neutral parts.
@@ -72,6 +95,9 @@ pub struct Accepted {
     pub text: String,
     /// Files shared with the message (the event's `files`).
     pub attachments: Vec<Attachment>,
+    /// The message's own `ts`, stored with the question so an edit of it finds it; `None`
+    /// for what is not a message (a slash command, a click).
+    pub ts: Option<String>,
 }
 
 /// The event's shared files in the common shape. Slack's event omits nothing we need but the
@@ -114,6 +140,7 @@ pub fn classify(event: &SlackEventCallbackBody, bot: &BotIdentity) -> Classified
                 user: m.user.0.clone(),
                 text: strip_mention(m.content.text.as_deref().unwrap_or(""), bot),
                 attachments: attachments(Some(&m.content)),
+                ts: Some(m.origin.ts.0.clone()),
             })
         }
         SlackEventCallbackBody::Message(m) => classify_message(m, bot),
@@ -122,6 +149,9 @@ pub fn classify(event: &SlackEventCallbackBody, bot: &BotIdentity) -> Classified
 }
 
 fn classify_message(m: &SlackMessageEvent, bot: &BotIdentity) -> Classified {
+    if m.subtype == Some(SlackMessageEventType::MessageChanged) {
+        return classify_edit(m, bot);
+    }
     if m.sender.bot_id.is_some() {
         return Classified::Ignore("sent by a bot");
     }
@@ -158,6 +188,7 @@ fn classify_message(m: &SlackMessageEvent, bot: &BotIdentity) -> Classified {
             user: user.0.clone(),
             text: strip_mention(&text, bot),
             attachments: attachments(m.content.as_ref()),
+            ts: Some(m.origin.ts.0.clone()),
         });
     }
     if text.contains(&format!("<@{}>", bot.user_id)) {
@@ -170,9 +201,52 @@ fn classify_message(m: &SlackMessageEvent, bot: &BotIdentity) -> Classified {
             user: user.0.clone(),
             text,
             attachments: attachments(m.content.as_ref()),
+            ts: Some(m.origin.ts.0.clone()),
         }),
         None => Classified::Ignore("channel message without a mention"),
     }
+}
+
+/// A `message_changed`: a user's edit of their own message's text, or nothing.
+fn classify_edit(m: &SlackMessageEvent, bot: &BotIdentity) -> Classified {
+    let Some(message) = &m.message else {
+        return Classified::Ignore("message_changed without the message");
+    };
+    if message.sender.bot_id.is_some() {
+        return Classified::Ignore("a bot's message changed");
+    }
+    let Some(user) = &message.sender.user else {
+        return Classified::Ignore("no user");
+    };
+    if user.0 == bot.user_id {
+        return Classified::Ignore("own message");
+    }
+    if message.edited.is_none() {
+        return Classified::Ignore("changed but not edited (an unfurl)");
+    }
+    let Some(channel) = &m.origin.channel else {
+        return Classified::Ignore("no channel");
+    };
+    let text = strip_mention(
+        message
+            .content
+            .as_ref()
+            .and_then(|c| c.text.as_deref())
+            .unwrap_or(""),
+        bot,
+    );
+    if text.is_empty() {
+        return Classified::Ignore("edited to nothing");
+    }
+    let is_dm = matches!(m.origin.channel_type.as_ref(), Some(t) if t.0 == "im")
+        || (m.origin.channel_type.is_none() && channel.0.starts_with('D'));
+    Classified::Edit(EditOf {
+        channel: channel.0.clone(),
+        ts: message.ts.0.clone(),
+        thread_ts: (!is_dm).then(|| message.ts.0.clone()),
+        user: user.0.clone(),
+        text,
+    })
 }
 
 /// Removes the bot's own mention (`<@U…>`, with an optional `|name`) and the space around it.
@@ -312,6 +386,7 @@ impl Intake {
                 self.stats.ignored.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
+            Classified::Edit(edit) => return self.submit_edit(&ev, edit).await,
             Classified::Accept(a) => {
                 if let Some(t) = &a.thread_ts {
                     self.remember_participation(&a.channel, t);
@@ -376,10 +451,50 @@ impl Intake {
             author(&accepted.user),
             accepted.text.clone(),
         );
-        if let InboundKind::Message { attachments, .. } = &mut inbound.kind {
+        if let InboundKind::Message {
+            attachments,
+            platform_ref,
+            ..
+        } = &mut inbound.kind
+        {
             attachments.clone_from(&accepted.attachments);
+            platform_ref.clone_from(&accepted.ts);
         }
         let sink = self.sink(&ev.team_id.0, &accepted);
+        self.submit(inbound, sink).await
+    }
+
+    /// Hands a user's edit to the engine, which answers it (if it edits a question) where the
+    /// question was answered; the sink here, in the guessed thread, is only its fallback.
+    async fn submit_edit(
+        &self,
+        ev: &SlackPushEventCallback,
+        edit: EditOf,
+    ) -> Result<(), IntakeError> {
+        let key = ConversationKey::new(
+            Platform::Slack,
+            ev.team_id.0.clone(),
+            edit.channel.clone(),
+            edit.thread_ts.clone(),
+        );
+        let sink = self.sink(
+            &ev.team_id.0,
+            &Accepted {
+                channel: edit.channel.clone(),
+                thread_ts: edit.thread_ts.clone(),
+                user: edit.user.clone(),
+                text: String::new(),
+                attachments: Vec::new(),
+                ts: None,
+            },
+        );
+        let inbound = Inbound::edit(
+            EventId(ev.event_id.0.clone()),
+            key,
+            author(&edit.user),
+            edit.ts,
+            edit.text,
+        );
         self.submit(inbound, sink).await
     }
 
@@ -462,6 +577,7 @@ impl Intake {
             user: cmd.user_id.0.clone(),
             text,
             attachments: Vec::new(),
+            ts: None,
         };
         let key = ConversationKey::new(
             Platform::Slack,
@@ -519,6 +635,7 @@ impl Intake {
             user: user.clone(),
             text: String::new(),
             attachments: Vec::new(),
+            ts: None,
         };
         for info in ev.actions.iter().flatten() {
             let Some((action, turn)) = AnswerAction::parse_id(&info.action_id.0) else {
@@ -636,7 +753,7 @@ mod tests {
     }
 
     #[test]
-    fn bots_own_and_edited_messages_are_ignored() {
+    fn bots_own_and_bodiless_changes_are_ignored() {
         for json in [
             serde_json::json!({"type":"message","channel":"D1","channel_type":"im","user":"U2","bot_id":"B9","text":"x","ts":"1.1"}),
             serde_json::json!({"type":"message","channel":"D1","channel_type":"im","user":"UBOT","text":"x","ts":"1.1"}),
@@ -653,6 +770,76 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    #[test]
+    fn a_users_edit_is_an_edit_and_bots_unfurls_and_own_edits_are_not() {
+        let changed = |message: serde_json::Value, channel: &str| {
+            event(serde_json::json!({
+                "type":"message","subtype":"message_changed","hidden":true,"channel":channel,
+                "channel_type": if channel.starts_with('D') { "im" } else { "channel" },
+                "ts":"9.9","event_ts":"9.9","message":message,
+                "previous_message":{"type":"message","user":"U2","text":"old","ts":"1.1"}}))
+        };
+        let edited = serde_json::json!({"user":"U2","ts":"8.8"});
+        let top = changed(
+            serde_json::json!({"type":"message","user":"U2","text":"<@UBOT> new text",
+                               "ts":"1.1","edited":edited}),
+            "C1",
+        );
+        assert_eq!(
+            classify(&top, &bot()),
+            Classified::Edit(EditOf {
+                channel: "C1".into(),
+                ts: "1.1".into(),
+                thread_ts: Some("1.1".into()),
+                user: "U2".into(),
+                text: "new text".into(),
+            })
+        );
+        let dm = changed(
+            serde_json::json!({"type":"message","user":"U2","text":"new","ts":"1.1",
+                               "edited":edited}),
+            "D1",
+        );
+        assert!(matches!(
+            classify(&dm, &bot()),
+            Classified::Edit(EditOf {
+                thread_ts: None,
+                ..
+            })
+        ));
+        for message in [
+            // A link unfurled: changed, not edited.
+            serde_json::json!({"type":"message","user":"U2","text":"see x","ts":"1.1"}),
+            // The bot's own answer being streamed.
+            serde_json::json!({"type":"message","user":"UBOT","text":"answer","ts":"2.2",
+                               "edited":{"user":"UBOT","ts":"8.8"}}),
+            serde_json::json!({"type":"message","bot_id":"B9","text":"answer","ts":"2.2",
+                               "edited":{"user":"U9","ts":"8.8"}}),
+            // Edited down to the mention alone.
+            serde_json::json!({"type":"message","user":"U2","text":"<@UBOT>","ts":"1.1",
+                               "edited":edited}),
+        ] {
+            assert!(
+                matches!(
+                    classify(&changed(message.clone(), "C1"), &bot()),
+                    Classified::Ignore(_)
+                ),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_carries_its_ts_for_a_later_edit() {
+        let mention = event(
+            serde_json::json!({"type":"app_mention","user":"U2","text":"<@UBOT> hi","ts":"2.2","thread_ts":"1.1","channel":"C1","event_ts":"2.2"}),
+        );
+        let Classified::Accept(a) = classify(&mention, &bot()) else {
+            panic!()
+        };
+        assert_eq!(a.ts.as_deref(), Some("2.2"));
     }
 
     #[test]
@@ -689,6 +876,7 @@ mod tests {
                 user: "U2".into(),
                 text: "hello".into(),
                 attachments: Vec::new(),
+                ts: Some("1.1".into()),
             })
         );
         let reply = event(

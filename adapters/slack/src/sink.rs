@@ -199,7 +199,7 @@ impl SlackSink {
                     }
                 };
                 if stop {
-                    if let Err(e) = api.stop_stream(&channel, &ts).await {
+                    if let Err(e) = api.stop_stream(&channel, &ts, None).await {
                         tracing::warn!(error = %e, "stopping a stream failed");
                     }
                     return;
@@ -246,7 +246,7 @@ impl SlackSink {
             Step::Replace { was_open } => {
                 if was_open {
                     self.api
-                        .stop_stream(&self.target.channel, &message.0)
+                        .stop_stream(&self.target.channel, &message.0, None)
                         .await?;
                 }
                 self.edit_plain(message, text, None).await?;
@@ -254,6 +254,65 @@ impl SlackSink {
             }
             Step::NotAStream => Ok(false),
         }
+    }
+
+    /// The last edit of a streamed message, with its final buttons: what is left is appended
+    /// and the stream stopped with the buttons below the text (a message still streaming
+    /// takes no blocks). A stream already stopped, or text that does not extend it, is
+    /// rewritten as a plain message with the buttons. `false`: not a stream.
+    async fn finish_stream(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<bool, SinkError> {
+        let text = &*fence_safe(text);
+        enum Step {
+            Finish(String),
+            Rewrite { was_open: bool },
+            NotAStream,
+        }
+        let step = {
+            let mut map = self.streams.lock().expect("streams poisoned");
+            match map.get_mut(&message.0) {
+                Some(s) if s.open && text.starts_with(&s.sent) => {
+                    let delta = text[s.sent.len()..].to_string();
+                    s.sent = text.to_string();
+                    s.open = false;
+                    Step::Finish(delta)
+                }
+                Some(s) => {
+                    let was_open = s.open;
+                    s.open = false;
+                    s.sent = text.to_string();
+                    Step::Rewrite { was_open }
+                }
+                None => Step::NotAStream,
+            }
+        };
+        let delta = match step {
+            Step::Finish(delta) => delta,
+            Step::Rewrite { was_open } => {
+                if was_open {
+                    self.api
+                        .stop_stream(&self.target.channel, &message.0, None)
+                        .await?;
+                }
+                self.edit_plain(message, text, Some(controls)).await?;
+                return Ok(true);
+            }
+            Step::NotAStream => return Ok(false),
+        };
+        if !delta.is_empty() {
+            self.api
+                .append_stream(&self.target.channel, &message.0, &delta)
+                .await?;
+        }
+        let buttons = controls.buttons();
+        self.api
+            .stop_stream(&self.target.channel, &message.0, Some(&buttons))
+            .await?;
+        Ok(true)
     }
 }
 
@@ -311,9 +370,10 @@ impl ReplySink for SlackSink {
             // every post and update waits for it; without one (the ingest benchmark) the
             // renderer's edit interval is what keeps a reply under Slack's limits.
             paced: self.api.paced(),
-            // A native stream's message takes no blocks while it streams; plain messages
-            // carry the answer's buttons in an actions block.
-            controls: !self.streaming(),
+            // Plain messages carry the answer's buttons in an actions block. A native
+            // stream's message takes no blocks while it streams, so it shows no Stop; its
+            // final buttons come with `chat.stopStream` (`finish_stream`).
+            controls: true,
         }
     }
 
@@ -337,8 +397,14 @@ impl ReplySink for SlackSink {
         text: &str,
         controls: &AnswerControls,
     ) -> Result<(), SinkError> {
-        if self.streaming() && self.edit_stream(message, text).await? {
-            return Ok(());
+        if self.streaming() {
+            let handled = match controls {
+                AnswerControls::Streaming { .. } => self.edit_stream(message, text).await?,
+                _ => self.finish_stream(message, text, controls).await?,
+            };
+            if handled {
+                return Ok(());
+            }
         }
         self.edit_plain(message, text, Some(controls)).await
     }

@@ -76,7 +76,7 @@ pub(crate) async fn act(
 const TAIL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Tells the clicker, privately, why nothing was done; the outcome gives the short reason.
-async fn decline(
+pub(crate) async fn decline(
     sink: &Arc<dyn ReplySink>,
     user: &UserId,
     text: &str,
@@ -87,7 +87,8 @@ async fn decline(
 }
 
 /// Whether no turn answering `turn` runs here, waiting up to [`TAIL_WAIT`] for one to end.
-async fn finished(shared: &Shared, turn: i64) -> bool {
+/// Also the wait of an edit for the answer it stopped (`edits.rs`).
+pub(crate) async fn finished(shared: &Shared, turn: i64) -> bool {
     let deadline = tokio::time::Instant::now() + TAIL_WAIT;
     while shared.is_running(turn) {
         if tokio::time::Instant::now() >= deadline {

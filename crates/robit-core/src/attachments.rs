@@ -224,7 +224,7 @@ pub(crate) fn text_block(name: &str, text: &str, cut: bool, limit: usize, size: 
 pub(crate) fn attachments(inbound: &Inbound) -> &[Attachment] {
     match &inbound.kind {
         InboundKind::Message { attachments, .. } => attachments,
-        InboundKind::Command(_) | InboundKind::Action { .. } => &[],
+        InboundKind::Command(_) | InboundKind::Action { .. } | InboundKind::Edit { .. } => &[],
     }
 }
 

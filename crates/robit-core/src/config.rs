@@ -46,6 +46,9 @@ pub struct EngineConfig {
     pub system_prompt_overrides: HashMap<String, String>,
     /// A new message or `/reset` in a conversation stops the turn running there.
     pub cancel_on_new_message: bool,
+    /// How long after asking the author may edit their question to have it answered again
+    /// (the latest question of its conversation only); zero turns edits off.
+    pub edit_window: std::time::Duration,
     /// Conversation leases, for several replicas sharing one database; `None` for one
     /// process, where the in-memory queue already keeps turns one at a time.
     pub lease: Option<crate::lease::LeaseConfig>,
@@ -109,6 +112,7 @@ impl Default for EngineConfig {
             reply_reserve_tokens: 4_096,
             system_prompt_overrides: HashMap::new(),
             cancel_on_new_message: false,
+            edit_window: std::time::Duration::from_secs(600),
             lease: None,
             journal: crate::journal::JournalConfig::default(),
             attachments: crate::attachments::AttachmentLimits::default(),

@@ -22,9 +22,10 @@ use robit_llm::Provider;
 use robit_mcp::ToolProvider;
 use robit_sandbox::CodeRunner;
 use robit_store::{Accepted, Conversation, NewEvent, NewMessage, NewTurn, Question, Store};
-use robit_store::{SettingPlace, TurnStatus};
+use robit_store::{QuestionEdit, SettingPlace, TurnStatus};
 use robit_types::{
-    CallBudget, Command, ConversationKey, Inbound, InboundKind, ReplySink, SettingKey,
+    CallBudget, Command, ConversationKey, Inbound, InboundKind, Platform, ReplySink, SettingKey,
+    SinkOpener,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -116,6 +117,9 @@ pub(crate) struct Inner {
     journal_stop: CancellationToken,
     /// When this engine was made: turns leased before it are a predecessor's.
     started: std::time::SystemTime,
+    /// Each adapter's way back to a journaled route: takeovers, and an edit's answer, which
+    /// is written where the question was answered.
+    openers: Mutex<HashMap<Platform, Arc<dyn SinkOpener>>>,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -147,6 +151,7 @@ impl Engine {
                 stopping: AtomicBool::new(false),
                 journal_stop: CancellationToken::new(),
                 started: std::time::SystemTime::now(),
+                openers: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -179,6 +184,17 @@ impl Engine {
     /// already sees every call.
     pub fn call_budget(&self) -> Option<Arc<dyn CallBudget>> {
         self.inner.call_budget.clone()
+    }
+
+    /// Lets the engine reopen `platform`'s journaled routes with `opener` outside takeovers:
+    /// the answer to an edited question is written where the question was answered.
+    /// [`Engine::resume_turns`] does it too.
+    pub fn set_sink_opener(&self, platform: Platform, opener: Arc<dyn SinkOpener>) {
+        self.inner
+            .openers
+            .lock()
+            .expect("openers poisoned")
+            .insert(platform, opener);
     }
 
     /// Whether robit already has a conversation for `key` (one of its turns was started
@@ -238,13 +254,36 @@ impl Engine {
             return match crate::actions::act(shared, &inbound, &sink, action, turn).await {
                 crate::actions::Acted::Done(outcome) => Ok(Submission::Queued(done_now(outcome))),
                 crate::actions::Acted::Regenerate(question) => {
-                    self.regenerate(inbound, sink, turn, question).await
+                    match self.answer_sink(&question, &sink).await {
+                        Some(answer) => {
+                            self.regenerate(inbound, sink, answer, turn, question, false)
+                                .await
+                        }
+                        None => {
+                            let outcome = crate::actions::decline(
+                                &sink,
+                                &inbound.author.id,
+                                "⚠️ This answer can no longer be changed.",
+                                "answer unreachable",
+                            )
+                            .await;
+                            Ok(Submission::Queued(done_now(outcome)))
+                        }
+                    }
                 }
             };
         }
+        // An edit is decided here and now too: it answers a question stored earlier, which a
+        // turn queued behind others would find changed.
+        if let InboundKind::Edit { message, text } = &inbound.kind {
+            let (message, text) = (message.clone(), text.clone());
+            return self.edit(inbound, sink, &message, &text).await;
+        }
         let work = match &inbound.kind {
             InboundKind::Command(c) => Work::Command(c.clone()),
-            InboundKind::Action { .. } => unreachable!("handled above"),
+            InboundKind::Action { .. } | InboundKind::Edit { .. } => {
+                unreachable!("handled above")
+            }
             InboundKind::Message { text, .. } => match Command::parse_text(text) {
                 Some(Ok(c)) => Work::Command(c),
                 Some(Err(e)) => Work::BadCommand(e.to_string()),
@@ -266,9 +305,10 @@ impl Engine {
         .instrument(m::stage!("access"))
         .await;
         let message = match &work {
-            Work::Chat { text } if denied.is_none() => {
-                Some(NewMessage::user(inbound.author.id.clone(), text.clone()))
-            }
+            Work::Chat { text } if denied.is_none() => Some(NewMessage {
+                platform_ref: inbound.platform_ref().map(str::to_string),
+                ..NewMessage::user(inbound.author.id.clone(), text.clone())
+            }),
             _ => None,
         };
         // Only a turn whose sink another process could rebuild is worth journaling (the
@@ -319,6 +359,7 @@ impl Engine {
                 key: inbound.key.clone(),
                 message,
                 turn,
+                edit: None,
             })
             .instrument(m::stage!("accept"))
             .await
@@ -409,19 +450,23 @@ impl Engine {
     }
 
     /// Queues a journaled turn that answers question `turn` again over its earlier answer's
-    /// messages (Regenerate): stored like a new event (the click is its event id, so a
-    /// redelivered click does not regenerate twice), in one transaction with marking the
-    /// earlier answer superseded and handing its messages to the new turn.
+    /// messages (Regenerate, or an edit of the question): stored like a new event (the click
+    /// or the edit is its event id, so a redelivered one does not regenerate twice), in one
+    /// transaction with marking the earlier answer superseded and handing its messages to
+    /// the new turn. `edited`: `question.text` is the question's new text, stored in the same
+    /// transaction.
     async fn regenerate(
         &self,
         mut inbound: Inbound,
         sink: Arc<dyn ReplySink>,
+        answer: Arc<dyn ReplySink>,
         turn: i64,
         question: Question,
+        edited: bool,
     ) -> Result<Submission, EngineError> {
         let shared = &self.inner.shared;
         let user = inbound.author.id.clone();
-        let Some(route) = sink.route() else {
+        let Some(route) = answer.route() else {
             crate::reply::whisper(
                 &sink,
                 &user,
@@ -469,6 +514,10 @@ impl Engine {
                 key: inbound.key.clone(),
                 message: None,
                 turn: Some(new_turn),
+                edit: edited.then(|| QuestionEdit {
+                    question: turn,
+                    text: question.text.clone(),
+                }),
             })
             .await;
         let (conversation, turn_id) = match accepted {
@@ -495,7 +544,8 @@ impl Engine {
                 Vec::new()
             }
         };
-        metrics::counter!(m::ANSWER_ACTIONS, "platform" => inbound.key.platform.as_str(), "action" => "regenerate")
+        let action = if edited { "edit" } else { "regenerate" };
+        metrics::counter!(m::ANSWER_ACTIONS, "platform" => inbound.key.platform.as_str(), "action" => action)
             .increment(1);
         let ticket = Ticket {
             id: turn_id,
@@ -514,7 +564,7 @@ impl Engine {
                 },
                 conversation,
                 turn: Some(turn),
-                sink,
+                sink: answer,
                 done,
                 ticket: Some(ticket),
                 trace: tracing::Span::current(),
@@ -522,6 +572,83 @@ impl Engine {
             true,
         );
         Ok(Submission::Queued(TurnHandle(rx)))
+    }
+
+    /// Where a Regenerate click writes the answer again: where it was written (the route of
+    /// the question's latest turn, reopened by the adapter), else the click's own sink when
+    /// the answer has no journaled route. `None`: it has one the adapter can no longer open.
+    async fn answer_sink(
+        &self,
+        question: &Question,
+        click: &Arc<dyn ReplySink>,
+    ) -> Option<Arc<dyn ReplySink>> {
+        let opener = self
+            .inner
+            .openers
+            .lock()
+            .expect("openers poisoned")
+            .get(&question.key.platform)
+            .cloned();
+        match (opener, question.answer.as_ref()) {
+            (Some(opener), Some(answer)) if answer.route.is_some() => {
+                crate::journal::reopen_answer(
+                    self.inner.shared.store.as_ref(),
+                    opener.as_ref(),
+                    answer,
+                )
+                .await
+            }
+            _ => Some(click.clone()),
+        }
+    }
+
+    /// An edit of a question (see `edits.rs`): answered again, its text only replaced, or
+    /// nothing.
+    async fn edit(
+        &self,
+        mut inbound: Inbound,
+        sink: Arc<dyn ReplySink>,
+        message: &str,
+        text: &str,
+    ) -> Result<Submission, EngineError> {
+        let shared = &self.inner.shared;
+        let opener = self
+            .inner
+            .openers
+            .lock()
+            .expect("openers poisoned")
+            .get(&inbound.key.platform)
+            .cloned();
+        self.start_journal();
+        match crate::edits::decide(shared, &inbound, &sink, message, text, opener).await? {
+            crate::edits::Edited::Ignored => Ok(Submission::Ignored),
+            crate::edits::Edited::Done(outcome) => Ok(Submission::Queued(done_now(outcome))),
+            crate::edits::Edited::Regenerate { asked, sink } => {
+                self.regenerate(inbound, sink.clone(), sink, asked.id, asked.question, true)
+                    .await
+            }
+            crate::edits::Edited::Rewrite(asked) => {
+                inbound.key = asked.question.key.clone();
+                let accepted = shared
+                    .store
+                    .accept(NewEvent {
+                        platform: inbound.key.platform,
+                        event_id: inbound.event_id.clone(),
+                        key: inbound.key.clone(),
+                        message: None,
+                        turn: None,
+                        edit: Some(QuestionEdit {
+                            question: asked.id,
+                            text: asked.question.text,
+                        }),
+                    })
+                    .await?;
+                Ok(match accepted {
+                    Accepted::Duplicate => Submission::Duplicate,
+                    Accepted::New { .. } => Submission::Queued(done_now(TurnOutcome::Command)),
+                })
+            }
+        }
     }
 
     /// Takes one pending slot of `key`'s conversation and of this replica; the refusal when

@@ -13,10 +13,10 @@
 //! It must not know platforms: where an answer goes is an opaque route the adapter gave.
 
 use async_trait::async_trait;
-use robit_store::Store;
+use robit_store::{AnswerTurn, Store};
 use robit_types::{
     AnswerControls, Attachment, Capabilities, Command, Inbound, MessageRef, ReplySink, SinkError,
-    UserId,
+    SinkOpener, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -47,6 +47,27 @@ impl Default for JournalConfig {
             max_pending_total: 2000,
         }
     }
+}
+
+/// The sink `answer`'s turn wrote in, reopened from its route with the messages it posted:
+/// an answer written again (a Regenerate click, an edit of the question) is written where it
+/// was written, whatever sink the request came with (a click's, an edit that does not name
+/// its thread). `None` when the turn has no route or the adapter cannot open it any more (a
+/// Discord interaction token is good for 15 minutes).
+pub(crate) async fn reopen_answer(
+    store: &dyn Store,
+    opener: &dyn SinkOpener,
+    answer: &AnswerTurn,
+) -> Option<Arc<dyn ReplySink>> {
+    let route = answer.route.as_deref()?;
+    let posted: Vec<MessageRef> = match store.posts(answer.id).await {
+        Ok(refs) => refs.into_iter().map(MessageRef).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading an answer's messages failed");
+            Vec::new()
+        }
+    };
+    opener.open(route, &posted)
 }
 
 /// A holder name unique to this process: host, pid and start time.

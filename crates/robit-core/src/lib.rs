@@ -19,6 +19,7 @@ mod commands;
 mod config;
 mod connections;
 pub mod download;
+mod edits;
 mod engine;
 mod error;
 mod inbound_span;

@@ -36,7 +36,7 @@ pub const ALL: &[(&str, &str, &str, &str)] = &[
         ANSWER_ACTIONS,
         "counter",
         "platform,action",
-        "clicks on an answer's buttons that took effect (stop, up, down)",
+        "clicks on an answer's buttons that took effect (stop, regenerate, up, down) and edits that had it written again (edit)",
     ),
     (
         EVENTS_UNSAVED,

@@ -444,6 +444,7 @@ fn tool_result(call_id: &str, content: String) -> NewMessage {
         author: None,
         turn: None,
         served: None,
+        platform_ref: None,
     }
 }
 

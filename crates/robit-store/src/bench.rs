@@ -47,6 +47,7 @@ pub async fn bench_persist(
                     key: key.clone(),
                     message: Some(NewMessage::user(UserId::new("bench"), TEXT)),
                     turn: None,
+                    edit: None,
                 };
                 if let Accepted::New { .. } = store.accept(event).await? {
                     persisted += 1;

@@ -24,9 +24,10 @@ mod sqlite_writer;
 pub use access::{AccessRule, ApiKeyRow, AuditEntry, NewAuditEntry, SettingPlace, SettingRow};
 pub use error::StoreError;
 pub use model::{
-    Accepted, ClaimedTurn, Conversation, ConversationId, ConversationSummary, FeedbackRow,
-    MessageRole, MessageStatus, MigrationStatus, NewEvent, NewMessage, NewTurn, Question, Served,
-    StoredMessage, Take, TurnRow, TurnStatus, UsageGroup, UsageRecord, UsageRow, Vote,
+    Accepted, AnswerTurn, AskedQuestion, ClaimedTurn, Conversation, ConversationId,
+    ConversationSummary, FeedbackRow, MessageRole, MessageStatus, MigrationStatus, NewEvent,
+    NewMessage, NewTurn, Question, QuestionEdit, Served, StoredMessage, Take, TurnRow, TurnStatus,
+    UsageGroup, UsageRecord, UsageRow, Vote,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -143,8 +144,8 @@ pub trait Store: TurnJournal + Send + Sync {
     async fn ping(&self) -> Result<()>;
 
     /// Records an inbound event atomically: marks `(platform, event_id)` processed, finds or
-    /// creates the conversation, and stores the user's message if there is one — all in one
-    /// transaction, so an event is either fully persisted or not at all. Returns
+    /// creates the conversation, stores the user's message if there is one, its turn, and the
+    /// question's new text for an edit ([`NewEvent::edit`]) — all in one transaction, so an event is either fully persisted or not at all. Returns
     /// [`Accepted::Duplicate`] when the event id was seen before (nothing is written then).
     async fn accept(&self, event: NewEvent) -> Result<Accepted>;
 
@@ -299,6 +300,19 @@ pub trait Store: TurnJournal + Send + Sync {
     /// The question stored as message `turn` (a user message): whose it is and where, so the
     /// engine can decide who may act on its answer. `None` for any other id.
     async fn question(&self, turn: i64) -> Result<Option<Question>>;
+
+    /// The question whose platform message (Discord message id, Slack `ts`) is
+    /// `platform_ref`, asked in `channel` of a platform's workspace (in any conversation of
+    /// it: an edit does not always say which thread it is in), with when it was asked,
+    /// whether it is its conversation's latest, and the turn answering it. `None` when robit
+    /// stored no such question (most edits in a channel are of messages not for robit).
+    async fn question_by_ref(
+        &self,
+        platform: Platform,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        platform_ref: &str,
+    ) -> Result<Option<AskedQuestion>>;
 
     /// Records `user`'s vote on the answer to question `turn` (a second vote replaces the
     /// first), with the provider and model that wrote the answer; `false` when the turn has

@@ -44,6 +44,11 @@ const SQLITE: &[Embedded] = &[
         "answer actions",
         include_str!("../../../migrations/sqlite/0006_answer_actions.sql"),
     ),
+    (
+        7,
+        "edits",
+        include_str!("../../../migrations/sqlite/0007_edits.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -76,6 +81,11 @@ const POSTGRES: &[Embedded] = &[
         6,
         "answer actions",
         include_str!("../../../migrations/postgres/0006_answer_actions.sql"),
+    ),
+    (
+        7,
+        "edits",
+        include_str!("../../../migrations/postgres/0007_edits.sql"),
     ),
 ];
 

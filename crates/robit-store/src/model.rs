@@ -105,6 +105,9 @@ pub struct NewMessage {
     /// For an assistant message: the provider and upstream model that wrote it, so votes on
     /// the answer are counted per model.
     pub served: Option<Served>,
+    /// For a user message: the platform's id of it (Discord message id, Slack `ts`), so an
+    /// edit of the message finds it ([`crate::Store::question_by_ref`]).
+    pub platform_ref: Option<String>,
 }
 
 /// Which provider and upstream model wrote an answer.
@@ -125,6 +128,7 @@ impl NewMessage {
             author: Some(author),
             turn: None,
             served: None,
+            platform_ref: None,
         }
     }
 
@@ -138,6 +142,7 @@ impl NewMessage {
             author: None,
             turn: None,
             served: None,
+            platform_ref: None,
         }
     }
 }
@@ -165,6 +170,19 @@ pub struct NewEvent {
     pub message: Option<NewMessage>,
     /// The turn this event needs, recorded in the same transaction (the turn journal).
     pub turn: Option<NewTurn>,
+    /// The author edited a stored question: its text is replaced in the same transaction,
+    /// so the edit and the turn that answers the edited text (or the turn already waiting
+    /// to answer it) are stored together or not at all, and a redelivered edit is a
+    /// duplicate rather than an edit whose text is already there.
+    pub edit: Option<QuestionEdit>,
+}
+
+/// A new text for a stored question (its author edited the message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionEdit {
+    /// The question's message id.
+    pub question: i64,
+    pub text: String,
 }
 
 /// A turn to record with its event: what to run, where to answer, and who runs it first.
@@ -252,6 +270,31 @@ pub struct Question {
     pub author: Option<UserId>,
     /// What was asked.
     pub text: String,
+    /// The latest journaled turn answering it (the first answer, or a regeneration), if
+    /// any: its state, and where its answer is written.
+    pub answer: Option<AnswerTurn>,
+}
+
+/// A question found by the platform's id of the message that asked it
+/// ([`crate::Store::question_by_ref`]), with what deciding about an edit of it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskedQuestion {
+    /// The question's message id (its turn).
+    pub id: i64,
+    pub question: Question,
+    /// When it was stored (unix ms).
+    pub asked_at_ms: i64,
+    /// No later question was stored in its conversation.
+    pub latest: bool,
+}
+
+/// The journaled turn answering a question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerTurn {
+    pub id: i64,
+    pub status: TurnStatus,
+    /// Where it answers, as the adapter named it ([`NewTurn::route`]).
+    pub route: Option<String>,
 }
 
 /// A vote on an answer.

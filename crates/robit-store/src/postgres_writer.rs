@@ -139,12 +139,12 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, accept_in: AcceptIn) {
 /// event at a time with a savepoint each, so only the failing event fails.
 async fn commit_batch(pool: &PgPool, batch: Vec<(Box<NewEvent>, Reply)>, accept_in: AcceptIn) {
     let (events, replies): (Vec<Box<NewEvent>>, Vec<Reply>) = batch.into_iter().unzip();
-    // A Regenerate's turn also takes the earlier answer over (`accept_in` does that, in the
-    // same transaction); the batched statement does not, so a batch holding one (a click,
-    // rare) runs one event at a time.
+    // A Regenerate's turn also takes the earlier answer over, and an edit rewrites its
+    // question (`accept_in` does both, in the same transaction); the batched statement does
+    // neither, so a batch holding one (a click or an edit, rare) runs one event at a time.
     let regenerates = events
         .iter()
-        .any(|e| e.turn.as_ref().is_some_and(|t| t.answers.is_some()));
+        .any(|e| e.edit.is_some() || e.turn.as_ref().is_some_and(|t| t.answers.is_some()));
     let outcome = if regenerates {
         one_by_one(pool, &events, accept_in).await
     } else {
@@ -260,10 +260,10 @@ WITH input AS MATERIALIZED (
     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                          $11::text[], $12::text[], $13::bigint[], $14::text[], $15::text[],
-                         $16::text[], $17::bigint[])
+                         $16::text[], $17::bigint[], $19::text[])
         AS u(ord, platform, event_id, workspace, channel, thread,
              role, content, tool_calls, tool_call_id, status, author, message_turn,
-             job, route, holder, lease_ms)),
+             job, route, holder, lease_ms, platform_ref)),
 fresh AS (
     INSERT INTO processed_events (platform, event_id, received_at)
     SELECT platform, event_id, $18 FROM input ORDER BY platform, event_id
@@ -296,10 +296,10 @@ rows AS MATERIALIZED (
     ORDER BY i.ord),
 stored AS (
     INSERT INTO messages (id, conversation_id, role, content, tool_calls, tool_call_id,
-                          status, author, created_at, turn_id)
+                          status, author, created_at, turn_id, platform_ref)
     OVERRIDING SYSTEM VALUE
     SELECT message_id, conversation_id, role, content, tool_calls, tool_call_id, status,
-           author, $18, message_turn
+           author, $18, message_turn, platform_ref
     FROM rows WHERE role IS NOT NULL ORDER BY ord),
 journaled AS (
     INSERT INTO turns (conversation_id, platform, event_id, message_id, job, route, status,
@@ -359,6 +359,9 @@ async fn statement(pool: &PgPool, events: &[Box<NewEvent>]) -> Result<Vec<Result
                 .collect::<Vec<_>>(),
         )
         .bind(rows::now_ms())
+        .bind(column(|e| {
+            e.message.as_ref().and_then(|m| m.platform_ref.as_deref())
+        }))
         .fetch_all(pool)
         .await?;
 

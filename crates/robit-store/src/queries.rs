@@ -166,8 +166,8 @@ macro_rules! sql_store {
             let id = sqlx::query_scalar(
                 "INSERT INTO messages
                      (conversation_id, role, content, tool_calls, tool_call_id, status, author,
-                      created_at, turn_id, provider, model)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                      created_at, turn_id, provider, model, platform_ref)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                  RETURNING id",
             )
             .bind(conversation.0)
@@ -181,6 +181,7 @@ macro_rules! sql_store {
             .bind(message.turn)
             .bind(message.served.as_ref().map(|s| s.provider.as_str()))
             .bind(message.served.as_ref().map(|s| s.model.as_str()))
+            .bind(message.platform_ref.as_deref())
             .fetch_one(&mut *conn)
             .await?;
             Ok(id)
@@ -211,6 +212,13 @@ macro_rules! sql_store {
                 Some(message) => Some(insert_message(conn, conversation.id, message).await?),
                 None => None,
             };
+            if let Some(edit) = &event.edit {
+                sqlx::query("UPDATE messages SET content = $2 WHERE id = $1 AND role = 'user'")
+                    .bind(edit.question)
+                    .bind(&edit.text)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             let turn_id = match &event.turn {
                 Some(turn) => {
                     let id = crate::journal::insert_turn!(
@@ -553,17 +561,24 @@ macro_rules! sql_store {
 
             async fn question(&self, turn: i64) -> crate::Result<Option<crate::model::Question>> {
                 #[allow(clippy::type_complexity)]
-                let row: Option<(i64, String, String, String, String, Option<String>, String)> =
-                    sqlx::query_as(
-                        "SELECT c.id, c.platform, c.workspace, c.channel, c.thread, m.author,
-                                m.content
-                         FROM messages m JOIN conversations c ON c.id = m.conversation_id
-                         WHERE m.id = $1 AND m.role = 'user'",
-                    )
-                    .bind(turn)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                let Some((id, platform, workspace, channel, thread, author, text)) = row else {
+                let row: Option<(
+                    i64, String, String, String, String, Option<String>, String,
+                    Option<i64>, Option<String>, Option<String>,
+                )> = sqlx::query_as(
+                    "SELECT c.id, c.platform, c.workspace, c.channel, c.thread, m.author,
+                            m.content, t.id, t.status, t.route
+                     FROM messages m
+                     JOIN conversations c ON c.id = m.conversation_id
+                     LEFT JOIN turns t ON t.id = (
+                         SELECT MAX(a.id) FROM turns a WHERE a.message_id = m.id)
+                     WHERE m.id = $1 AND m.role = 'user'",
+                )
+                .bind(turn)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((id, platform, workspace, channel, thread, author, text, t, status, route)) =
+                    row
+                else {
                     return Ok(None);
                 };
                 let platform = robit_types::Platform::parse(&platform).ok_or_else(|| {
@@ -579,6 +594,69 @@ macro_rules! sql_store {
                     ),
                     author: author.map(robit_types::UserId),
                     text,
+                    answer: crate::rows::answer_turn(t, status, route)?,
+                }))
+            }
+
+            async fn question_by_ref(
+                &self,
+                platform: robit_types::Platform,
+                workspace: &robit_types::WorkspaceId,
+                channel: &robit_types::ChannelId,
+                platform_ref: &str,
+            ) -> crate::Result<Option<crate::model::AskedQuestion>> {
+                // The message by its id first (`messages_by_platform_ref`), then checked
+                // against where the edit happened: a Slack `ts` is unique only in its channel.
+                #[allow(clippy::type_complexity)]
+                let row: Option<(
+                    i64, i64, String, Option<String>, String, i64, i64,
+                    Option<i64>, Option<String>, Option<String>,
+                )> = sqlx::query_as(
+                    "SELECT m.id, c.id, c.thread, m.author, m.content, m.created_at,
+                            CAST(CASE WHEN EXISTS (
+                                SELECT 1 FROM messages l
+                                WHERE l.conversation_id = m.conversation_id
+                                  AND l.id > m.id AND l.role = 'user') THEN 0 ELSE 1 END
+                                 AS BIGINT),
+                            t.id, t.status, t.route
+                     FROM messages m
+                     JOIN conversations c ON c.id = m.conversation_id
+                     LEFT JOIN turns t ON t.id = (
+                         SELECT MAX(a.id) FROM turns a WHERE a.message_id = m.id)
+                     WHERE m.platform_ref = $4 AND m.role = 'user'
+                       AND c.platform = $1 AND c.workspace = $2 AND c.channel = $3
+                     ORDER BY m.id DESC
+                     LIMIT 1",
+                )
+                .bind(platform.as_str())
+                .bind(workspace.as_str())
+                .bind(channel.as_str())
+                .bind(platform_ref)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((
+                    id, conversation, thread, author, text, asked_at_ms, latest,
+                    turn, status, route,
+                )) = row
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(crate::model::AskedQuestion {
+                    id,
+                    question: crate::model::Question {
+                        conversation: crate::model::ConversationId(conversation),
+                        key: robit_types::ConversationKey::new(
+                            platform,
+                            workspace.as_str(),
+                            channel.as_str(),
+                            (!thread.is_empty()).then_some(thread),
+                        ),
+                        author: author.map(robit_types::UserId),
+                        text,
+                        answer: crate::rows::answer_turn(turn, status, route)?,
+                    },
+                    asked_at_ms,
+                    latest: latest == 1,
                 }))
             }
 

@@ -1,7 +1,9 @@
 //! Conversions between the store's types and the plain columns both backends use, so the
 //! two dialects cannot drift in how they encode a row. No SQL and no I/O here.
 
-use crate::model::{Conversation, ConversationId, MessageRole, MessageStatus, StoredMessage};
+use crate::model::{
+    AnswerTurn, Conversation, ConversationId, MessageRole, MessageStatus, StoredMessage, TurnStatus,
+};
 use crate::{Result, StoreError};
 use robit_types::{ConversationKey, UserId};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -77,4 +79,22 @@ pub(crate) fn now_ms() -> i64 {
 /// `at` in unix milliseconds; 0 before 1970.
 pub(crate) fn system_ms(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH).map_or(0, millis)
+}
+
+/// The turn answering a question, from a `LEFT JOIN` of its latest turn (all `None` when it
+/// has none).
+pub(crate) fn answer_turn(
+    id: Option<i64>,
+    status: Option<String>,
+    route: Option<String>,
+) -> Result<Option<AnswerTurn>> {
+    let (Some(id), Some(status)) = (id, status) else {
+        return Ok(None);
+    };
+    Ok(Some(AnswerTurn {
+        id,
+        status: TurnStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("turn {id} has status `{status}`")))?,
+        route,
+    }))
 }

@@ -53,6 +53,11 @@ pub enum InboundKind {
         text: String,
         attachments: Vec<Attachment>,
         mentions_bot: bool,
+        /// The platform's id of the message (Discord message id, Slack `ts`), stored with the
+        /// question so a later [`InboundKind::Edit`] of it finds it; `None` where messages
+        /// cannot be edited (the console). Missing in jobs journaled before it existed.
+        #[serde(default)]
+        platform_ref: Option<String>,
     },
     /// A slash command, already parsed by the adapter.
     Command(Command),
@@ -60,6 +65,15 @@ pub enum InboundKind {
     /// answer belongs to (from the button's id); the author is who clicked, which the engine
     /// checks against who asked.
     Action { action: AnswerAction, turn: i64 },
+    /// The author edited a message of theirs. `message` is the platform's id of it (the
+    /// `platform_ref` of its [`InboundKind::Message`]), `text` its new text, converted as the adapter
+    /// converts a new message (the bot's mention stripped). The event's key names the
+    /// platform, workspace and channel of the edited message; its thread is the adapter's
+    /// best knowledge only (Slack's typed `message_changed` does not carry it): the engine
+    /// finds the stored question by `message` within the channel and answers in the
+    /// question's own conversation. Adapters produce it only for a user's edit of their own
+    /// message, never for a bot's.
+    Edit { message: String, text: String },
 }
 
 /// One platform event in the common model.
@@ -84,8 +98,34 @@ impl Inbound {
                 text,
                 attachments: Vec::new(),
                 mentions_bot: true,
+                platform_ref: None,
             },
             received_at: SystemTime::now(),
+        }
+    }
+
+    /// `author`'s edit of their message `message` (its platform id) to `text`.
+    pub fn edit(
+        event_id: EventId,
+        key: ConversationKey,
+        author: Author,
+        message: String,
+        text: String,
+    ) -> Self {
+        Self {
+            event_id,
+            key,
+            author,
+            kind: InboundKind::Edit { message, text },
+            received_at: SystemTime::now(),
+        }
+    }
+
+    /// The platform's id of the message this event carries, when it is one.
+    pub fn platform_ref(&self) -> Option<&str> {
+        match &self.kind {
+            InboundKind::Message { platform_ref, .. } => platform_ref.as_deref(),
+            _ => None,
         }
     }
 
@@ -102,5 +142,27 @@ impl Inbound {
             kind: InboundKind::Command(command),
             received_at: SystemTime::now(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Jobs journaled before messages carried their platform id must still be read by a
+    /// takeover after an upgrade.
+    #[test]
+    fn a_message_journaled_without_its_platform_ref_still_reads() {
+        let old = r#"{"Message":{"text":"hi","attachments":[],"mentions_bot":true}}"#;
+        let kind: InboundKind = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            kind,
+            InboundKind::Message {
+                text: "hi".into(),
+                attachments: Vec::new(),
+                mentions_bot: true,
+                platform_ref: None,
+            }
+        );
     }
 }

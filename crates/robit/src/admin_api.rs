@@ -369,6 +369,7 @@ mod tests {
                     "question",
                 )),
                 turn: None,
+                edit: None,
             })
             .await
         else {

@@ -248,6 +248,7 @@ pub fn engine_config(config: &Config, providers: &crate::providers::Providers) -
         reply_reserve_tokens: config.engine.reply_reserve_tokens,
         system_prompt_overrides: config.engine.system_prompts.clone(),
         cancel_on_new_message: config.engine.cancel_on_new_message,
+        edit_window: Duration::from_secs(config.engine.edit_window_secs),
         attachments: attachment_limits(config),
         // One holder name for both kinds of lease, so operators see one replica id.
         journal: robit_core::JournalConfig {

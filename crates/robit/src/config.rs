@@ -227,6 +227,9 @@ pub struct EngineSection {
     pub system_prompts: std::collections::HashMap<String, String>,
     /// A new message or /reset stops the turn running in that conversation.
     pub cancel_on_new_message: bool,
+    /// How long after asking a user may edit their question (the latest of its
+    /// conversation) to have it answered again; 0 turns edits off.
+    pub edit_window_secs: u64,
     /// On SIGTERM, how long running turns get to finish before they are cut off.
     pub shutdown_grace_ms: u64,
     /// On PostgreSQL (several replicas), how long a conversation lease lives unrenewed: how
@@ -255,6 +258,7 @@ impl Default for EngineSection {
             reply_reserve_tokens: d.reply_reserve_tokens,
             system_prompts: d.system_prompt_overrides,
             cancel_on_new_message: d.cancel_on_new_message,
+            edit_window_secs: d.edit_window.as_secs(),
             shutdown_grace_ms: 30_000,
             lease_ttl_ms: 30_000,
             max_pending_per_conversation: d.journal.max_pending_per_conversation,

@@ -3,7 +3,7 @@
 
 use crate::support::{config, count_429, Bot, WAIT};
 use robit_discord::DiscordConfig;
-use robit_emulators::discord::{DiscordEmulator, FLAG_LOADING};
+use robit_emulators::discord::{DiscordEmulator, FLAG_EPHEMERAL, FLAG_LOADING};
 use robit_testkit::Reply;
 use std::time::Duration;
 
@@ -239,5 +239,77 @@ async fn reset_in_a_thread_forgets_that_threads_conversation() {
         2,
         "system prompt and the new message only: {messages:?}"
     );
+    bot.stop().await;
+}
+
+/// The custom ids of the buttons on a message.
+fn button_ids(m: &robit_emulators::discord::Message) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut stack: Vec<&serde_json::Value> = m.components.iter().collect();
+    while let Some(v) = stack.pop() {
+        if let Some(id) = v["custom_id"].as_str() {
+            ids.push(id.to_string());
+        }
+        if let Some(children) = v["components"].as_array() {
+            stack.extend(children);
+        }
+    }
+    ids
+}
+
+/// A slash command's answer carries the buttons like any answer (drawn through the
+/// interaction's webhook), and Regenerate on it writes the new answer over the original
+/// response, through the command's own token: the click's could not edit it.
+#[tokio::test]
+async fn a_slash_answer_has_buttons_and_regenerate_rewrites_the_original_response() {
+    let emu = DiscordEmulator::start().await;
+    let bot = Bot::start(&emu, config(&emu)).await;
+    bot.llm.push(Reply::text("The first answer."));
+    bot.llm.push(Reply::text("The second answer."));
+    let cmd = emu.slash_command(emu.channel_id(), "ask", &[("prompt", "twice?")]);
+    let answer = emu
+        .wait_for("the answer with its buttons", WAIT, |e| {
+            e.interaction_messages(cmd.id)
+                .first()
+                .filter(|m| m.content == "The first answer." && !m.components.is_empty())
+                .cloned()
+        })
+        .await;
+    let ids = button_ids(&answer);
+    let regenerate = ids
+        .iter()
+        .find(|id| id.starts_with("robit:regenerate:"))
+        .unwrap_or_else(|| panic!("no Regenerate in {ids:?}"))
+        .clone();
+    assert!(ids.iter().any(|id| id.starts_with("robit:up:")), "{ids:?}");
+    let click = emu
+        .component_as(emu.user_id(), answer.id, &regenerate, None)
+        .expect("the button is on the answer");
+    let rewritten = emu
+        .wait_for("the regenerated answer", WAIT, |e| {
+            e.interaction_messages(cmd.id)
+                .first()
+                .filter(|m| m.content == "The second answer." && !m.components.is_empty())
+                .cloned()
+        })
+        .await;
+    assert_eq!(
+        rewritten.id, answer.id,
+        "written over the original response"
+    );
+    assert_eq!(
+        emu.interaction_messages(cmd.id).len(),
+        1,
+        "no second answer"
+    );
+    assert_eq!(emu.interaction(click.id).unwrap().response_type, Some(6));
+    let whispered: Vec<String> = emu
+        .interaction_messages(click.id)
+        .into_iter()
+        .filter(|m| m.flags & FLAG_EPHEMERAL != 0)
+        .map(|m| m.content)
+        .collect();
+    assert!(whispered.is_empty(), "told the clicker: {whispered:?}");
+    assert_eq!(bot.llm.chat_requests().len(), 2);
     bot.stop().await;
 }

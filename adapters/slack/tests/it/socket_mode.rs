@@ -156,7 +156,8 @@ async fn status_and_native_streaming_when_enabled() {
     assert!(!s.emulator.calls_to("chat.appendStream").is_empty());
     assert!(s.emulator.calls_to("chat.postMessage").is_empty());
     assert!(!s.emulator.statuses().is_empty());
-    // The stream is stopped once the reply has been idle for a while.
+    // The stream is stopped when the answer ends, with the answer's buttons below it (a
+    // streaming message takes no blocks, so it has no Stop while it streams).
     assert!(
         s.emulator
             .wait_for(WAIT, |e| e
@@ -165,6 +166,17 @@ async fn status_and_native_streaming_when_enabled() {
                 .all(|m| !m.streaming))
             .await
     );
+    let finished = s.emulator.bot_replies(&thread);
+    let buttons = finished
+        .last()
+        .and_then(|m| m.blocks.as_ref())
+        .map(|b| b.to_string())
+        .unwrap_or_default();
+    assert!(
+        buttons.contains("robit:regenerate:") && buttons.contains("robit:up:"),
+        "{finished:?}"
+    );
+    assert_eq!(finished.last().unwrap().text, answer);
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ impl Engine {
     /// predecessor can hold nothing; not one leased since, which a live process holds (a
     /// second process on the same SQLite file, as the tests run them, or by mistake).
     pub fn resume_turns(&self, platform: Platform, opener: Arc<dyn SinkOpener>) {
+        self.set_sink_opener(platform, opener.clone());
         self.start_journal();
         let engine = self.clone();
         let mut set_before = self
@@ -144,8 +145,11 @@ impl Engine {
                 return;
             }
         };
-        // A regeneration is journaled with the click that asked for it.
-        let regenerated = matches!(job.inbound.kind, robit_types::InboundKind::Action { .. });
+        // A regeneration is journaled with the click or the edit that asked for it.
+        let regenerated = matches!(
+            job.inbound.kind,
+            robit_types::InboundKind::Action { .. } | robit_types::InboundKind::Edit { .. }
+        );
         let work = match job.work {
             StoredWork::Chat { text } => Work::Chat { text },
             StoredWork::Command(c) => Work::Command(c),

@@ -514,3 +514,70 @@ async fn a_regenerate_clicked_as_the_answer_ends_waits_for_it_to_be_stored() {
     let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(texts, ["question", "Second answer."]);
 }
+
+/// Opens no route: an answer whose sink cannot be rebuilt any more (a Discord interaction
+/// token past its 15 minutes).
+struct Gone;
+
+impl SinkOpener for Gone {
+    fn open(&self, _route: &str, _posted: &[MessageRef]) -> Option<Arc<dyn ReplySink>> {
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn regenerate_writes_where_the_answer_was_written_or_says_it_no_longer_can() {
+    let h = Harness::start().await;
+    h.llm.push(Reply::text("First answer."));
+    h.llm.push(Reply::text("Second answer."));
+    let sink = ButtonSink::new();
+    let k = key("reopened");
+    let first = h
+        .engine
+        .submit(message(&k, "question"), sink.clone())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(first, TurnOutcome::Replied);
+    let q = question(&h, &k).await;
+    // The click comes with a sink of its own; the answer is written through its route.
+    h.engine
+        .set_sink_opener(Platform::Console, Arc::new(Opener(sink.clone())));
+    let elsewhere = ButtonSink::new();
+    let again = h
+        .engine
+        .submit(
+            click(&k, "alice", AnswerAction::Regenerate, q),
+            elsewhere.clone(),
+        )
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(again, TurnOutcome::Replied);
+    assert_eq!(sink.inner.messages(), ["Second answer."]);
+    assert!(elsewhere.inner.messages().is_empty());
+    // Once the route cannot be opened, the clicker is told and nothing is written.
+    h.engine.set_sink_opener(Platform::Console, Arc::new(Gone));
+    let mut late = click(&k, "alice", AnswerAction::Regenerate, q);
+    late.event_id = EventId("click-late".into());
+    let declined = h
+        .engine
+        .submit(late, elsewhere.clone())
+        .await
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(declined, TurnOutcome::Failed("answer unreachable".into()));
+    assert!(
+        elsewhere
+            .whispers()
+            .iter()
+            .any(|(u, t)| u == "alice" && t.contains("no longer")),
+        "{:?}",
+        elsewhere.whispers()
+    );
+    assert_eq!(h.llm.chat_requests().len(), 2);
+    assert_eq!(sink.inner.messages(), ["Second answer."]);
+}

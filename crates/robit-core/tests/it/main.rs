@@ -6,6 +6,7 @@ mod attachments;
 mod bounds;
 mod chat;
 mod commands;
+mod edits;
 mod fail_closed;
 mod gvisor;
 mod journal;

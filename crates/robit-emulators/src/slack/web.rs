@@ -286,6 +286,8 @@ fn dispatch(shared: &Shared, model: &mut super::model::Model, method: &str, p: &
             Ok(json!({"channel": m.channel, "ts": m.ts}))
         }
         "chat.stopStream" => {
+            // Blocks given here are shown below the streamed text of the finished message.
+            let blocks = super::methods::blocks_param(p)?;
             let m = own_message(model, str_param(p, "channel"), str_param(p, "ts"))?;
             if !m.streaming {
                 return Err("message_not_in_streaming_state");
@@ -293,6 +295,9 @@ fn dispatch(shared: &Shared, model: &mut super::model::Model, method: &str, p: &
             m.streaming = false;
             if let Some(t) = str_param(p, "markdown_text") {
                 m.text.push_str(t);
+            }
+            if blocks.is_some() {
+                m.blocks = blocks;
             }
             let message = m.to_json();
             Ok(json!({"channel": m.channel, "ts": m.ts, "message": message}))

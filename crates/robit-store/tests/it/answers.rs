@@ -1,12 +1,14 @@
-//! What an answer's buttons store, on both backends: a stop recorded on the journal row (seen
-//! by a claim and by the holder), votes with the answer's model, and a regeneration that
-//! supersedes the old answer and takes over its messages in the same transaction.
+//! What an answer's buttons and edits store, on both backends: a stop recorded on the journal
+//! row (seen by a claim and by the holder), votes with the answer's model, a regeneration that
+//! supersedes the old answer and takes over its messages in the same transaction, a question
+//! found by its platform id, and an edit's new text stored with the event that carries it.
 
 use crate::support::{event, key, starting_now};
 use robit_store::{
-    Accepted, MessageStatus, NewEvent, NewMessage, NewTurn, Served, Store, TurnStatus, Vote,
+    Accepted, MessageStatus, NewEvent, NewMessage, NewTurn, QuestionEdit, Served, Store,
+    TurnStatus, Vote,
 };
-use robit_types::{EventId, Platform, UserId};
+use robit_types::{ChannelId, EventId, Platform, UserId, WorkspaceId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -129,6 +131,7 @@ async fn a_regeneration_supersedes_the_answer_and_takes_over_its_messages(store:
         key: key(Some("1.1")),
         message: None,
         turn: Some(turn("a", Some(q))),
+        edit: None,
     };
     let Accepted::New {
         turn_id: Some(second),
@@ -140,6 +143,9 @@ async fn a_regeneration_supersedes_the_answer_and_takes_over_its_messages(store:
     };
     assert_eq!(store.accept(regen).await.unwrap(), Accepted::Duplicate);
     assert_eq!(store.posts(second).await.unwrap(), ["m1", "m2"]);
+    // The question now names the regeneration as its answer's turn.
+    let answer = store.question(q).await.unwrap().unwrap().answer.unwrap();
+    assert_eq!((answer.id, answer.status), (second, TurnStatus::Pending));
     let history = store.history(conversation, 10).await.unwrap();
     let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(texts, ["what is it?"], "the old answer is out of history");
@@ -149,4 +155,177 @@ async fn a_regeneration_supersedes_the_answer_and_takes_over_its_messages(store:
     let history = store.history(conversation, 10).await.unwrap();
     let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(texts, ["what is it?", "New answer."]);
+}
+
+/// A question with its platform id `ts` and its journaled turn: `(question id, turn id)`.
+async fn ask_with_ref(store: &Arc<dyn Store>, id: &str, thread: &str, ts: &str) -> (i64, i64) {
+    let mut event = event(id, &key(Some(thread)), &format!("question {ts}"));
+    event.message.as_mut().unwrap().platform_ref = Some(ts.to_string());
+    event.turn = Some(turn("a", None));
+    let Accepted::New {
+        message_id: Some(question),
+        turn_id: Some(turn_id),
+        ..
+    } = store.accept(event).await.unwrap()
+    else {
+        panic!("a new question with its turn");
+    };
+    (question, turn_id)
+}
+
+async fn by_ref(
+    store: &Arc<dyn Store>,
+    channel: &str,
+    ts: &str,
+) -> Option<robit_store::AskedQuestion> {
+    store
+        .question_by_ref(
+            Platform::Slack,
+            &WorkspaceId::new("T1"),
+            &ChannelId::new(channel),
+            ts,
+        )
+        .await
+        .unwrap()
+}
+
+conformance!(a_question_is_found_by_its_platform_id_in_its_channel_with_its_turn);
+async fn a_question_is_found_by_its_platform_id_in_its_channel_with_its_turn(
+    store: Arc<dyn Store>,
+) {
+    let (q, turn_id) = ask_with_ref(&store, "Ev1", "1.1", "1.1").await;
+    // An edit says the channel, not the thread.
+    let found = by_ref(&store, "C1", "1.1").await.expect("found by its ts");
+    assert_eq!(found.id, q);
+    assert_eq!(found.question.key, key(Some("1.1")));
+    assert_eq!(found.question.text, "question 1.1");
+    assert_eq!(found.question.author, Some(UserId::new("U1")));
+    assert!(found.latest);
+    assert!(found.asked_at_ms > 0);
+    let answer = found.question.answer.expect("its turn");
+    assert_eq!(answer.id, turn_id);
+    assert_eq!(answer.status, TurnStatus::Pending);
+    assert_eq!(answer.route.as_deref(), Some("route"));
+    // A ts is unique only within its channel; a message stored without one is not found.
+    assert!(by_ref(&store, "C2", "1.1").await.is_none());
+    assert!(by_ref(&store, "C1", "9.9").await.is_none());
+    store
+        .accept(event("Ev-old", &key(Some("1.1")), "stored before edits"))
+        .await
+        .unwrap();
+    // A later question in the same thread: the first is no longer the latest. The latest
+    // turn answering a question is the one reported (a regeneration's).
+    let (later, _) = ask_with_ref(&store, "Ev2", "1.1", "2.2").await;
+    assert!(!by_ref(&store, "C1", "1.1").await.unwrap().latest);
+    assert!(by_ref(&store, "C1", "2.2").await.unwrap().latest);
+    assert!(store
+        .set_turn_status(turn_id, "a", TurnStatus::Done)
+        .await
+        .unwrap());
+    let Accepted::New {
+        turn_id: Some(regen),
+        ..
+    } = store
+        .accept(NewEvent {
+            platform: Platform::Slack,
+            event_id: EventId::new("action:2"),
+            key: key(Some("1.1")),
+            message: None,
+            turn: Some(turn("a", Some(later))),
+            edit: None,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("a regeneration");
+    };
+    let answer = by_ref(&store, "C1", "2.2")
+        .await
+        .unwrap()
+        .question
+        .answer
+        .unwrap();
+    assert_eq!((answer.id, answer.status), (regen, TurnStatus::Pending));
+    assert_eq!(
+        by_ref(&store, "C1", "1.1")
+            .await
+            .unwrap()
+            .answer
+            .unwrap()
+            .status,
+        TurnStatus::Done
+    );
+}
+
+conformance!(an_edit_is_stored_with_its_event_once);
+async fn an_edit_is_stored_with_its_event_once(store: Arc<dyn Store>) {
+    let (q, first) = ask_with_ref(&store, "Ev1", "1.1", "1.1").await;
+    let conversation = store.conversation(&key(Some("1.1"))).await.unwrap().id;
+    answer(&store, conversation, q, "Old answer.").await;
+    store.turn_posted(first, 0, "m1").await.unwrap();
+    // An edit answered again: the text, the superseded answer and the new turn together.
+    let regen = NewEvent {
+        platform: Platform::Slack,
+        event_id: EventId::new("EvEdit1"),
+        key: key(Some("1.1")),
+        message: None,
+        turn: Some(turn("a", Some(q))),
+        edit: Some(QuestionEdit {
+            question: q,
+            text: "question, edited".into(),
+        }),
+    };
+    let Accepted::New {
+        turn_id: Some(second),
+        ..
+    } = store.accept(regen.clone()).await.unwrap()
+    else {
+        panic!("a new turn");
+    };
+    assert_eq!(store.posts(second).await.unwrap(), ["m1"]);
+    let texts = |h: Vec<robit_store::StoredMessage>| -> Vec<String> {
+        h.into_iter().map(|m| m.content).collect()
+    };
+    assert_eq!(
+        texts(store.history(conversation, 10).await.unwrap()),
+        ["question, edited"]
+    );
+    assert_eq!(
+        store.question(q).await.unwrap().unwrap().text,
+        "question, edited"
+    );
+    // Delivered again: a duplicate, nothing written.
+    let again = NewEvent {
+        edit: Some(QuestionEdit {
+            question: q,
+            text: "not this".into(),
+        }),
+        ..regen
+    };
+    assert_eq!(store.accept(again).await.unwrap(), Accepted::Duplicate);
+    // An edit with no turn of its own (one already waits to answer): only the text.
+    let rewrite = NewEvent {
+        platform: Platform::Slack,
+        event_id: EventId::new("EvEdit2"),
+        key: key(Some("1.1")),
+        message: None,
+        turn: None,
+        edit: Some(QuestionEdit {
+            question: q,
+            text: "question, edited twice".into(),
+        }),
+    };
+    let Accepted::New {
+        message_id: None,
+        turn_id: None,
+        ..
+    } = store.accept(rewrite).await.unwrap()
+    else {
+        panic!("accepted without a message or a turn");
+    };
+    assert_eq!(
+        texts(store.history(conversation, 10).await.unwrap()),
+        ["question, edited twice"]
+    );
+    assert_eq!(store.turns(conversation).await.unwrap().len(), 2);
 }

@@ -99,6 +99,7 @@ async fn tool_call_fields_round_trip(store: Arc<dyn Store>) {
         author: None,
         turn: None,
         served: None,
+        platform_ref: None,
     };
     store
         .append_message(conversation.id, call.clone())
@@ -121,6 +122,7 @@ async fn tool_call_fields_round_trip(store: Arc<dyn Store>) {
             author: m.author,
             turn: None,
             served: None,
+            platform_ref: None,
         })
         .collect();
     assert_eq!(stored, [call, output]);

@@ -188,6 +188,7 @@ pub fn event(id: &str, key: &ConversationKey, text: &str) -> NewEvent {
         key: key.clone(),
         message: Some(NewMessage::user(UserId::new("U1"), text)),
         turn: None,
+        edit: None,
     }
 }
 
