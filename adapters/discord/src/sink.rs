@@ -205,17 +205,19 @@ impl ChannelSink {
     async fn edit_with(
         &self,
         message: &MessageRef,
-        text: &str,
+        text: Option<&str>,
         controls: Option<&AnswerControls>,
     ) -> Result<(), SinkError> {
-        let text = &*fence_safe(text);
+        let text = text.map(fence_safe);
         let id = parse_id(message)?;
         let http = self.cx.http.clone();
         self.cx
             .call(&self.bucket, true, || {
-                let mut b = EditMessage::new()
-                    .content(text)
-                    .allowed_mentions(no_mentions());
+                let mut b = EditMessage::new().allowed_mentions(no_mentions());
+                // Without content Discord keeps the text the message has.
+                if let Some(text) = &text {
+                    b = b.content(&**text);
+                }
                 if let Some(controls) = controls {
                     b = b.components(component_rows(controls));
                 }
@@ -254,7 +256,7 @@ impl ReplySink for ChannelSink {
     }
 
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
-        self.edit_with(message, text, None).await
+        self.edit_with(message, Some(text), None).await
     }
 
     async fn edit_controls(
@@ -263,7 +265,15 @@ impl ReplySink for ChannelSink {
         text: &str,
         controls: &AnswerControls,
     ) -> Result<(), SinkError> {
-        self.edit_with(message, text, Some(controls)).await
+        self.edit_with(message, Some(text), Some(controls)).await
+    }
+
+    async fn set_controls(
+        &self,
+        message: &MessageRef,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.edit_with(message, None, Some(controls)).await
     }
 
     async fn upload(
@@ -377,14 +387,18 @@ impl InteractionSink {
     async fn edit_with(
         &self,
         message: &MessageRef,
-        text: &str,
+        text: Option<&str>,
         controls: Option<&AnswerControls>,
     ) -> Result<(), SinkError> {
-        let text = &*fence_safe(text);
+        // Without content Discord keeps the text the message has.
+        let text = text.map(fence_safe);
         if message.0 == ORIGINAL {
             return self
                 .edit_original(|| {
-                    let b = EditInteractionResponse::new().content(text);
+                    let mut b = EditInteractionResponse::new();
+                    if let Some(text) = &text {
+                        b = b.content(&**text);
+                    }
                     match controls {
                         Some(c) => b.components(component_rows(c)),
                         None => b,
@@ -394,7 +408,10 @@ impl InteractionSink {
         }
         let id = parse_id(message)?;
         self.followup(Some(id), || {
-            let b = CreateInteractionResponseFollowup::new().content(text);
+            let mut b = CreateInteractionResponseFollowup::new();
+            if let Some(text) = &text {
+                b = b.content(&**text);
+            }
             match controls {
                 Some(c) => b.components(component_rows(c)),
                 None => b,
@@ -450,7 +467,7 @@ impl ReplySink for InteractionSink {
     }
 
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
-        self.edit_with(message, text, None).await
+        self.edit_with(message, Some(text), None).await
     }
 
     async fn edit_controls(
@@ -459,7 +476,15 @@ impl ReplySink for InteractionSink {
         text: &str,
         controls: &AnswerControls,
     ) -> Result<(), SinkError> {
-        self.edit_with(message, text, Some(controls)).await
+        self.edit_with(message, Some(text), Some(controls)).await
+    }
+
+    async fn set_controls(
+        &self,
+        message: &MessageRef,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.edit_with(message, None, Some(controls)).await
     }
 
     async fn upload(
@@ -568,6 +593,14 @@ impl ReplySink for ActionSink {
         self.channel.edit_controls(message, text, controls).await
     }
 
+    async fn set_controls(
+        &self,
+        message: &MessageRef,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.channel.set_controls(message, controls).await
+    }
+
     async fn upload(
         &self,
         file_name: &str,
@@ -634,5 +667,62 @@ impl robit_types::SinkOpener for DiscordOpener {
             created,
             original_used,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use robit_emulators::discord::DiscordEmulator;
+
+    fn button_ids(components: &[serde_json::Value]) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut stack: Vec<&serde_json::Value> = components.iter().collect();
+        while let Some(v) = stack.pop() {
+            if let Some(id) = v["custom_id"].as_str() {
+                ids.push(id.to_string());
+            }
+            if let Some(children) = v["components"].as_array() {
+                stack.extend(children);
+            }
+        }
+        ids
+    }
+
+    /// What a takeover does to a stopped answer's last message: its Stop becomes the
+    /// buttons of a finished answer, and its text stays what it was.
+    #[tokio::test]
+    async fn set_controls_changes_the_buttons_and_keeps_the_text() {
+        let emu = DiscordEmulator::start().await;
+        let config = crate::DiscordConfig {
+            token: Some(emu.token().into()),
+            api_base: Some(emu.base_url()),
+            ..crate::DiscordConfig::default()
+        };
+        let (http, caps, pacer) = crate::build_http(&config).unwrap();
+        let cx = Arc::new(SinkContext {
+            http: Arc::new(http),
+            pacer,
+            caps,
+            shared: None,
+            downloads: crate::download::downloader(config.api_base.as_deref()),
+        });
+        let sink = ChannelSink::new(cx, ChannelId::new(emu.channel_id()));
+        let m = sink.post("The answer so far").await.unwrap();
+        let streaming = AnswerControls::Streaming { turn: 7 };
+        sink.edit_controls(&m, "The answer so far", &streaming)
+            .await
+            .unwrap();
+        sink.set_controls(&m, &AnswerControls::Done { turn: 7 })
+            .await
+            .unwrap();
+        let shown = emu.message(m.0.parse().unwrap()).unwrap();
+        assert_eq!(shown.content, "The answer so far");
+        let ids = button_ids(&shown.components);
+        assert!(ids.contains(&"robit:regenerate:7".to_string()), "{ids:?}");
+        assert!(
+            !ids.iter().any(|id| id.starts_with("robit:stop:")),
+            "{ids:?}"
+        );
     }
 }

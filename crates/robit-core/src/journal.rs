@@ -381,6 +381,14 @@ impl ReplySink for JournalSink {
         self.inner.edit_controls(message, &text, controls).await
     }
 
+    async fn set_controls(
+        &self,
+        message: &MessageRef,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.inner.set_controls(message, controls).await
+    }
+
     async fn upload(
         &self,
         file_name: &str,

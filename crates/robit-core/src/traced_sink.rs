@@ -88,6 +88,15 @@ impl ReplySink for TracedSink {
         traced(span, self.inner.edit_controls(message, text, controls)).await
     }
 
+    async fn set_controls(
+        &self,
+        message: &MessageRef,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        let span = call_span!("platform.edit", chars = 0i64);
+        traced(span, self.inner.set_controls(message, controls)).await
+    }
+
     async fn upload(
         &self,
         file_name: &str,

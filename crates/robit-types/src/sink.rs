@@ -103,6 +103,18 @@ pub trait ReplySink: Send + Sync {
         self.edit(message, text).await
     }
 
+    /// Replaces the buttons a message this sink posted shows and leaves its text as it is: a
+    /// takeover closing a turn someone stopped just before a crash takes its Stop away
+    /// without knowing what the message last showed. Only platforms that can change the
+    /// buttons alone do it (Discord); the default says it cannot.
+    async fn set_controls(
+        &self,
+        _message: &MessageRef,
+        _controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        Err(SinkError::Unsupported("changing a message's buttons alone"))
+    }
+
     /// Uploads a file to the thread with an optional comment.
     async fn upload(
         &self,

@@ -10,7 +10,7 @@ use crate::journal::{StoredJob, StoredWork, Ticket, UNRESUMABLE_NOTE};
 use crate::metrics as m;
 use crate::reply::say;
 use robit_store::{ClaimedTurn, TurnStatus};
-use robit_types::{Platform, SinkOpener};
+use robit_types::{AnswerControls, MessageRef, Platform, SinkOpener};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -98,6 +98,31 @@ impl Engine {
         }
     }
 
+    /// The last message of a turn stopped just before its holder died still shows Stop: it
+    /// gets the buttons of a finished answer instead, its text left as it is (the engine does
+    /// not know what it last showed). Best effort: a platform that cannot change buttons
+    /// alone keeps the Stop, whose click then says the answer has finished.
+    async fn take_stop_away(&self, turn: &ClaimedTurn, opener: &Arc<dyn SinkOpener>) {
+        let (Some(question), Some((_, last))) = (turn.message_id, turn.posted.last()) else {
+            return;
+        };
+        let posted: Vec<MessageRef> = turn
+            .posted
+            .iter()
+            .map(|(_, r)| MessageRef(r.clone()))
+            .collect();
+        let Some(sink) = turn.route.as_deref().and_then(|r| opener.open(r, &posted)) else {
+            return;
+        };
+        if !sink.capabilities().controls {
+            return;
+        }
+        let done = AnswerControls::Done { turn: question };
+        if let Err(e) = sink.set_controls(&MessageRef(last.clone()), &done).await {
+            tracing::debug!(error = %e, turn = turn.id, "a stopped answer keeps its Stop button");
+        }
+    }
+
     async fn take_over(&self, turn: ClaimedTurn, opener: &Arc<dyn SinkOpener>) {
         let id = turn.id;
         let job: StoredJob = match serde_json::from_str(&turn.job) {
@@ -121,6 +146,7 @@ impl Engine {
             {
                 tracing::warn!(error = %e, turn = id, "closing a stopped turn failed; it will be retried");
             }
+            self.take_stop_away(&turn, opener).await;
             return;
         }
         let posted: Vec<robit_types::MessageRef> = turn

@@ -70,6 +70,15 @@ impl ReplySink for ButtonSink {
         self.controls.lock().unwrap()[id] = *controls;
         Ok(())
     }
+    async fn set_controls(
+        &self,
+        message: &MessageRef,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        let id: usize = message.0.parse().unwrap();
+        self.controls.lock().unwrap()[id] = *controls;
+        Ok(())
+    }
     async fn post_ephemeral(&self, user: &UserId, text: &str) -> Result<MessageRef, SinkError> {
         self.whispers
             .lock()
@@ -97,6 +106,21 @@ impl ReplySink for Reopened {
     }
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), SinkError> {
         self.0.edit(message, text).await
+    }
+    async fn edit_controls(
+        &self,
+        message: &MessageRef,
+        text: &str,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.0.edit_controls(message, text, controls).await
+    }
+    async fn set_controls(
+        &self,
+        message: &MessageRef,
+        controls: &AnswerControls,
+    ) -> Result<(), SinkError> {
+        self.0.set_controls(message, controls).await
     }
 }
 
@@ -332,6 +356,15 @@ async fn a_stop_recorded_for_a_turn_held_elsewhere_keeps_the_next_process_from_r
         "the model was asked again"
     );
     assert!(!sink.inner.transcript().contains("nobody asked"));
+    // Its last message gets the buttons of a finished answer (a crash mid-stream would have
+    // left Stop on it), its text untouched.
+    let shown = sink.inner.messages();
+    assert_eq!(
+        sink.controls().last(),
+        Some(&AnswerControls::Done { turn: q }),
+        "{shown:?}"
+    );
+    assert!(shown[0].contains("Half an answer"), "{shown:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -144,8 +144,9 @@ async fn a_regeneration_supersedes_the_answer_and_takes_over_its_messages(store:
     assert_eq!(store.accept(regen).await.unwrap(), Accepted::Duplicate);
     assert_eq!(store.posts(second).await.unwrap(), ["m1", "m2"]);
     // The question now names the regeneration as its answer's turn.
-    let answer = store.question(q).await.unwrap().unwrap().answer.unwrap();
-    assert_eq!((answer.id, answer.status), (second, TurnStatus::Pending));
+    let current = store.question(q).await.unwrap().unwrap().answer.unwrap();
+    assert_eq!((current.id, current.status), (second, TurnStatus::Pending));
+    assert_eq!(current.route.as_deref(), Some("route"));
     let history = store.history(conversation, 10).await.unwrap();
     let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(texts, ["what is it?"], "the old answer is out of history");
@@ -250,6 +251,7 @@ async fn a_question_is_found_by_its_platform_id_in_its_channel_with_its_turn(
         by_ref(&store, "C1", "1.1")
             .await
             .unwrap()
+            .question
             .answer
             .unwrap()
             .status,
