@@ -118,6 +118,16 @@ pub(crate) async fn decide(
     let Some(open) = open else {
         return Ok(Edited::Regenerate { asked, sink });
     };
+    // Held here but not running: queued, or its answer has just ended and the turn is being
+    // closed (the running mark goes first). A closing turn is waited for rather than taken
+    // for a queued one: its answer is written already, so only a regeneration answers the
+    // edit (an edit sent the moment the answer finished was otherwise lost).
+    if !shared.is_running(asked.id)
+        && shared.held.contains(open)
+        && closed_here(shared, asked.id, open).await
+    {
+        return Ok(Edited::Regenerate { asked, sink });
+    }
     if !shared.is_running(asked.id) {
         // Queued (here or elsewhere), or running on another replica, which keeps its answer
         // to the old text: stopping it from here would race its last writes with the new
@@ -143,6 +153,25 @@ pub(crate) async fn decide(
         );
     }
     Ok(Edited::Regenerate { asked, sink })
+}
+
+/// How long an edit waits for a turn held here to close or start: closing takes a few
+/// writes; a turn still queued after this is taken for queued.
+const CLOSING_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether turn `open` (answering `question`), held here and not running, closes before it
+/// starts running or [`CLOSING_WAIT`] passes.
+async fn closed_here(shared: &Shared, question: i64, open: i64) -> bool {
+    let deadline = tokio::time::Instant::now() + CLOSING_WAIT;
+    loop {
+        if !shared.held.contains(open) {
+            return true;
+        }
+        if shared.is_running(question) || tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Says, once per question, why its edit is not answered.
