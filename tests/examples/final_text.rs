@@ -2,12 +2,15 @@
 //! outside: the real `robit serve` (default edit interval, 1 s), the loopback Discord and
 //! Slack emulators, and a fake model that streams its answer in about 200 ms.
 //!
-//! `cargo build -p robit && cargo run -p robit-system-tests --example final_text [rounds]`
+//! `cargo build -p robit && cargo run -p robit-system-tests --example final_text [rounds]
+//! [conversations]`
 //!
 //! For each round it mentions the bot, notes when the model received the request (the fake's
 //! request log, polled), and polls the emulator until the thread shows the complete answer.
 //! Model end = request seen + the stream's scheduled length. Printed per setup: p50 and max
-//! of "final text after the model's end" and of "final text after the question".
+//! of "final text after the model's end" and of "final text after the question". Last,
+//! `conversations` (default 1,000) users write to the bot in their own Discord DMs at once,
+//! and it prints when they saw their answers and how many 429s the emulator gave.
 
 use robit_system_tests::platform::Platform;
 use robit_system_tests::{Db, Robit};
@@ -93,6 +96,76 @@ async fn measure(name: &str, platform: Platform, db: Db, rounds: usize) {
     db.drop().await;
 }
 
+/// `conversations` users each write to the bot in their own DM at the same moment, so every
+/// answer streams (and its final edit goes out at once) together. Prints when each user saw
+/// the complete answer and how many requests the emulator answered with 429. Discord only:
+/// every DM is a channel with its own budget, as 1,000 conversations are; Slack's emulator
+/// has a handful of channels, whose one-post-a-second budget would pace 1,000 threads in one
+/// channel for a quarter of an hour.
+async fn flood(conversations: usize) {
+    let llm = FakeLlm::start().await;
+    let full = answer();
+    llm.set_default(
+        Reply::text(full.clone())
+            .chunk_words(WORDS / CHUNKS)
+            .delay(CHUNK_DELAY),
+    );
+    let platform = Platform::discord().await;
+    let Platform::Discord(emu) = &platform else {
+        unreachable!("a Discord platform")
+    };
+    let mut env = platform.env();
+    env.retain(|(k, _)| !k.ends_with("EDIT_INTERVAL_MS"));
+    env.push(("ROBIT_LLM__BASE_URL".into(), llm.base_url()));
+    let db = Db::sqlite();
+    let robit = Robit::start(&db, &env).await;
+    platform.attach(&robit).await;
+    let dms: Vec<(u64, u64)> = (0..conversations)
+        .map(|i| {
+            let user = emu.add_user(&format!("user{i}"), false);
+            (user, emu.dm_channel(user))
+        })
+        .collect();
+    let asked_at = Instant::now();
+    for (user, dm) in &dms {
+        emu.says(*user, *dm, &format!("question from {user}"));
+    }
+    let mut shown: Vec<Option<Duration>> = vec![None; conversations];
+    let deadline = asked_at + Duration::from_secs(300);
+    while shown.iter().any(Option::is_none) {
+        for (i, (_, dm)) in dms.iter().enumerate() {
+            if shown[i].is_none()
+                && emu
+                    .bot_messages(*dm)
+                    .iter()
+                    .any(|m| m.content.contains(&full))
+            {
+                shown[i] = Some(asked_at.elapsed());
+            }
+        }
+        let left = shown.iter().filter(|s| s.is_none()).count();
+        assert!(
+            Instant::now() < deadline,
+            "{left} answers never completed: {}",
+            robit.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut shown: Vec<Duration> = shown.into_iter().flatten().collect();
+    shown.sort();
+    let requests = emu.requests();
+    let limited = requests.iter().filter(|r| r.status == 429).count();
+    println!(
+        "discord, sqlite, {conversations} DMs at once: complete answer after the question p50 {} ms p99 {} ms max {} ms; {} requests to the emulator, {limited} answered 429",
+        pct(&shown, 0.5).as_millis(),
+        pct(&shown, 0.99).as_millis(),
+        shown.last().unwrap().as_millis(),
+        requests.len(),
+    );
+    drop(robit.stop());
+    db.drop().await;
+}
+
 #[tokio::main]
 async fn main() {
     let rounds: usize = std::env::args()
@@ -124,4 +197,9 @@ async fn main() {
         rounds,
     )
     .await;
+    let conversations: usize = std::env::args()
+        .nth(2)
+        .map(|a| a.parse().expect("conversations"))
+        .unwrap_or(1_000);
+    flood(conversations).await;
 }

@@ -12,10 +12,11 @@
 // Each backend passes its clock expression (unix milliseconds) as `$now`, and its row lock
 // for claims as `$lock` (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: nothing).
 
-/// Records the turn an accepted event needs, inside the caller's transaction.
-macro_rules! insert_turn {
-    ($now:literal, $conn:expr, $event:expr, $turn:expr, $conversation:expr, $message:expr) => {{
-        let id: i64 = sqlx::query_scalar(concat!(
+/// The insert of an accepted event's turn (binds: conversation, platform, event id, message,
+/// job, route, holder, lease in ms), `RETURNING id`; SQLite's group-commit writer runs it too.
+macro_rules! insert_turn_sql {
+    ($now:literal) => {
+        concat!(
             "INSERT INTO turns (conversation_id, platform, event_id, message_id, job, route,
                                 status, holder, lease_until, attempts, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, ",
@@ -25,17 +26,35 @@ macro_rules! insert_turn {
             ", ",
             $now,
             ") RETURNING id"
-        ))
-        .bind($conversation)
-        .bind($event.platform.as_str())
-        .bind($event.event_id.as_str())
-        .bind($message)
-        .bind($turn.job.as_str())
-        .bind($turn.route.as_deref())
-        .bind($turn.holder.as_str())
-        .bind(crate::rows::millis($turn.lease))
-        .fetch_one(&mut *$conn)
-        .await?;
+        )
+    };
+}
+pub(crate) use insert_turn_sql;
+
+/// Regenerate's first half: the question's current answer is superseded (bind: question).
+pub(crate) const SUPERSEDE_ANSWER: &str = "UPDATE messages SET status = 'superseded' \
+     WHERE turn_id = $1 AND role IN ('assistant', 'tool') AND status <> 'superseded'";
+
+/// Regenerate's second half: the platform messages of the question's latest earlier turn
+/// become the new turn's slots (binds: question, new turn).
+pub(crate) const HAND_OVER_POSTS: &str = "INSERT INTO turn_posts (turn_id, slot, ref) \
+     SELECT $2, slot, ref FROM turn_posts \
+     WHERE turn_id = (SELECT MAX(id) FROM turns WHERE message_id = $1 AND id <> $2)";
+
+/// Records the turn an accepted event needs, inside the caller's transaction.
+macro_rules! insert_turn {
+    ($now:literal, $conn:expr, $event:expr, $turn:expr, $conversation:expr, $message:expr) => {{
+        let id: i64 = sqlx::query_scalar(crate::journal::insert_turn_sql!($now))
+            .bind($conversation)
+            .bind($event.platform.as_str())
+            .bind($event.event_id.as_str())
+            .bind($message)
+            .bind($turn.job.as_str())
+            .bind($turn.route.as_deref())
+            .bind($turn.holder.as_str())
+            .bind(crate::rows::millis($turn.lease))
+            .fetch_one(&mut *$conn)
+            .await?;
         id
     }};
 }
@@ -47,22 +66,15 @@ pub(crate) use insert_turn;
 /// answer is written over them.
 macro_rules! hand_over_answer {
     ($conn:expr, $question:expr, $turn:expr) => {{
-        sqlx::query(
-            "UPDATE messages SET status = 'superseded'
-             WHERE turn_id = $1 AND role IN ('assistant', 'tool') AND status <> 'superseded'",
-        )
-        .bind($question)
-        .execute(&mut *$conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO turn_posts (turn_id, slot, ref)
-             SELECT $2, slot, ref FROM turn_posts
-             WHERE turn_id = (SELECT MAX(id) FROM turns WHERE message_id = $1 AND id <> $2)",
-        )
-        .bind($question)
-        .bind($turn)
-        .execute(&mut *$conn)
-        .await?;
+        sqlx::query(crate::journal::SUPERSEDE_ANSWER)
+            .bind($question)
+            .execute(&mut *$conn)
+            .await?;
+        sqlx::query(crate::journal::HAND_OVER_POSTS)
+            .bind($question)
+            .bind($turn)
+            .execute(&mut *$conn)
+            .await?;
     }};
 }
 pub(crate) use hand_over_answer;
@@ -76,16 +88,27 @@ macro_rules! journal_impl {
             &self,
             holder: &str,
             lease: std::time::Duration,
+            after: i64,
+            limit: u32,
         ) -> crate::Result<Vec<i64>> {
+            // The holder and status are checked again outside the subquery: on PostgreSQL a
+            // row another replica claimed meanwhile is re-read against them and skipped,
+            // rather than renewed for its new holder while this one thinks it still has it.
             let ids: Vec<i64> = sqlx::query_scalar(concat!(
                 "UPDATE turns SET lease_until = ",
                 $now,
                 " + $2
                  WHERE holder = $1 AND status IN ('pending', 'running')
+                   AND id IN (SELECT id FROM turns
+                              WHERE holder = $1 AND status IN ('pending', 'running')
+                                AND id > $3
+                              ORDER BY id LIMIT $4)
                  RETURNING id"
             ))
             .bind(holder)
             .bind(crate::rows::millis(lease))
+            .bind(after)
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
             Ok(ids)

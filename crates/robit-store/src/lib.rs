@@ -328,9 +328,18 @@ pub trait Store: TurnJournal + Send + Sync {
 /// its leases while it lives. Leases are judged by the database clock.
 #[async_trait]
 pub trait TurnJournal: Send + Sync {
-    /// Extends every open turn `holder` holds to `lease` from now; returns their ids. A turn
-    /// missing from the answer was taken over by another replica: stop it at once.
-    async fn renew_turns(&self, holder: &str, lease: Duration) -> Result<Vec<i64>>;
+    /// Extends up to `limit` of the open turns `holder` holds, those with ids above `after`
+    /// (the lowest first), to `lease` from now; returns their ids. Renewing every turn takes
+    /// calls from `after = 0` until one returns fewer than `limit` (each call a short write,
+    /// so accepts are not held up behind one long one). A turn missing from all the answers
+    /// was taken over by another replica: stop it at once.
+    async fn renew_turns(
+        &self,
+        holder: &str,
+        lease: Duration,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<i64>>;
 
     /// Takes over up to `limit` open turns of `platform` whose lease expired, oldest first;
     /// each claim counts an attempt. On PostgreSQL rows another claimer is taking are

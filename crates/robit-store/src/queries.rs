@@ -17,6 +17,26 @@ use robit_types::Rate;
 use sqlx::migrate::Migrator;
 use std::time::Duration;
 
+/// The statements of `accept` (dedup, find-or-create the conversation, the user's message,
+/// an edit of a stored question), shared by the sqlx queries of both backends below and by
+/// SQLite's group-commit writer, which runs them through its own driver (`sqlite_writer.rs`).
+/// Placeholders are bound by number (`$n`), whatever order they appear in.
+pub(crate) mod accept_sql {
+    pub(crate) const RECORD_EVENT: &str = "INSERT INTO processed_events (platform, event_id, \
+         received_at) VALUES ($1, $2, $3) ON CONFLICT (platform, event_id) DO NOTHING";
+    pub(crate) const FIND_CONVERSATION: &str = "SELECT id, model FROM conversations \
+         WHERE platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4";
+    pub(crate) const CREATE_CONVERSATION: &str = "INSERT INTO conversations (platform, \
+         workspace, channel, thread, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (platform, workspace, channel, thread) DO NOTHING";
+    pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation_id, role, \
+         content, tool_calls, tool_call_id, status, author, created_at, turn_id, provider, \
+         model, platform_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         RETURNING id";
+    pub(crate) const EDIT_QUESTION: &str =
+        "UPDATE messages SET content = $2 WHERE id = $1 AND role = 'user'";
+}
+
 /// What one backend does differently from the other; everything else in [`crate::Store`] is
 /// written once by [`sql_store!`]. Only called on the concrete backend types, never held as
 /// a trait object.
@@ -117,10 +137,8 @@ macro_rules! sql_store {
             conn: &mut $conn,
             key: &robit_types::ConversationKey,
         ) -> crate::Result<Option<crate::model::Conversation>> {
-            let row: Option<(i64, Option<String>)> = sqlx::query_as(
-                "SELECT id, model FROM conversations
-                 WHERE platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4",
-            )
+            let row: Option<(i64, Option<String>)> =
+                sqlx::query_as(crate::queries::accept_sql::FIND_CONVERSATION)
             .bind(key.platform.as_str())
             .bind(key.workspace.as_str())
             .bind(key.channel.as_str())
@@ -141,11 +159,7 @@ macro_rules! sql_store {
             if let Some(found) = find_conversation(conn, key).await? {
                 return Ok(found);
             }
-            sqlx::query(
-                "INSERT INTO conversations (platform, workspace, channel, thread, created_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (platform, workspace, channel, thread) DO NOTHING",
-            )
+            sqlx::query(crate::queries::accept_sql::CREATE_CONVERSATION)
             .bind(key.platform.as_str())
             .bind(key.workspace.as_str())
             .bind(key.channel.as_str())
@@ -163,13 +177,7 @@ macro_rules! sql_store {
             conversation: crate::model::ConversationId,
             message: &crate::model::NewMessage,
         ) -> crate::Result<i64> {
-            let id = sqlx::query_scalar(
-                "INSERT INTO messages
-                     (conversation_id, role, content, tool_calls, tool_call_id, status, author,
-                      created_at, turn_id, provider, model, platform_ref)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 RETURNING id",
-            )
+            let id = sqlx::query_scalar(crate::queries::accept_sql::INSERT_MESSAGE)
             .bind(conversation.0)
             .bind(message.role.as_str())
             .bind(&message.content)
@@ -188,16 +196,14 @@ macro_rules! sql_store {
         }
 
         /// `accept` inside a transaction the caller owns. Nothing is written for a duplicate:
-        /// its event-id insert affected no row.
+        /// its event-id insert affected no row. (SQLite's writer runs the same statements on
+        /// its own driver, so there this is unused.)
+        #[allow(dead_code)]
         pub(crate) async fn accept_in(
             conn: &mut $conn,
             event: &crate::model::NewEvent,
         ) -> crate::Result<crate::model::Accepted> {
-            let inserted = sqlx::query(
-                "INSERT INTO processed_events (platform, event_id, received_at)
-                 VALUES ($1, $2, $3)
-                 ON CONFLICT (platform, event_id) DO NOTHING",
-            )
+            let inserted = sqlx::query(crate::queries::accept_sql::RECORD_EVENT)
             .bind(event.platform.as_str())
             .bind(event.event_id.as_str())
             .bind(crate::rows::now_ms())
@@ -213,7 +219,7 @@ macro_rules! sql_store {
                 None => None,
             };
             if let Some(edit) = &event.edit {
-                sqlx::query("UPDATE messages SET content = $2 WHERE id = $1 AND role = 'user'")
+                sqlx::query(crate::queries::accept_sql::EDIT_QUESTION)
                     .bind(edit.question)
                     .bind(&edit.text)
                     .execute(&mut *conn)

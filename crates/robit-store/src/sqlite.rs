@@ -13,7 +13,7 @@ use crate::migrations::SQLITE_MIGRATOR;
 use crate::model::{Accepted, ConversationId, NewEvent};
 use crate::queries::Dialect;
 use crate::rows;
-use crate::sqlite_writer::Writer;
+use crate::sqlite_writer::{Writer, WriterOptions};
 use crate::{PoolOptions, Result};
 use robit_types::Rate;
 use sqlx::migrate::Migrator;
@@ -21,9 +21,7 @@ use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
     SqlitePoolOptions, SqliteSynchronous,
 };
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -43,16 +41,25 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path`.
     pub async fn connect(path: impl AsRef<Path>, options: PoolOptions) -> Result<Self> {
-        Self::open(SqliteConnectOptions::new().filename(path), options).await
+        Self::open(SqliteConnectOptions::new().filename(path), options, false).await
     }
 
     /// Opens the database named by a `sqlite:` URL, e.g. `sqlite://robit.db` or
     /// `sqlite:///var/lib/robit/robit.db`.
     pub async fn connect_url(url: &str, options: PoolOptions) -> Result<Self> {
-        Self::open(SqliteConnectOptions::from_str(url)?, options).await
+        // sqlx keeps whether it made the database its shared in-memory one to itself, and
+        // the writer's connection must join that one: the URL says it.
+        let database = url.trim_start_matches("sqlite:").trim_start_matches("//");
+        let in_memory =
+            database.split('?').next() == Some(":memory:") || database.contains("mode=memory");
+        Self::open(SqliteConnectOptions::from_str(url)?, options, in_memory).await
     }
 
-    async fn open(connect: SqliteConnectOptions, options: PoolOptions) -> Result<Self> {
+    async fn open(
+        connect: SqliteConnectOptions,
+        options: PoolOptions,
+        in_memory: bool,
+    ) -> Result<Self> {
         let connect = connect
             .create_if_missing(true)
             // WAL lets readers (history loads) proceed while a writer commits; with WAL,
@@ -76,7 +83,13 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(connect.clone())
             .await?;
-        let writer = Writer::start(&connect, accept_boxed).await?;
+        let writer = Writer::start(WriterOptions {
+            filename: connect.get_filename().to_path_buf(),
+            in_memory,
+            full_sync: options.sqlite_full_sync,
+            busy_timeout: BUSY_TIMEOUT,
+        })
+        .await?;
         Ok(Self { pool, writer })
     }
 
@@ -106,14 +119,6 @@ crate::queries::sql_store!(
     lock = ""
 );
 
-/// `accept_in` as the group-commit writer takes it.
-fn accept_boxed<'c>(
-    conn: &'c mut SqliteConnection,
-    event: &'c NewEvent,
-) -> Pin<Box<dyn Future<Output = Result<Accepted>> + Send + 'c>> {
-    Box::pin(accept_in(conn, event))
-}
-
 impl Dialect for SqliteStore {
     type Db = Sqlite;
     const NAME: &'static str = "SQLite";
@@ -127,7 +132,8 @@ impl Dialect for SqliteStore {
     }
 
     async fn accept(&self, event: NewEvent) -> Result<Accepted> {
-        // The group-commit writer runs `accept_in` for a batch of events in one transaction.
+        // The group-commit writer runs `accept`'s statements for a batch of events in one
+        // transaction, on its own connection and driver.
         self.writer.accept(event).await
     }
 

@@ -86,7 +86,15 @@ async fn live_leases_are_not_claimed_expired_ones_are(store: Arc<dyn Store>) {
         .is_empty());
 
     // The old holder lost it: renewing does not bring it back, closing it is refused.
-    assert_eq!(store.renew_turns("a", LONG).await.unwrap(), vec![live]);
+    assert_eq!(
+        store.renew_turns("a", LONG, 0, 100).await.unwrap(),
+        vec![live]
+    );
+    assert!(store
+        .renew_turns("a", LONG, live, 100)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(!store
         .set_turn_status(dead, "a", TurnStatus::Done)
         .await

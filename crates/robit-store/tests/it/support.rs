@@ -67,6 +67,14 @@ pub enum Raw {
 }
 
 impl Raw {
+    /// Runs a statement for its effect (a trigger a case needs, say).
+    pub async fn execute(&self, sql: &'static str) {
+        match self {
+            Raw::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()).unwrap(),
+            Raw::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()).unwrap(),
+        }
+    }
+
     /// Runs a query returning one integer, e.g. a `COUNT(*)`.
     pub async fn scalar(&self, sql: &'static str) -> i64 {
         match self {
