@@ -33,14 +33,20 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn measure(name: &str, platform: Platform, db: Db, rounds: usize) {
+/// The fake model, streaming `full` in [`CHUNKS`] chunks [`CHUNK_DELAY`] apart.
+async fn streaming_model(full: &str) -> FakeLlm {
     let llm = FakeLlm::start().await;
-    let full = answer();
     llm.set_default(
-        Reply::text(full.clone())
+        Reply::text(full.to_string())
             .chunk_words(WORDS / CHUNKS)
             .delay(CHUNK_DELAY),
     );
+    llm
+}
+
+async fn measure(name: &str, platform: Platform, db: Db, rounds: usize) {
+    let full = answer();
+    let llm = streaming_model(&full).await;
     let mut env = platform.env();
     // The default interval, not the chaos suite's 50 ms: what a deployment runs with.
     env.retain(|(k, _)| !k.ends_with("EDIT_INTERVAL_MS"));
@@ -103,13 +109,8 @@ async fn measure(name: &str, platform: Platform, db: Db, rounds: usize) {
 /// has a handful of channels, whose one-post-a-second budget would pace 1,000 threads in one
 /// channel for a quarter of an hour.
 async fn flood(conversations: usize) {
-    let llm = FakeLlm::start().await;
     let full = answer();
-    llm.set_default(
-        Reply::text(full.clone())
-            .chunk_words(WORDS / CHUNKS)
-            .delay(CHUNK_DELAY),
-    );
+    let llm = streaming_model(&full).await;
     let platform = Platform::discord().await;
     let Platform::Discord(emu) = &platform else {
         unreachable!("a Discord platform")

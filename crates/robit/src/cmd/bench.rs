@@ -285,6 +285,21 @@ async fn store(iterations: usize) -> anyhow::Result<()> {
     println!(
         "sqlite:   {rate:>10.0} persisted messages/s ({messages} messages, 16 concurrent writers)"
     );
+    // SQLite's default (`synchronous=NORMAL` under WAL) skips the fsync per commit that
+    // PostgreSQL pays by default; `full` is the like-for-like durability.
+    let full = robit_store::connect(
+        &format!("sqlite://{}", dir.path().join("bench-full.db").display()),
+        robit_store::PoolOptions {
+            sqlite_full_sync: true,
+            ..robit_store::PoolOptions::default()
+        },
+    )
+    .await?;
+    full.migrate().await?;
+    let rate = robit_store::bench::bench_persist(full, messages, 16).await?;
+    println!(
+        "sqlite, synchronous=full: {rate:>6.0} persisted messages/s ({messages} messages, 16 concurrent writers)"
+    );
     let pg_url = postgres_url();
     match robit_store::connect(&pg_url, robit_store::PoolOptions::default()).await {
         Ok(pg) => {
