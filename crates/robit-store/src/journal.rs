@@ -31,6 +31,27 @@ macro_rules! insert_turn_sql {
 }
 pub(crate) use insert_turn_sql;
 
+/// One chunk of a lease renewal (binds: holder, lease in ms, after id, limit), `RETURNING id`.
+/// The holder and status are checked again outside the subquery: on PostgreSQL a row another
+/// replica claimed meanwhile is re-read against them and skipped, rather than renewed for its
+/// new holder while this one thinks it still has it.
+macro_rules! renew_turns_sql {
+    ($now:literal) => {
+        concat!(
+            "UPDATE turns SET lease_until = ",
+            $now,
+            " + $2
+             WHERE holder = $1 AND status IN ('pending', 'running')
+               AND id IN (SELECT id FROM turns
+                          WHERE holder = $1 AND status IN ('pending', 'running')
+                            AND id > $3
+                          ORDER BY id LIMIT $4)
+             RETURNING id"
+        )
+    };
+}
+pub(crate) use renew_turns_sql;
+
 /// Regenerate's first half: the question's current answer is superseded (bind: question).
 pub(crate) const SUPERSEDE_ANSWER: &str = "UPDATE messages SET status = 'superseded' \
      WHERE turn_id = $1 AND role IN ('assistant', 'tool') AND status <> 'superseded'";
@@ -91,27 +112,8 @@ macro_rules! journal_impl {
             after: i64,
             limit: u32,
         ) -> crate::Result<Vec<i64>> {
-            // The holder and status are checked again outside the subquery: on PostgreSQL a
-            // row another replica claimed meanwhile is re-read against them and skipped,
-            // rather than renewed for its new holder while this one thinks it still has it.
-            let ids: Vec<i64> = sqlx::query_scalar(concat!(
-                "UPDATE turns SET lease_until = ",
-                $now,
-                " + $2
-                 WHERE holder = $1 AND status IN ('pending', 'running')
-                   AND id IN (SELECT id FROM turns
-                              WHERE holder = $1 AND status IN ('pending', 'running')
-                                AND id > $3
-                              ORDER BY id LIMIT $4)
-                 RETURNING id"
-            ))
-            .bind(holder)
-            .bind(crate::rows::millis(lease))
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(ids)
+            <$store as crate::queries::Dialect>::renew_turns(self, holder, lease, after, limit)
+                .await
         }
 
         async fn claim_turns(

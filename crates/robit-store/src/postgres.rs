@@ -155,6 +155,24 @@ impl Dialect for PostgresStore {
         self.writer.accept(event).await
     }
 
+    async fn renew_turns(
+        &self,
+        holder: &str,
+        lease: Duration,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(crate::journal::renew_turns_sql!(
+            "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+        ))
+        .bind(holder)
+        .bind(rows::millis(lease))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn try_lease(
         &self,
         conversation: ConversationId,

@@ -66,6 +66,17 @@ pub(crate) trait Dialect {
     /// table for the batch, and `accept_in` per event when a batch has to be taken apart).
     async fn accept(&self, event: NewEvent) -> Result<Accepted>;
 
+    /// [`crate::TurnJournal::renew_turns`]: SQLite sends it through its group-commit writer,
+    /// so renewing a long queue's leases takes turns with the intake's accepts instead of
+    /// racing them for the one write lock; PostgreSQL runs it on the pool.
+    async fn renew_turns(
+        &self,
+        holder: &str,
+        lease: Duration,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<i64>>;
+
     /// [`crate::Store::try_lease`]: whose clock judges expiry differs.
     async fn try_lease(
         &self,

@@ -137,6 +137,16 @@ impl Dialect for SqliteStore {
         self.writer.accept(event).await
     }
 
+    async fn renew_turns(
+        &self,
+        holder: &str,
+        lease: Duration,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        self.writer.renew(holder, lease, after, limit).await
+    }
+
     async fn try_lease(
         &self,
         conversation: ConversationId,

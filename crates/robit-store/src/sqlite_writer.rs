@@ -1,5 +1,7 @@
 //! Group commit for SQLite's hot write: one connection on its own thread that owns `accept`,
-//! batching the events that arrive while it is busy into one transaction.
+//! batching the events that arrive while it is busy into one transaction. The journal's lease
+//! renewals go through its queue too (a chunk between two batches): a renewal of a long queue
+//! on a pooled connection held the write lock against the intake.
 //!
 //! Why one writer: SQLite has one writer at a time. With every request handler opening its
 //! own `BEGIN IMMEDIATE`, concurrent intakes queue in SQLite's busy handler, which sleeps in
@@ -58,9 +60,25 @@ pub(crate) struct WriterOptions {
     pub busy_timeout: Duration,
 }
 
+/// The lease renewal statement, with SQLite's clock.
+const RENEW_TURNS: &str = crate::journal::renew_turns_sql!(
+    "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+);
+
 enum Job {
     Accept(Box<NewEvent>, oneshot::Sender<Result<Accepted>>),
+    /// One chunk of the journal's lease renewal: run between two batches, so a long queue's
+    /// renewal and the intake take turns rather than race for SQLite's one write lock.
+    Renew(Renewal),
     Close(oneshot::Sender<()>),
+}
+
+struct Renewal {
+    holder: String,
+    lease: Duration,
+    after: i64,
+    limit: u32,
+    reply: oneshot::Sender<Result<Vec<i64>>>,
 }
 
 type Batch = Vec<(Box<NewEvent>, oneshot::Sender<Result<Accepted>>)>;
@@ -103,6 +121,28 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job::Accept(Box::new(event), reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`crate::TurnJournal::renew_turns`], in the writer's queue.
+    pub async fn renew(
+        &self,
+        holder: &str,
+        lease: Duration,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job::Renew(Renewal {
+                holder: holder.to_string(),
+                lease,
+                after,
+                limit,
+                reply,
+            }))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -199,28 +239,60 @@ fn start_checkpointer(options: &WriterOptions) -> Result<Option<std::sync::mpsc:
 
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(job) = rx.blocking_recv() {
-        let mut close = None;
-        match job {
-            Job::Accept(event, reply) => batch.push((event, reply)),
-            Job::Close(done) => close = Some(done),
-        }
-        while close.is_none() && batch.len() < MAX_BATCH {
+    while let Some(mut job) = rx.blocking_recv() {
+        // Take what is queued, up to a full batch; a renewal or a close first commits the
+        // events that came before it, so each caller is answered in queue order.
+        loop {
+            match job {
+                Job::Accept(event, reply) => batch.push((event, reply)),
+                Job::Renew(renewal) => {
+                    flush(&mut conn, &mut batch);
+                    let renewed = renew(&conn, &renewal);
+                    let _ = renewal.reply.send(renewed);
+                }
+                Job::Close(done) => {
+                    flush(&mut conn, &mut batch);
+                    drop(conn);
+                    let _ = done.send(());
+                    return;
+                }
+            }
+            if batch.len() >= MAX_BATCH {
+                break;
+            }
             match rx.try_recv() {
-                Ok(Job::Accept(event, reply)) => batch.push((event, reply)),
-                Ok(Job::Close(done)) => close = Some(done),
+                Ok(next) => job = next,
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
-            commit_batch(&mut conn, &mut batch);
-        }
-        if let Some(done) = close {
-            drop(conn);
-            let _ = done.send(());
-            return;
-        }
+        flush(&mut conn, &mut batch);
     }
+}
+
+fn flush(conn: &mut Connection, batch: &mut Batch) {
+    if !batch.is_empty() {
+        commit_batch(conn, batch);
+    }
+}
+
+/// One chunk of a lease renewal, a statement of its own (its own transaction).
+fn renew(conn: &Connection, renewal: &Renewal) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(RENEW_TURNS)?;
+    bind(
+        &mut stmt,
+        &[
+            &renewal.holder,
+            &rows::millis(renewal.lease),
+            &renewal.after,
+            &i64::from(renewal.limit),
+        ],
+    )?;
+    let mut renewed = Vec::new();
+    let mut found = stmt.raw_query();
+    while let Some(row) = found.next()? {
+        renewed.push(row.get(0)?);
+    }
+    Ok(renewed)
 }
 
 /// Runs the batch in one transaction and answers every caller in it.
