@@ -101,20 +101,13 @@ macro_rules! hand_over_answer {
 pub(crate) use hand_over_answer;
 
 /// `TurnJournal` for a backend type whose pool is `self.pool`.
+// `$own` are the methods the backend writes its own way, passed in by `queries.rs`'s
+// `sql_store!` (renewal: SQLite's goes through its group-commit writer).
 macro_rules! journal_impl {
-    ($store:ty, $now:literal, $lock:literal) => {
+    ($store:ty, $now:literal, $lock:literal, $($own:item)*) => {
         #[async_trait::async_trait]
         impl crate::TurnJournal for $store {
-        async fn renew_turns(
-            &self,
-            holder: &str,
-            lease: std::time::Duration,
-            after: i64,
-            limit: u32,
-        ) -> crate::Result<Vec<i64>> {
-            <$store as crate::queries::Dialect>::renew_turns(self, holder, lease, after, limit)
-                .await
-        }
+        $($own)*
 
         async fn claim_turns(
             &self,

@@ -801,7 +801,21 @@ macro_rules! sql_store {
             }
         }
 
-        crate::journal::journal_impl!($store, $now, $lock);
+        crate::journal::journal_impl!(
+            $store,
+            $now,
+            $lock,
+            async fn renew_turns(
+                &self,
+                holder: &str,
+                lease: std::time::Duration,
+                after: i64,
+                limit: u32,
+            ) -> crate::Result<Vec<i64>> {
+                <$store as crate::queries::Dialect>::renew_turns(self, holder, lease, after, limit)
+                    .await
+            }
+        );
     };
 }
 pub(crate) use sql_store;
