@@ -52,6 +52,19 @@ macro_rules! renew_turns_sql {
 }
 pub(crate) use renew_turns_sql;
 
+/// A turn's new status (binds: turn, holder, status), only while `holder` holds it open; a
+/// turn starts running and closes with it, so SQLite sends it through its writer.
+macro_rules! set_turn_status_sql {
+    ($now:literal) => {
+        concat!(
+            "UPDATE turns SET status = $3, updated_at = ",
+            $now,
+            " WHERE id = $1 AND holder = $2 AND status IN ('pending', 'running')"
+        )
+    };
+}
+pub(crate) use set_turn_status_sql;
+
 /// Regenerate's first half: the question's current answer is superseded (bind: question).
 pub(crate) const SUPERSEDE_ANSWER: &str = "UPDATE messages SET status = 'superseded' \
      WHERE turn_id = $1 AND role IN ('assistant', 'tool') AND status <> 'superseded'";
@@ -172,26 +185,6 @@ macro_rules! journal_impl {
             }
             claimed.sort_by_key(|t| t.id);
             Ok(claimed)
-        }
-
-        async fn set_turn_status(
-            &self,
-            turn: i64,
-            holder: &str,
-            status: crate::model::TurnStatus,
-        ) -> crate::Result<bool> {
-            let changed = sqlx::query(concat!(
-                "UPDATE turns SET status = $3, updated_at = ",
-                $now,
-                " WHERE id = $1 AND holder = $2 AND status IN ('pending', 'running')"
-            ))
-            .bind(turn)
-            .bind(holder)
-            .bind(status.as_str())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            Ok(changed == 1)
         }
 
         async fn release_turns(&self, holder: &str) -> crate::Result<u64> {

@@ -173,6 +173,24 @@ impl Dialect for PostgresStore {
         .await?)
     }
 
+    async fn set_turn_status(
+        &self,
+        turn: i64,
+        holder: &str,
+        status: crate::model::TurnStatus,
+    ) -> Result<bool> {
+        let changed = sqlx::query(crate::journal::set_turn_status_sql!(
+            "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+        ))
+        .bind(turn)
+        .bind(holder)
+        .bind(status.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
     async fn try_lease(
         &self,
         conversation: ConversationId,

@@ -77,6 +77,15 @@ pub(crate) trait Dialect {
         limit: u32,
     ) -> Result<Vec<i64>>;
 
+    /// [`crate::TurnJournal::set_turn_status`]: every turn's start and end; SQLite sends it
+    /// through its group-commit writer for the same reason as a renewal.
+    async fn set_turn_status(
+        &self,
+        turn: i64,
+        holder: &str,
+        status: crate::model::TurnStatus,
+    ) -> Result<bool>;
+
     /// [`crate::Store::try_lease`]: whose clock judges expiry differs.
     async fn try_lease(
         &self,
@@ -813,6 +822,16 @@ macro_rules! sql_store {
                 limit: u32,
             ) -> crate::Result<Vec<i64>> {
                 <$store as crate::queries::Dialect>::renew_turns(self, holder, lease, after, limit)
+                    .await
+            }
+
+            async fn set_turn_status(
+                &self,
+                turn: i64,
+                holder: &str,
+                status: crate::model::TurnStatus,
+            ) -> crate::Result<bool> {
+                <$store as crate::queries::Dialect>::set_turn_status(self, turn, holder, status)
                     .await
             }
         );

@@ -147,6 +147,27 @@ impl Dialect for SqliteStore {
         self.writer.renew(holder, lease, after, limit).await
     }
 
+    async fn set_turn_status(
+        &self,
+        turn: i64,
+        holder: &str,
+        status: crate::model::TurnStatus,
+    ) -> Result<bool> {
+        let holder = holder.to_string();
+        self.writer
+            .run(move |conn| {
+                let changed = crate::sqlite_writer::execute(
+                    conn,
+                    crate::journal::set_turn_status_sql!(
+                        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+                    ),
+                    &[&turn, &holder, &status.as_str()],
+                )?;
+                Ok(changed == 1)
+            })
+            .await
+    }
+
     async fn try_lease(
         &self,
         conversation: ConversationId,

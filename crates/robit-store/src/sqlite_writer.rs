@@ -70,6 +70,9 @@ enum Job {
     /// One chunk of the journal's lease renewal: run between two batches, so a long queue's
     /// renewal and the intake take turns rather than race for SQLite's one write lock.
     Renew(Renewal),
+    /// Another small write on the writer's connection, run between two batches (see
+    /// [`Writer::run`]).
+    Run(Box<dyn FnOnce(&Connection) + Send>),
     Close(oneshot::Sender<()>),
 }
 
@@ -143,6 +146,24 @@ impl Writer {
                 limit,
                 reply,
             }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `write` on the writer's connection between two batches and returns its result:
+    /// for the small writes every turn makes (its status), which on a pooled connection would
+    /// race the intake's batches for the one write lock and hold a pooled connection while
+    /// they wait. One statement each, in its own transaction.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job::Run(Box::new(move |conn| {
+                let _ = reply.send(write(conn));
+            })))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -249,6 +270,10 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
                     flush(&mut conn, &mut batch);
                     let renewed = renew(&conn, &renewal);
                     let _ = renewal.reply.send(renewed);
+                }
+                Job::Run(write) => {
+                    flush(&mut conn, &mut batch);
+                    write(&conn);
                 }
                 Job::Close(done) => {
                     flush(&mut conn, &mut batch);
@@ -470,7 +495,8 @@ fn find_conversation(conn: &Connection, key: &ConversationKey) -> Result<Option<
     })
 }
 
-fn execute(conn: &Connection, sql: &str, values: &[&dyn ToSql]) -> Result<usize> {
+/// Runs one statement; the number of rows it changed.
+pub(crate) fn execute(conn: &Connection, sql: &str, values: &[&dyn ToSql]) -> Result<usize> {
     let mut stmt = conn.prepare_cached(sql)?;
     bind(&mut stmt, values)?;
     Ok(stmt.raw_execute()?)
