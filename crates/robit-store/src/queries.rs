@@ -62,8 +62,9 @@ pub(crate) trait Dialect {
 
     /// [`crate::Store::accept`]: the dedup row, conversation, message and turn in one
     /// transaction, batched with other events' by the backend's group-commit writer (SQLite
-    /// runs [`sql_store!`]'s `accept_in` per event; PostgreSQL one multi-row statement per
-    /// table for the batch, and `accept_in` per event when a batch has to be taken apart).
+    /// runs `accept_sql`'s statements per event on its own driver; PostgreSQL one multi-row
+    /// statement per table for the batch, and [`sql_store!`]'s `accept_in` per event when a
+    /// batch has to be taken apart).
     async fn accept(&self, event: NewEvent) -> Result<Accepted>;
 
     /// [`crate::TurnJournal::renew_turns`]: SQLite sends it through its group-commit writer,

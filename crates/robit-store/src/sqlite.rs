@@ -13,7 +13,7 @@ use crate::migrations::SQLITE_MIGRATOR;
 use crate::model::{Accepted, ConversationId, NewEvent};
 use crate::queries::Dialect;
 use crate::rows;
-use crate::sqlite_writer::{Writer, WriterOptions};
+use crate::sqlite_writer::{Writer, WriterOptions, BUSY_TIMEOUT};
 use crate::{PoolOptions, Result};
 use robit_types::Rate;
 use sqlx::migrate::Migrator;
@@ -24,11 +24,6 @@ use sqlx::sqlite::{
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
-
-/// How long a writer waits for the write lock before giving up. Writers queue behind each
-/// other for milliseconds each; failing sooner than a request would time out anyway only
-/// drops work that could have been saved.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// [`crate::Store`] on a SQLite database file.
 #[derive(Debug, Clone)]
@@ -87,7 +82,6 @@ impl SqliteStore {
             filename: connect.get_filename().to_path_buf(),
             in_memory,
             full_sync: options.sqlite_full_sync,
-            busy_timeout: BUSY_TIMEOUT,
         })
         .await?;
         Ok(Self { pool, writer })
@@ -144,7 +138,18 @@ impl Dialect for SqliteStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<i64>> {
-        self.writer.renew(holder, lease, after, limit).await
+        let holder = holder.to_string();
+        self.writer
+            .run(move |conn| {
+                crate::sqlite_writer::returning_ids(
+                    conn,
+                    crate::journal::renew_turns_sql!(
+                        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+                    ),
+                    &[&holder, &rows::millis(lease), &after, &i64::from(limit)],
+                )
+            })
+            .await
     }
 
     async fn set_turn_status(

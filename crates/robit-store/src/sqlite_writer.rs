@@ -1,7 +1,8 @@
 //! Group commit for SQLite's hot write: one connection on its own thread that owns `accept`,
-//! batching the events that arrive while it is busy into one transaction. The journal's lease
-//! renewals go through its queue too (a chunk between two batches): a renewal of a long queue
-//! on a pooled connection held the write lock against the intake.
+//! batching the events that arrive while it is busy into one transaction. Other small writes
+//! that every turn or the journal's heartbeat makes (lease renewals, a turn's status) go
+//! through its queue too ([`Writer::run`], between two batches): on a pooled connection they
+//! raced the intake for the write lock.
 //!
 //! Why one writer: SQLite has one writer at a time. With every request handler opening its
 //! own `BEGIN IMMEDIATE`, concurrent intakes queue in SQLite's busy handler, which sleeps in
@@ -57,31 +58,19 @@ pub(crate) struct WriterOptions {
     /// The database is sqlx's shared in-memory one (`sqlite::memory:`).
     pub in_memory: bool,
     pub full_sync: bool,
-    pub busy_timeout: Duration,
 }
 
-/// The lease renewal statement, with SQLite's clock.
-const RENEW_TURNS: &str = crate::journal::renew_turns_sql!(
-    "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
-);
+/// How long a writer waits for the write lock before giving up (the pool's connections too).
+/// Writers queue behind each other for milliseconds each; failing sooner than a request would
+/// time out anyway only drops work that could have been saved.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 enum Job {
     Accept(Box<NewEvent>, oneshot::Sender<Result<Accepted>>),
-    /// One chunk of the journal's lease renewal: run between two batches, so a long queue's
-    /// renewal and the intake take turns rather than race for SQLite's one write lock.
-    Renew(Renewal),
-    /// Another small write on the writer's connection, run between two batches (see
+    /// A small write on the writer's connection, run between two batches (see
     /// [`Writer::run`]).
     Run(Box<dyn FnOnce(&Connection) + Send>),
     Close(oneshot::Sender<()>),
-}
-
-struct Renewal {
-    holder: String,
-    lease: Duration,
-    after: i64,
-    limit: u32,
-    reply: oneshot::Sender<Result<Vec<i64>>>,
 }
 
 type Batch = Vec<(Box<NewEvent>, oneshot::Sender<Result<Accepted>>)>;
@@ -129,32 +118,11 @@ impl Writer {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// [`crate::TurnJournal::renew_turns`], in the writer's queue.
-    pub async fn renew(
-        &self,
-        holder: &str,
-        lease: Duration,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<i64>> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Job::Renew(Renewal {
-                holder: holder.to_string(),
-                lease,
-                after,
-                limit,
-                reply,
-            }))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
-    }
-
     /// Runs `write` on the writer's connection between two batches and returns its result:
-    /// for the small writes every turn makes (its status), which on a pooled connection would
-    /// race the intake's batches for the one write lock and hold a pooled connection while
-    /// they wait. One statement each, in its own transaction.
+    /// for the small writes every turn makes (its status) and the journal's lease renewals,
+    /// which on a pooled connection would race the intake's batches for the one write lock
+    /// and hold a pooled connection while they wait. One statement each, in its own
+    /// transaction.
     pub async fn run<T: Send + 'static>(
         &self,
         write: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -187,20 +155,17 @@ fn connect(options: &WriterOptions) -> Result<Connection> {
         flags |= OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
     }
     let conn = Connection::open_with_flags(&options.filename, flags)?;
-    conn.busy_timeout(options.busy_timeout)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     if !options.in_memory {
         // The checkpointer thread copies the log into the database instead: a commit that
         // crosses the log's threshold would otherwise do it inline, holding up every caller
         // in the batch (and the next batch) for tens of milliseconds.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // Other connections' writes (a turn's status, its answer, a lease renewal) take the
+        // Other connections' writes (a turn's answer, its token usage) take the
         // lock for a few milliseconds; SQLite's default handler then sleeps in growing steps,
         // up to 100 ms, long after the lock is free. Intakes wait on this connection, so it
-        // polls instead, every 200 µs, for as long as `busy_timeout` allows.
-        let polls = options.busy_timeout.as_micros() / BUSY_POLL.as_micros();
-        let polls = i32::try_from(polls).unwrap_or(i32::MAX);
-        BUSY_POLLS.store(polls, std::sync::atomic::Ordering::Relaxed);
+        // polls instead, every 200 µs, for as long as `BUSY_TIMEOUT` allows.
         conn.busy_handler(Some(poll_lock))?;
     }
     conn.pragma_update(
@@ -215,12 +180,11 @@ fn connect(options: &WriterOptions) -> Result<Connection> {
 /// How often the writer looks at SQLite's write lock again while another connection holds it.
 const BUSY_POLL: Duration = Duration::from_micros(200);
 
-/// How many polls make `busy_timeout` (a plain function pointer cannot capture it; every
-/// writer in the process has the same timeout).
-static BUSY_POLLS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(150_000);
+/// How many polls make [`BUSY_TIMEOUT`].
+const BUSY_POLLS: i32 = (BUSY_TIMEOUT.as_micros() / BUSY_POLL.as_micros()) as i32;
 
 fn poll_lock(attempt: i32) -> bool {
-    if attempt >= BUSY_POLLS.load(std::sync::atomic::Ordering::Relaxed) {
+    if attempt >= BUSY_POLLS {
         return false;
     }
     std::thread::sleep(BUSY_POLL);
@@ -238,10 +202,7 @@ fn start_checkpointer(options: &WriterOptions) -> Result<Option<std::sync::mpsc:
     if options.in_memory {
         return Ok(None);
     }
-    let conn = connect(&WriterOptions {
-        in_memory: false,
-        ..options.clone()
-    })?;
+    let conn = connect(options)?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -261,16 +222,11 @@ fn start_checkpointer(options: &WriterOptions) -> Result<Option<std::sync::mpsc:
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Batch = Vec::with_capacity(MAX_BATCH);
     while let Some(mut job) = rx.blocking_recv() {
-        // Take what is queued, up to a full batch; a renewal or a close first commits the
+        // Take what is queued, up to a full batch; another write or a close first commits the
         // events that came before it, so each caller is answered in queue order.
         loop {
             match job {
                 Job::Accept(event, reply) => batch.push((event, reply)),
-                Job::Renew(renewal) => {
-                    flush(&mut conn, &mut batch);
-                    let renewed = renew(&conn, &renewal);
-                    let _ = renewal.reply.send(renewed);
-                }
                 Job::Run(write) => {
                     flush(&mut conn, &mut batch);
                     write(&conn);
@@ -298,26 +254,6 @@ fn flush(conn: &mut Connection, batch: &mut Batch) {
     if !batch.is_empty() {
         commit_batch(conn, batch);
     }
-}
-
-/// One chunk of a lease renewal, a statement of its own (its own transaction).
-fn renew(conn: &Connection, renewal: &Renewal) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(RENEW_TURNS)?;
-    bind(
-        &mut stmt,
-        &[
-            &renewal.holder,
-            &rows::millis(renewal.lease),
-            &renewal.after,
-            &i64::from(renewal.limit),
-        ],
-    )?;
-    let mut renewed = Vec::new();
-    let mut found = stmt.raw_query();
-    while let Some(row) = found.next()? {
-        renewed.push(row.get(0)?);
-    }
-    Ok(renewed)
 }
 
 /// Runs the batch in one transaction and answers every caller in it.
@@ -510,6 +446,22 @@ fn returning_id(conn: &Connection, sql: &str, values: &[&dyn ToSql]) -> Result<i
         .next()?
         .ok_or_else(|| StoreError::Corrupt("an insert returned no id".into()))?;
     Ok(row.get(0)?)
+}
+
+/// Runs one statement returning ids (`RETURNING id`); every id it returned.
+pub(crate) fn returning_ids(
+    conn: &Connection,
+    sql: &str,
+    values: &[&dyn ToSql],
+) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, values)?;
+    let mut ids = Vec::new();
+    let mut rows = stmt.raw_query();
+    while let Some(row) = rows.next()? {
+        ids.push(row.get(0)?);
+    }
+    Ok(ids)
 }
 
 /// Binds `values[n - 1]` to `$n`, wherever `$n` appears: SQLite numbers named parameters in
