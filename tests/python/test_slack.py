@@ -128,10 +128,12 @@ def test_schedule_message(slack_emu):
     assert e.value.response["error"] == "time_in_past"
     gone = c.chat_scheduleMessage(channel=GENERAL, post_at=int(time.time()) + 60, text="never")
     c.chat_deleteScheduledMessage(channel=GENERAL, scheduled_message_id=gone["scheduled_message_id"])
-    r = c.chat_scheduleMessage(channel=GENERAL, post_at=int(time.time()) + 1, text="later")
+    # Two seconds, not one: int() truncates, so "+ 1" can already be the emulator's current
+    # second when the request lands (a time_in_past flake CI hit).
+    r = c.chat_scheduleMessage(channel=GENERAL, post_at=int(time.time()) + 2, text="later")
     listed = c.chat_scheduledMessages_list(channel=GENERAL)["scheduled_messages"]
     assert [x["id"] for x in listed] == [r["scheduled_message_id"]]
-    wait_until(lambda: any(m["text"] == "later" for m in messages(slack_emu)), timeout=5,
+    wait_until(lambda: any(m["text"] == "later" for m in messages(slack_emu)), timeout=6,
                what="the scheduled message")
     assert not any(m["text"] == "never" for m in messages(slack_emu))
 
