@@ -5,7 +5,7 @@ use crate::budget;
 use crate::journal::PAUSED_NOTE;
 use crate::metrics as m;
 use crate::outcome::TurnOutcome;
-use crate::render::StreamRenderer;
+use crate::render::{wait_until, StreamRenderer};
 use crate::reply::say;
 use crate::settings;
 use crate::shared::{RunningTurn, Shared};
@@ -525,7 +525,7 @@ async fn stream_round(
         let flush_at = renderer.next_flush_at();
         tokio::select! {
             biased;
-            _ = async { tokio::time::sleep_until(flush_at.expect("guarded")).await }, if flush_at.is_some() => {
+            _ = async { wait_until(flush_at.expect("guarded")).await }, if flush_at.is_some() => {
                 if let Err(e) = renderer.flush().await {
                     tracing::warn!(error = %e, "posting the reply failed");
                     break RoundEnd::Failed(format!("platform: {e}"));

@@ -19,6 +19,7 @@ mod postgres_writer;
 mod queries;
 mod rows;
 mod sqlite;
+mod sqlite_reader;
 mod sqlite_writer;
 
 pub use access::{AccessRule, ApiKeyRow, AuditEntry, NewAuditEntry, SettingPlace, SettingRow};

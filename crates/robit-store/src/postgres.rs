@@ -191,6 +191,15 @@ impl Dialect for PostgresStore {
         Ok(changed == 1)
     }
 
+    async fn turn_history_own(
+        &self,
+        _conversation: ConversationId,
+        _turn: i64,
+        _limit: u32,
+    ) -> Option<Result<Vec<crate::rows::MessageColumns>>> {
+        None
+    }
+
     async fn try_lease(
         &self,
         conversation: ConversationId,

@@ -87,6 +87,16 @@ pub(crate) trait Dialect {
         status: crate::model::TurnStatus,
     ) -> Result<bool>;
 
+    /// [`crate::Store::turn_history`]'s rows ([`TURN_HISTORY`]) read on the backend's own
+    /// driver, where it has one for reads (SQLite's, see `sqlite_reader.rs`); `None`: the
+    /// store reads them through its pool.
+    async fn turn_history_own(
+        &self,
+        conversation: ConversationId,
+        turn: i64,
+        limit: u32,
+    ) -> Option<Result<Vec<crate::rows::MessageColumns>>>;
+
     /// [`crate::Store::try_lease`]: whose clock judges expiry differs.
     async fn try_lease(
         &self,
@@ -115,6 +125,20 @@ pub(crate) trait Dialect {
         now: i64,
     ) -> Result<()>;
 }
+
+/// A conversation's history up to and including turn `$3`, newest first so `LIMIT $2` keeps
+/// the newest; the position `COALESCE(turn_id, id)` puts a reply right after its question.
+/// Both backends and both SQLite drivers run this text.
+pub(crate) const TURN_HISTORY: &str =
+    "SELECT m.id, m.role, m.content, m.tool_calls, m.tool_call_id, m.status,
+            m.author, m.created_at
+     FROM messages m JOIN conversations c ON c.id = m.conversation_id
+     WHERE m.conversation_id = $1 AND m.status <> 'superseded'
+       AND COALESCE(m.turn_id, m.id) <= $3
+       AND (COALESCE(m.turn_id, m.id) > c.history_from
+            OR COALESCE(m.turn_id, m.id) = $3)
+     ORDER BY COALESCE(m.turn_id, m.id) DESC, m.id DESC
+     LIMIT $2";
 
 /// Takes `cost` tokens from a bucket under the dialect's lock (see [`crate::Store::take_tokens`]).
 pub(crate) async fn take_tokens<D: Dialect>(
@@ -324,24 +348,27 @@ macro_rules! sql_store {
                 turn: i64,
                 limit: u32,
             ) -> crate::Result<Vec<crate::model::StoredMessage>> {
-                // Newest first so LIMIT keeps the newest; reversed below into reading order.
-                // The position COALESCE(turn_id, id) puts a reply right after its question.
-                let rows: Vec<crate::rows::MessageColumns> = sqlx::query_as(
-                    "SELECT m.id, m.role, m.content, m.tool_calls, m.tool_call_id, m.status,
-                            m.author, m.created_at
-                     FROM messages m JOIN conversations c ON c.id = m.conversation_id
-                     WHERE m.conversation_id = $1 AND m.status <> 'superseded'
-                       AND COALESCE(m.turn_id, m.id) <= $3
-                       AND (COALESCE(m.turn_id, m.id) > c.history_from
-                            OR COALESCE(m.turn_id, m.id) = $3)
-                     ORDER BY COALESCE(m.turn_id, m.id) DESC, m.id DESC
-                     LIMIT $2",
+                let rows = match crate::queries::Dialect::turn_history_own(
+                    self,
+                    conversation,
+                    turn,
+                    limit,
                 )
-                .bind(conversation.0)
-                .bind(i64::from(limit))
-                .bind(turn)
-                .fetch_all(&self.pool)
-                .await?;
+                .await
+                {
+                    Some(rows) => rows?,
+                    None => {
+                        sqlx::query_as::<_, crate::rows::MessageColumns>(
+                            crate::queries::TURN_HISTORY,
+                        )
+                        .bind(conversation.0)
+                        .bind(i64::from(limit))
+                        .bind(turn)
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                };
+                // Newest first (see `TURN_HISTORY`): reversed into reading order.
                 rows.into_iter().rev().map(crate::rows::message).collect()
             }
 

@@ -13,6 +13,7 @@ use crate::migrations::SQLITE_MIGRATOR;
 use crate::model::{Accepted, ConversationId, NewEvent};
 use crate::queries::Dialect;
 use crate::rows;
+use crate::sqlite_reader::Readers;
 use crate::sqlite_writer::{Writer, WriterOptions, BUSY_TIMEOUT};
 use crate::{PoolOptions, Result};
 use robit_types::Rate;
@@ -31,6 +32,10 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Owns `accept`, the write every inbound event makes (see `sqlite_writer.rs`).
     writer: Writer,
+    /// A turn's history read (see `sqlite_reader.rs`); `None` for sqlx's shared in-memory
+    /// database, whose connections lock each other's tables (shared cache) rather than
+    /// reading a WAL snapshot: its reads stay on the pool, whose driver waits those locks out.
+    readers: Option<Readers>,
 }
 
 impl SqliteStore {
@@ -78,13 +83,22 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(connect.clone())
             .await?;
-        let writer = Writer::start(WriterOptions {
+        let file = WriterOptions {
             filename: connect.get_filename().to_path_buf(),
             in_memory,
             full_sync: options.sqlite_full_sync,
+        };
+        let writer = Writer::start(file.clone()).await?;
+        let readers = if in_memory {
+            None
+        } else {
+            Some(Readers::open(file)?)
+        };
+        Ok(Self {
+            pool,
+            writer,
+            readers,
         })
-        .await?;
-        Ok(Self { pool, writer })
     }
 
     /// `PRAGMA synchronous` as a connection of the pool reads it (1 = NORMAL, 2 = FULL), for
@@ -99,6 +113,9 @@ impl SqliteStore {
     /// reopening the file.
     pub async fn close(&self) {
         self.writer.close().await;
+        if let Some(readers) = &self.readers {
+            readers.close();
+        }
         self.pool.close().await;
     }
 }
@@ -171,6 +188,38 @@ impl Dialect for SqliteStore {
                 Ok(changed == 1)
             })
             .await
+    }
+
+    async fn turn_history_own(
+        &self,
+        conversation: ConversationId,
+        turn: i64,
+        limit: u32,
+    ) -> Option<Result<Vec<rows::MessageColumns>>> {
+        let readers = self.readers.as_ref()?;
+        Some(
+            readers
+                .read(move |conn| {
+                    crate::sqlite_writer::query_rows(
+                        conn,
+                        crate::queries::TURN_HISTORY,
+                        &[&conversation.0, &i64::from(limit), &turn],
+                        |row| {
+                            Ok((
+                                row.get(0)?,
+                                row.get(1)?,
+                                row.get(2)?,
+                                row.get(3)?,
+                                row.get(4)?,
+                                row.get(5)?,
+                                row.get(6)?,
+                                row.get(7)?,
+                            ))
+                        },
+                    )
+                })
+                .await,
+        )
     }
 
     async fn try_lease(

@@ -49,7 +49,7 @@ const INSERT_TURN: &str = crate::journal::insert_turn_sql!(
     "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 );
 
-/// Where and how the writer opens its connection: the file the pool uses, with the pool's
+/// Where and how the writer (and `sqlite_reader.rs`) open connections: the file the pool uses, with the pool's
 /// settings (the pool has already created the file and put it in WAL mode).
 #[derive(Debug, Clone)]
 pub(crate) struct WriterOptions {
@@ -146,7 +146,8 @@ impl Writer {
     }
 }
 
-fn connect(options: &WriterOptions) -> Result<Connection> {
+/// Opens a connection with the writer's settings (the readers of `sqlite_reader.rs` use it too).
+pub(crate) fn connect(options: &WriterOptions) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI
@@ -454,14 +455,24 @@ pub(crate) fn returning_ids(
     sql: &str,
     values: &[&dyn ToSql],
 ) -> Result<Vec<i64>> {
+    query_rows(conn, sql, values, |row| row.get(0))
+}
+
+/// Runs one statement and maps every row it returns.
+pub(crate) fn query_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    values: &[&dyn ToSql],
+    mut map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
     bind(&mut stmt, values)?;
-    let mut ids = Vec::new();
+    let mut found = Vec::new();
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next()? {
-        ids.push(row.get(0)?);
+        found.push(map(row)?);
     }
-    Ok(ids)
+    Ok(found)
 }
 
 /// Binds `values[n - 1]` to `$n`, wherever `$n` appears: SQLite numbers named parameters in

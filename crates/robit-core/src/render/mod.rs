@@ -19,6 +19,15 @@ use robit_types::{AnswerControls, Capabilities, MessageRef, Platform, ReplySink,
 use std::sync::Arc;
 use tokio::time::Instant;
 
+/// Waits until `at`; a moment already past returns at once. tokio's timer rounds a deadline up
+/// to its next millisecond tick, so sleeping until "now" cost up to a millisecond, most of the
+/// time between an instant model's answer and its first post (`robit bench engine`).
+pub async fn wait_until(at: Instant) {
+    if at > Instant::now() {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
 /// How many times one flush retries a rate-limited call before giving up on the reply.
 const MAX_RATE_LIMIT_WAITS: u32 = 8;
 
@@ -127,7 +136,7 @@ impl StreamRenderer {
             // sends it as soon as the platform's budget has room; otherwise the interval is
             // the only thing between us and a 429.
             if !self.caps.paced {
-                tokio::time::sleep_until(at).await;
+                wait_until(at).await;
             }
             self.flush().await?;
         }
@@ -136,7 +145,7 @@ impl StreamRenderer {
         if self.dirty {
             if !self.caps.paced {
                 if let Some(at) = self.next_flush_at() {
-                    tokio::time::sleep_until(at).await;
+                    wait_until(at).await;
                 }
             }
             self.flush().await?;
@@ -327,5 +336,34 @@ mod tests {
             final_edit_delay(TimedSink::new(false)).await,
             Duration::from_millis(800)
         );
+    }
+
+    /// Off tokio's millisecond grid, where a sleep until "now" would wait for the next tick.
+    async fn between_ticks() {
+        tokio::time::advance(Duration::from_micros(300)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_until_a_moment_already_here_takes_no_time() {
+        between_ticks().await;
+        let now = Instant::now();
+        wait_until(now).await;
+        assert_eq!(Instant::now(), now);
+        wait_until(now + Duration::from_millis(5)).await;
+        assert!(Instant::now() >= now + Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_ends_before_anything_was_shown_is_posted_at_once() {
+        between_ticks().await;
+        let sink = TimedSink::new(false);
+        let mut renderer = StreamRenderer::new(sink.clone(), Platform::Discord);
+        renderer.push("Hello");
+        let ended = Instant::now();
+        renderer.finish(None).await.unwrap();
+        let calls = sink.calls.lock().unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!((calls[0].0, calls[0].1.as_str()), ("post", "Hello"));
+        assert_eq!(calls[0].2, ended);
     }
 }

@@ -195,3 +195,34 @@ async fn replies_sort_after_their_question_and_turns_see_only_their_past(store: 
         ["q3"]
     );
 }
+
+conformance!(many_history_reads_at_once_each_see_their_own_conversation);
+async fn many_history_reads_at_once_each_see_their_own_conversation(store: Arc<dyn Store>) {
+    // More reads at once than SQLite keeps read connections (`sqlite_reader.rs`): the rest
+    // wait their turn rather than fail or read another conversation.
+    let mut conversations = Vec::new();
+    for c in 0..24 {
+        let conversation = store
+            .conversation(&key(Some(&format!("t{c}"))))
+            .await
+            .unwrap();
+        for i in 0..3 {
+            store
+                .append_message(
+                    conversation.id,
+                    NewMessage::user(UserId::new("U1"), format!("c{c} m{i}")),
+                )
+                .await
+                .unwrap();
+        }
+        conversations.push(conversation.id);
+    }
+    let reads = conversations.iter().map(|&id| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.history(id, 10).await.unwrap() })
+    });
+    for (c, read) in reads.collect::<Vec<_>>().into_iter().enumerate() {
+        let contents: Vec<String> = read.await.unwrap().into_iter().map(|m| m.content).collect();
+        assert_eq!(contents, [0, 1, 2].map(|i| format!("c{c} m{i}")));
+    }
+}
