@@ -92,7 +92,10 @@ impl SqliteStore {
         let readers = if in_memory {
             None
         } else {
-            Some(Readers::open(file)?)
+            Some(Readers::open(
+                file,
+                options.max_connections.try_into().unwrap_or(usize::MAX),
+            )?)
         };
         Ok(Self {
             pool,

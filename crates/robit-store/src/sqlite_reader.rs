@@ -17,10 +17,11 @@ use crate::{Result, StoreError};
 use rusqlite::Connection;
 use std::sync::{Arc, Mutex};
 
-/// Reads at once, each on a connection of its own, kept open between reads. More would not
-/// read faster on a machine of a few cores; they would take threads from the turns and the
-/// writer (a read that has to wait, waits here, not on a thread).
-const READERS: usize = 4;
+/// Most reads at once, each on a connection of its own, kept open between reads (fewer if the
+/// pool is configured smaller). More would not read faster on a machine of a few cores; they
+/// would take threads from the turns and the writer (a read that has to wait, waits on a
+/// semaphore, not on a thread).
+const MAX_READERS: usize = 4;
 
 /// The handle the store keeps; clones share the connections.
 #[derive(Clone)]
@@ -44,13 +45,14 @@ impl std::fmt::Debug for Readers {
 }
 
 impl Readers {
-    /// Opens one connection now, so a database that cannot be read fails at startup.
-    pub fn open(options: WriterOptions) -> Result<Readers> {
+    /// Opens one connection now, so a database that cannot be read fails at startup; at most
+    /// `limit` (and [`MAX_READERS`]) reads run at once.
+    pub fn open(options: WriterOptions, limit: usize) -> Result<Readers> {
         let first = connect(&options)?;
         Ok(Readers {
             inner: Arc::new(Inner {
                 options,
-                permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
+                permits: Arc::new(tokio::sync::Semaphore::new(limit.clamp(1, MAX_READERS))),
                 idle: Mutex::new(Some(vec![first])),
             }),
         })
