@@ -9,7 +9,7 @@
 //! its own way (see [`Dialect`]).
 
 use crate::migrations::POSTGRES_MIGRATOR;
-use crate::model::{Accepted, ConversationId, NewEvent};
+use crate::model::{Accepted, ConversationId, NewEvent, NewMessage, UsageRecord};
 use crate::postgres_writer::Writer;
 use crate::queries::Dialect;
 use crate::rows;
@@ -189,6 +189,33 @@ impl Dialect for PostgresStore {
         .await?
         .rows_affected();
         Ok(changed == 1)
+    }
+
+    async fn append_message(
+        &self,
+        conversation: ConversationId,
+        message: NewMessage,
+    ) -> Result<i64> {
+        let mut conn = self.pool.acquire().await?;
+        insert_message(&mut conn, conversation, &message).await
+    }
+
+    async fn record_usage(&self, usage: UsageRecord) -> Result<()> {
+        sqlx::query(crate::queries::RECORD_USAGE)
+            .bind(usage.conversation.0)
+            .bind(usage.key.platform.as_str())
+            .bind(usage.key.workspace.as_str())
+            .bind(usage.key.channel.as_str())
+            .bind(usage.user.as_ref().map(|u| u.as_str()))
+            .bind(&usage.provider)
+            .bind(&usage.model)
+            .bind(rows::tokens(usage.prompt_tokens))
+            .bind(rows::tokens(usage.completion_tokens))
+            .bind(usage.estimated)
+            .bind(rows::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn turn_history_own(

@@ -11,7 +11,7 @@
 //! Macros rather than functions generic over `sqlx::Database`: every query would need a bound
 //! per bound value and per decoded tuple, repeated on every function, which buries the SQL.
 
-use crate::model::{Accepted, ConversationId, NewEvent, Take};
+use crate::model::{Accepted, ConversationId, NewEvent, NewMessage, Take};
 use crate::Result;
 use robit_types::Rate;
 use sqlx::migrate::Migrator;
@@ -87,6 +87,19 @@ pub(crate) trait Dialect {
         status: crate::model::TurnStatus,
     ) -> Result<bool>;
 
+    /// [`crate::Store::append_message`]: a turn's answer and tool messages. SQLite sends it
+    /// through its group-commit writer, like a turn's status, so an answer is not stored by a
+    /// pooled connection sleeping in SQLite's busy handler while the intake writes.
+    async fn append_message(
+        &self,
+        conversation: ConversationId,
+        message: NewMessage,
+    ) -> Result<i64>;
+
+    /// [`crate::Store::record_usage`] ([`RECORD_USAGE`]): every model call's; through
+    /// SQLite's writer for the same reason.
+    async fn record_usage(&self, usage: crate::model::UsageRecord) -> Result<()>;
+
     /// [`crate::Store::turn_history`]'s rows ([`TURN_HISTORY`]) read on the backend's own
     /// driver, where it has one for reads (SQLite's, see `sqlite_reader.rs`); `None`: the
     /// store reads them through its pool.
@@ -125,6 +138,12 @@ pub(crate) trait Dialect {
         now: i64,
     ) -> Result<()>;
 }
+
+/// One model call's token usage.
+pub(crate) const RECORD_USAGE: &str =
+    "INSERT INTO usage (conversation_id, platform, workspace, channel, user_id, provider,
+                        model, prompt_tokens, completion_tokens, estimated, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /// A conversation's history up to and including turn `$3`, newest first so `LIMIT $2` keeps
 /// the newest; the position `COALESCE(turn_id, id)` puts a reply right after its question.
@@ -330,8 +349,7 @@ macro_rules! sql_store {
                 conversation: crate::model::ConversationId,
                 message: crate::model::NewMessage,
             ) -> crate::Result<i64> {
-                let mut conn = self.pool.acquire().await?;
-                insert_message(&mut conn, conversation, &message).await
+                crate::queries::Dialect::append_message(self, conversation, message).await
             }
 
             async fn history(
@@ -434,26 +452,7 @@ macro_rules! sql_store {
             }
 
             async fn record_usage(&self, usage: crate::model::UsageRecord) -> crate::Result<()> {
-                sqlx::query(
-                    "INSERT INTO usage (conversation_id, platform, workspace, channel, user_id,
-                                        provider, model, prompt_tokens, completion_tokens,
-                                        estimated, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(usage.conversation.0)
-                .bind(usage.key.platform.as_str())
-                .bind(usage.key.workspace.as_str())
-                .bind(usage.key.channel.as_str())
-                .bind(usage.user.as_ref().map(|u| u.as_str()))
-                .bind(&usage.provider)
-                .bind(&usage.model)
-                .bind(crate::rows::tokens(usage.prompt_tokens))
-                .bind(crate::rows::tokens(usage.completion_tokens))
-                .bind(usage.estimated)
-                .bind(crate::rows::now_ms())
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                crate::queries::Dialect::record_usage(self, usage).await
             }
 
             async fn try_lease(

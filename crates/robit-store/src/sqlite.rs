@@ -10,7 +10,7 @@
 //! own way (see [`Dialect`]).
 
 use crate::migrations::SQLITE_MIGRATOR;
-use crate::model::{Accepted, ConversationId, NewEvent};
+use crate::model::{Accepted, ConversationId, NewEvent, NewMessage, UsageRecord};
 use crate::queries::Dialect;
 use crate::rows;
 use crate::sqlite_reader::Readers;
@@ -189,6 +189,41 @@ impl Dialect for SqliteStore {
                     &[&turn, &holder, &status.as_str()],
                 )?;
                 Ok(changed == 1)
+            })
+            .await
+    }
+
+    async fn append_message(
+        &self,
+        conversation: ConversationId,
+        message: NewMessage,
+    ) -> Result<i64> {
+        self.writer
+            .run(move |conn| crate::sqlite_writer::insert_message(conn, conversation, &message))
+            .await
+    }
+
+    async fn record_usage(&self, usage: UsageRecord) -> Result<()> {
+        self.writer
+            .run(move |conn| {
+                crate::sqlite_writer::execute(
+                    conn,
+                    crate::queries::RECORD_USAGE,
+                    &[
+                        &usage.conversation.0,
+                        &usage.key.platform.as_str(),
+                        &usage.key.workspace.as_str(),
+                        &usage.key.channel.as_str(),
+                        &usage.user.as_ref().map(|u| u.as_str()),
+                        &usage.provider,
+                        &usage.model,
+                        &rows::tokens(usage.prompt_tokens),
+                        &rows::tokens(usage.completion_tokens),
+                        &usage.estimated,
+                        &rows::now_ms(),
+                    ],
+                )?;
+                Ok(())
             })
             .await
     }

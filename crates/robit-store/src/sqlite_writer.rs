@@ -1,7 +1,7 @@
 //! Group commit for SQLite's hot write: one connection on its own thread that owns `accept`,
 //! batching the events that arrive while it is busy into one transaction. Other small writes
-//! that every turn or the journal's heartbeat makes (lease renewals, a turn's status) go
-//! through its queue too ([`Writer::run`], between two batches): on a pooled connection they
+//! that every turn or the journal's heartbeat makes (lease renewals, a turn's status, its
+//! answer and token usage) go through its queue too ([`Writer::run`], between two batches): on a pooled connection they
 //! raced the intake for the write lock.
 //!
 //! Why one writer: SQLite has one writer at a time. With every request handler opening its
@@ -27,7 +27,7 @@
 //! transaction holding its rows has committed.
 
 use crate::journal::{HAND_OVER_POSTS, SUPERSEDE_ANSWER};
-use crate::model::{Accepted, Conversation, NewEvent};
+use crate::model::{Accepted, Conversation, ConversationId, NewEvent, NewMessage};
 use crate::queries::accept_sql;
 use crate::{rows, Result, StoreError};
 use robit_types::ConversationKey;
@@ -317,6 +317,33 @@ fn run_batch(
     Ok(Some(results))
 }
 
+/// Stores a message in `conversation`: `accept`'s insert, and on its own (through
+/// [`Writer::run`]) a turn's answer and tool messages.
+pub(crate) fn insert_message(
+    conn: &Connection,
+    conversation: ConversationId,
+    m: &NewMessage,
+) -> Result<i64> {
+    returning_id(
+        conn,
+        accept_sql::INSERT_MESSAGE,
+        &[
+            &conversation.0,
+            &m.role.as_str(),
+            &m.content,
+            &m.tool_calls,
+            &m.tool_call_id,
+            &m.status.as_str(),
+            &m.author.as_ref().map(|a| a.as_str()),
+            &rows::now_ms(),
+            &m.turn,
+            &m.served.as_ref().map(|s| s.provider.as_str()),
+            &m.served.as_ref().map(|s| s.model.as_str()),
+            &m.platform_ref.as_deref(),
+        ],
+    )
+}
+
 /// `accept` for one event inside the batch's transaction: the same statements, in the same
 /// order, as the sqlx `accept_in` of `queries.rs`.
 fn accept_in(conn: &Connection, event: &NewEvent) -> Result<Accepted> {
@@ -334,24 +361,7 @@ fn accept_in(conn: &Connection, event: &NewEvent) -> Result<Accepted> {
     }
     let conversation = find_or_create_conversation(conn, &event.key)?;
     let message_id = match &event.message {
-        Some(m) => Some(returning_id(
-            conn,
-            accept_sql::INSERT_MESSAGE,
-            &[
-                &conversation.id.0,
-                &m.role.as_str(),
-                &m.content,
-                &m.tool_calls,
-                &m.tool_call_id,
-                &m.status.as_str(),
-                &m.author.as_ref().map(|a| a.as_str()),
-                &rows::now_ms(),
-                &m.turn,
-                &m.served.as_ref().map(|s| s.provider.as_str()),
-                &m.served.as_ref().map(|s| s.model.as_str()),
-                &m.platform_ref.as_deref(),
-            ],
-        )?),
+        Some(m) => Some(insert_message(conn, conversation.id, m)?),
         None => None,
     };
     if let Some(edit) = &event.edit {
