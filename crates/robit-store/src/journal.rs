@@ -9,13 +9,14 @@
 //! a claim is one `UPDATE … RETURNING` statement, which SQLite runs under its single write
 //! lock, so two claimers can never take the same row.
 
-// Each backend passes its clock expression (unix milliseconds) as `$now`, and its row lock
+// Each backend passes its clock expression (unix milliseconds) as `$now` (its `…_now!()`
+// macro, a string literal `concat!` can take), and its row lock
 // for claims as `$lock` (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: nothing).
 
 /// The insert of an accepted event's turn (binds: conversation, platform, event id, message,
 /// job, route, holder, lease in ms), `RETURNING id`; SQLite's group-commit writer runs it too.
 macro_rules! insert_turn_sql {
-    ($now:literal) => {
+    ($now:expr) => {
         concat!(
             "INSERT INTO turns (conversation_id, platform, event_id, message_id, job, route,
                                 status, holder, lease_until, attempts, created_at, updated_at)
@@ -36,7 +37,7 @@ pub(crate) use insert_turn_sql;
 /// replica claimed meanwhile is re-read against them and skipped, rather than renewed for its
 /// new holder while this one thinks it still has it.
 macro_rules! renew_turns_sql {
-    ($now:literal) => {
+    ($now:expr) => {
         concat!(
             "UPDATE turns SET lease_until = ",
             $now,
@@ -55,7 +56,7 @@ pub(crate) use renew_turns_sql;
 /// A turn's new status (binds: turn, holder, status), only while `holder` holds it open; a
 /// turn starts running and closes with it, so SQLite sends it through its writer.
 macro_rules! set_turn_status_sql {
-    ($now:literal) => {
+    ($now:expr) => {
         concat!(
             "UPDATE turns SET status = $3, updated_at = ",
             $now,
@@ -77,7 +78,7 @@ pub(crate) const HAND_OVER_POSTS: &str = "INSERT INTO turn_posts (turn_id, slot,
 
 /// Records the turn an accepted event needs, inside the caller's transaction.
 macro_rules! insert_turn {
-    ($now:literal, $conn:expr, $event:expr, $turn:expr, $conversation:expr, $message:expr) => {{
+    ($now:expr, $conn:expr, $event:expr, $turn:expr, $conversation:expr, $message:expr) => {{
         let id: i64 = sqlx::query_scalar(crate::journal::insert_turn_sql!($now))
             .bind($conversation)
             .bind($event.platform.as_str())
@@ -117,7 +118,7 @@ pub(crate) use hand_over_answer;
 // `$own` are the methods the backend writes its own way, passed in by `queries.rs`'s
 // `sql_store!` (renewal: SQLite's goes through its group-commit writer).
 macro_rules! journal_impl {
-    ($store:ty, $now:literal, $lock:literal, $($own:item)*) => {
+    ($store:ty, $now:expr, $lock:literal, $($own:item)*) => {
         #[async_trait::async_trait]
         impl crate::TurnJournal for $store {
         $($own)*

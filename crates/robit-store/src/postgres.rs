@@ -10,7 +10,7 @@
 
 use crate::migrations::POSTGRES_MIGRATOR;
 use crate::model::{Accepted, ConversationId, NewEvent, NewMessage, UsageRecord};
-use crate::postgres_writer::Writer;
+use crate::postgres_writer::{postgres_now, Writer};
 use crate::queries::Dialect;
 use crate::rows;
 use crate::{PoolOptions, Result};
@@ -114,14 +114,13 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-// `clock_timestamp()`, not `now()`: `now()` is the transaction's start, and a statement that
-// waited for a lock would judge leases by a stale clock. Claims skip rows another replica is
-// claiming rather than wait for them.
+// The clock is `postgres_now!` (why `clock_timestamp()`: see there). Claims skip rows another
+// replica is claiming rather than wait for them.
 crate::queries::sql_store!(
     PostgresStore,
     PgConnection,
     postgres,
-    now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    now = postgres_now!(),
     lock = " FOR UPDATE SKIP LOCKED"
 );
 
@@ -133,9 +132,8 @@ fn accept_boxed<'c>(
     Box::pin(accept_in(conn, event))
 }
 
-/// The database clock in unix milliseconds. `clock_timestamp()`, not `now()`: `now()` is the
-/// transaction's start, and a transaction that waited for the row lock would under-refill.
-const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+/// The database clock in unix milliseconds, for the bucket queries built with `format!`.
+const DB_NOW_MS: &str = postgres_now!();
 
 impl Dialect for PostgresStore {
     type Db = Postgres;
@@ -162,15 +160,15 @@ impl Dialect for PostgresStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(crate::journal::renew_turns_sql!(
-            "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
-        ))
-        .bind(holder)
-        .bind(rows::millis(lease))
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(
+            sqlx::query_scalar(crate::journal::renew_turns_sql!(postgres_now!()))
+                .bind(holder)
+                .bind(rows::millis(lease))
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn set_turn_status(
@@ -179,15 +177,13 @@ impl Dialect for PostgresStore {
         holder: &str,
         status: crate::model::TurnStatus,
     ) -> Result<bool> {
-        let changed = sqlx::query(crate::journal::set_turn_status_sql!(
-            "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
-        ))
-        .bind(turn)
-        .bind(holder)
-        .bind(status.as_str())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let changed = sqlx::query(crate::journal::set_turn_status_sql!(postgres_now!()))
+            .bind(turn)
+            .bind(holder)
+            .bind(status.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         Ok(changed == 1)
     }
 

@@ -40,6 +40,16 @@ pub(crate) type AcceptIn =
         &'c NewEvent,
     ) -> Pin<Box<dyn Future<Output = Result<Accepted>> + Send + 'c>>;
 
+/// PostgreSQL's clock in unix milliseconds, as a string literal for the SQL macros' `concat!`.
+/// `clock_timestamp()`, not `now()`: `now()` is the transaction's start, and a statement that
+/// waited for a lock would judge leases (and refill buckets) by a stale clock.
+macro_rules! postgres_now {
+    () => {
+        "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+    };
+}
+pub(crate) use postgres_now;
+
 /// Most events in one transaction: bounds the statements' array sizes and how long the first
 /// event of a batch waits for the last one's rows.
 const MAX_BATCH: usize = 256;
@@ -264,7 +274,8 @@ async fn together(
 /// - `rows`: each fresh event with its conversation and, if it carries a message, the
 ///   message's id taken from the identity's sequence here, in batch order, so the turn row
 ///   can point at it and the caller learns it without matching rows up afterwards.
-const ACCEPT_BATCH: &str = "
+const ACCEPT_BATCH: &str = concat!(
+    "
 WITH input AS MATERIALIZED (
     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
@@ -316,11 +327,14 @@ journaled AS (
     SELECT conversation_id, platform, event_id, message_id, job, route, 'pending', holder,
            clock.now_ms + lease_ms, 0, clock.now_ms, clock.now_ms
     FROM rows,
-         (SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)) AS clock(now_ms)
+         (SELECT ",
+    postgres_now!(),
+    ") AS clock(now_ms)
     WHERE job IS NOT NULL ORDER BY ord
     RETURNING id, platform, event_id)
 SELECT r.ord, r.conversation_id, r.model, r.message_id, j.id
-FROM rows r LEFT JOIN journaled j USING (platform, event_id)";
+FROM rows r LEFT JOIN journaled j USING (platform, event_id)"
+);
 
 /// One answer row of [`ACCEPT_BATCH`]: the event's place in the batch, its conversation's id
 /// and model, its message's and turn's ids.

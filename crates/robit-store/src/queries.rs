@@ -196,7 +196,7 @@ pub(crate) async fn block_bucket<D: Dialect>(
 /// milliseconds, `$lock` the row lock of a journal claim (see `journal.rs`), `$access` the
 /// module of `access.rs` for this pool.
 macro_rules! sql_store {
-    ($store:ty, $conn:ty, $access:ident, now = $now:literal, lock = $lock:literal) => {
+    ($store:ty, $conn:ty, $access:ident, now = $now:expr, lock = $lock:literal) => {
         async fn find_conversation(
             conn: &mut $conn,
             key: &robit_types::ConversationKey,

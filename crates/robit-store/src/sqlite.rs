@@ -14,7 +14,7 @@ use crate::model::{Accepted, ConversationId, NewEvent, NewMessage, UsageRecord};
 use crate::queries::Dialect;
 use crate::rows;
 use crate::sqlite_reader::Readers;
-use crate::sqlite_writer::{Writer, WriterOptions, BUSY_TIMEOUT};
+use crate::sqlite_writer::{sqlite_now, Writer, WriterOptions, BUSY_TIMEOUT};
 use crate::{PoolOptions, Result};
 use robit_types::Rate;
 use sqlx::migrate::Migrator;
@@ -123,13 +123,13 @@ impl SqliteStore {
     }
 }
 
-// The clock is the database's, as unix milliseconds (SQLite has no integer-millisecond
-// function); claims need no row lock: they run under SQLite's single write lock.
+// The clock is the database's (`sqlite_now!`); claims need no row lock: they run under
+// SQLite's single write lock.
 crate::queries::sql_store!(
     SqliteStore,
     SqliteConnection,
     sqlite,
-    now = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+    now = sqlite_now!(),
     lock = ""
 );
 
@@ -163,9 +163,7 @@ impl Dialect for SqliteStore {
             .run(move |conn| {
                 crate::sqlite_writer::returning_ids(
                     conn,
-                    crate::journal::renew_turns_sql!(
-                        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
-                    ),
+                    crate::journal::renew_turns_sql!(sqlite_now!()),
                     &[&holder, &rows::millis(lease), &after, &i64::from(limit)],
                 )
             })
@@ -183,9 +181,7 @@ impl Dialect for SqliteStore {
             .run(move |conn| {
                 let changed = crate::sqlite_writer::execute(
                     conn,
-                    crate::journal::set_turn_status_sql!(
-                        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
-                    ),
+                    crate::journal::set_turn_status_sql!(sqlite_now!()),
                     &[&turn, &holder, &status.as_str()],
                 )?;
                 Ok(changed == 1)

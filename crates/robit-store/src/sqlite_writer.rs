@@ -44,10 +44,17 @@ const MAX_BATCH: usize = 256;
 /// Requests the writer queues; a bounded queue pushes back on intakes when the disk is slow.
 const QUEUE: usize = 4096;
 
-/// The turn insert, with SQLite's clock (the same expression `sqlite.rs` gives the journal).
-const INSERT_TURN: &str = crate::journal::insert_turn_sql!(
-    "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
-);
+/// SQLite's clock in unix milliseconds (it has no integer-millisecond function), as a string
+/// literal for the SQL macros' `concat!`: every SQLite statement that judges time uses it.
+macro_rules! sqlite_now {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+    };
+}
+pub(crate) use sqlite_now;
+
+/// The turn insert, with SQLite's clock.
+const INSERT_TURN: &str = crate::journal::insert_turn_sql!(sqlite_now!());
 
 /// Where and how the writer (and `sqlite_reader.rs`) open connections: the file the pool uses, with the pool's
 /// settings (the pool has already created the file and put it in WAL mode).
