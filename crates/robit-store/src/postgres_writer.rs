@@ -30,7 +30,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 /// `accept` inside a transaction the writer owns: the store's `accept_in`, boxed so it can be
 /// passed as a plain function. Used when a batch has to be taken apart.
@@ -54,13 +55,18 @@ pub(crate) use postgres_now;
 /// event of a batch waits for the last one's rows.
 const MAX_BATCH: usize = 256;
 
-/// Batches committing at once. One: a batch is a single statement, so a second one in flight
-/// only splits the waiting events into smaller batches that compete for the same cores
-/// (`robit bench store` on the development machine: 1 in flight 10.0k msgs/s with batches of
-/// 8.5 events, 2 6.2k with 5.5, 4 5.4k with 3.1, one after the other; with the yield in
-/// [`run`], 1 in flight 13.5-14.6k with batches of 14.6 of the 16 writers, 2 11.7-12.4k with
-/// 7.2).
-const IN_FLIGHT: usize = 1;
+/// Batches committing at once, at most. A second batch starts while one is in flight only
+/// once [`OVERLAP_FROM`] events wait for it: a batch is a single statement, so with few
+/// callers a second one in flight only splits them into smaller batches that compete for the
+/// same cores (`robit bench store` on the development machine, 16 writers: always 1 in flight
+/// 10.0k msgs/s with batches of 8.5 events, always 2 6.2k with 5.5, always 4 5.4k with 3.1;
+/// with the yield in [`run`], 1 in flight 13.5-14.6k with batches of 14.6, 2 11.7-12.4k with
+/// 7.2). With many callers the second batch is large, and its statement runs while the first
+/// one waits for its commit's WAL flush.
+const IN_FLIGHT: usize = 2;
+
+/// Waiting events that make a second batch worth its statement (see [`IN_FLIGHT`]).
+const OVERLAP_FROM: usize = 64;
 
 /// Requests the writer queues; a bounded queue pushes back on intakes when the database is
 /// slow.
@@ -107,49 +113,74 @@ impl Writer {
 }
 
 async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, accept_in: AcceptIn) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        let mut batch = Vec::new();
-        let mut close = None;
-        match first {
-            Job::Accept(event, reply) => batch.push((event, reply)),
-            Job::Close(done) => close = Some(done),
-        }
-        // A free slot first, then whatever queued meanwhile: while every slot commits, the
-        // next batch grows.
-        let permit = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("the writer never closes its semaphore");
-        // The callers the last batch just answered were woken by its replies, and a caller
-        // that has its next event at hand (a busy intake) sends it on its first poll. Without
-        // one turn of the scheduler first, this batch would hold only what queued during the
-        // last commit, and those callers would wait out a whole commit more: batches then
-        // alternate between a part of the callers and the rest. A yield with nothing else
-        // ready returns at once.
-        tokio::task::yield_now().await;
-        while close.is_none() && batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Job::Accept(event, reply)) => batch.push((event, reply)),
-                Ok(Job::Close(done)) => close = Some(done),
-                Err(_) => break,
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut batch: Vec<(Box<NewEvent>, Reply)> = Vec::new();
+    let mut close = None;
+    let mut open = true;
+    loop {
+        let start = !batch.is_empty()
+            && (in_flight.is_empty()
+                || (in_flight.len() < IN_FLIGHT && batch.len() >= OVERLAP_FROM));
+        if start {
+            if in_flight.is_empty() {
+                // The callers the last batch just answered were woken by its replies, and a
+                // caller that has its next event at hand (a busy intake) sends it on its first
+                // poll. Without one turn of the scheduler first, this batch would hold only
+                // what queued during the last commit, and those callers would wait out a
+                // whole commit more: batches then alternate between a part of the callers and
+                // the rest. A yield with nothing else ready returns at once.
+                tokio::task::yield_now().await;
             }
-        }
-        if !batch.is_empty() {
+            while open && close.is_none() && batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => take(job, &mut batch, &mut close),
+                    Err(_) => break,
+                }
+            }
+            let taken = std::mem::take(&mut batch);
             let pool = pool.clone();
-            tokio::spawn(async move {
-                commit_batch(&pool, batch, accept_in).await;
-                drop(permit);
-            });
-        } else {
-            drop(permit);
+            in_flight.spawn(async move { commit_batch(&pool, taken, accept_in).await });
+            continue;
         }
-        if let Some(done) = close {
-            // Every slot back means every batch in flight has answered its callers.
-            let _ = slots.acquire_many(IN_FLIGHT as u32).await;
-            let _ = done.send(());
-            return;
+        if close.is_some() || !open {
+            if batch.is_empty() && in_flight.is_empty() {
+                if let Some(done) = close {
+                    let _ = done.send(());
+                }
+                return;
+            }
+            // Finish what is in flight; whatever is left starts when it is done.
+            if let Some(joined) = in_flight.join_next().await {
+                report(joined);
+            }
+            continue;
         }
+        tokio::select! {
+            job = rx.recv(), if batch.len() < MAX_BATCH => match job {
+                Some(job) => take(job, &mut batch, &mut close),
+                None => open = false,
+            },
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => report(joined),
+        }
+    }
+}
+
+/// A batch's task that panicked dropped its callers' replies (they hear `Closed`); the writer
+/// goes on with the next batch.
+fn report(joined: std::result::Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        tracing::error!(error = %e, "postgres batch task failed");
+    }
+}
+
+fn take(
+    job: Job,
+    batch: &mut Vec<(Box<NewEvent>, Reply)>,
+    close: &mut Option<oneshot::Sender<()>>,
+) {
+    match job {
+        Job::Accept(event, reply) => batch.push((event, reply)),
+        Job::Close(done) => *close = Some(done),
     }
 }
 
@@ -263,17 +294,25 @@ async fn together(
 /// arrays (`UNNEST`), and data-modifying CTEs write each table once. One round trip and one
 /// commit, whatever the batch's size.
 ///
+/// The planner sees arrays of unknown length, estimates a handful of rows and so joins one
+/// CTE to another by nested loops: such a join costs the batch's size squared (at 256 events
+/// with turns, 13 of the statement's 29 ms, measured with `EXPLAIN ANALYZE`). So CTEs meet
+/// only through a hash join (`taken`), an index (`keyed`), or arrays: each event carries
+/// `k`, its conversation key's rank in the batch, and reads its conversation's id at `k` of
+/// `conv`'s arrays.
+///
 /// - `fresh`: the dedup rows; an event whose id is already there is a duplicate. Inserted in
 ///   key order (as are conversations), so two batches cannot deadlock on the unique keys.
-/// - `found` and `created`: the fresh events' conversations, found or else created. A key
-///   another transaction created after this statement's snapshot is neither (its insert
-///   waits for that transaction and then does nothing): its event has no conversation. With a
-///   message or a turn, the statement then fails on their NOT NULL and the batch is taken
-///   apart, where `accept_in`'s second look finds it; without either, only the answer lacks
-///   the id, and [`statement`] looks the conversation up after the commit.
-/// - `rows`: each fresh event with its conversation and, if it carries a message, the
-///   message's id taken from the identity's sequence here, in batch order, so the turn row
-///   can point at it and the caller learns it without matching rows up afterwards.
+/// - `keyed`: each key of the fresh events with its conversation, found, or else given an id
+///   here and created (`created`). A key another transaction created after this statement's
+///   snapshot is neither (its insert waits for that transaction and then does nothing): its
+///   events have no conversation. With a message or a turn, the statement then fails on
+///   their NOT NULL and the batch is taken apart, where `accept_in`'s second look finds it;
+///   without either, only the answer lacks the id, and [`statement`] looks the conversation
+///   up after the commit.
+/// - `rows`: each fresh event with its conversation and the ids of its message and turn (if
+///   it has them), taken from the identities' sequences in batch order, so the turn row can
+///   point at the message and the caller learns both without matching rows up afterwards.
 const ACCEPT_BATCH: &str = concat!(
     "
 WITH input AS MATERIALIZED (
@@ -289,31 +328,34 @@ fresh AS (
     SELECT platform, event_id, $18 FROM input ORDER BY platform, event_id
     ON CONFLICT (platform, event_id) DO NOTHING
     RETURNING platform, event_id),
-keys AS MATERIALIZED (
-    SELECT DISTINCT i.platform, i.workspace, i.channel, i.thread
+taken AS MATERIALIZED (
+    SELECT i.*, dense_rank() OVER (ORDER BY platform, workspace, channel, thread) AS k
     FROM input i JOIN fresh USING (platform, event_id)),
-found AS MATERIALIZED (
-    SELECT c.id, c.model, c.platform, c.workspace, c.channel, c.thread
-    FROM conversations c JOIN keys USING (platform, workspace, channel, thread)),
+keyed AS MATERIALIZED (
+    SELECT keys.*, c.id IS NOT NULL AS found, c.model,
+           COALESCE(c.id, nextval(pg_get_serial_sequence('conversations', 'id'))) AS id
+    FROM (SELECT DISTINCT k, platform, workspace, channel, thread FROM taken) keys
+    LEFT JOIN conversations c USING (platform, workspace, channel, thread)),
 created AS (
-    INSERT INTO conversations (platform, workspace, channel, thread, created_at)
-    SELECT platform, workspace, channel, thread, $18 FROM keys k
-    WHERE NOT EXISTS (
-        SELECT 1 FROM found f
-        WHERE f.platform = k.platform AND f.workspace = k.workspace
-          AND f.channel = k.channel AND f.thread = k.thread)
+    INSERT INTO conversations (id, platform, workspace, channel, thread, created_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT id, platform, workspace, channel, thread, $18 FROM keyed WHERE NOT found
     ORDER BY platform, workspace, channel, thread
     ON CONFLICT (platform, workspace, channel, thread) DO NOTHING
-    RETURNING id, model, platform, workspace, channel, thread),
-conv AS (SELECT * FROM found UNION ALL SELECT * FROM created),
+    RETURNING id),
+conv AS MATERIALIZED (
+    SELECT array_agg(CASE WHEN found OR id = ANY ((SELECT array_agg(id) FROM created)::bigint[])
+                          THEN id END ORDER BY k) AS ids,
+           array_agg(model ORDER BY k) AS models
+    FROM keyed),
 rows AS MATERIALIZED (
-    SELECT i.*, c.id AS conversation_id, c.model,
-           CASE WHEN i.role IS NOT NULL
-                THEN nextval(pg_get_serial_sequence('messages', 'id')) END AS message_id
-    FROM input i
-    JOIN fresh USING (platform, event_id)
-    LEFT JOIN conv c USING (platform, workspace, channel, thread)
-    ORDER BY i.ord),
+    SELECT t.*, conv.ids[t.k] AS conversation_id, conv.models[t.k] AS model,
+           CASE WHEN t.role IS NOT NULL
+                THEN nextval(pg_get_serial_sequence('messages', 'id')) END AS message_id,
+           CASE WHEN t.job IS NOT NULL
+                THEN nextval(pg_get_serial_sequence('turns', 'id')) END AS turn_id
+    FROM taken t, conv
+    ORDER BY t.ord),
 stored AS (
     INSERT INTO messages (id, conversation_id, role, content, tool_calls, tool_call_id,
                           status, author, created_at, turn_id, platform_ref)
@@ -322,18 +364,17 @@ stored AS (
            author, $18, message_turn, platform_ref
     FROM rows WHERE role IS NOT NULL ORDER BY ord),
 journaled AS (
-    INSERT INTO turns (conversation_id, platform, event_id, message_id, job, route, status,
-                       holder, lease_until, attempts, created_at, updated_at)
-    SELECT conversation_id, platform, event_id, message_id, job, route, 'pending', holder,
-           clock.now_ms + lease_ms, 0, clock.now_ms, clock.now_ms
+    INSERT INTO turns (id, conversation_id, platform, event_id, message_id, job, route,
+                       status, holder, lease_until, attempts, created_at, updated_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT turn_id, conversation_id, platform, event_id, message_id, job, route, 'pending',
+           holder, clock.now_ms + lease_ms, 0, clock.now_ms, clock.now_ms
     FROM rows,
          (SELECT ",
     postgres_now!(),
     ") AS clock(now_ms)
-    WHERE job IS NOT NULL ORDER BY ord
-    RETURNING id, platform, event_id)
-SELECT r.ord, r.conversation_id, r.model, r.message_id, j.id
-FROM rows r LEFT JOIN journaled j USING (platform, event_id)"
+    WHERE job IS NOT NULL ORDER BY ord)
+SELECT ord, conversation_id, model, message_id, turn_id FROM rows"
 );
 
 /// One answer row of [`ACCEPT_BATCH`]: the event's place in the batch, its conversation's id

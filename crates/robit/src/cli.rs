@@ -152,6 +152,9 @@ pub struct BenchArgs {
     /// Iterations per measurement.
     #[arg(long, default_value_t = 200)]
     pub iterations: usize,
+    /// `store` only: concurrent writers, one measurement per count (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    pub writers: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

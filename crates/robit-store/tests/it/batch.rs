@@ -236,3 +236,79 @@ async fn one_failing_event_fails_alone(store: Arc<dyn Store>, raw: Raw, bad_text
         Accepted::New { .. }
     ));
 }
+
+/// Another replica creates a conversation while this batch's statement runs: the statement's
+/// snapshot does not see it, so the batch gives the key an id of its own, and its insert then
+/// waits for the other transaction and does nothing. The event must still land in the
+/// conversation that exists, with a message (the batch is taken apart and the event runs
+/// again) and without one (its answer is looked up after the commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_conversation_created_meanwhile_by_another_replica_is_joined() {
+    Backend::Postgres
+        .run(Setup::Migrated, |store, raw| async move {
+            let Raw::Postgres(pool) = raw else {
+                unreachable!("a PostgreSQL case")
+            };
+            for (round, with_message) in [(1, true), (2, false)] {
+                let key = ConversationKey::new(
+                    Platform::Slack,
+                    "T1",
+                    format!("C-race-{round}"),
+                    Some("1.1".into()),
+                );
+                let mut other = pool.begin().await.unwrap();
+                let theirs: i64 = sqlx::query_scalar(
+                    "INSERT INTO conversations (platform, workspace, channel, thread, created_at)
+                     VALUES ($1, $2, $3, $4, 0) RETURNING id",
+                )
+                .bind(key.platform.as_str())
+                .bind(key.workspace.as_str())
+                .bind(key.channel.as_str())
+                .bind("1.1")
+                .fetch_one(&mut *other)
+                .await
+                .unwrap();
+                let mut event = journaled(&format!("Ev-race-{round}"), &key, "meanwhile");
+                if !with_message {
+                    event.message = None;
+                    event.turn = None;
+                }
+                let accepting = {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move { store.accept(event).await })
+                };
+                // The batch's conversation insert waits on the uncommitted row's key. (Only the
+                // statement's start is in `pg_stat_activity`: it is cut at 1 kB.)
+                loop {
+                    let waiting: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM pg_stat_activity
+                         WHERE wait_event_type = 'Lock' AND query LIKE '%WITH input AS%'",
+                    )
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                    if waiting > 0 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                other.commit().await.unwrap();
+                let Accepted::New {
+                    conversation,
+                    message_id,
+                    ..
+                } = accepting.await.unwrap().unwrap()
+                else {
+                    panic!("a first delivery is new")
+                };
+                assert_eq!(
+                    conversation.id.0, theirs,
+                    "round {round}: the existing conversation"
+                );
+                assert_eq!(message_id.is_some(), with_message);
+                let history = store.history(conversation.id, 10).await.unwrap();
+                assert_eq!(history.len(), usize::from(with_message));
+            }
+        })
+        .await;
+}

@@ -32,7 +32,7 @@ pub async fn run(loaded: Loaded, args: BenchArgs) -> anyhow::Result<ExitCode> {
                     .await?;
             println!("{report}");
         }
-        BenchWhat::Store => store(args.iterations).await?,
+        BenchWhat::Store => store(args.iterations, &args.writers).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -272,7 +272,7 @@ fn now_ms() -> u128 {
         .unwrap_or_default()
 }
 
-async fn store(iterations: usize) -> anyhow::Result<()> {
+async fn store(iterations: usize, writers: &[usize]) -> anyhow::Result<()> {
     let messages = iterations.max(1000);
     let dir = tempfile::tempdir()?;
     let sqlite = robit_store::connect(
@@ -281,10 +281,6 @@ async fn store(iterations: usize) -> anyhow::Result<()> {
     )
     .await?;
     sqlite.migrate().await?;
-    let rate = robit_store::bench::bench_persist(sqlite, messages, 16).await?;
-    println!(
-        "sqlite:   {rate:>10.0} persisted messages/s ({messages} messages, 16 concurrent writers)"
-    );
     // SQLite's default (`synchronous=NORMAL` under WAL) skips the fsync per commit that
     // PostgreSQL pays by default; `full` is the like-for-like durability.
     let full = robit_store::connect(
@@ -296,21 +292,35 @@ async fn store(iterations: usize) -> anyhow::Result<()> {
     )
     .await?;
     full.migrate().await?;
-    let rate = robit_store::bench::bench_persist(full, messages, 16).await?;
-    println!(
-        "sqlite, synchronous=full: {rate:>6.0} persisted messages/s ({messages} messages, 16 concurrent writers)"
-    );
     let pg_url = postgres_url();
-    match robit_store::connect(&pg_url, robit_store::PoolOptions::default()).await {
+    let pg = match robit_store::connect(&pg_url, robit_store::PoolOptions::default()).await {
         Ok(pg) => {
             pg.migrate().await?;
-            let rate = robit_store::bench::bench_persist(pg, messages, 16).await?;
-            println!("postgres: {rate:>10.0} persisted messages/s ({messages} messages, 16 concurrent writers)");
+            Some(pg)
         }
-        Err(e) => println!(
-            "postgres: skipped, cannot connect to {}: {e}",
-            app::redact_url(&pg_url)
-        ),
+        Err(e) => {
+            println!(
+                "postgres: skipped, cannot connect to {}: {e}",
+                app::redact_url(&pg_url)
+            );
+            None
+        }
+    };
+    // Each writer count measures every backend before the next count, so the figures a ratio
+    // compares come from the same minutes.
+    for &concurrency in writers {
+        let of = format!("({messages} messages, {concurrency} concurrent writers)");
+        let rate =
+            robit_store::bench::bench_persist(Arc::clone(&sqlite), messages, concurrency).await?;
+        println!("sqlite:   {rate:>10.0} persisted messages/s {of}");
+        let rate =
+            robit_store::bench::bench_persist(Arc::clone(&full), messages, concurrency).await?;
+        println!("sqlite, synchronous=full: {rate:>6.0} persisted messages/s {of}");
+        if let Some(pg) = &pg {
+            let rate =
+                robit_store::bench::bench_persist(Arc::clone(pg), messages, concurrency).await?;
+            println!("postgres: {rate:>10.0} persisted messages/s {of}");
+        }
     }
     Ok(())
 }
