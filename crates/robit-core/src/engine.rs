@@ -102,7 +102,10 @@ pub(crate) struct Job {
 /// [`Shared`], which the layers below see; they never see this.
 pub(crate) struct Inner {
     shared: Arc<Shared>,
-    queues: Mutex<HashMap<ConversationKey, mpsc::UnboundedSender<Job>>>,
+    /// Boxed jobs: a channel allocates its first block of 32 slots when it is made, and a
+    /// conversation's channel usually carries one job, so inline jobs (568 bytes) cost 18 kB
+    /// for every conversation with a queued turn, a boxed one 256 bytes.
+    queues: Mutex<HashMap<ConversationKey, mpsc::UnboundedSender<Box<Job>>>>,
     tracker: TaskTracker,
     connections: Connections,
     /// Built once: adapters ask for it for every sink they make.
@@ -723,6 +726,7 @@ impl Engine {
 
     /// Queues a job on its conversation; `reserved`: its pending slot was taken already.
     fn enqueue(&self, job: Job, reserved: bool) {
+        let job = Box::new(job);
         metrics::gauge!(m::QUEUE_DEPTH).increment(1.0);
         let key = job.inbound.key.clone();
         if !reserved {
@@ -814,7 +818,11 @@ impl Inner {
     }
 }
 
-async fn worker(inner: Arc<Inner>, key: ConversationKey, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn worker(
+    inner: Arc<Inner>,
+    key: ConversationKey,
+    mut rx: mpsc::UnboundedReceiver<Box<Job>>,
+) {
     loop {
         let job = match rx.try_recv() {
             Ok(job) => job,
@@ -841,7 +849,7 @@ async fn worker(inner: Arc<Inner>, key: ConversationKey, mut rx: mpsc::Unbounded
                 inner.shared.held.release(ticket.id);
                 let _ = job.done.send(TurnOutcome::Cancelled);
             }
-            _ => run_job(&inner.shared, job).await,
+            _ => run_job(&inner.shared, *job).await,
         }
         inner.turn_left(&key);
     }
@@ -903,113 +911,121 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
         let _ = done.send(TurnOutcome::Cancelled);
         return;
     };
-    let holder = shared.config.journal.holder.clone();
-    if let Some(ticket) = &ticket {
-        match shared
-            .store
-            .set_turn_status(ticket.id, &holder, TurnStatus::Running)
-            .instrument(m::stage!("mark_running"))
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                // Taken over (or finished) elsewhere while it waited here.
-                shared.held.release(ticket.id);
-                if let Some(lease) = lease {
-                    lease.release().await;
+    // What a running turn holds (its stream, renderer, tool rounds) is boxed, so it is
+    // allocated only now, when the turn has its permit: inline, every queued turn's task was
+    // that size from the moment it was queued (this future: 5,000 bytes inline, 1,576 boxed).
+    Box::pin(async move {
+        let _permit = _permit;
+        let holder = shared.config.journal.holder.clone();
+        if let Some(ticket) = &ticket {
+            match shared
+                .store
+                .set_turn_status(ticket.id, &holder, TurnStatus::Running)
+                .instrument(m::stage!("mark_running"))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Taken over (or finished) elsewhere while it waited here.
+                    shared.held.release(ticket.id);
+                    if let Some(lease) = lease {
+                        lease.release().await;
+                    }
+                    let _ = done.send(TurnOutcome::Cancelled);
+                    return;
                 }
-                let _ = done.send(TurnOutcome::Cancelled);
-                return;
+                // The database is away: run the turn anyway; its state is kept for a takeover.
+                Err(e) => tracing::warn!(error = %e, "marking a turn running failed"),
             }
-            // The database is away: run the turn anyway; its state is kept for a takeover.
-            Err(e) => tracing::warn!(error = %e, "marking a turn running failed"),
         }
-    }
-    // Under the journal's sink, so each span is one call to the platform.
-    let sink: Arc<dyn ReplySink> = Arc::new(crate::traced_sink::TracedSink::new(sink));
-    let journal_sink = ticket
-        .as_ref()
-        .map(|t| Arc::new(JournalSink::new(sink.clone(), shared.store.clone(), t)));
-    let sink: Arc<dyn ReplySink> = match &journal_sink {
-        Some(j) => j.clone(),
-        None => sink,
-    };
-    let lost = ticket.as_ref().map(|t| t.lost.clone()).unwrap_or_default();
-    let journaled = ticket.is_some();
-    // An answer written over earlier messages (a resumed or a regenerated one) retires those
-    // it did not reach.
-    let rewritten = ticket.as_ref().is_some_and(|t| t.resumed || t.regenerated);
-    let taken_over = ticket.as_ref().is_some_and(|t| t.taken_over);
-    let mut kept_tool_rounds = false;
-    let work = async {
-        match work {
-            Work::Chat { .. } => {
-                let turn = turn.expect("a chat job carries its stored message");
-                let running = shared.begin_turn(&inbound.key, turn);
-                let outcome = turn::chat(
-                    shared,
-                    &inbound,
-                    &conversation,
-                    turn,
-                    &sink,
-                    &running,
-                    journaled,
-                    taken_over,
-                    &mut kept_tool_rounds,
-                )
+        // Under the journal's sink, so each span is one call to the platform.
+        let sink: Arc<dyn ReplySink> = Arc::new(crate::traced_sink::TracedSink::new(sink));
+        let journal_sink = ticket
+            .as_ref()
+            .map(|t| Arc::new(JournalSink::new(sink.clone(), shared.store.clone(), t)));
+        let sink: Arc<dyn ReplySink> = match &journal_sink {
+            Some(j) => j.clone(),
+            None => sink,
+        };
+        let lost = ticket.as_ref().map(|t| t.lost.clone()).unwrap_or_default();
+        let journaled = ticket.is_some();
+        // An answer written over earlier messages (a resumed or a regenerated one) retires those
+        // it did not reach.
+        let rewritten = ticket.as_ref().is_some_and(|t| t.resumed || t.regenerated);
+        let taken_over = ticket.as_ref().is_some_and(|t| t.taken_over);
+        let mut kept_tool_rounds = false;
+        let work = async {
+            match work {
+                Work::Chat { .. } => {
+                    let turn = turn.expect("a chat job carries its stored message");
+                    let running = shared.begin_turn(&inbound.key, turn);
+                    let outcome = turn::chat(
+                        shared,
+                        &inbound,
+                        &conversation,
+                        turn,
+                        &sink,
+                        &running,
+                        journaled,
+                        taken_over,
+                        &mut kept_tool_rounds,
+                    )
+                    .await;
+                    shared.end_turn(&inbound.key);
+                    outcome
+                }
+                Work::Command(cmd) => {
+                    crate::commands::run(shared, &inbound, &conversation, &sink, cmd).await
+                }
+                Work::BadCommand(msg) => {
+                    say(&sink, &format!("⚠️ {msg}")).await;
+                    TurnOutcome::Command
+                }
+                Work::ResetDone { ok: true } => {
+                    say(&sink, "🧹 Done: I've forgotten this conversation.").await;
+                    TurnOutcome::Command
+                }
+                Work::Refused(refusal) => {
+                    crate::access::refuse(shared.store.as_ref(), &inbound, &sink, refusal).await
+                }
+                Work::ResetDone { ok: false } => {
+                    say(
+                        &sink,
+                        "⚠️ I couldn't reset this conversation; please try again.",
+                    )
+                    .await;
+                    TurnOutcome::Failed("reset failed".into())
+                }
+            }
+        }
+        .instrument(span);
+        // A replica that lost its lease stops the turn at once: the new holder answers.
+        let (outcome, was_lost) = tokio::select! {
+            outcome = work => (outcome, false),
+            _ = lost.cancelled() => (TurnOutcome::Cancelled, true),
+        };
+        if let (Some(ticket), false) = (&ticket, was_lost) {
+            if rewritten && outcome == TurnOutcome::Replied && !kept_tool_rounds {
+                if let Some(j) = &journal_sink {
+                    j.retire_leftovers().await;
+                }
+            }
+            turn::close_turn(shared, ticket.id, &holder, &outcome)
+                .instrument(m::stage!("close_turn"))
                 .await;
-                shared.end_turn(&inbound.key);
-                outcome
-            }
-            Work::Command(cmd) => {
-                crate::commands::run(shared, &inbound, &conversation, &sink, cmd).await
-            }
-            Work::BadCommand(msg) => {
-                say(&sink, &format!("⚠️ {msg}")).await;
-                TurnOutcome::Command
-            }
-            Work::ResetDone { ok: true } => {
-                say(&sink, "🧹 Done: I've forgotten this conversation.").await;
-                TurnOutcome::Command
-            }
-            Work::Refused(refusal) => {
-                crate::access::refuse(shared.store.as_ref(), &inbound, &sink, refusal).await
-            }
-            Work::ResetDone { ok: false } => {
-                say(
-                    &sink,
-                    "⚠️ I couldn't reset this conversation; please try again.",
-                )
-                .await;
-                TurnOutcome::Failed("reset failed".into())
-            }
         }
-    }
-    .instrument(span);
-    // A replica that lost its lease stops the turn at once: the new holder answers.
-    let (outcome, was_lost) = tokio::select! {
-        outcome = work => (outcome, false),
-        _ = lost.cancelled() => (TurnOutcome::Cancelled, true),
-    };
-    if let (Some(ticket), false) = (&ticket, was_lost) {
-        if rewritten && outcome == TurnOutcome::Replied && !kept_tool_rounds {
-            if let Some(j) = &journal_sink {
-                j.retire_leftovers().await;
-            }
+        if let Some(ticket) = &ticket {
+            shared.held.release(ticket.id);
         }
-        turn::close_turn(shared, ticket.id, &holder, &outcome)
-            .instrument(m::stage!("close_turn"))
-            .await;
-    }
-    if let Some(ticket) = &ticket {
-        shared.held.release(ticket.id);
-    }
-    if let Some(lease) = lease {
-        lease.release().await;
-    }
-    metrics::counter!(m::TURNS, "outcome" => outcome.label()).increment(1);
-    metrics::histogram!(m::TURN_SECONDS, "kind" => kind).record(started.elapsed().as_secs_f64());
-    let _ = done.send(outcome);
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        metrics::counter!(m::TURNS, "outcome" => outcome.label()).increment(1);
+        metrics::histogram!(m::TURN_SECONDS, "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        let _ = done.send(outcome);
+    })
+    .await;
 }
 
 impl Engine {
