@@ -902,7 +902,7 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
         }
         None => None,
     };
-    let Ok(_permit) = shared
+    let Ok(permit) = shared
         .permits
         .acquire()
         .instrument(m::stage!("permit"))
@@ -915,7 +915,8 @@ async fn run_job(shared: &Arc<Shared>, job: Job) {
     // allocated only now, when the turn has its permit: inline, every queued turn's task was
     // that size from the moment it was queued (this future: 5,000 bytes inline, 1,576 boxed).
     Box::pin(async move {
-        let _permit = _permit;
+        // Held until the turn ends.
+        let _permit = permit;
         let holder = shared.config.journal.holder.clone();
         if let Some(ticket) = &ticket {
             match shared

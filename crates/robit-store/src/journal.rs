@@ -10,8 +10,8 @@
 //! lock, so two claimers can never take the same row.
 
 // Each backend passes its clock expression (unix milliseconds) as `$now` (its `…_now!()`
-// macro, a string literal `concat!` can take), and its row lock
-// for claims as `$lock` (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: nothing).
+// macro, a string literal `concat!` can take), and its row lock for claims as `$lock`
+// (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: nothing).
 
 /// The insert of an accepted event's turn (binds: conversation, platform, event id, message,
 /// job, route, holder, lease in ms), `RETURNING id`; SQLite's group-commit writer runs it too.

@@ -1,8 +1,8 @@
 //! Group commit for SQLite's hot write: one connection on its own thread that owns `accept`,
 //! batching the events that arrive while it is busy into one transaction. Other small writes
 //! that every turn or the journal's heartbeat makes (lease renewals, a turn's status, its
-//! answer and token usage) go through its queue too ([`Writer::run`], between two batches): on a pooled connection they
-//! raced the intake for the write lock.
+//! answer and token usage) go through its queue too ([`Writer::run`], between two batches):
+//! on a pooled connection they raced the intake for the write lock.
 //!
 //! Why one writer: SQLite has one writer at a time. With every request handler opening its
 //! own `BEGIN IMMEDIATE`, concurrent intakes queue in SQLite's busy handler, which sleeps in
