@@ -49,6 +49,11 @@ const SQLITE: &[Embedded] = &[
         "edits",
         include_str!("../../../migrations/sqlite/0007_edits.sql"),
     ),
+    (
+        8,
+        "lean indexes",
+        include_str!("../../../migrations/sqlite/0008_lean_indexes.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -86,6 +91,11 @@ const POSTGRES: &[Embedded] = &[
         7,
         "edits",
         include_str!("../../../migrations/postgres/0007_edits.sql"),
+    ),
+    (
+        8,
+        "lean indexes",
+        include_str!("../../../migrations/postgres/0008_lean_indexes.sql"),
     ),
 ];
 
