@@ -110,7 +110,8 @@ pub(crate) struct Inner {
     connections: Connections,
     /// Built once: adapters ask for it for every sink they make.
     call_budget: Option<Arc<dyn CallBudget>>,
-    /// Queued or running turns per conversation, and in all, for the caps.
+    /// Queued or running turns per conversation, and in all, for the caps. This map, `queues`
+    /// and the journal's `Held` start at the cap's size ([`crate::journal::presized`]).
     pending: Mutex<HashMap<ConversationKey, usize>>,
     pending_total: AtomicUsize,
     journal_started: AtomicBool,
@@ -138,6 +139,7 @@ impl Engine {
         provider: Option<Arc<dyn Provider>>,
         sandbox: Option<Arc<dyn CodeRunner>>,
     ) -> Self {
+        let slots = crate::journal::presized(config.journal.max_pending_total);
         Self {
             inner: Arc::new(Inner {
                 call_budget: config
@@ -145,10 +147,10 @@ impl Engine {
                     .as_ref()
                     .map(|_| Arc::new(StoreCallBudget::new(store.clone())) as Arc<dyn CallBudget>),
                 shared: Arc::new(Shared::new(config, store, provider, sandbox)),
-                queues: Mutex::new(HashMap::new()),
+                queues: Mutex::new(HashMap::with_capacity(slots)),
                 tracker: TaskTracker::new(),
                 connections: Connections::default(),
-                pending: Mutex::new(HashMap::new()),
+                pending: Mutex::new(HashMap::with_capacity(slots)),
                 pending_total: AtomicUsize::new(0),
                 journal_started: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),

@@ -119,6 +119,21 @@ pub(crate) struct Ticket {
     pub regenerated: bool,
 }
 
+/// Most entries the maps of queued turns are sized for up front (see [`presized`]).
+const PRESIZED_AT_MOST: usize = 1 << 20;
+
+/// The capacity the maps with one entry per queued turn or conversation start with: the
+/// pending-turn cap, so they never grow while intakes wait on them. A hash map doubles by
+/// rehashing every entry into a fresh table under its lock: with 229,376 conversations queued
+/// (the Slack side-by-side benchmark, every event its own conversation), the doubling of these
+/// maps stalled intake long enough to take robit's p99 ack from 6.5-7.5 ms to 31-36 ms in
+/// every 10 s round that crossed that size and in none that stayed under it (issue 20). An
+/// entry is about 120 bytes against the ~5 kB a queued turn holds anyway; beyond
+/// [`PRESIZED_AT_MOST`] the maps grow as needed.
+pub(crate) fn presized(max_pending_total: usize) -> usize {
+    max_pending_total.min(PRESIZED_AT_MOST)
+}
+
 /// The turns this replica holds (queued or running), for renewal.
 #[derive(Default)]
 pub(crate) struct Held {
@@ -126,6 +141,12 @@ pub(crate) struct Held {
 }
 
 impl Held {
+    pub fn with_capacity(turns: usize) -> Self {
+        Self {
+            turns: Mutex::new(HashMap::with_capacity(turns)),
+        }
+    }
+
     pub fn hold(&self, id: i64) -> CancellationToken {
         let token = CancellationToken::new();
         self.turns

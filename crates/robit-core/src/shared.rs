@@ -63,6 +63,7 @@ impl Shared {
         provider: Option<Arc<dyn Provider>>,
         sandbox: Option<Arc<dyn CodeRunner>>,
     ) -> Self {
+        let slots = crate::journal::presized(config.journal.max_pending_total);
         Self {
             permits: Semaphore::new(config.max_concurrent_turns.max(1)),
             store,
@@ -71,7 +72,7 @@ impl Shared {
             tools: None,
             config,
             access: AccessState::default(),
-            held: Arc::default(),
+            held: Arc::new(Held::with_capacity(slots)),
             shutdown: CancellationToken::new(),
             running: Mutex::new(HashMap::new()),
         }

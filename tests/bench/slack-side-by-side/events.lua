@@ -42,4 +42,7 @@ function done(summary, latency, requests)
   end
   io.write(string.format("BENCH_P50_US %d BENCH_P99_US %d\n",
     latency:percentile(50), latency:percentile(99)))
+  -- The tail's shape: whether a p99 is a slow tenth or a few stalls.
+  io.write(string.format("BENCH_P90_US %d BENCH_P999_US %d\n",
+    latency:percentile(90), latency:percentile(99.9)))
 end
