@@ -102,17 +102,17 @@ pub(crate) struct Job {
 /// [`Shared`], which the layers below see; they never see this.
 pub(crate) struct Inner {
     shared: Arc<Shared>,
-    /// Boxed jobs: a channel allocates its first block of 32 slots when it is made, and a
-    /// conversation's channel usually carries one job, so inline jobs (568 bytes) cost 18 kB
-    /// for every conversation with a queued turn, a boxed one 256 bytes.
-    queues: Mutex<HashMap<ConversationKey, mpsc::UnboundedSender<Box<Job>>>>,
+    /// One entry per conversation with a pending slot or a worker: the cap's count and the
+    /// queue live together, so an intake hashes its key and takes a lock once, and the map
+    /// (presized to the cap, see [`crate::journal::presized`]) is one table, not two.
+    conversations: Mutex<HashMap<ConversationKey, Slot>>,
+    /// Conversations with a worker draining their queue.
+    active: AtomicUsize,
     tracker: TaskTracker,
     connections: Connections,
     /// Built once: adapters ask for it for every sink they make.
     call_budget: Option<Arc<dyn CallBudget>>,
-    /// Queued or running turns per conversation, and in all, for the caps. This map, `queues`
-    /// and the journal's `Held` start at the cap's size ([`crate::journal::presized`]).
-    pending: Mutex<HashMap<ConversationKey, usize>>,
+    /// Queued or running turns in all, for the cap.
     pending_total: AtomicUsize,
     journal_started: AtomicBool,
     /// A graceful stop began: queued turns stay in the journal for the next process.
@@ -147,10 +147,10 @@ impl Engine {
                     .as_ref()
                     .map(|_| Arc::new(StoreCallBudget::new(store.clone())) as Arc<dyn CallBudget>),
                 shared: Arc::new(Shared::new(config, store, provider, sandbox)),
-                queues: Mutex::new(HashMap::with_capacity(slots)),
+                conversations: Mutex::new(HashMap::with_capacity(slots)),
+                active: AtomicUsize::new(0),
                 tracker: TaskTracker::new(),
                 connections: Connections::default(),
-                pending: Mutex::new(HashMap::with_capacity(slots)),
                 pending_total: AtomicUsize::new(0),
                 journal_started: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
@@ -660,8 +660,12 @@ impl Engine {
     /// either already has as many pending turns as it may.
     fn reserve(&self, key: &ConversationKey) -> Result<(), crate::access::Refusal> {
         let journal = &self.inner.shared.config.journal;
-        let mut pending = self.inner.pending.lock().expect("pending poisoned");
-        let here = pending.get(key).copied().unwrap_or(0);
+        let mut conversations = self
+            .inner
+            .conversations
+            .lock()
+            .expect("conversations poisoned");
+        let here = conversations.get(key).map_or(0, |slot| slot.pending);
         if here >= journal.max_pending_per_conversation {
             return Err(crate::access::Refusal {
                 reason: "busy",
@@ -679,7 +683,7 @@ impl Engine {
                     .to_string(),
             });
         }
-        *pending.entry(key.clone()).or_default() += 1;
+        conversations.entry(key.clone()).or_default().pending += 1;
         self.inner.pending_total.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -731,36 +735,43 @@ impl Engine {
         let job = Box::new(job);
         metrics::gauge!(m::QUEUE_DEPTH).increment(1.0);
         let key = job.inbound.key.clone();
+        let mut conversations = self
+            .inner
+            .conversations
+            .lock()
+            .expect("conversations poisoned");
+        let slot = conversations.entry(key.clone()).or_default();
         if !reserved {
-            *self
-                .inner
-                .pending
-                .lock()
-                .expect("pending poisoned")
-                .entry(key.clone())
-                .or_default() += 1;
+            slot.pending += 1;
             self.inner.pending_total.fetch_add(1, Ordering::Relaxed);
         }
-        let mut queues = self.inner.queues.lock().expect("queue map poisoned");
-        let job = match queues.get(&key) {
+        let job = match &slot.queue {
             Some(tx) => match tx.send(job) {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(job)) => job,
             },
             None => job,
         };
+        // A sender whose worker is gone without saying so (its task was dropped) is replaced;
+        // the conversation still counts once.
+        let replaced = slot.queue.is_some();
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(job);
-        queues.insert(key.clone(), tx);
-        metrics::gauge!(m::ACTIVE_CONVERSATIONS).set(queues.len() as f64);
-        drop(queues);
+        slot.queue = Some(tx);
+        drop(conversations);
+        let active = if replaced {
+            self.inner.active.load(Ordering::Relaxed)
+        } else {
+            self.inner.active.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        metrics::gauge!(m::ACTIVE_CONVERSATIONS).set(active as f64);
         let inner = self.inner.clone();
         self.inner.tracker.spawn(worker(inner, key, rx));
     }
 
     /// Conversations with queued or running turns.
     pub fn active_conversations(&self) -> usize {
-        self.inner.queues.lock().expect("queue map poisoned").len()
+        self.inner.active.load(Ordering::Relaxed)
     }
 
     /// Stops taking events and waits up to `grace` for running turns; turns still running
@@ -806,14 +817,27 @@ fn done_now(outcome: TurnOutcome) -> TurnHandle {
     TurnHandle(rx)
 }
 
+/// A conversation's entry in [`Inner::conversations`].
+#[derive(Default)]
+struct Slot {
+    /// Its queued or running turns, for the per-conversation cap.
+    pending: usize,
+    /// Its worker's queue, while a worker runs. Boxed jobs: a channel allocates its first
+    /// block of 32 slots when it is made, and a conversation's channel usually carries one
+    /// job, so inline jobs (568 bytes) cost 18 kB for every conversation with a queued turn,
+    /// a boxed one 256 bytes.
+    queue: Option<mpsc::UnboundedSender<Box<Job>>>,
+}
+
 impl Inner {
     /// A queued or running turn of `key` ended (or was left for the next process).
     fn turn_left(&self, key: &ConversationKey) {
-        let mut pending = self.pending.lock().expect("pending poisoned");
-        if let Some(n) = pending.get_mut(key) {
-            *n -= 1;
-            if *n == 0 {
-                pending.remove(key);
+        let mut conversations = self.conversations.lock().expect("conversations poisoned");
+        if let Some(slot) = conversations.get_mut(key) {
+            slot.pending = slot.pending.saturating_sub(1);
+            // A worker still running keeps the entry; it removes it when it stops.
+            if slot.pending == 0 && slot.queue.is_none() {
+                conversations.remove(key);
             }
         }
         self.pending_total.fetch_sub(1, Ordering::Relaxed);
@@ -830,14 +854,21 @@ async fn worker(
             Ok(job) => job,
             Err(_) => {
                 // Senders only send while holding the map lock, so checking again under the
-                // lock cannot miss a job: either we see it, or the sender finds no entry and
+                // lock cannot miss a job: either we see it, or the sender finds no queue and
                 // starts a new worker.
-                let mut queues = inner.queues.lock().expect("queue map poisoned");
+                let mut conversations = inner.conversations.lock().expect("conversations poisoned");
                 match rx.try_recv() {
                     Ok(job) => job,
                     Err(_) => {
-                        queues.remove(&key);
-                        metrics::gauge!(m::ACTIVE_CONVERSATIONS).set(queues.len() as f64);
+                        if let Some(slot) = conversations.get_mut(&key) {
+                            slot.queue = None;
+                            if slot.pending == 0 {
+                                conversations.remove(&key);
+                            }
+                        }
+                        drop(conversations);
+                        let active = inner.active.fetch_sub(1, Ordering::Relaxed) - 1;
+                        metrics::gauge!(m::ACTIVE_CONVERSATIONS).set(active as f64);
                         return;
                     }
                 }

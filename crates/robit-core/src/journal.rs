@@ -122,15 +122,16 @@ pub(crate) struct Ticket {
 /// Most entries the maps of queued turns are sized for up front (see [`presized`]).
 const PRESIZED_AT_MOST: usize = 1 << 20;
 
-/// The capacity the maps with one entry per queued turn or conversation start with: the
-/// pending-turn cap, so they never grow while intakes wait on them. A hash map doubles by
-/// rehashing every entry into a fresh table under its lock: with 229,376 conversations queued
-/// (the Slack side-by-side benchmark, every event its own conversation), the doubling of these
-/// maps stalled intake long enough to take robit's p99 ack from 6.5-7.5 ms to 31-36 ms in
-/// every 10 s round that crossed that size and in none that stayed under it (issue 20). The
-/// price is memory held from the start: the three maps' tables, rounded up to a power of two,
-/// take 200-450 bytes per slot of the cap (0.85 MB at the default cap of 2,000), against the
-/// ~5 kB each queued turn holds. Beyond [`PRESIZED_AT_MOST`] the maps grow as needed.
+/// The capacity the maps with one entry per queued turn or busy conversation start with (the
+/// engine's conversations, this module's held turns): the pending-turn cap, so they never
+/// grow while intakes wait on them. A hash map doubles by rehashing every entry into a fresh
+/// table under its lock: with 229,376 conversations queued (the Slack side-by-side benchmark,
+/// every event its own conversation), the doubling of these maps stalled intake long enough
+/// to take robit's p99 ack from 6.5-7.5 ms to 31-36 ms in every 10 s round that crossed that
+/// size and in none that stayed under it (issue 20). The price is memory held from the
+/// start: the two tables, rounded up to a power of two, take 130-260 bytes per slot of the
+/// cap (0.5 MB at the default cap of 2,000), against the ~5 kB each queued turn holds.
+/// Beyond [`PRESIZED_AT_MOST`] the maps grow as needed.
 pub(crate) fn presized(max_pending_total: usize) -> usize {
     max_pending_total.min(PRESIZED_AT_MOST)
 }
