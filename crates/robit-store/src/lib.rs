@@ -51,7 +51,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolOptions {
     /// Upper bound on open connections. On SQLite writers still take turns; extra
-    /// connections serve concurrent reads.
+    /// connections serve concurrent reads. PostgreSQL's group-commit writer keeps up to two
+    /// connections of its own on top of these.
     pub max_connections: u32,
     /// How long to wait for a free connection before failing with a pool timeout.
     pub acquire_timeout: Duration,

@@ -10,7 +10,7 @@
 
 use crate::migrations::POSTGRES_MIGRATOR;
 use crate::model::{Accepted, ConversationId, NewEvent, NewMessage, UsageRecord};
-use crate::postgres_writer::{postgres_now, Writer};
+use crate::postgres_writer::{postgres_now, Writer, ALIVE_BYPASS};
 use crate::queries::Dialect;
 use crate::rows;
 use crate::{PoolOptions, Result};
@@ -87,17 +87,13 @@ impl PostgresStore {
     }
 }
 
-/// A pooled connection returned this recently is handed out again without a ping first.
-/// sqlx pings every connection when it is returned (closing one that fails), and by default
-/// again on every acquire: a second round trip per query. A connection that answered a ping
-/// this recently is trusted, as HikariCP trusts one used within its 500 ms "alive bypass
-/// window"; one idle longer (perhaps cut by a restart or a proxy since) is still checked.
-const ALIVE_BYPASS: Duration = Duration::from_millis(500);
-
 fn pool_options(options: &PoolOptions) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)
+        // sqlx pings every connection when it is returned (closing one that fails), and by
+        // default again on every acquire: a second round trip per query. One returned within
+        // [`ALIVE_BYPASS`] is handed out again without it.
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {

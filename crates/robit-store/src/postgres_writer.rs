@@ -9,10 +9,10 @@
 //! data-modifying CTEs write each table once (see [`ACCEPT_BATCH`]).
 //!
 //! Like SQLite's writer (`sqlite_writer.rs`), requests that arrive while earlier batches are
-//! in flight form the next batch (up to [`MAX_BATCH`]). Batches run on pooled connections,
-//! [`IN_FLIGHT`] at a time; the rows a batch inserts into unique keys (event ids,
-//! conversation keys) go in sorted order, so two batches, here or on another replica, cannot
-//! deadlock on them.
+//! in flight form the next batch (up to [`MAX_BATCH`]). Batches run [`IN_FLIGHT`] at a time,
+//! on connections the writer takes out of the pool and keeps (see [`Conn`]); the rows a batch
+//! inserts into unique keys (event ids, conversation keys) go in sorted order, so two
+//! batches, here or on another replica, cannot deadlock on them.
 //!
 //! What `accept` means does not change: a caller hears back only after the transaction
 //! holding its rows committed; a duplicate event id answers `Duplicate` (also when the same id
@@ -29,6 +29,7 @@ use sqlx::Connection;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -73,6 +74,40 @@ const QUEUE: usize = 4096;
 
 type Reply = oneshot::Sender<Result<Accepted>>;
 
+/// A connection used this recently is trusted without a ping; one idle longer (perhaps cut by
+/// a restart or a proxy since) is pinged first. The pool's connections follow the same rule
+/// (`postgres.rs`), as HikariCP trusts a connection used within its 500 ms "alive bypass
+/// window".
+pub(crate) const ALIVE_BYPASS: Duration = Duration::from_millis(500);
+
+/// One of the writer's own connections, detached from the pool (which may open a
+/// replacement, so the pool's size does not count these).
+///
+/// Why not the pool: sqlx pings a pooled connection whenever it is returned, from a task it
+/// spawns for that, so each batch cost a second round trip, a second wake-up of its backend
+/// and two task hops on the cores the batch itself needs. A connection the writer keeps is
+/// pinged only when it idled past [`ALIVE_BYPASS`], and is dropped (then replaced from the
+/// pool) after any error that is not the database refusing a statement.
+struct Conn {
+    conn: PgConnection,
+    used: Instant,
+}
+
+impl Conn {
+    /// `kept` if it is still good to use, else a fresh one from the pool.
+    async fn ready(pool: &PgPool, kept: Option<Conn>) -> Result<Conn> {
+        if let Some(mut kept) = kept {
+            if kept.used.elapsed() < ALIVE_BYPASS || kept.conn.ping().await.is_ok() {
+                return Ok(kept);
+            }
+        }
+        Ok(Conn {
+            conn: pool.acquire().await?.detach(),
+            used: Instant::now(),
+        })
+    }
+}
+
 enum Job {
     Accept(Box<NewEvent>, Reply),
     Close(oneshot::Sender<()>),
@@ -85,8 +120,8 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer's task on the current runtime; its batches run on `pool`'s
-    /// connections (at most [`IN_FLIGHT`] at a time).
+    /// Starts the writer's task on the current runtime; its batches run on connections it
+    /// takes out of `pool` (at most [`IN_FLIGHT`], on top of the pool's own).
     pub fn start(pool: PgPool, accept_in: AcceptIn) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(pool, rx, accept_in));
@@ -112,7 +147,8 @@ impl Writer {
 }
 
 async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, accept_in: AcceptIn) {
-    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut in_flight: JoinSet<Option<Conn>> = JoinSet::new();
+    let mut idle: Vec<Conn> = Vec::with_capacity(IN_FLIGHT);
     let mut batch: Vec<(Box<NewEvent>, Reply)> = Vec::new();
     let mut close = None;
     let mut open = true;
@@ -138,11 +174,15 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, accept_in: AcceptIn) {
             }
             let taken = std::mem::take(&mut batch);
             let pool = pool.clone();
-            in_flight.spawn(async move { commit_batch(&pool, taken, accept_in).await });
+            let kept = idle.pop();
+            in_flight.spawn(async move { commit_batch(&pool, kept, taken, accept_in).await });
             continue;
         }
         if close.is_some() || !open {
             if batch.is_empty() && in_flight.is_empty() {
+                for kept in idle {
+                    let _ = kept.conn.close().await;
+                }
                 if let Some(done) = close {
                     let _ = done.send(());
                 }
@@ -150,7 +190,7 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, accept_in: AcceptIn) {
             }
             // Finish what is in flight; whatever is left starts when it is done.
             if let Some(joined) = in_flight.join_next().await {
-                report(joined);
+                idle.extend(report(joined));
             }
             continue;
         }
@@ -159,17 +199,21 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, accept_in: AcceptIn) {
                 Some(job) => take(job, &mut batch, &mut close),
                 None => open = false,
             },
-            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => report(joined),
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                idle.extend(report(joined));
+            }
         }
     }
 }
 
-/// A batch's task that panicked dropped its callers' replies (they hear `Closed`); the writer
+/// The connection a finished batch hands back, if it is still good. A batch's task that
+/// panicked dropped its callers' replies (they hear `Closed`) and its connection; the writer
 /// goes on with the next batch.
-fn report(joined: std::result::Result<(), tokio::task::JoinError>) {
-    if let Err(e) = joined {
-        tracing::error!(error = %e, "postgres batch task failed");
-    }
+fn report(joined: std::result::Result<Option<Conn>, tokio::task::JoinError>) -> Option<Conn> {
+    joined
+        .inspect_err(|e| tracing::error!(error = %e, "postgres batch task failed"))
+        .ok()
+        .flatten()
 }
 
 fn take(
@@ -185,9 +229,22 @@ fn take(
 
 /// Runs the batch in one transaction and answers every caller in it: first with multi-row
 /// statements; if any event fails, that attempt is rolled back and the batch runs again one
-/// event at a time with a savepoint each, so only the failing event fails.
-async fn commit_batch(pool: &PgPool, batch: Vec<(Box<NewEvent>, Reply)>, accept_in: AcceptIn) {
+/// event at a time with a savepoint each, so only the failing event fails. Hands back the
+/// connection unless an error other than a refused statement may have left it broken.
+async fn commit_batch(
+    pool: &PgPool,
+    kept: Option<Conn>,
+    batch: Vec<(Box<NewEvent>, Reply)>,
+    accept_in: AcceptIn,
+) -> Option<Conn> {
     let (events, replies): (Vec<Box<NewEvent>>, Vec<Reply>) = batch.into_iter().unzip();
+    let mut conn = match Conn::ready(pool, kept).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            fail(replies, &e, events.len());
+            return None;
+        }
+    };
     // A Regenerate's turn also takes the earlier answer over, and an edit rewrites its
     // question (`accept_in` does both, in the same transaction); the batched statement does
     // neither, so a batch holding one (a click or an edit, rare) runs one event at a time.
@@ -195,27 +252,36 @@ async fn commit_batch(pool: &PgPool, batch: Vec<(Box<NewEvent>, Reply)>, accept_
         .iter()
         .any(|e| e.edit.is_some() || e.turn.as_ref().is_some_and(|t| t.answers.is_some()));
     let outcome = if regenerates {
-        one_by_one(pool, &events, accept_in).await
+        one_by_one(&mut conn.conn, &events, accept_in).await
     } else {
-        match together(pool, &events).await {
+        match together(&mut conn.conn, &events).await {
             Ok(Some(results)) => Ok(results),
-            Ok(None) => one_by_one(pool, &events, accept_in).await,
+            Ok(None) => one_by_one(&mut conn.conn, &events, accept_in).await,
             Err(e) => Err(e),
         }
     };
+    conn.used = Instant::now();
     match outcome {
         Ok(results) => {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
             }
+            Some(conn)
         }
         Err(e) => {
-            tracing::warn!(error = %e, events = events.len(), "postgres batch commit failed");
-            let why = e.to_string();
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::Batch(why.clone())));
-            }
+            let refused = matches!(e, StoreError::Database(sqlx::Error::Database(_)));
+            fail(replies, &e, events.len());
+            refused.then_some(conn)
         }
+    }
+}
+
+/// Every caller of a batch that failed as a whole hears why.
+fn fail(replies: Vec<Reply>, e: &StoreError, events: usize) {
+    tracing::warn!(error = %e, events, "postgres batch commit failed");
+    let why = e.to_string();
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::Batch(why.clone())));
     }
 }
 
@@ -223,11 +289,11 @@ async fn commit_batch(pool: &PgPool, batch: Vec<(Box<NewEvent>, Reply)>, accept_
 /// came earlier in the batch gets its first occurrence's fate: `Duplicate` if that was
 /// stored, the same error if not.
 async fn one_by_one(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     events: &[Box<NewEvent>],
     accept_in: AcceptIn,
 ) -> Result<Vec<Result<Accepted>>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let firsts = first_occurrences(events);
     let mut results: Vec<Result<Accepted>> = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
@@ -274,10 +340,10 @@ fn first_occurrences(events: &[Box<NewEvent>]) -> Vec<usize> {
 /// written: take it apart. Any other error (the connection broke, perhaps after the commit)
 /// fails the batch rather than running it again.
 async fn together(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     events: &[Box<NewEvent>],
 ) -> Result<Option<Vec<Result<Accepted>>>> {
-    match statement(pool, events).await {
+    match statement(conn, events).await {
         Ok(results) => Ok(Some(results)),
         Err(StoreError::Database(sqlx::Error::Database(e))) => {
             if events.len() > 1 {
@@ -388,7 +454,10 @@ SELECT ord, conversation_id, model, message_id, turn_id FROM rows"
 /// and model, its message's and turn's ids.
 type AnswerRow = (i64, Option<i64>, Option<String>, Option<i64>, Option<i64>);
 
-async fn statement(pool: &PgPool, events: &[Box<NewEvent>]) -> Result<Vec<Result<Accepted>>> {
+async fn statement(
+    conn: &mut PgConnection,
+    events: &[Box<NewEvent>],
+) -> Result<Vec<Result<Accepted>>> {
     let firsts = first_occurrences(events);
     // Only each id's first occurrence goes in; the others are its duplicates.
     let sent: Vec<usize> = (0..events.len()).filter(|&i| firsts[i] == i).collect();
@@ -433,7 +502,7 @@ async fn statement(pool: &PgPool, events: &[Box<NewEvent>]) -> Result<Vec<Result
         .bind(column(|e| {
             e.message.as_ref().and_then(|m| m.platform_ref.as_deref())
         }))
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
 
     let mut new: HashMap<usize, Accepted> = HashMap::with_capacity(answers.len());
@@ -456,7 +525,7 @@ async fn statement(pool: &PgPool, events: &[Box<NewEvent>]) -> Result<Vec<Result
                 .bind(key.workspace.as_str())
                 .bind(key.channel.as_str())
                 .bind(rows::thread_column(key))
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!("conversation {key} vanished after insert"))
