@@ -58,15 +58,19 @@ const MAX_BATCH: usize = 256;
 /// Batches committing at once, at most. A second batch starts while one is in flight only
 /// once [`OVERLAP_FROM`] events wait for it: a batch is a single statement, so with few
 /// callers a second one in flight only splits them into smaller batches that compete for the
-/// same cores (`robit bench store` on the development machine, 16 writers: always 1 in flight
-/// 10.0k msgs/s with batches of 8.5 events, always 2 6.2k with 5.5, always 4 5.4k with 3.1;
-/// with the yield in [`run`], 1 in flight 13.5-14.6k with batches of 14.6, 2 11.7-12.4k with
-/// 7.2). With many callers the second batch is large, and its statement runs while the first
-/// one waits for its commit's WAL flush.
+/// same cores (`robit bench store`, 16 writers, when each batch still paid a pooled
+/// connection's ping: always 1 in flight 13.5-14.6k msgs/s with batches of 14.6, always 2
+/// 11.7-12.4k with 7.2). A third in flight gained nothing (measured with the writer's own
+/// connections: 16.4-16.9k at 16 writers against 2's 20.0-22.9k).
 const IN_FLIGHT: usize = 2;
 
-/// Waiting events that make a second batch worth its statement (see [`IN_FLIGHT`]).
-const OVERLAP_FROM: usize = 64;
+/// Waiting events that make a second batch worth its statement (see [`IN_FLIGHT`]). A
+/// statement has a fixed cost (0.14 ms of the server's time for one event, 0.66-0.81 ms for
+/// 16, `EXPLAIN ANALYZE`), so a batch much smaller than this wastes it. Measured on the
+/// writer's own connections (`robit bench store --iterations 60000`, four alternations, 2 in
+/// flight): 16 writers 20.0-22.9k msgs/s from 8, 15.0-18.4k from 4, 15.3-17.6k from 64 (the
+/// second batch never started); 256 writers 45-55k from any of 8, 16, 32 and 64.
+const OVERLAP_FROM: usize = 8;
 
 /// Requests the writer queues; a bounded queue pushes back on intakes when the database is
 /// slow.
