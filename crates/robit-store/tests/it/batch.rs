@@ -312,3 +312,84 @@ async fn postgres_conversation_created_meanwhile_by_another_replica_is_joined() 
         })
         .await;
 }
+
+/// The writer keeps its connections out of the pool, so it must notice one that died: a
+/// backend killed under a batch fails that batch (its caller hears an error rather than
+/// waiting), nothing of it is stored, and the next event goes through on another connection.
+/// The batch is held on a lock of an uncommitted row so the test knows which backend is the
+/// writer's (the one its transaction blocks) and kills it mid-statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_writer_connection_killed_under_a_batch_is_replaced() {
+    Backend::Postgres
+        .run(Setup::Migrated, |store, raw| async move {
+            let Raw::Postgres(pool) = raw else {
+                unreachable!("a PostgreSQL case")
+            };
+            let key = ConversationKey::new(Platform::Slack, "T1", "C-killed", Some("1.1".into()));
+            let mut other = pool.begin().await.unwrap();
+            let blocker: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut *other)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO conversations (platform, workspace, channel, thread, created_at)
+                 VALUES ('slack', 'T1', 'C-killed', '1.1', 0)",
+            )
+            .execute(&mut *other)
+            .await
+            .unwrap();
+            let accepting = {
+                let store = Arc::clone(&store);
+                let first = journaled("Ev-killed-1", &key, "first");
+                tokio::spawn(async move { store.accept(first).await })
+            };
+            let writer: i32 = loop {
+                let blocked: Option<i32> = sqlx::query_scalar(
+                    "SELECT pid FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))",
+                )
+                .bind(blocker)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+                if let Some(pid) = blocked {
+                    break pid;
+                }
+                tokio::task::yield_now().await;
+            };
+            let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                .bind(writer)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert!(killed, "backend {writer} was not terminated");
+            let first = accepting.await.unwrap();
+            assert!(
+                first.is_err(),
+                "a batch whose connection died answered {first:?}"
+            );
+            other.rollback().await.unwrap();
+
+            let second = store
+                .accept(journaled("Ev-killed-2", &key, "second"))
+                .await
+                .expect("the next batch runs on a live connection");
+            assert!(matches!(second, Accepted::New { .. }), "{second:?}");
+            // The killed batch stored nothing, so its event is new when delivered again.
+            let again = store
+                .accept(journaled("Ev-killed-1", &key, "first"))
+                .await
+                .unwrap();
+            let Accepted::New { conversation, .. } = again else {
+                panic!("the failed event was stored after all: {again:?}")
+            };
+            let texts: Vec<String> = store
+                .history(conversation.id, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.content)
+                .collect();
+            assert_eq!(texts, ["second", "first"]);
+        })
+        .await;
+}
