@@ -734,13 +734,12 @@ impl Engine {
     fn enqueue(&self, job: Job, reserved: bool) {
         let job = Box::new(job);
         metrics::gauge!(m::QUEUE_DEPTH).increment(1.0);
-        let key = job.inbound.key.clone();
         let mut conversations = self
             .inner
             .conversations
             .lock()
             .expect("conversations poisoned");
-        let slot = conversations.entry(key.clone()).or_default();
+        let slot = conversations.entry(job.inbound.key.clone()).or_default();
         if !reserved {
             slot.pending += 1;
             self.inner.pending_total.fetch_add(1, Ordering::Relaxed);
@@ -755,6 +754,8 @@ impl Engine {
         // A sender whose worker is gone without saying so (its task was dropped) is replaced;
         // the conversation still counts once.
         let replaced = slot.queue.is_some();
+        // Only a new worker needs a key of its own; a job joining a running one does not.
+        let key = job.inbound.key.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(job);
         slot.queue = Some(tx);
