@@ -309,14 +309,15 @@ async fn store(iterations: usize, writers: &[usize]) -> anyhow::Result<()> {
     // PostgreSQL's counterpart of SQLite's default: a commit does not wait for its WAL flush,
     // so a crash of the database server (not of robit) can lose the last commits, as a power
     // loss can SQLite's. robit never sets it; an operator can, on the role or in the URL
-    // (docs/operations.md), so the like-for-like figure is printed too.
+    // (docs/operations.md), so the like-for-like figure is printed too. sqlx joins repeated
+    // `options` parameters, so a URL that has its own keeps them.
     let pg_async = match &pg {
-        Some(_) if !pg_url.contains("options=") => {
+        Some(_) => {
             let sep = if pg_url.contains('?') { '&' } else { '?' };
             let url = format!("{pg_url}{sep}options=-c%20synchronous_commit%3Doff");
             Some(robit_store::connect(&url, robit_store::PoolOptions::default()).await?)
         }
-        _ => None,
+        None => None,
     };
     // Each writer count measures every backend before the next count, so the figures a ratio
     // compares come from the same minutes.
